@@ -1,0 +1,43 @@
+// The exceptions tapegrad throws, and the helpers that format their messages.
+// Every message reads "<op>: <what was wrong> <shapes or values>".
+#ifndef TAPEGRAD_CORE_ERRORS_HPP
+#define TAPEGRAD_CORE_ERRORS_HPP
+
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tapegrad {
+
+using Shape = std::vector<std::size_t>;
+
+// Shapes that do not fit the op (wrong rank, incompatible dimensions).
+class ShapeError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+// Values that do not fit the op (a stride of 0, a label out of range, an axis out of range).
+class ValueError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+// Autodiff used the wrong way (backward with no tape, tensors of two tapes, a released tape).
+class UsageError : public std::logic_error {
+ public:
+  using std::logic_error::logic_error;
+};
+
+// "(2, 3)"; a 1-D shape prints as "(3)", a scalar as "()".
+std::string shape_str(const Shape& shape);
+
+// "op: message"
+[[noreturn]] void throw_shape_error(const std::string& op, const std::string& message);
+[[noreturn]] void throw_value_error(const std::string& op, const std::string& message);
+[[noreturn]] void throw_usage_error(const std::string& op, const std::string& message);
+
+}  // namespace tapegrad
+
+#endif

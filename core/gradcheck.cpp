@@ -1,0 +1,294 @@
+#include "gradcheck.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <iomanip>
+#include <ostream>
+#include <random>
+#include <sstream>
+
+namespace tapegrad {
+
+namespace {
+
+using Array = xt::xarray<double>;
+// A Jacobian block: rows are output elements, columns the elements of one input.
+using Matrix = std::vector<std::vector<double>>;
+
+Shape shape_of(const Array& a) { return Shape(a.shape().begin(), a.shape().end()); }
+
+std::string multi_index(std::size_t flat, const Shape& shape) {
+  Shape index(shape.size());
+  for (std::size_t k = shape.size(); k-- > 0;) {
+    index[k] = flat % shape[k];
+    flat /= shape[k];
+  }
+  return shape_str(index);
+}
+
+// The function under test, its inputs (fresh leaves) and which of them are checked.
+struct Problem {
+  const GradcheckFunction& f;
+  std::vector<Tensor<double>> inputs;
+  std::vector<std::size_t> vars;
+  std::vector<std::string> names;
+  Shape out_shape;
+
+  Array value(const std::vector<Tensor<double>>& xs) const {
+    NoGrad no_grad;
+    Tensor<double> y = f(xs);
+    if (!y.defined()) throw_usage_error("gradcheck", "the function returned an undefined tensor");
+    return y.value();
+  }
+
+  // v^T J for each seed v, from the autodiff: one recorded forward, one reverse walk per seed.
+  // result[s][k] is the gradient for vars[k].
+  std::vector<std::vector<Array>> autodiff(const std::vector<Array>& seeds) const {
+    Tape tape;
+    std::vector<Tensor<double>> leaves, wrt;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      leaves.push_back(inputs[i].detach().set_requires_grad(inputs[i].requires_grad()));
+    }
+    for (std::size_t k : vars) wrt.push_back(leaves[k]);
+    Tensor<double> y = f(leaves);
+    if (!y.defined()) throw_usage_error("gradcheck", "the function returned an undefined tensor");
+    std::vector<std::vector<Array>> result;
+    for (const Array& seed : seeds) {
+      std::vector<Array> row;
+      if (y.is_leaf()) {
+        // Not recorded: y is a constant (zero gradient) or one of the leaves itself (the seed).
+        for (const auto& x : wrt)
+          row.push_back(x.impl() == y.impl() ? seed : Array(xt::zeros<double>(x.value().shape())));
+      } else {
+        for (const auto& g : grad(y, wrt, seed)) row.push_back(g.value());
+      }
+      result.push_back(std::move(row));
+    }
+    return result;
+  }
+
+  std::vector<std::vector<Array>> hand_vjps(const HandGradient& hand, const std::vector<Array>& seeds) const {
+    std::vector<std::vector<Array>> result;
+    for (const Array& seed : seeds) {
+      std::vector<Array> all = hand(inputs, seed);
+      if (all.size() != inputs.size())
+        throw_value_error("gradcheck", "the hand-written gradient returned " + std::to_string(all.size()) +
+                                           " arrays for " + std::to_string(inputs.size()) + " inputs");
+      std::vector<Array> row;
+      for (std::size_t k : vars) {
+        if (shape_of(all[k]) != inputs[k].shape())
+          throw_shape_error("gradcheck", "the hand-written gradient for " + names[k] + " has shape " +
+                                             shape_str(shape_of(all[k])) + ", expected " +
+                                             shape_str(inputs[k].shape()));
+        row.push_back(std::move(all[k]));
+      }
+      result.push_back(std::move(row));
+    }
+    return result;
+  }
+
+  // (f(x + eps d) - f(x - eps d)) / (2 eps) with d added to input i.
+  Array directional(std::size_t i, const Array& d, double eps) const {
+    std::vector<Tensor<double>> xs = inputs;
+    xs[i] = Tensor<double>(Array(inputs[i].value() + eps * d));
+    const Array plus = value(xs);
+    xs[i] = Tensor<double>(Array(inputs[i].value() - eps * d));
+    const Array minus = value(xs);
+    return (plus - minus) / (2 * eps);
+  }
+};
+
+void compare(GradcheckComparison& c, const std::string& index, const std::string& output_index,
+             double analytic, double numeric, const GradcheckOptions& o) {
+  const double abs_error = std::abs(analytic - numeric);
+  const double scale = std::max(std::abs(analytic), std::abs(numeric));
+  const double rel_error = scale > 0 ? abs_error / scale : 0.0;
+  ++c.checked;
+  c.max_abs_error = std::max(c.max_abs_error, abs_error);
+  c.max_rel_error = std::max(c.max_rel_error, rel_error);
+  // A NaN on either side fails.
+  if (!(abs_error <= o.atol + o.rtol * std::abs(numeric))) {
+    ++c.failed;
+    c.worst.push_back({index, output_index, analytic, numeric, abs_error, rel_error});
+  }
+}
+
+void keep_worst(GradcheckComparison& c, std::size_t n) {
+  std::stable_sort(c.worst.begin(), c.worst.end(), [](const GradcheckElement& a, const GradcheckElement& b) {
+    return a.abs_error > b.abs_error || (std::isnan(a.abs_error) && !std::isnan(b.abs_error));
+  });
+  if (c.worst.size() > n) c.worst.resize(n);
+}
+
+GradcheckReport run(const GradcheckFunction& f, const std::vector<Tensor<double>>& inputs,
+                    const HandGradient* hand, const GradcheckOptions& o) {
+  if (!f) throw_usage_error("gradcheck", "the function is empty");
+  if (!(o.eps > 0)) throw_value_error("gradcheck", "eps must be > 0, got " + std::to_string(o.eps));
+  Problem p{f, {}, {}, {}, {}};
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].defined()) throw_usage_error("gradcheck", "input " + std::to_string(i) + " is undefined");
+    p.inputs.push_back(inputs[i].detach().set_requires_grad(inputs[i].requires_grad()));
+    if (inputs[i].requires_grad()) p.vars.push_back(i);
+    p.names.push_back(i < o.names.size() ? "'" + o.names[i] + "'" : "input " + std::to_string(i));
+  }
+  if (p.vars.empty())
+    throw_value_error("gradcheck", "no input requires grad: mark the inputs to check with requires_grad");
+  const Array y0 = p.value(p.inputs);
+  p.out_shape = shape_of(y0);
+  const std::size_t m = y0.size();
+  std::size_t n = 0;
+  for (std::size_t k : p.vars) n += p.inputs[k].size();
+  const bool full = o.mode == GradcheckOptions::Mode::full ||
+                    (o.mode == GradcheckOptions::Mode::automatic && m * n <= o.full_limit);
+
+  GradcheckReport report;
+  std::ostringstream summary;
+  summary << (full ? "full Jacobian" : "random projections") << ", " << m << " output x " << n
+          << " input elements, eps=" << o.eps << " atol=" << o.atol << " rtol=" << o.rtol;
+  report.summary = summary.str();
+
+  auto comparison = [&](const char* what, std::size_t k) {
+    GradcheckComparison c;
+    c.what = what;
+    c.input = p.names[p.vars[k]];
+    c.input_shape = p.inputs[p.vars[k]].shape();
+    return c;
+  };
+  // The three sources on the same elements: autodiff (a), hand-written (h), numeric (num).
+  auto add_comparisons = [&](std::size_t k, const std::function<void(GradcheckComparison&, GradcheckComparison&,
+                                                                     GradcheckComparison&)>& fill) {
+    GradcheckComparison auto_num = comparison("autodiff vs finite differences", k);
+    GradcheckComparison hand_num = comparison("hand-written vs finite differences", k);
+    GradcheckComparison hand_auto = comparison("hand-written vs autodiff", k);
+    fill(auto_num, hand_num, hand_auto);
+    for (GradcheckComparison* c : {&auto_num, &hand_num, &hand_auto}) {
+      if (c->checked == 0 && c != &auto_num) continue;
+      keep_worst(*c, o.worst);
+      report.comparisons.push_back(std::move(*c));
+    }
+  };
+
+  if (full) {
+    std::vector<Array> seeds;
+    for (std::size_t j = 0; j < m; ++j) {
+      Array e = xt::zeros<double>(y0.shape());
+      e.data()[j] = 1.0;
+      seeds.push_back(std::move(e));
+    }
+    const auto auto_rows = p.autodiff(seeds);
+    const auto hand_rows = hand ? p.hand_vjps(*hand, seeds) : std::vector<std::vector<Array>>();
+    for (std::size_t k = 0; k < p.vars.size(); ++k) {
+      const std::size_t i = p.vars[k];
+      const std::size_t nk = p.inputs[i].size();
+      Matrix numeric(m, std::vector<double>(nk));
+      for (std::size_t e = 0; e < nk; ++e) {
+        Array d = xt::zeros<double>(p.inputs[i].value().shape());
+        d.data()[e] = 1.0;
+        const Array column = p.directional(i, d, o.eps);
+        for (std::size_t j = 0; j < m; ++j) numeric[j][e] = column.data()[j];
+      }
+      add_comparisons(k, [&](GradcheckComparison& an, GradcheckComparison& hn, GradcheckComparison& ha) {
+        for (std::size_t j = 0; j < m; ++j) {
+          const std::string out = m == 1 && p.out_shape.empty() ? "" : multi_index(j, p.out_shape);
+          for (std::size_t e = 0; e < nk; ++e) {
+            const std::string idx = multi_index(e, p.inputs[i].shape());
+            const double a = auto_rows[j][k].data()[e];
+            compare(an, idx, out, a, numeric[j][e], o);
+            if (hand) {
+              const double h = hand_rows[j][k].data()[e];
+              compare(hn, idx, out, h, numeric[j][e], o);
+              compare(ha, idx, out, h, a, o);
+            }
+          }
+        }
+      });
+    }
+  } else {
+    std::mt19937_64 rng(o.seed);
+    std::normal_distribution<double> normal;
+    auto unit_random = [&](const Shape& shape) {
+      Array r = xt::zeros<double>(shape);
+      double norm = 0;
+      for (auto& v : r) {
+        v = normal(rng);
+        norm += v * v;
+      }
+      if (norm > 0) r /= std::sqrt(norm);
+      return r;
+    };
+    for (std::size_t k = 0; k < p.vars.size(); ++k) {
+      const std::size_t i = p.vars[k];
+      std::vector<Array> us, vs;
+      for (std::size_t q = 0; q < o.projections; ++q) {
+        us.push_back(unit_random(p.inputs[i].shape()));
+        vs.push_back(unit_random(p.out_shape));
+      }
+      const auto auto_rows = p.autodiff(vs);
+      const auto hand_rows = hand ? p.hand_vjps(*hand, vs) : std::vector<std::vector<Array>>();
+      add_comparisons(k, [&](GradcheckComparison& an, GradcheckComparison& hn, GradcheckComparison& ha) {
+        for (std::size_t q = 0; q < o.projections; ++q) {
+          const double num = xt::sum(vs[q] * p.directional(i, us[q], o.eps))();
+          const double a = xt::sum(auto_rows[q][k] * us[q])();
+          const std::string idx = "projection " + std::to_string(q);
+          compare(an, idx, "", a, num, o);
+          if (hand) {
+            const double h = xt::sum(hand_rows[q][k] * us[q])();
+            compare(hn, idx, "", h, num, o);
+            compare(ha, idx, "", h, a, o);
+          }
+        }
+      });
+    }
+  }
+  return report;
+}
+
+}  // namespace
+
+bool GradcheckReport::ok() const {
+  return std::all_of(comparisons.begin(), comparisons.end(), [](const auto& c) { return c.ok(); });
+}
+
+std::string GradcheckReport::str() const {
+  std::ostringstream os;
+  os << "gradcheck " << (ok() ? "passed" : "FAILED") << ": " << summary << '\n';
+  for (const auto& c : comparisons) {
+    os << "  " << c.input << " shape " << shape_str(c.input_shape) << ", " << c.what << ": ";
+    if (c.ok())
+      os << "ok";
+    else
+      os << c.failed << " of " << c.checked << " out of tolerance";
+    os << " (max abs err " << std::setprecision(3) << c.max_abs_error << ", max rel err " << c.max_rel_error
+       << ")\n";
+    if (c.worst.empty()) continue;
+    const bool with_output = std::any_of(c.worst.begin(), c.worst.end(),
+                                         [](const auto& e) { return !e.output_index.empty(); });
+    os << "    " << std::left << std::setw(16) << "index";
+    if (with_output) os << std::setw(14) << "output";
+    os << std::right << std::setw(16) << (c.what.rfind("hand", 0) == 0 ? "hand-written" : "analytic")
+       << std::setw(16) << (c.what.find("vs autodiff") != std::string::npos ? "autodiff" : "numeric")
+       << std::setw(12) << "abs err" << std::setw(12) << "rel err" << '\n';
+    for (const auto& e : c.worst) {
+      os << "    " << std::left << std::setw(16) << e.index;
+      if (with_output) os << std::setw(14) << e.output_index;
+      os << std::right << std::setprecision(8) << std::setw(16) << e.analytic << std::setw(16) << e.numeric
+         << std::setprecision(3) << std::setw(12) << e.abs_error << std::setw(12) << e.rel_error << '\n';
+    }
+  }
+  return os.str();
+}
+
+std::ostream& operator<<(std::ostream& os, const GradcheckReport& report) { return os << report.str(); }
+
+GradcheckReport gradcheck(const GradcheckFunction& f, const std::vector<Tensor<double>>& inputs,
+                          const GradcheckOptions& options) {
+  return run(f, inputs, nullptr, options);
+}
+
+GradcheckReport gradcheck(const GradcheckFunction& f, const std::vector<Tensor<double>>& inputs,
+                          const HandGradient& hand, const GradcheckOptions& options) {
+  if (!hand) throw_usage_error("gradcheck", "the hand-written gradient function is empty");
+  return run(f, inputs, &hand, options);
+}
+
+}  // namespace tapegrad

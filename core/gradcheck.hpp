@@ -1,0 +1,74 @@
+// Gradient checking: the autodiff (and optionally a hand-written gradient) against central
+// finite differences, in double, on the same inputs.
+#ifndef TAPEGRAD_CORE_GRADCHECK_HPP
+#define TAPEGRAD_CORE_GRADCHECK_HPP
+
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "tape.hpp"
+
+namespace tapegrad {
+
+struct GradcheckOptions {
+  enum class Mode { automatic, full, projections };
+  double eps = 1e-6;    // finite-difference step
+  double atol = 1e-5;   // an element passes when |analytic - numeric| <= atol + rtol * |numeric|
+  double rtol = 1e-3;
+  // full: every Jacobian element; projections: v^T J u for random unit u (per input) and v;
+  // automatic: full while (output elements) x (input elements) <= full_limit.
+  Mode mode = Mode::automatic;
+  std::size_t full_limit = 20000;
+  std::size_t projections = 4;   // per input, in projections mode
+  std::uint64_t seed = 0;        // of the random projections
+  std::size_t worst = 5;         // failing elements listed per comparison
+  std::vector<std::string> names;   // the inputs' names in reports (default "input 0", ...)
+};
+
+// One element that was compared.
+struct GradcheckElement {
+  std::string index;          // the input element's multi-index "(1, 2)", or "projection 3"
+  std::string output_index;   // the output element's multi-index (full mode)
+  double analytic = 0, numeric = 0, abs_error = 0, rel_error = 0;
+};
+
+// One input, one pair of gradient sources.
+struct GradcheckComparison {
+  std::string what;        // "autodiff vs finite differences", "hand-written vs autodiff", ...
+  std::string input;       // the input's name
+  Shape input_shape;
+  std::size_t checked = 0, failed = 0;
+  double max_abs_error = 0, max_rel_error = 0;
+  std::vector<GradcheckElement> worst;   // failing elements, worst first
+  bool ok() const { return failed == 0; }
+};
+
+struct GradcheckReport {
+  std::string summary;     // mode, sizes and tolerances
+  std::vector<GradcheckComparison> comparisons;
+  bool ok() const;
+  // Readable text: a verdict line, then one line per comparison and a table of the worst elements.
+  std::string str() const;
+};
+std::ostream& operator<<(std::ostream& os, const GradcheckReport& report);
+
+using GradcheckFunction = std::function<Tensor<double>(const std::vector<Tensor<double>>&)>;
+// A hand-written vector-Jacobian product: given the inputs and a seed v of the output's shape,
+// returns v^T (d output / d input) for every input (an empty array for inputs not checked).
+// For a scalar output v holds one number: return the gradient times it.
+using HandGradient = std::function<std::vector<xt::xarray<double>>(const std::vector<Tensor<double>>& inputs,
+                                                                   const xt::xarray<double>& seed)>;
+
+// Checks d f / d input for every input with requires_grad (the others are held constant).
+GradcheckReport gradcheck(const GradcheckFunction& f, const std::vector<Tensor<double>>& inputs,
+                          const GradcheckOptions& options = {});
+// Three-way: hand-written vs finite differences, autodiff vs finite differences, hand vs autodiff.
+GradcheckReport gradcheck(const GradcheckFunction& f, const std::vector<Tensor<double>>& inputs,
+                          const HandGradient& hand, const GradcheckOptions& options = {});
+
+}  // namespace tapegrad
+
+#endif

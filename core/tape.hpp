@@ -1,0 +1,97 @@
+// The tape: a Wengert list of recorded ops, walked once in reverse by backward.
+#ifndef TAPEGRAD_CORE_TAPE_HPP
+#define TAPEGRAD_CORE_TAPE_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tensor.hpp"
+
+namespace tapegrad {
+
+namespace detail {
+struct TapeImpl;
+}
+
+// While alive, records every op run on this thread (RAII). Tapes nest: the newest is active.
+// Its memory (saved values, closures) is released when it goes out of scope.
+class Tape {
+ public:
+  Tape();
+  ~Tape();
+  Tape(const Tape&) = delete;
+  Tape& operator=(const Tape&) = delete;
+
+  // Number of recorded entries.
+  std::size_t size() const;
+  // One line per entry: "#3 mul (2, 3) (2, 3) -> node 5".
+  std::string str() const;
+
+ private:
+  std::unique_ptr<detail::TapeImpl> impl_;
+};
+
+// Sets whether ops record on this thread while alive; restores the previous mode after.
+class GradMode {
+ public:
+  explicit GradMode(bool enabled);
+  ~GradMode();
+  GradMode(const GradMode&) = delete;
+  GradMode& operator=(const GradMode&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// Suspends recording on this thread while alive.
+class NoGrad : public GradMode {
+ public:
+  NoGrad() : GradMode(false) {}
+};
+
+// True when an op run now on this thread would be recorded.
+bool is_recording();
+
+constexpr std::size_t no_node = std::numeric_limits<std::size_t>::max();
+
+// What a vector-Jacobian product receives.
+template <class T>
+struct VjpArgs {
+  const Tensor<T>& grad;     // dL/d(output), of the output's shape
+  const Tensor<T>& output;   // the op's output if recorded with keep_output, else undefined
+  const std::vector<std::size_t>& input_nodes;
+  // False for inputs that need no gradient (constants): the VJP may leave them undefined.
+  bool needs_grad(std::size_t input) const { return input_nodes[input] != no_node; }
+};
+
+// Returns one gradient per input, each of that input's shape, or an undefined Tensor for an
+// input that gets none. Written with tapegrad's own ops, it can itself be recorded (higher order).
+template <class T>
+using VjpFunction = std::function<std::vector<Tensor<T>>(const VjpArgs<T>&)>;
+
+// The one path by which every op, built-in or a user's, enters the tape: wraps `value` (the
+// forward result computed from the inputs' values) into a tensor and, if recording and any input
+// requires grad, appends an entry that will call `vjp` during backward. With keep_output the
+// entry keeps the output alive so the VJP can read it (exp, tanh...) without capturing it.
+template <class T>
+Tensor<T> record(const std::string& op, const std::vector<Tensor<T>>& inputs, xt::xarray<T> value,
+                 VjpFunction<T> vjp, bool keep_output = false);
+
+// Gradients of y with respect to xs, returned rather than accumulated into grad(). A tensor of xs
+// that y does not depend on gets zeros. With create_graph the backward pass is itself recorded,
+// so the results can be differentiated again. The seed (default: 1 for a scalar y) has y's shape.
+template <class T>
+std::vector<Tensor<T>> grad(const Tensor<T>& y, const std::vector<Tensor<T>>& xs,
+                            bool create_graph = false);
+template <class T>
+std::vector<Tensor<T>> grad(const Tensor<T>& y, const std::vector<Tensor<T>>& xs,
+                            const xt::xarray<T>& seed, bool create_graph = false);
+
+}  // namespace tapegrad
+
+#endif

@@ -1,0 +1,122 @@
+#include "tensor.hpp"
+
+#include <ostream>
+
+#include <xtensor/xio.hpp>
+
+namespace tapegrad {
+
+namespace {
+Shape to_shape(const xt::svector<std::size_t, 4>& s) { return Shape(s.begin(), s.end()); }
+}  // namespace
+
+template <class T>
+Tensor<T>::Tensor(xt::xarray<T> value, bool requires_grad)
+    : impl_(std::make_shared<detail::TensorImpl<T>>()) {
+  impl_->value = std::move(value);
+  impl_->requires_grad = requires_grad;
+}
+
+template <class T>
+detail::TensorImpl<T>& Tensor<T>::checked(const char* what) const {
+  if (!impl_) throw_usage_error(what, "the tensor is undefined (a default-constructed handle)");
+  return *impl_;
+}
+
+template <class T>
+const xt::xarray<T>& Tensor<T>::value() const { return checked("value").value; }
+
+template <class T>
+Shape Tensor<T>::shape() const { return to_shape(checked("shape").value.shape()); }
+
+template <class T>
+std::size_t Tensor<T>::dim() const { return checked("dim").value.dimension(); }
+
+template <class T>
+std::size_t Tensor<T>::size() const { return checked("size").value.size(); }
+
+template <class T>
+T Tensor<T>::item() const {
+  const auto& v = checked("item").value;
+  if (v.size() != 1)
+    throw_shape_error("item", "needs a one-element tensor, got shape " + shape_str(shape()));
+  return v.data()[0];
+}
+
+template <class T>
+bool Tensor<T>::requires_grad() const { return checked("requires_grad").requires_grad; }
+
+template <class T>
+Tensor<T>& Tensor<T>::set_requires_grad(bool requires_grad) {
+  auto& im = checked("set_requires_grad");
+  if (im.tape_id != 0)
+    throw_usage_error("set_requires_grad",
+                      "only a leaf's flag can change; this tensor was produced by a recorded op "
+                      "(use detach() for a leaf copy)");
+  im.requires_grad = requires_grad;
+  return *this;
+}
+
+template <class T>
+bool Tensor<T>::is_leaf() const { return checked("is_leaf").tape_id == 0; }
+
+template <class T>
+bool Tensor<T>::has_grad() const { return checked("has_grad").has_grad; }
+
+template <class T>
+const xt::xarray<T>& Tensor<T>::grad() const {
+  const auto& im = checked("grad");
+  if (!im.has_grad)
+    throw_usage_error("grad", "tensor of shape " + shape_str(shape()) +
+                                  " has no gradient: backward() has not reached it "
+                                  "(does it require grad, and does the output depend on it?)");
+  return im.grad;
+}
+
+template <class T>
+void Tensor<T>::zero_grad() {
+  auto& im = checked("zero_grad");
+  im.grad = xt::zeros<T>(im.value.shape());
+  im.has_grad = true;
+}
+
+template <class T>
+Tensor<T> Tensor<T>::detach() const {
+  return Tensor<T>(checked("detach").value, false);
+}
+
+template <class T>
+void Tensor<T>::assign(const xt::xarray<T>& value) {
+  auto& im = checked("assign");
+  if (!std::equal(value.shape().begin(), value.shape().end(), im.value.shape().begin(),
+                  im.value.shape().end()))
+    throw_shape_error("assign", "new value of shape " + shape_str(to_shape(value.shape())) +
+                                    " does not match the tensor's shape " + shape_str(shape()));
+  im.value = value;
+  ++im.version;
+}
+
+template <class T>
+xt::xarray<T>& Tensor<T>::mutable_value() {
+  auto& im = checked("mutable_value");
+  ++im.version;
+  return im.value;
+}
+
+template <class T>
+std::uint64_t Tensor<T>::version() const { return checked("version").version; }
+
+template <class T>
+std::ostream& operator<<(std::ostream& os, const Tensor<T>& t) {
+  if (!t.defined()) return os << "tensor(undefined)";
+  os << "tensor(shape " << shape_str(t.shape());
+  if (t.requires_grad()) os << ", requires_grad";
+  return os << ")\n" << t.value();
+}
+
+template class Tensor<float>;
+template class Tensor<double>;
+template std::ostream& operator<<(std::ostream&, const Tensor<float>&);
+template std::ostream& operator<<(std::ostream&, const Tensor<double>&);
+
+}  // namespace tapegrad

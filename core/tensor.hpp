@@ -1,0 +1,106 @@
+// Tensor<T>: a cheap-to-copy handle to an evaluated array, its gradient, and where it was recorded.
+#ifndef TAPEGRAD_CORE_TENSOR_HPP
+#define TAPEGRAD_CORE_TENSOR_HPP
+
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+
+#include <xtensor/xarray.hpp>
+
+#include "errors.hpp"
+
+namespace tapegrad {
+
+namespace detail {
+
+template <class T>
+struct identity {
+  using type = T;
+};
+
+// What a handle points to. Shared by every copy of the handle.
+template <class T>
+struct TensorImpl {
+  xt::xarray<T> value;
+  xt::xarray<T> grad;          // meaningful only when has_grad
+  bool has_grad = false;
+  bool requires_grad = false;
+  std::uint64_t tape_id = 0;   // the tape whose op produced this tensor; 0 for a leaf or a constant
+  std::size_t node = 0;        // its node on that tape
+  std::uint64_t version = 0;   // bumped by every in-place change of value
+};
+
+}  // namespace detail
+
+// A scalar argument of the tensor's own type, not deduced (x * 2 works for Tensor<float>).
+template <class T>
+using scalar_t = typename detail::identity<T>::type;
+
+template <class T>
+class Tensor {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                "tapegrad::Tensor<T> is instantiated for float and double");
+
+ public:
+  using value_type = T;
+
+  // An undefined handle (what a VJP returns for an input that gets no gradient).
+  Tensor() = default;
+  // A leaf tensor holding `value`. With requires_grad, backward() accumulates into its grad().
+  explicit Tensor(xt::xarray<T> value, bool requires_grad = false);
+  // A handle to an existing node (used by the tape).
+  explicit Tensor(std::shared_ptr<detail::TensorImpl<T>> impl) : impl_(std::move(impl)) {}
+
+  bool defined() const { return impl_ != nullptr; }
+  const xt::xarray<T>& value() const;
+  Shape shape() const;
+  std::size_t dim() const;
+  std::size_t size() const;
+  // The single element of a one-element tensor.
+  T item() const;
+
+  bool requires_grad() const;
+  // Only on leaves: a tensor produced by a recorded op requires grad by construction.
+  Tensor& set_requires_grad(bool requires_grad);
+  // True unless the tensor was produced by an op recorded on a tape.
+  bool is_leaf() const;
+
+  bool has_grad() const;
+  // The accumulated gradient; an error if backward() never reached this tensor.
+  const xt::xarray<T>& grad() const;
+  // Sets the gradient to zeros of the tensor's shape.
+  void zero_grad();
+
+  // Reverse pass from this tensor: accumulates d(this)/d(leaf) into every reached leaf's grad().
+  // A non-scalar needs a seed of its own shape. With retain_graph=false the walked entries
+  // release their saved values, and a later backward through them is an error.
+  void backward(bool retain_graph = true) const;
+  void backward(const xt::xarray<T>& seed, bool retain_graph = true) const;
+
+  // A leaf copy of the value that no tape knows about.
+  Tensor detach() const;
+
+  // In-place changes (optimizers). Shapes must match. Each bumps the version counter.
+  void assign(const xt::xarray<T>& value);
+  xt::xarray<T>& mutable_value();
+  std::uint64_t version() const;
+
+  // For the tape and custom ops: the shared state behind the handle.
+  const std::shared_ptr<detail::TensorImpl<T>>& impl() const { return impl_; }
+
+ private:
+  detail::TensorImpl<T>& checked(const char* what) const;
+  std::shared_ptr<detail::TensorImpl<T>> impl_;
+};
+
+// Prints "tensor(shape (2, 3), requires_grad)" followed by the values.
+template <class T>
+std::ostream& operator<<(std::ostream& os, const Tensor<T>& t);
+
+extern template class Tensor<float>;
+extern template class Tensor<double>;
+
+}  // namespace tapegrad
+
+#endif

@@ -1,0 +1,234 @@
+#include "elementwise.hpp"
+
+#include <cmath>
+
+#include "kernels.hpp"
+#include "reduce.hpp"
+
+namespace tapegrad {
+
+namespace {
+
+using detail::shape_of;
+
+// An array of x's shape with f applied to every element.
+template <class T, class F>
+xt::xarray<T> map(const xt::xarray<T>& x, F f) {
+  xt::xarray<T> out = detail::empty_array<T>(shape_of(x));
+  const T* src = x.data();
+  T* dst = out.data();
+  for (std::size_t i = 0, n = x.size(); i < n; ++i) dst[i] = f(src[i]);
+  return out;
+}
+
+// f(a, b) over the broadcast shape of a and b, checked first.
+template <class T, class F>
+xt::xarray<T> zip(const std::string& op, const xt::xarray<T>& a, const xt::xarray<T>& b, F f) {
+  const Shape sa = shape_of(a), sb = shape_of(b);
+  if (sa == sb) {
+    xt::xarray<T> out = detail::empty_array<T>(sa);
+    for (std::size_t i = 0, n = a.size(); i < n; ++i) out.data()[i] = f(a.data()[i], b.data()[i]);
+    return out;
+  }
+  const Shape shape = detail::broadcast_shapes(op, sa, sb);
+  xt::xarray<T> out = detail::empty_array<T>(shape);
+  const detail::Strides stride_a = detail::broadcast_strides(sa, shape);
+  const detail::Strides stride_b = detail::broadcast_strides(sb, shape);
+  const T* pa = a.data();
+  const T* pb = b.data();
+  T* po = out.data();
+  std::ptrdiff_t o = 0;
+  // Walk a's offsets as "src" and b's as "dst"; the output is written in row-major order.
+  detail::strided_loop(shape, stride_a, 0, stride_b, 0, [&](std::ptrdiff_t ia, std::ptrdiff_t ib) {
+    po[o++] = f(pa[ia], pb[ib]);
+  });
+  return out;
+}
+
+template <class T>
+using Grads = std::vector<Tensor<T>>;
+
+}  // namespace
+
+// y = a + b;  da = sum_to(grad, a.shape),  db = sum_to(grad, b.shape)
+template <class T>
+Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
+  return record<T>("add", {a, b}, zip("add", a.value(), b.value(), std::plus<T>()),
+                   [sa = a.shape(), sb = b.shape()](const VjpArgs<T>& g) {
+                     return Grads<T>{g.needs_grad(0) ? sum_to(g.grad, sa) : Tensor<T>(),
+                                     g.needs_grad(1) ? sum_to(g.grad, sb) : Tensor<T>()};
+                   });
+}
+
+// y = a - b;  da = sum_to(grad, a.shape),  db = -sum_to(grad, b.shape)
+template <class T>
+Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
+  return record<T>("sub", {a, b}, zip("sub", a.value(), b.value(), std::minus<T>()),
+                   [sa = a.shape(), sb = b.shape()](const VjpArgs<T>& g) {
+                     return Grads<T>{g.needs_grad(0) ? sum_to(g.grad, sa) : Tensor<T>(),
+                                     g.needs_grad(1) ? neg(sum_to(g.grad, sb)) : Tensor<T>()};
+                   });
+}
+
+// y = a * b;  da = sum_to(grad * b, a.shape),  db = sum_to(grad * a, b.shape)
+template <class T>
+Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
+  return record<T>("mul", {a, b}, zip("mul", a.value(), b.value(), std::multiplies<T>()),
+                   [a, b](const VjpArgs<T>& g) {
+                     return Grads<T>{g.needs_grad(0) ? sum_to(g.grad * b, a.shape()) : Tensor<T>(),
+                                     g.needs_grad(1) ? sum_to(g.grad * a, b.shape()) : Tensor<T>()};
+                   });
+}
+
+// y = a / b;  da = sum_to(grad / b, a.shape),  db = -sum_to(grad * a / (b * b), b.shape)
+template <class T>
+Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
+  return record<T>("div", {a, b}, zip("div", a.value(), b.value(), std::divides<T>()),
+                   [a, b](const VjpArgs<T>& g) {
+                     return Grads<T>{
+                         g.needs_grad(0) ? sum_to(g.grad / b, a.shape()) : Tensor<T>(),
+                         g.needs_grad(1) ? neg(sum_to(g.grad * a / (b * b), b.shape()))
+                                         : Tensor<T>()};
+                   });
+}
+
+// y = x + s;  dx = grad
+template <class T>
+Tensor<T> add(const Tensor<T>& x, scalar_t<T> s) {
+  return record<T>("add_scalar", {x}, map(x.value(), [s](T v) { return v + s; }),
+                   [](const VjpArgs<T>& g) { return Grads<T>{g.grad}; });
+}
+
+// y = x * s;  dx = grad * s
+template <class T>
+Tensor<T> mul(const Tensor<T>& x, scalar_t<T> s) {
+  return record<T>("mul_scalar", {x}, map(x.value(), [s](T v) { return v * s; }),
+                   [s](const VjpArgs<T>& g) { return Grads<T>{g.grad * s}; });
+}
+
+// y = s / x;  dx = -grad * s / (x * x)
+template <class T>
+Tensor<T> rdiv(scalar_t<T> s, const Tensor<T>& x) {
+  return record<T>("rdiv_scalar", {x}, map(x.value(), [s](T v) { return s / v; }),
+                   [s, x](const VjpArgs<T>& g) { return Grads<T>{g.grad * (-s) / (x * x)}; });
+}
+
+// y = -x;  dx = -grad
+template <class T>
+Tensor<T> neg(const Tensor<T>& x) {
+  return record<T>("neg", {x}, map(x.value(), [](T v) { return -v; }),
+                   [](const VjpArgs<T>& g) { return Grads<T>{neg(g.grad)}; });
+}
+
+// y = exp(x);  dx = grad * y
+template <class T>
+Tensor<T> exp(const Tensor<T>& x) {
+  return record<T>(
+      "exp", {x}, map(x.value(), [](T v) { return std::exp(v); }),
+      [](const VjpArgs<T>& g) { return Grads<T>{g.grad * g.output}; }, true);
+}
+
+// y = log(x);  dx = grad / x
+template <class T>
+Tensor<T> log(const Tensor<T>& x) {
+  return record<T>("log", {x}, map(x.value(), [](T v) { return std::log(v); }),
+                   [x](const VjpArgs<T>& g) { return Grads<T>{g.grad / x}; });
+}
+
+// y = sqrt(x);  dx = grad / (2 y)
+template <class T>
+Tensor<T> sqrt(const Tensor<T>& x) {
+  return record<T>(
+      "sqrt", {x}, map(x.value(), [](T v) { return std::sqrt(v); }),
+      [](const VjpArgs<T>& g) { return Grads<T>{g.grad / (g.output * T(2))}; }, true);
+}
+
+// y = x^p;  dx = grad * p * x^(p-1)   (p = 0: dx = 0)
+template <class T>
+Tensor<T> pow(const Tensor<T>& x, scalar_t<T> p) {
+  return record<T>("pow", {x}, map(x.value(), [p](T v) { return std::pow(v, p); }),
+                   [x, p](const VjpArgs<T>& g) {
+                     if (p == T(0)) return Grads<T>{g.grad * T(0)};
+                     if (p == T(1)) return Grads<T>{g.grad};
+                     return Grads<T>{g.grad * (pow(x, p - T(1)) * p)};
+                   });
+}
+
+// y = |x|;  dx = grad * sign(x)   (sign(0) = 0)
+template <class T>
+Tensor<T> abs(const Tensor<T>& x) {
+  return record<T>("abs", {x}, map(x.value(), [](T v) { return std::abs(v); }),
+                   [x](const VjpArgs<T>& g) {
+                     Tensor<T> sign(map(x.value(), [](T v) { return T((v > 0) - (v < 0)); }));
+                     return Grads<T>{g.grad * sign};
+                   });
+}
+
+// y = tanh(x);  dx = grad * (1 - y^2)
+template <class T>
+Tensor<T> tanh(const Tensor<T>& x) {
+  return record<T>(
+      "tanh", {x}, map(x.value(), [](T v) { return std::tanh(v); }),
+      [](const VjpArgs<T>& g) { return Grads<T>{g.grad * (T(1) - g.output * g.output)}; }, true);
+}
+
+// y = 1 / (1 + exp(-x));  dx = grad * y * (1 - y)
+template <class T>
+Tensor<T> sigmoid(const Tensor<T>& x) {
+  return record<T>(
+      "sigmoid", {x}, map(x.value(), [](T v) {
+        // Evaluated on the side where exp cannot overflow.
+        if (v >= 0) return T(1) / (T(1) + std::exp(-v));
+        const T e = std::exp(v);
+        return e / (T(1) + e);
+      }),
+      [](const VjpArgs<T>& g) { return Grads<T>{g.grad * g.output * (T(1) - g.output)}; }, true);
+}
+
+// y = max(x, 0);  dx = grad * (x > 0)
+template <class T>
+Tensor<T> relu(const Tensor<T>& x) {
+  return record<T>(
+      "relu", {x}, map(x.value(), [](T v) { return v > 0 ? v : T(0); }),
+      [](const VjpArgs<T>& g) {
+        Tensor<T> mask(map(g.output.value(), [](T v) { return T(v > 0); }));
+        return Grads<T>{g.grad * mask};
+      },
+      true);
+}
+
+// Explicit instantiations: the kernels compile here once, not in users' code.
+template Tensor<float> add(const Tensor<float>&, const Tensor<float>&);
+template Tensor<float> sub(const Tensor<float>&, const Tensor<float>&);
+template Tensor<float> mul(const Tensor<float>&, const Tensor<float>&);
+template Tensor<float> div(const Tensor<float>&, const Tensor<float>&);
+template Tensor<float> add(const Tensor<float>&, scalar_t<float>);
+template Tensor<float> mul(const Tensor<float>&, scalar_t<float>);
+template Tensor<float> rdiv(scalar_t<float>, const Tensor<float>&);
+template Tensor<float> neg(const Tensor<float>&);
+template Tensor<float> exp(const Tensor<float>&);
+template Tensor<float> log(const Tensor<float>&);
+template Tensor<float> sqrt(const Tensor<float>&);
+template Tensor<float> pow(const Tensor<float>&, scalar_t<float>);
+template Tensor<float> abs(const Tensor<float>&);
+template Tensor<float> tanh(const Tensor<float>&);
+template Tensor<float> sigmoid(const Tensor<float>&);
+template Tensor<float> relu(const Tensor<float>&);
+template Tensor<double> add(const Tensor<double>&, const Tensor<double>&);
+template Tensor<double> sub(const Tensor<double>&, const Tensor<double>&);
+template Tensor<double> mul(const Tensor<double>&, const Tensor<double>&);
+template Tensor<double> div(const Tensor<double>&, const Tensor<double>&);
+template Tensor<double> add(const Tensor<double>&, scalar_t<double>);
+template Tensor<double> mul(const Tensor<double>&, scalar_t<double>);
+template Tensor<double> rdiv(scalar_t<double>, const Tensor<double>&);
+template Tensor<double> neg(const Tensor<double>&);
+template Tensor<double> exp(const Tensor<double>&);
+template Tensor<double> log(const Tensor<double>&);
+template Tensor<double> sqrt(const Tensor<double>&);
+template Tensor<double> pow(const Tensor<double>&, scalar_t<double>);
+template Tensor<double> abs(const Tensor<double>&);
+template Tensor<double> tanh(const Tensor<double>&);
+template Tensor<double> sigmoid(const Tensor<double>&);
+template Tensor<double> relu(const Tensor<double>&);
+
+}  // namespace tapegrad

@@ -1,0 +1,44 @@
+// Elementwise ops with NumPy broadcasting. Gradients are reduced back to each input's shape.
+#ifndef TAPEGRAD_OPS_ELEMENTWISE_HPP
+#define TAPEGRAD_OPS_ELEMENTWISE_HPP
+
+#include "../core/tape.hpp"
+
+namespace tapegrad {
+
+template <class T> Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b);
+template <class T> Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b);
+template <class T> Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b);
+template <class T> Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b);
+template <class T> Tensor<T> add(const Tensor<T>& a, scalar_t<T> s);
+template <class T> Tensor<T> mul(const Tensor<T>& a, scalar_t<T> s);
+// s / x
+template <class T> Tensor<T> rdiv(scalar_t<T> s, const Tensor<T>& x);
+
+template <class T> Tensor<T> neg(const Tensor<T>& x);
+template <class T> Tensor<T> exp(const Tensor<T>& x);
+template <class T> Tensor<T> log(const Tensor<T>& x);
+template <class T> Tensor<T> sqrt(const Tensor<T>& x);
+template <class T> Tensor<T> pow(const Tensor<T>& x, scalar_t<T> p);
+template <class T> Tensor<T> abs(const Tensor<T>& x);
+template <class T> Tensor<T> tanh(const Tensor<T>& x);
+template <class T> Tensor<T> sigmoid(const Tensor<T>& x);
+template <class T> Tensor<T> relu(const Tensor<T>& x);
+
+template <class T> Tensor<T> operator+(const Tensor<T>& a, const Tensor<T>& b) { return add(a, b); }
+template <class T> Tensor<T> operator-(const Tensor<T>& a, const Tensor<T>& b) { return sub(a, b); }
+template <class T> Tensor<T> operator*(const Tensor<T>& a, const Tensor<T>& b) { return mul(a, b); }
+template <class T> Tensor<T> operator/(const Tensor<T>& a, const Tensor<T>& b) { return div(a, b); }
+template <class T> Tensor<T> operator-(const Tensor<T>& x) { return neg(x); }
+template <class T> Tensor<T> operator+(const Tensor<T>& a, scalar_t<T> s) { return add(a, s); }
+template <class T> Tensor<T> operator+(scalar_t<T> s, const Tensor<T>& a) { return add(a, s); }
+template <class T> Tensor<T> operator-(const Tensor<T>& a, scalar_t<T> s) { return add(a, -s); }
+template <class T> Tensor<T> operator-(scalar_t<T> s, const Tensor<T>& a) { return add(neg(a), s); }
+template <class T> Tensor<T> operator*(const Tensor<T>& a, scalar_t<T> s) { return mul(a, s); }
+template <class T> Tensor<T> operator*(scalar_t<T> s, const Tensor<T>& a) { return mul(a, s); }
+template <class T> Tensor<T> operator/(const Tensor<T>& a, scalar_t<T> s) { return mul(a, T(1) / s); }
+template <class T> Tensor<T> operator/(scalar_t<T> s, const Tensor<T>& a) { return rdiv(s, a); }
+
+}  // namespace tapegrad
+
+#endif

@@ -1,0 +1,65 @@
+#include "kernels.hpp"
+
+namespace tapegrad {
+namespace detail {
+
+std::size_t element_count(const Shape& shape) {
+  std::size_t n = 1;
+  for (std::size_t d : shape) n *= d;
+  return n;
+}
+
+Strides row_major_strides(const Shape& shape) {
+  Strides strides(shape.size());
+  std::ptrdiff_t s = 1;
+  for (std::size_t k = shape.size(); k-- > 0;) {
+    strides[k] = s;
+    s *= static_cast<std::ptrdiff_t>(shape[k]);
+  }
+  return strides;
+}
+
+Shape broadcast_shapes(const std::string& op, const Shape& a, const Shape& b) {
+  const std::size_t rank = std::max(a.size(), b.size());
+  Shape out(rank);
+  for (std::size_t k = 0; k < rank; ++k) {
+    // Aligned from the right, as NumPy does.
+    const std::size_t da = k < rank - a.size() ? 1 : a[k - (rank - a.size())];
+    const std::size_t db = k < rank - b.size() ? 1 : b[k - (rank - b.size())];
+    if (da != db && da != 1 && db != 1)
+      throw_shape_error(op, "shapes " + shape_str(a) + " and " + shape_str(b) +
+                                " do not broadcast (dimension " + std::to_string(k) + " of the " +
+                                "result: " + std::to_string(da) + " vs " + std::to_string(db) + ")");
+    out[k] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+bool broadcasts_to(const Shape& from, const Shape& to) {
+  if (from.size() > to.size()) return false;
+  const std::size_t lead = to.size() - from.size();
+  for (std::size_t k = 0; k < from.size(); ++k)
+    if (from[k] != 1 && from[k] != to[lead + k]) return false;
+  return true;
+}
+
+std::size_t normalize_axis(const std::string& op, std::ptrdiff_t axis, std::size_t rank) {
+  const auto r = static_cast<std::ptrdiff_t>(rank);
+  if (axis < -r || axis >= r)
+    throw_value_error(op, "axis " + std::to_string(axis) + " is out of range for a tensor of rank " +
+                              std::to_string(rank) + " (valid: " + std::to_string(-r) + " to " +
+                              std::to_string(r - 1) + ")");
+  return static_cast<std::size_t>(axis < 0 ? axis + r : axis);
+}
+
+Strides broadcast_strides(const Shape& from, const Shape& to) {
+  const Strides own = row_major_strides(from);
+  Strides strides(to.size(), 0);
+  const std::size_t lead = to.size() - from.size();
+  for (std::size_t k = 0; k < from.size(); ++k)
+    strides[lead + k] = from[k] == 1 ? 0 : own[k];
+  return strides;
+}
+
+}  // namespace detail
+}  // namespace tapegrad

@@ -1,0 +1,82 @@
+// Internal helpers shared by the ops' .cpp files: shape arithmetic and strided loops.
+// Not part of the public API (namespace detail); never included by tapegrad.hpp.
+#ifndef TAPEGRAD_OPS_KERNELS_HPP
+#define TAPEGRAD_OPS_KERNELS_HPP
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include <xtensor/xarray.hpp>
+
+#include "../core/errors.hpp"
+
+namespace tapegrad {
+namespace detail {
+
+using Strides = std::vector<std::ptrdiff_t>;
+
+template <class T>
+Shape shape_of(const xt::xarray<T>& a) {
+  return Shape(a.shape().begin(), a.shape().end());
+}
+
+std::size_t element_count(const Shape& shape);
+Strides row_major_strides(const Shape& shape);
+// NumPy broadcasting of two shapes; a ShapeError naming `op` if they do not broadcast.
+Shape broadcast_shapes(const std::string& op, const Shape& a, const Shape& b);
+// True when `from` broadcasts to exactly `to` (NumPy broadcast_to).
+bool broadcasts_to(const Shape& from, const Shape& to);
+// An axis in [-rank, rank) to [0, rank); a ValueError naming `op` otherwise.
+std::size_t normalize_axis(const std::string& op, std::ptrdiff_t axis, std::size_t rank);
+// Strides of `from` read as if broadcast to `to` (0 along broadcast dimensions).
+Strides broadcast_strides(const Shape& from, const Shape& to);
+
+// Calls f(src_offset, dst_offset) for every multi-index of `shape`, in row-major order.
+template <class F>
+void strided_loop(const Shape& shape, const Strides& src_strides, std::ptrdiff_t src_offset,
+                  const Strides& dst_strides, std::ptrdiff_t dst_offset, F&& f) {
+  const std::size_t rank = shape.size();
+  if (element_count(shape) == 0) return;
+  if (rank == 0) {
+    f(src_offset, dst_offset);
+    return;
+  }
+  std::vector<std::size_t> index(rank, 0);
+  const std::size_t inner = shape[rank - 1];
+  const std::ptrdiff_t s_in = src_strides[rank - 1], d_in = dst_strides[rank - 1];
+  while (true) {
+    std::ptrdiff_t s = src_offset, d = dst_offset;
+    for (std::size_t k = 0; k + 1 < rank; ++k) {
+      s += static_cast<std::ptrdiff_t>(index[k]) * src_strides[k];
+      d += static_cast<std::ptrdiff_t>(index[k]) * dst_strides[k];
+    }
+    for (std::size_t i = 0; i < inner; ++i) f(s + s_in * std::ptrdiff_t(i), d + d_in * std::ptrdiff_t(i));
+    std::size_t k = rank - 1;
+    while (k-- > 0) {
+      if (++index[k] < shape[k]) break;
+      index[k] = 0;
+    }
+    if (k == std::size_t(-1)) return;
+  }
+}
+
+// dst[dst_offset + index·dst_strides] = src[src_offset + index·src_strides] over `shape`.
+template <class T>
+void copy_strided(const Shape& shape, const T* src, const Strides& src_strides,
+                  std::ptrdiff_t src_offset, T* dst, const Strides& dst_strides,
+                  std::ptrdiff_t dst_offset) {
+  strided_loop(shape, src_strides, src_offset, dst_strides, dst_offset,
+               [&](std::ptrdiff_t s, std::ptrdiff_t d) { dst[d] = src[s]; });
+}
+
+// An array of `shape` with uninitialised elements.
+template <class T>
+xt::xarray<T> empty_array(const Shape& shape) {
+  return xt::xarray<T>::from_shape(shape);
+}
+
+}  // namespace detail
+}  // namespace tapegrad
+
+#endif

@@ -1,0 +1,130 @@
+#include "linalg.hpp"
+
+#include <cblas.h>
+
+#include "kernels.hpp"
+#include "reduce.hpp"
+#include "shape.hpp"
+
+namespace tapegrad {
+
+namespace {
+
+template <class T>
+using Grads = std::vector<Tensor<T>>;
+
+void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
+          const float* b, std::size_t ldb, float* c, std::size_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n),
+              int(k), 1.0f, a, int(lda), b, int(ldb), 0.0f, c, int(ldc));
+}
+
+void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a, std::size_t lda,
+          const double* b, std::size_t ldb, double* c, std::size_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n),
+              int(k), 1.0, a, int(lda), b, int(ldb), 0.0, c, int(ldc));
+}
+
+std::string dims(const char* name, std::size_t axis) {
+  return std::string(name) + ".shape[" + std::to_string(axis) + "]";
+}
+
+}  // namespace
+
+// C = op(A) op(B), batched;
+//   dA = sum_to(ta ? op(B) grad^T : grad op(B)^T, A.shape),  dB = sum_to(tb ? grad^T op(A) : op(A)^T grad, B.shape)
+template <class T>
+Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb) {
+  const Shape sa = a.shape(), sb = b.shape();
+  if (sa.size() < 2 || sb.size() < 2)
+    throw_shape_error("matmul", "lhs shape " + shape_str(sa) + " and rhs shape " + shape_str(sb) +
+                                    ": transposed operands must be at least 2-D");
+  const std::size_t ra = sa.size(), rb = sb.size();
+  const std::size_t m = ta ? sa[ra - 1] : sa[ra - 2], k = ta ? sa[ra - 2] : sa[ra - 1];
+  const std::size_t kb = tb ? sb[rb - 1] : sb[rb - 2], n = tb ? sb[rb - 2] : sb[rb - 1];
+  if (k != kb) {
+    const std::size_t ak = ta ? ra - 2 : ra - 1, bk = tb ? rb - 1 : rb - 2;
+    throw_shape_error("matmul", "lhs shape " + shape_str(sa) + " and rhs shape " + shape_str(sb) +
+                                    " are incompatible (" + dims("lhs", ak) + "=" + std::to_string(k) +
+                                    " != " + dims("rhs", bk) + "=" + std::to_string(kb) + ")");
+  }
+  const Shape batch_a(sa.begin(), sa.end() - 2), batch_b(sb.begin(), sb.end() - 2);
+  Shape batch;
+  try {
+    batch = detail::broadcast_shapes("matmul", batch_a, batch_b);
+  } catch (const ShapeError&) {
+    throw_shape_error("matmul", "lhs shape " + shape_str(sa) + " and rhs shape " + shape_str(sb) +
+                                    " have batch dimensions " + shape_str(batch_a) + " and " +
+                                    shape_str(batch_b) + " that do not broadcast");
+  }
+  Shape shape = batch;
+  shape.push_back(m);
+  shape.push_back(n);
+  xt::xarray<T> out = xt::zeros<T>(shape);
+  if (m > 0 && n > 0 && k > 0) {
+    // Offsets of each batch's matrices, with stride 0 along broadcast batch dimensions.
+    const detail::Strides stride_a = detail::broadcast_strides(batch_a, batch);
+    const detail::Strides stride_b = detail::broadcast_strides(batch_b, batch);
+    const auto mat_a = static_cast<std::ptrdiff_t>(m * k), mat_b = static_cast<std::ptrdiff_t>(k * n);
+    std::vector<std::ptrdiff_t> off_a, off_b;
+    detail::strided_loop(batch, stride_a, 0, stride_b, 0, [&](std::ptrdiff_t ia, std::ptrdiff_t ib) {
+      off_a.push_back(ia * mat_a);
+      off_b.push_back(ib * mat_b);
+    });
+    const std::size_t lda = ta ? m : k, ldb = tb ? k : n;
+    for (std::size_t i = 0; i < off_a.size(); ++i)
+      gemm(ta, tb, m, n, k, a.value().data() + off_a[i], lda, b.value().data() + off_b[i], ldb,
+           out.data() + i * m * n, n);
+  }
+  return record<T>("matmul", {a, b}, std::move(out), [a, b, ta, tb](const VjpArgs<T>& g) {
+    Tensor<T> da, db;
+    if (g.needs_grad(0))
+      da = sum_to(ta ? matmul(b, g.grad, tb, true) : matmul(g.grad, b, false, !tb), a.shape());
+    if (g.needs_grad(1))
+      db = sum_to(tb ? matmul(g.grad, a, true, ta) : matmul(a, g.grad, !ta, false), b.shape());
+    return Grads<T>{da, db};
+  });
+}
+
+template <class T>
+Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
+  const Shape sa = a.shape(), sb = b.shape();
+  if (sa.empty() || sb.empty())
+    throw_shape_error("matmul", "lhs shape " + shape_str(sa) + " and rhs shape " + shape_str(sb) +
+                                    ": scalars cannot be multiplied as matrices (use *)");
+  if (sa.size() == 1 && sb.size() == 1) {
+    if (sa[0] != sb[0])
+      throw_shape_error("matmul", "lhs shape " + shape_str(sa) + " and rhs shape " + shape_str(sb) +
+                                      " are incompatible (lhs.shape[0]=" + std::to_string(sa[0]) +
+                                      " != rhs.shape[0]=" + std::to_string(sb[0]) + ")");
+    return reshape(matmul(reshape(a, {1, sa[0]}), reshape(b, {sb[0], 1}), false, false), {});
+  }
+  if (sa.size() == 1) {
+    if (sa[0] != sb[sb.size() - 2])
+      throw_shape_error("matmul", "lhs shape " + shape_str(sa) + " and rhs shape " + shape_str(sb) +
+                                      " are incompatible (lhs.shape[0]=" + std::to_string(sa[0]) + " != " +
+                                      dims("rhs", sb.size() - 2) + "=" + std::to_string(sb[sb.size() - 2]) + ")");
+    Tensor<T> r = matmul(reshape(a, {1, sa[0]}), b, false, false);
+    Shape s = r.shape();
+    s.erase(s.end() - 2);
+    return reshape(r, s);
+  }
+  if (sb.size() == 1) {
+    if (sb[0] != sa.back())
+      throw_shape_error("matmul", "lhs shape " + shape_str(sa) + " and rhs shape " + shape_str(sb) +
+                                      " are incompatible (" + dims("lhs", sa.size() - 1) + "=" +
+                                      std::to_string(sa.back()) + " != rhs.shape[0]=" + std::to_string(sb[0]) + ")");
+    Tensor<T> r = matmul(a, reshape(b, {sb[0], 1}), false, false);
+    Shape s = r.shape();
+    s.pop_back();
+    return reshape(r, s);
+  }
+  return matmul(a, b, false, false);
+}
+
+template Tensor<float> matmul(const Tensor<float>&, const Tensor<float>&);
+template Tensor<float> matmul(const Tensor<float>&, const Tensor<float>&, bool, bool);
+template Tensor<double> matmul(const Tensor<double>&, const Tensor<double>&);
+template Tensor<double> matmul(const Tensor<double>&, const Tensor<double>&, bool, bool);
+
+}  // namespace tapegrad

@@ -1,0 +1,168 @@
+#include "reduce.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "elementwise.hpp"
+#include "kernels.hpp"
+#include "shape.hpp"
+
+namespace tapegrad {
+
+namespace {
+
+using detail::shape_of;
+
+template <class T>
+using Grads = std::vector<Tensor<T>>;
+
+// The reduced axes as a sorted mask, checked.
+std::vector<bool> axis_mask(const std::string& op, const Axes& axes, std::size_t rank) {
+  std::vector<bool> mask(rank, false);
+  for (std::ptrdiff_t a : axes) {
+    const std::size_t k = detail::normalize_axis(op, a, rank);
+    if (mask[k]) throw_value_error(op, "axis " + std::to_string(a) + " is repeated");
+    mask[k] = true;
+  }
+  return mask;
+}
+
+Shape kept_shape(const Shape& shape, const std::vector<bool>& mask) {
+  Shape out = shape;
+  for (std::size_t k = 0; k < shape.size(); ++k)
+    if (mask[k]) out[k] = 1;
+  return out;
+}
+
+Shape dropped_shape(const Shape& shape, const std::vector<bool>& mask) {
+  Shape out;
+  for (std::size_t k = 0; k < shape.size(); ++k)
+    if (!mask[k]) out.push_back(shape[k]);
+  return out;
+}
+
+// Sum over the masked axes, accumulated in double (float sums of many terms lose digits).
+template <class T>
+xt::xarray<T> sum_kernel(const xt::xarray<T>& x, const std::vector<bool>& mask, const Shape& out_shape) {
+  const Shape shape = shape_of(x);
+  const Shape keep = kept_shape(shape, mask);
+  std::vector<double> acc(detail::element_count(keep), 0.0);
+  detail::Strides dst = detail::row_major_strides(keep);
+  for (std::size_t k = 0; k < shape.size(); ++k)
+    if (mask[k]) dst[k] = 0;
+  const T* src = x.data();
+  detail::strided_loop(shape, detail::row_major_strides(shape), 0, dst, 0,
+                       [&](std::ptrdiff_t s, std::ptrdiff_t d) { acc[d] += src[s]; });
+  xt::xarray<T> out = detail::empty_array<T>(out_shape);
+  std::transform(acc.begin(), acc.end(), out.data(), [](double v) { return static_cast<T>(v); });
+  return out;
+}
+
+}  // namespace
+
+template <class T>
+Tensor<T> sum(const Tensor<T>& x) {
+  Axes all(x.dim());
+  for (std::size_t k = 0; k < all.size(); ++k) all[k] = static_cast<std::ptrdiff_t>(k);
+  return sum(x, all, false);
+}
+
+// y = sum over axes of x;  dx = broadcast_to(reshape(grad, keepdims shape), x.shape)
+template <class T>
+Tensor<T> sum(const Tensor<T>& x, const Axes& axes, bool keepdims) {
+  const Shape shape = x.shape();
+  const std::vector<bool> mask = axis_mask("sum", axes, shape.size());
+  const Shape keep = kept_shape(shape, mask);
+  return record<T>("sum", {x}, sum_kernel(x.value(), mask, keepdims ? keep : dropped_shape(shape, mask)),
+                   [shape, keep](const VjpArgs<T>& g) {
+                     return Grads<T>{broadcast_to(reshape(g.grad, keep), shape)};
+                   });
+}
+
+template <class T>
+Tensor<T> mean(const Tensor<T>& x) {
+  return sum(x) / static_cast<T>(x.size());
+}
+
+template <class T>
+Tensor<T> mean(const Tensor<T>& x, const Axes& axes, bool keepdims) {
+  const Shape shape = x.shape();
+  const std::vector<bool> mask = axis_mask("mean", axes, shape.size());
+  std::size_t count = 1;
+  for (std::size_t k = 0; k < shape.size(); ++k)
+    if (mask[k]) count *= shape[k];
+  return sum(x, axes, keepdims) / static_cast<T>(count);
+}
+
+template <class T>
+Tensor<T> max(const Tensor<T>& x) {
+  if (x.size() == 0) throw_value_error("max", "cannot take the maximum of an empty tensor of shape " + shape_str(x.shape()));
+  return max(reshape(x, {x.size()}), 0, false);
+}
+
+// y = max along axis;  dx = broadcast(grad) * onehot(first argmax)
+template <class T>
+Tensor<T> max(const Tensor<T>& x, std::ptrdiff_t axis, bool keepdims) {
+  const Shape shape = x.shape();
+  const std::size_t k = detail::normalize_axis("max", axis, shape.size());
+  if (shape[k] == 0)
+    throw_value_error("max", "cannot reduce axis " + std::to_string(axis) + " of size 0 (shape " +
+                                 shape_str(shape) + ")");
+  std::vector<bool> mask(shape.size(), false);
+  mask[k] = true;
+  const Shape keep = kept_shape(shape, mask);
+  // x viewed as (outer, n, inner) with the reduced axis in the middle.
+  std::size_t outer = 1, inner = 1;
+  for (std::size_t d = 0; d < k; ++d) outer *= shape[d];
+  for (std::size_t d = k + 1; d < shape.size(); ++d) inner *= shape[d];
+  const std::size_t n = shape[k];
+  xt::xarray<T> out = detail::empty_array<T>(keepdims ? keep : dropped_shape(shape, mask));
+  xt::xarray<T> onehot = xt::zeros<T>(x.value().shape());
+  const T* src = x.value().data();
+  for (std::size_t o = 0; o < outer; ++o)
+    for (std::size_t i = 0; i < inner; ++i) {
+      const std::size_t base = o * n * inner + i;
+      std::size_t best = 0;
+      for (std::size_t j = 1; j < n; ++j) {
+        const T v = src[base + j * inner], b = src[base + best * inner];
+        if (v > b || (std::isnan(v) && !std::isnan(b))) best = j;  // NaN propagates
+      }
+      out.data()[o * inner + i] = src[base + best * inner];
+      onehot.data()[base + best * inner] = T(1);
+    }
+  return record<T>("max", {x}, std::move(out),
+                   [shape, keep, mask = Tensor<T>(std::move(onehot))](const VjpArgs<T>& g) {
+                     return Grads<T>{broadcast_to(reshape(g.grad, keep), shape) * mask};
+                   });
+}
+
+template <class T>
+Tensor<T> sum_to(const Tensor<T>& x, const Shape& shape) {
+  const Shape from = x.shape();
+  if (from == shape) return x;
+  if (!detail::broadcasts_to(shape, from))
+    throw_shape_error("sum_to", "cannot sum shape " + shape_str(from) + " down to " +
+                                    shape_str(shape) + " (the target must broadcast to the source)");
+  const std::size_t lead = from.size() - shape.size();
+  Axes axes;
+  for (std::size_t k = 0; k < from.size(); ++k)
+    if (k < lead || (shape[k - lead] == 1 && from[k] != 1)) axes.push_back(static_cast<std::ptrdiff_t>(k));
+  return reshape(sum(x, axes, true), shape);
+}
+
+template Tensor<float> sum(const Tensor<float>&);
+template Tensor<float> sum(const Tensor<float>&, const Axes&, bool);
+template Tensor<float> mean(const Tensor<float>&);
+template Tensor<float> mean(const Tensor<float>&, const Axes&, bool);
+template Tensor<float> max(const Tensor<float>&);
+template Tensor<float> max(const Tensor<float>&, std::ptrdiff_t, bool);
+template Tensor<float> sum_to(const Tensor<float>&, const Shape&);
+template Tensor<double> sum(const Tensor<double>&);
+template Tensor<double> sum(const Tensor<double>&, const Axes&, bool);
+template Tensor<double> mean(const Tensor<double>&);
+template Tensor<double> mean(const Tensor<double>&, const Axes&, bool);
+template Tensor<double> max(const Tensor<double>&);
+template Tensor<double> max(const Tensor<double>&, std::ptrdiff_t, bool);
+template Tensor<double> sum_to(const Tensor<double>&, const Shape&);
+
+}  // namespace tapegrad

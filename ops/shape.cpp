@@ -1,0 +1,230 @@
+#include "shape.hpp"
+
+#include <algorithm>
+
+#include "elementwise.hpp"
+#include "kernels.hpp"
+#include "reduce.hpp"
+
+namespace tapegrad {
+
+namespace {
+
+using detail::shape_of;
+using detail::Strides;
+
+template <class T>
+using Grads = std::vector<Tensor<T>>;
+
+// Python's slice rules: negative indices count from the end; out-of-range bounds are clamped.
+struct SliceRange {
+  std::size_t start, count;
+};
+SliceRange slice_range(std::ptrdiff_t start, std::ptrdiff_t stop, std::ptrdiff_t step, std::size_t n) {
+  const auto len = static_cast<std::ptrdiff_t>(n);
+  auto clamp = [len](std::ptrdiff_t i) {
+    if (i < 0) i += len;
+    return std::min(std::max<std::ptrdiff_t>(i, 0), len);
+  };
+  const std::ptrdiff_t b = clamp(start), e = clamp(stop);
+  const std::size_t count = e > b ? static_cast<std::size_t>((e - b + step - 1) / step) : 0;
+  return {static_cast<std::size_t>(b), count};
+}
+
+// The inverse of slice: `x` placed at start, start+step, ... along `axis` of zeros(shape).
+//   y = embed(x);  dx = slice(grad)
+template <class T>
+Tensor<T> unslice(const Tensor<T>& x, const Shape& shape, std::size_t axis, std::size_t start,
+                  std::size_t step) {
+  xt::xarray<T> out = xt::zeros<T>(shape);
+  Strides dst = detail::row_major_strides(shape);
+  const std::ptrdiff_t offset = static_cast<std::ptrdiff_t>(start) * dst[axis];
+  dst[axis] *= static_cast<std::ptrdiff_t>(step);
+  const Shape xs = x.shape();
+  detail::copy_strided(xs, x.value().data(), detail::row_major_strides(xs), 0, out.data(), dst, offset);
+  const auto first = static_cast<std::ptrdiff_t>(start);
+  const auto stride = static_cast<std::ptrdiff_t>(step);
+  const auto stop = first + static_cast<std::ptrdiff_t>(xs[axis]) * stride;
+  return record<T>("slice_backward", {x}, std::move(out),
+                   [axis, first, stop, stride](const VjpArgs<T>& g) {
+                     return Grads<T>{slice(g.grad, static_cast<std::ptrdiff_t>(axis), first, stop, stride)};
+                   });
+}
+
+}  // namespace
+
+// y = x with a new shape;  dx = reshape(grad, x.shape)
+template <class T>
+Tensor<T> reshape(const Tensor<T>& x, const Shape& shape) {
+  const Shape from = x.shape();
+  if (detail::element_count(shape) != x.size())
+    throw_shape_error("reshape", "cannot reshape " + shape_str(from) + " (" + std::to_string(x.size()) +
+                                     " elements) to " + shape_str(shape) + " (" +
+                                     std::to_string(detail::element_count(shape)) + " elements)");
+  xt::xarray<T> out = detail::empty_array<T>(shape);
+  std::copy(x.value().data(), x.value().data() + x.size(), out.data());
+  return record<T>("reshape", {x}, std::move(out),
+                   [from](const VjpArgs<T>& g) { return Grads<T>{reshape(g.grad, from)}; });
+}
+
+// y[i...] = x[perm applied];  dx = transpose(grad, inverse(perm))
+template <class T>
+Tensor<T> transpose(const Tensor<T>& x, const std::vector<std::size_t>& perm) {
+  const Shape from = x.shape();
+  std::vector<bool> seen(from.size(), false);
+  bool valid = perm.size() == from.size();
+  for (std::size_t p : perm) {
+    if (!valid || p >= from.size() || seen[p]) {
+      valid = false;
+      break;
+    }
+    seen[p] = true;
+  }
+  if (!valid) {
+    std::string list;
+    for (std::size_t i = 0; i < perm.size(); ++i) list += (i ? ", " : "") + std::to_string(perm[i]);
+    throw_value_error("transpose", "perm [" + list + "] is not a permutation of the " +
+                                       std::to_string(from.size()) + " axes of shape " + shape_str(from));
+  }
+  Shape shape(from.size());
+  const Strides own = detail::row_major_strides(from);
+  Strides src(from.size());
+  std::vector<std::size_t> inverse(from.size());
+  for (std::size_t i = 0; i < perm.size(); ++i) {
+    shape[i] = from[perm[i]];
+    src[i] = own[perm[i]];
+    inverse[perm[i]] = i;
+  }
+  xt::xarray<T> out = detail::empty_array<T>(shape);
+  detail::copy_strided(shape, x.value().data(), src, 0, out.data(), detail::row_major_strides(shape), 0);
+  return record<T>("transpose", {x}, std::move(out), [inverse](const VjpArgs<T>& g) {
+    return Grads<T>{transpose(g.grad, inverse)};
+  });
+}
+
+template <class T>
+Tensor<T> transpose(const Tensor<T>& x) {
+  std::vector<std::size_t> perm(x.dim());
+  for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = perm.size() - 1 - i;
+  return transpose(x, perm);
+}
+
+// y = x repeated along broadcast dimensions;  dx = sum_to(grad, x.shape)
+template <class T>
+Tensor<T> broadcast_to(const Tensor<T>& x, const Shape& shape) {
+  const Shape from = x.shape();
+  if (!detail::broadcasts_to(from, shape))
+    throw_shape_error("broadcast_to", "cannot broadcast shape " + shape_str(from) + " to " + shape_str(shape));
+  if (from == shape) return x;
+  xt::xarray<T> out = detail::empty_array<T>(shape);
+  detail::copy_strided(shape, x.value().data(), detail::broadcast_strides(from, shape), 0, out.data(),
+                       detail::row_major_strides(shape), 0);
+  return record<T>("broadcast_to", {x}, std::move(out),
+                   [from](const VjpArgs<T>& g) { return Grads<T>{sum_to(g.grad, from)}; });
+}
+
+// y = x[start:stop:step] along axis;  dx = grad placed back into zeros of x's shape
+template <class T>
+Tensor<T> slice(const Tensor<T>& x, std::ptrdiff_t axis, std::ptrdiff_t start, std::ptrdiff_t stop,
+                std::ptrdiff_t step) {
+  const Shape from = x.shape();
+  if (from.empty()) throw_shape_error("slice", "cannot slice a scalar (shape ())");
+  const std::size_t k = detail::normalize_axis("slice", axis, from.size());
+  if (step < 1) throw_value_error("slice", "step must be >= 1, got " + std::to_string(step));
+  const SliceRange r = slice_range(start, stop, step, from[k]);
+  Shape shape = from;
+  shape[k] = r.count;
+  Strides src = detail::row_major_strides(from);
+  const std::ptrdiff_t offset = static_cast<std::ptrdiff_t>(r.start) * src[k];
+  src[k] *= step;
+  xt::xarray<T> out = detail::empty_array<T>(shape);
+  detail::copy_strided(shape, x.value().data(), src, offset, out.data(), detail::row_major_strides(shape), 0);
+  return record<T>("slice", {x}, std::move(out),
+                   [from, k, first = r.start, step = static_cast<std::size_t>(step)](const VjpArgs<T>& g) {
+                     return Grads<T>{unslice(g.grad, from, k, first, step)};
+                   });
+}
+
+// y = [x0, x1, ...] along axis;  dx_i = slice of grad where x_i sits
+template <class T>
+Tensor<T> concat(const std::vector<Tensor<T>>& xs, std::ptrdiff_t axis) {
+  if (xs.empty()) throw_value_error("concat", "needs at least one tensor");
+  for (std::size_t i = 0; i < xs.size(); ++i)
+    if (!xs[i].defined()) throw_usage_error("concat", "input " + std::to_string(i) + " is an undefined tensor");
+  const Shape first = xs[0].shape();
+  if (first.empty()) throw_shape_error("concat", "cannot concatenate scalars (shape ())");
+  const std::size_t k = detail::normalize_axis("concat", axis, first.size());
+  Shape shape = first;
+  shape[k] = 0;
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    const Shape s = xs[i].shape();
+    bool fits = s.size() == first.size();
+    for (std::size_t d = 0; fits && d < s.size(); ++d) fits = d == k || s[d] == first[d];
+    if (!fits)
+      throw_shape_error("concat", "input " + std::to_string(i) + " of shape " + shape_str(s) +
+                                      " does not match input 0 of shape " + shape_str(first) +
+                                      " outside axis " + std::to_string(k));
+    shape[k] += s[k];
+  }
+  xt::xarray<T> out = detail::empty_array<T>(shape);
+  const Strides dst = detail::row_major_strides(shape);
+  std::vector<std::ptrdiff_t> offsets;
+  std::ptrdiff_t at = 0;
+  for (const auto& x : xs) {
+    const Shape s = x.shape();
+    detail::copy_strided(s, x.value().data(), detail::row_major_strides(s), 0, out.data(), dst, at * dst[k]);
+    offsets.push_back(at);
+    at += static_cast<std::ptrdiff_t>(s[k]);
+  }
+  offsets.push_back(at);
+  return record<T>("concat", xs, std::move(out), [k, offsets](const VjpArgs<T>& g) {
+    Grads<T> grads(offsets.size() - 1);
+    for (std::size_t i = 0; i + 1 < offsets.size(); ++i)
+      if (g.needs_grad(i)) grads[i] = slice(g.grad, static_cast<std::ptrdiff_t>(k), offsets[i], offsets[i + 1]);
+    return grads;
+  });
+}
+
+// y = x surrounded by `value`;  dx = grad with the padding sliced off, axis by axis
+template <class T>
+Tensor<T> pad(const Tensor<T>& x, const std::vector<std::pair<std::size_t, std::size_t>>& pads,
+              scalar_t<T> value) {
+  const Shape from = x.shape();
+  if (pads.size() != from.size())
+    throw_shape_error("pad", "got " + std::to_string(pads.size()) + " (before, after) pairs for a tensor of shape " +
+                                 shape_str(from) + "; give one per axis");
+  Shape shape = from;
+  std::ptrdiff_t offset = 0;
+  for (std::size_t k = 0; k < from.size(); ++k) shape[k] += pads[k].first + pads[k].second;
+  const Strides dst = detail::row_major_strides(shape);
+  for (std::size_t k = 0; k < from.size(); ++k) offset += static_cast<std::ptrdiff_t>(pads[k].first) * dst[k];
+  xt::xarray<T> out = detail::empty_array<T>(shape);
+  std::fill(out.data(), out.data() + out.size(), value);
+  detail::copy_strided(from, x.value().data(), detail::row_major_strides(from), 0, out.data(), dst, offset);
+  return record<T>("pad", {x}, std::move(out), [from, pads](const VjpArgs<T>& g) {
+    Tensor<T> grad = g.grad;
+    for (std::size_t k = 0; k < from.size(); ++k)
+      if (pads[k].first || pads[k].second) {
+        const auto b = static_cast<std::ptrdiff_t>(pads[k].first);
+        grad = slice(grad, static_cast<std::ptrdiff_t>(k), b, b + static_cast<std::ptrdiff_t>(from[k]));
+      }
+    return Grads<T>{grad};
+  });
+}
+
+template Tensor<float> reshape(const Tensor<float>&, const Shape&);
+template Tensor<float> transpose(const Tensor<float>&, const std::vector<std::size_t>&);
+template Tensor<float> transpose(const Tensor<float>&);
+template Tensor<float> broadcast_to(const Tensor<float>&, const Shape&);
+template Tensor<float> slice(const Tensor<float>&, std::ptrdiff_t, std::ptrdiff_t, std::ptrdiff_t, std::ptrdiff_t);
+template Tensor<float> concat(const std::vector<Tensor<float>>&, std::ptrdiff_t);
+template Tensor<float> pad(const Tensor<float>&, const std::vector<std::pair<std::size_t, std::size_t>>&, float);
+template Tensor<double> reshape(const Tensor<double>&, const Shape&);
+template Tensor<double> transpose(const Tensor<double>&, const std::vector<std::size_t>&);
+template Tensor<double> transpose(const Tensor<double>&);
+template Tensor<double> broadcast_to(const Tensor<double>&, const Shape&);
+template Tensor<double> slice(const Tensor<double>&, std::ptrdiff_t, std::ptrdiff_t, std::ptrdiff_t, std::ptrdiff_t);
+template Tensor<double> concat(const std::vector<Tensor<double>>&, std::ptrdiff_t);
+template Tensor<double> pad(const Tensor<double>&, const std::vector<std::pair<std::size_t, std::size_t>>&, double);
+
+}  // namespace tapegrad

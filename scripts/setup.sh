@@ -1,0 +1,29 @@
+# Sourced by scripts/demo and scripts/test: installs the Debian packages tapegrad needs when any
+# is missing, and sets the build settings they share.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PACKAGES=(cmake g++ make libxtensor-dev xtl-dev libxsimd-dev libopenblas-dev doctest-dev)
+JOBS="${JOBS:-$(nproc)}"
+
+missing_packages() {
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
+  done
+}
+
+ensure_packages() {
+  local missing
+  missing=$(missing_packages "$@" | tr '\n' ' ')
+  [ -z "${missing// /}" ] && return 0
+  echo "tapegrad: installing missing Debian packages: $missing"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing; } >&2; then
+    echo "tapegrad: could not install: $missing" >&2
+    echo "tapegrad: install them with: apt-get install -y $missing" >&2
+    exit 1
+  fi
+}
+
+ensure_packages "${PACKAGES[@]}"

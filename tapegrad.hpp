@@ -1,0 +1,15 @@
+// tapegrad: tape-based reverse-mode automatic differentiation on xtensor.
+// The one header users include: #include <tapegrad/tapegrad.hpp>
+#ifndef TAPEGRAD_TAPEGRAD_HPP
+#define TAPEGRAD_TAPEGRAD_HPP
+
+#include "core/errors.hpp"
+#include "core/tensor.hpp"
+#include "core/tape.hpp"
+#include "core/gradcheck.hpp"
+#include "ops/elementwise.hpp"
+#include "ops/reduce.hpp"
+#include "ops/shape.hpp"
+#include "ops/linalg.hpp"
+
+#endif

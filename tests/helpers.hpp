@@ -1,0 +1,55 @@
+// Shared by the tests: gradient checks with the report in the failure message, array comparison.
+#ifndef TAPEGRAD_TESTS_HELPERS_HPP
+#define TAPEGRAD_TESTS_HELPERS_HPP
+
+#include <doctest/doctest.h>
+#include <tapegrad/tapegrad.hpp>
+
+#include <cmath>
+#include <random>
+#include <string>
+
+namespace tg = tapegrad;
+using Arr = xt::xarray<double>;
+using TD = tg::Tensor<double>;
+using TF = tg::Tensor<float>;
+using Inputs = std::vector<TD>;
+
+// Uniform random values in [lo, hi) of the given shape, reproducible per seed.
+inline Arr random_array(const tg::Shape& shape, unsigned seed, double lo = -1.0, double hi = 1.0) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(lo, hi);
+  Arr a = Arr::from_shape(shape);
+  for (auto& v : a) v = u(rng);
+  return a;
+}
+
+inline TD leaf(const tg::Shape& shape, unsigned seed, double lo = -1.0, double hi = 1.0) {
+  return TD(random_array(shape, seed, lo, hi), true);
+}
+
+inline bool same_shape(const Arr& a, const tg::Shape& s) {
+  return tg::Shape(a.shape().begin(), a.shape().end()) == s;
+}
+
+// Elementwise |a - b| <= tol, shapes equal.
+template <class EA, class EB>
+bool all_close(const EA& ea, const EB& eb, double tol = 1e-12) {
+  const Arr a = xt::cast<double>(ea), b = xt::cast<double>(eb);
+  if (a.dimension() != b.dimension() || !std::equal(a.shape().begin(), a.shape().end(), b.shape().begin()))
+    return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (!(std::abs(a.data()[i] - b.data()[i]) <= tol)) return false;
+  return true;
+}
+
+// Runs gradcheck in double and fails the test with the report printed if it does not pass.
+inline void check_gradients(const tg::GradcheckFunction& f, const Inputs& inputs,
+                            const tg::GradcheckOptions& options = {}) {
+  const tg::GradcheckReport report = tg::gradcheck(f, inputs, options);
+  INFO(report.str());
+  CHECK(report.ok());
+  CHECK(!report.comparisons.empty());
+}
+
+#endif

@@ -1,0 +1,112 @@
+#include "helpers.hpp"
+
+TEST_CASE("binary ops: values against a naive loop, with broadcasting") {
+  const Arr a = random_array({3, 1}, 1), b = random_array({1, 4}, 2, 0.5, 2.0);
+  const TD ta(a), tb(b);
+  const Arr add = (ta + tb).value(), sub = (ta - tb).value(), mul = (ta * tb).value(), div = (ta / tb).value();
+  REQUIRE(same_shape(add, {3, 4}));
+  for (std::size_t i = 0; i < 3; ++i)
+    for (std::size_t j = 0; j < 4; ++j) {
+      CHECK(add(i, j) == doctest::Approx(a(i, 0) + b(0, j)));
+      CHECK(sub(i, j) == doctest::Approx(a(i, 0) - b(0, j)));
+      CHECK(mul(i, j) == doctest::Approx(a(i, 0) * b(0, j)));
+      CHECK(div(i, j) == doctest::Approx(a(i, 0) / b(0, j)));
+    }
+  // A rank-1 operand lines up with the last axis.
+  const Arr row = (TD(random_array({2, 3}, 3)) + TD(Arr{10., 20., 30.})).value();
+  CHECK(row(1, 2) == doctest::Approx(random_array({2, 3}, 3)(1, 2) + 30.));
+}
+
+TEST_CASE("tensor-scalar ops") {
+  const Arr a = random_array({2, 3}, 4, 0.5, 2.0);
+  const TD x(a);
+  CHECK(all_close((x + 2.0).value(), Arr(a + 2.0)));
+  CHECK(all_close((2.0 + x).value(), Arr(a + 2.0)));
+  CHECK(all_close((x - 2.0).value(), Arr(a - 2.0)));
+  CHECK(all_close((2.0 - x).value(), Arr(2.0 - a)));
+  CHECK(all_close((x * 3.0).value(), Arr(a * 3.0)));
+  CHECK(all_close((3.0 * x).value(), Arr(a * 3.0)));
+  CHECK(all_close((x / 4.0).value(), Arr(a / 4.0)));
+  CHECK(all_close((4.0 / x).value(), Arr(4.0 / a)));
+  // Works for float without a cast of the literal.
+  const TF f(xt::xarray<float>{1.f, 2.f});
+  CHECK((f * 2.0f).value()(1) == 4.f);
+}
+
+TEST_CASE("unary ops: values against std:: functions") {
+  const Arr a = random_array({7}, 5, 0.1, 3.0);
+  const Arr s = random_array({7}, 6, -3.0, 3.0);
+  for (std::size_t i = 0; i < 7; ++i) {
+    CHECK(tg::exp(TD(a)).value()(i) == doctest::Approx(std::exp(a(i))));
+    CHECK(tg::log(TD(a)).value()(i) == doctest::Approx(std::log(a(i))));
+    CHECK(tg::sqrt(TD(a)).value()(i) == doctest::Approx(std::sqrt(a(i))));
+    CHECK(tg::pow(TD(a), 2.5).value()(i) == doctest::Approx(std::pow(a(i), 2.5)));
+    CHECK(tg::neg(TD(s)).value()(i) == -s(i));
+    CHECK(tg::abs(TD(s)).value()(i) == std::abs(s(i)));
+    CHECK(tg::tanh(TD(s)).value()(i) == doctest::Approx(std::tanh(s(i))));
+    CHECK(tg::sigmoid(TD(s)).value()(i) == doctest::Approx(1 / (1 + std::exp(-s(i)))));
+    CHECK(tg::relu(TD(s)).value()(i) == (s(i) > 0 ? s(i) : 0.0));
+  }
+}
+
+TEST_CASE("sigmoid is finite for large inputs") {
+  const TD x(Arr{-1e4, -800., 0., 800., 1e4});
+  const Arr y = tg::sigmoid(x).value();
+  CHECK(y(0) == 0.0);
+  CHECK(y(2) == 0.5);
+  CHECK(y(4) == 1.0);
+  for (double v : y) CHECK(std::isfinite(v));
+}
+
+TEST_CASE("binary ops: gradients, broadcasting (3,1) op (1,4) and (2,3) op scalar") {
+  const TD a = leaf({3, 1}, 7), b = leaf({1, 4}, 8, 0.5, 2.0);
+  check_gradients([](const Inputs& x) { return x[0] + x[1]; }, {a, b});
+  check_gradients([](const Inputs& x) { return x[0] - x[1]; }, {a, b});
+  check_gradients([](const Inputs& x) { return x[0] * x[1]; }, {a, b});
+  check_gradients([](const Inputs& x) { return x[0] / x[1]; }, {a, b});
+  const TD m = leaf({2, 3}, 9), s = TD(Arr(1.7), true);   // s has shape (): a true scalar tensor
+  check_gradients([](const Inputs& x) { return x[0] * x[1]; }, {m, s});
+  check_gradients([](const Inputs& x) { return x[1] / x[0]; }, {TD(random_array({2, 3}, 10, 1, 2), true), s});
+  check_gradients([](const Inputs& x) { return x[0] * 3.0 + 2.0 - x[0] / 4.0; }, {m});
+  check_gradients([](const Inputs& x) { return 2.0 - x[0] + 3.0 / x[0]; }, {TD(random_array({2, 3}, 11, 1, 2), true)});
+  // Rank-1 against rank-3 and one-element tensors.
+  check_gradients([](const Inputs& x) { return x[0] * x[1]; }, {leaf({2, 3, 4}, 12), leaf({4}, 13)});
+  check_gradients([](const Inputs& x) { return x[0] + x[1]; }, {leaf({1}, 14), leaf({1, 1}, 15)});
+}
+
+TEST_CASE("unary ops: gradients") {
+  const TD pos = leaf({2, 3}, 16, 0.2, 2.0), any = leaf({2, 3}, 17, -2.0, 2.0);
+  check_gradients([](const Inputs& x) { return tg::neg(x[0]); }, {any});
+  check_gradients([](const Inputs& x) { return tg::exp(x[0]); }, {any});
+  check_gradients([](const Inputs& x) { return tg::log(x[0]); }, {pos});
+  check_gradients([](const Inputs& x) { return tg::sqrt(x[0]); }, {pos});
+  check_gradients([](const Inputs& x) { return tg::pow(x[0], 3.0); }, {any});
+  check_gradients([](const Inputs& x) { return tg::pow(x[0], -1.5); }, {pos});
+  check_gradients([](const Inputs& x) { return tg::pow(x[0], 0.0); }, {pos});
+  check_gradients([](const Inputs& x) { return tg::tanh(x[0]); }, {any});
+  check_gradients([](const Inputs& x) { return tg::sigmoid(x[0]); }, {any});
+  // abs and relu away from their kink at 0.
+  const TD away(Arr{{-1.5, -0.3, 0.4}, {0.9, -2.0, 1.1}}, true);
+  check_gradients([](const Inputs& x) { return tg::abs(x[0]); }, {away});
+  check_gradients([](const Inputs& x) { return tg::relu(x[0]); }, {away});
+}
+
+TEST_CASE("size-zero tensors pass through elementwise ops") {
+  const TD e(Arr::from_shape({0, 3}), true);
+  tg::Tape tape;
+  const TD y = tg::exp(e) * 2.0 + e;
+  CHECK(y.shape() == tg::Shape{0, 3});
+  tg::sum(y).backward();
+  CHECK(same_shape(e.grad(), {0, 3}));
+}
+
+TEST_CASE("float ops give float results close to double") {
+  const Arr a = random_array({3, 4}, 18, 0.5, 1.5);
+  const TF f(xt::xarray<float>(xt::cast<float>(a)), true);
+  tg::Tape tape;
+  const TF y = tg::sum(tg::log(f) * tg::sigmoid(f));
+  y.backward();
+  const Arr expected = xt::log(a) * (1 / (1 + xt::exp(-a)));
+  CHECK(double(y.item()) == doctest::Approx(double(xt::sum(expected)())).epsilon(1e-5));
+  CHECK(same_shape(Arr(xt::cast<double>(f.grad())), {3, 4}));
+}

@@ -1,0 +1,146 @@
+// gradcheck itself: it passes on correct gradients and fails, with a useful report, on wrong ones.
+#include "helpers.hpp"
+
+namespace {
+
+// y = tanh(a) * b with a VJP that can be broken in chosen ways.
+enum class Bug { none, sign_flip, dropped_term, transposed };
+
+TD tanh_times(const TD& a, const TD& b, Bug bug) {
+  const Arr t = xt::tanh(a.value());
+  return tg::record<double>("tanh_times", {a, b}, Arr(t * b.value()), [a, b, t, bug](const tg::VjpArgs<double>& g) {
+    const TD dt(Arr(1.0 - t * t));
+    TD da = g.grad * b * dt;   // d/da = b (1 - tanh^2 a)
+    TD db = g.grad * TD(t);    // d/db = tanh a
+    if (bug == Bug::sign_flip) da = -da;
+    if (bug == Bug::dropped_term) da = g.grad * b;   // the (1 - tanh^2) factor dropped
+    if (bug == Bug::transposed) db = tg::reshape(tg::transpose(db), b.shape());
+    return std::vector<TD>{da, db};
+  });
+}
+
+tg::GradcheckReport check(Bug bug, tg::GradcheckOptions o = {}) {
+  const TD a = leaf({2, 3}, 200), b = leaf({2, 3}, 201);
+  return tg::gradcheck([bug](const Inputs& in) { return tg::sum(tanh_times(in[0], in[1], bug) * 1.5); },
+                       {a, b}, o);
+}
+
+}  // namespace
+
+TEST_CASE("gradcheck passes on a correct custom gradient") {
+  const auto report = check(Bug::none);
+  INFO(report.str());
+  CHECK(report.ok());
+  CHECK(report.comparisons.size() == 2);
+  CHECK(report.str().find("gradcheck passed") == 0);
+}
+
+TEST_CASE("gradcheck fails on deliberately wrong gradients and names the culprit") {
+  for (Bug bug : {Bug::sign_flip, Bug::dropped_term, Bug::transposed}) {
+    for (auto mode : {tg::GradcheckOptions::Mode::full, tg::GradcheckOptions::Mode::projections}) {
+      tg::GradcheckOptions o;
+      o.mode = mode;
+      o.names = {"a", "b"};
+      const auto report = check(bug, o);
+      const std::string text = report.str();
+      INFO(text);
+      CHECK_FALSE(report.ok());
+      CHECK(text.find("gradcheck FAILED") == 0);
+      // The broken input is the one reported failing; the other passes.
+      const std::string culprit = bug == Bug::transposed ? "'b'" : "'a'";
+      const std::string innocent = bug == Bug::transposed ? "'a'" : "'b'";
+      for (const auto& c : report.comparisons) {
+        CHECK(c.ok() == (c.input == innocent));
+        if (!c.ok()) {
+          CHECK(c.input == culprit);
+          CHECK(!c.worst.empty());
+          CHECK(c.worst.front().abs_error > 1e-3);
+        }
+      }
+      if (mode == tg::GradcheckOptions::Mode::full) {
+        // A worst-element table with multi-indices and both values.
+        CHECK(text.find("index") != std::string::npos);
+        CHECK(text.find("numeric") != std::string::npos);
+        CHECK(text.find("(1, ") != std::string::npos);
+      } else {
+        CHECK(text.find("projection") != std::string::npos);
+      }
+    }
+  }
+}
+
+TEST_CASE("gradcheck reports the exact element: a sign flip in one element") {
+  // f(x) = sum(x^2) with the VJP wrong at element (1, 0) only.
+  const TD x = leaf({2, 2}, 202);
+  auto f = [](const Inputs& in) {
+    const TD& v = in[0];
+    return tg::sum(tg::record<double>("square", {v}, Arr(v.value() * v.value()), [v](const tg::VjpArgs<double>& g) {
+      Arr d = 2.0 * v.value();
+      d(1, 0) = -d(1, 0);
+      return std::vector<TD>{g.grad * TD(d)};
+    }));
+  };
+  const auto report = tg::gradcheck(f, {x});
+  INFO(report.str());
+  REQUIRE_FALSE(report.ok());
+  REQUIRE(report.comparisons[0].worst.size() == 1);
+  const auto& e = report.comparisons[0].worst[0];
+  CHECK(e.index == "(1, 0)");
+  CHECK(e.analytic == doctest::Approx(-2 * x.value()(1, 0)));
+  CHECK(e.numeric == doctest::Approx(2 * x.value()(1, 0)).epsilon(1e-6));
+  CHECK(e.abs_error == doctest::Approx(4 * std::abs(x.value()(1, 0))).epsilon(1e-6));
+}
+
+TEST_CASE("gradcheck: full Jacobian of a non-scalar output, and projections for large inputs") {
+  check_gradients([](const Inputs& in) { return tg::matmul(in[0], tg::tanh(in[1])); }, {leaf({3, 4}, 203), leaf({4, 5}, 204)});
+  tg::GradcheckOptions o;
+  o.full_limit = 10;   // forces projections
+  const auto report = tg::gradcheck([](const Inputs& in) { return tg::tanh(tg::matmul(in[0], in[1])); },
+                                    {leaf({30, 40}, 205), leaf({40, 20}, 206)}, o);
+  INFO(report.str());
+  CHECK(report.ok());
+  CHECK(report.summary.find("random projections") == 0);
+  CHECK(report.comparisons[0].checked == o.projections);
+  // Inputs without requires_grad are held constant; at least one must require grad.
+  const TD constant(random_array({4}, 207));
+  const auto partial = tg::gradcheck([](const Inputs& in) { return tg::sum(in[0] * in[1]); }, {leaf({4}, 208), constant});
+  CHECK(partial.comparisons.size() == 1);
+  CHECK_THROWS_AS(tg::gradcheck([](const Inputs& in) { return tg::sum(in[0]); }, {constant}), tg::ValueError);
+}
+
+TEST_CASE("three-way gradcheck: hand-written vs autodiff vs finite differences") {
+  // f(x, w) = sum(sigmoid(x w)); hand gradient: dx = s' w^T, dw = x^T s'
+  const TD x = leaf({3, 4}, 209), w = leaf({4, 2}, 210);
+  auto f = [](const Inputs& in) { return tg::sum(tg::sigmoid(tg::matmul(in[0], in[1]))); };
+  auto hand = [](const Inputs& in, const Arr& seed, bool wrong) {
+    const Arr& xv = in[0].value();
+    const Arr& wv = in[1].value();
+    Arr z = xt::zeros<double>({3, 2});
+    for (std::size_t i = 0; i < 3; ++i)
+      for (std::size_t j = 0; j < 2; ++j)
+        for (std::size_t k = 0; k < 4; ++k) z(i, j) += xv(i, k) * wv(k, j);
+    const Arr s = 1.0 / (1.0 + xt::exp(-z));
+    const Arr ds = s * (1.0 - s) * seed();
+    Arr dx = xt::zeros<double>({3, 4}), dw = xt::zeros<double>({4, 2});
+    for (std::size_t i = 0; i < 3; ++i)
+      for (std::size_t j = 0; j < 2; ++j)
+        for (std::size_t k = 0; k < 4; ++k) {
+          dx(i, k) += ds(i, j) * wv(k, j);
+          dw(k, j) += xv(i, k) * ds(i, j);
+        }
+    if (wrong) dw *= 2.0;   // a hand derivation off by a factor 2
+    return std::vector<Arr>{dx, dw};
+  };
+  const auto good = tg::gradcheck(f, {x, w}, [&](const Inputs& in, const Arr& s) { return hand(in, s, false); });
+  INFO(good.str());
+  CHECK(good.ok());
+  CHECK(good.comparisons.size() == 6);   // 3 comparisons x 2 inputs
+  const auto bad = tg::gradcheck(f, {x, w}, [&](const Inputs& in, const Arr& s) { return hand(in, s, true); });
+  INFO(bad.str());
+  CHECK_FALSE(bad.ok());
+  for (const auto& c : bad.comparisons) {
+    const bool hand_on_w = c.input == "input 1" && c.what.find("hand-written") == 0;
+    CHECK(c.ok() == !hand_on_w);   // the autodiff still agrees with finite differences
+  }
+  CHECK(bad.str().find("hand-written vs finite differences") != std::string::npos);
+}

@@ -1,0 +1,81 @@
+#include "helpers.hpp"
+
+#include <xtensor/xview.hpp>
+
+namespace {
+// C[b, i, j] = sum_l A[b, i, l] B[b, l, j], by loops, with broadcasting of a batch of 1.
+Arr naive_matmul(const Arr& a, const Arr& b) {
+  const std::size_t m = a.shape(0), k = a.shape(1), n = b.shape(1);
+  Arr c = xt::zeros<double>({m, n});
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j)
+      for (std::size_t l = 0; l < k; ++l) c(i, j) += a(i, l) * b(l, j);
+  return c;
+}
+}  // namespace
+
+TEST_CASE("matmul 2-D: values against a naive triple loop") {
+  const Arr a = random_array({5, 7}, 50), b = random_array({7, 3}, 51);
+  CHECK(all_close(tg::matmul(TD(a), TD(b)).value(), naive_matmul(a, b), 1e-12));
+  const auto fa = xt::xarray<float>(xt::cast<float>(a)), fb = xt::xarray<float>(xt::cast<float>(b));
+  CHECK(all_close(tg::matmul(TF(fa), TF(fb)).value(), naive_matmul(a, b), 1e-5));
+}
+
+TEST_CASE("matmul batched with broadcast leading dimensions, and 1-D operands") {
+  const Arr a = random_array({2, 1, 4, 3}, 52), b = random_array({5, 3, 2}, 53);
+  const TD c = tg::matmul(TD(a), TD(b));
+  REQUIRE(c.shape() == tg::Shape{2, 5, 4, 2});
+  for (std::size_t i = 0; i < 2; ++i)
+    for (std::size_t j = 0; j < 5; ++j) {
+      const Arr expected = naive_matmul(xt::view(a, i, 0), xt::view(b, j));
+      CHECK(all_close(Arr(xt::view(c.value(), i, j)), expected, 1e-12));
+    }
+  const Arr v = random_array({3}, 54), m = random_array({3, 4}, 55);
+  const TD vm = tg::matmul(TD(v), TD(m));
+  CHECK(vm.shape() == tg::Shape{4});
+  CHECK(vm.value()(2) == doctest::Approx(v(0) * m(0, 2) + v(1) * m(1, 2) + v(2) * m(2, 2)));
+  CHECK(tg::matmul(TD(m), TD(random_array({4}, 56))).shape() == tg::Shape{3});
+  CHECK(tg::matmul(TD(v), TD(v)).item() == doctest::Approx(xt::sum(v * v)()));
+  // k = 0 gives zeros; empty batches give empty results.
+  CHECK(all_close(tg::matmul(TD(Arr::from_shape({2, 0})), TD(Arr::from_shape({0, 3}))).value(),
+                  Arr(xt::zeros<double>({2, 3}))));
+}
+
+TEST_CASE("matmul: gradients, 2-D, batched with broadcasting, transposed, 1-D") {
+  check_gradients([](const Inputs& in) { return tg::matmul(in[0], in[1]); }, {leaf({3, 4}, 57), leaf({4, 2}, 58)});
+  check_gradients([](const Inputs& in) { return tg::matmul(in[0], in[1]); },
+                  {leaf({2, 1, 3, 4}, 59), leaf({3, 4, 2}, 60)});
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      CAPTURE(ta);
+      CAPTURE(tb);
+      const TD a = ta ? leaf({4, 3}, 61) : leaf({3, 4}, 61);
+      const TD b = tb ? leaf({2, 4}, 62) : leaf({4, 2}, 62);
+      check_gradients([=](const Inputs& in) { return tg::matmul(in[0], in[1], ta, tb); }, {a, b});
+    }
+  check_gradients([](const Inputs& in) { return tg::matmul(in[0], in[1]); }, {leaf({4}, 63), leaf({2, 4, 3}, 64)});
+  check_gradients([](const Inputs& in) { return tg::matmul(in[0], in[1]); }, {leaf({3, 4}, 65), leaf({4}, 66)});
+  // Only one operand requires grad: the other is a constant.
+  const TD constant(random_array({4, 2}, 67));
+  check_gradients([&](const Inputs& in) { return tg::matmul(in[0], constant); }, {leaf({3, 4}, 68)});
+}
+
+TEST_CASE("matmul: second derivative, Hessian-vector product of x^T A x") {
+  // f(x) = x^T A x: grad = (A + A^T) x, Hessian = A + A^T, so H v = (A + A^T) v.
+  const Arr a = random_array({4, 4}, 69), v = random_array({4}, 70);
+  const TD x = leaf({4}, 71);
+  tg::Tape tape;
+  const TD f = tg::matmul(x, tg::matmul(TD(a), x));
+  const TD g = tg::grad(f, {x}, true)[0];
+  const Arr sym = a + xt::transpose(a);
+  auto matvec = [](const Arr& m, const Arr& u) {
+    Arr r = xt::zeros<double>({m.shape(0)});
+    for (std::size_t i = 0; i < m.shape(0); ++i)
+      for (std::size_t j = 0; j < m.shape(1); ++j) r(i) += m(i, j) * u(j);
+    return r;
+  };
+  CHECK(all_close(g.value(), matvec(sym, x.value()), 1e-12));
+  // H v = d/dx (grad . v)
+  const TD hv = tg::grad(tg::sum(g * TD(v)), {x})[0];
+  CHECK(all_close(hv.value(), matvec(sym, v), 1e-12));
+}
