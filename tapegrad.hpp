@@ -11,5 +11,8 @@
 #include "ops/reduce.hpp"
 #include "ops/shape.hpp"
 #include "ops/linalg.hpp"
+#include "ops/conv.hpp"
+#include "ops/pool.hpp"
+#include "ops/nn.hpp"
 
 #endif

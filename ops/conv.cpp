@@ -1,0 +1,124 @@
+#include "conv.hpp"
+
+#include "elementwise.hpp"
+#include "kernels.hpp"
+#include "linalg.hpp"
+#include "shape.hpp"
+
+namespace tapegrad {
+
+std::string size2_str(const Size2& s) { return shape_str({s.h, s.w}); }
+
+namespace {
+
+template <class T>
+using Grads = std::vector<Tensor<T>>;
+
+// The geometry shared by im2col and col2im, checked.
+struct Patches {
+  std::size_t n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow;
+  std::size_t rows() const { return c * kh * kw; }
+  std::size_t cols() const { return oh * ow; }
+};
+
+Patches patches(const std::string& op, const Shape& x, Size2 kernel, Size2 stride, Size2 padding) {
+  if (x.size() != 4) throw_shape_error(op, "input must be 4-D (N, C, H, W), got shape " + shape_str(x));
+  if (stride.h == 0 || stride.w == 0)
+    throw_value_error(op, "stride must be >= 1, got " + size2_str(stride));
+  if (kernel.h == 0 || kernel.w == 0) throw_value_error(op, "kernel must be >= 1, got " + size2_str(kernel));
+  const std::size_t ph = x[2] + 2 * padding.h, pw = x[3] + 2 * padding.w;
+  if (kernel.h > ph || kernel.w > pw)
+    throw_shape_error(op, "kernel " + size2_str(kernel) + " is larger than the padded input " +
+                              size2_str({ph, pw}) + " (input " + size2_str({x[2], x[3]}) + ", padding " +
+                              size2_str(padding) + ")");
+  return {x[0], x[1], x[2], x[3], kernel.h, kernel.w, stride.h, stride.w, padding.h, padding.w,
+          (ph - kernel.h) / stride.h + 1, (pw - kernel.w) / stride.w + 1};
+}
+
+// Calls f(input_offset, column_offset) for every column entry that lies inside the input.
+template <class F>
+void for_each_patch_element(const Patches& p, F f) {
+  for (std::size_t n = 0; n < p.n; ++n)
+    for (std::size_t c = 0; c < p.c; ++c)
+      for (std::size_t i = 0; i < p.kh; ++i)
+        for (std::size_t j = 0; j < p.kw; ++j) {
+          const std::size_t row = (c * p.kh + i) * p.kw + j;
+          const std::size_t col_base = (n * p.rows() + row) * p.cols();
+          const std::size_t in_base = (n * p.c + c) * p.h * p.w;
+          for (std::size_t oy = 0; oy < p.oh; ++oy) {
+            const std::ptrdiff_t y = std::ptrdiff_t(oy * p.sh + i) - std::ptrdiff_t(p.ph);
+            if (y < 0 || y >= std::ptrdiff_t(p.h)) continue;
+            for (std::size_t ox = 0; ox < p.ow; ++ox) {
+              const std::ptrdiff_t x = std::ptrdiff_t(ox * p.sw + j) - std::ptrdiff_t(p.pw);
+              if (x < 0 || x >= std::ptrdiff_t(p.w)) continue;
+              f(in_base + std::size_t(y) * p.w + std::size_t(x), col_base + oy * p.ow + ox);
+            }
+          }
+        }
+}
+
+}  // namespace
+
+// cols = patches of x;  dx = col2im(grad)
+template <class T>
+Tensor<T> im2col(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding) {
+  const Shape shape = x.shape();
+  const Patches p = patches("im2col", shape, kernel, stride, padding);
+  xt::xarray<T> cols = xt::zeros<T>({p.n, p.rows(), p.cols()});
+  const T* src = x.value().data();
+  T* dst = cols.data();
+  for_each_patch_element(p, [&](std::size_t in, std::size_t col) { dst[col] = src[in]; });
+  return record<T>("im2col", {x}, std::move(cols), [shape, kernel, stride, padding](const VjpArgs<T>& g) {
+    return Grads<T>{col2im(g.grad, shape, kernel, stride, padding)};
+  });
+}
+
+// x = sum of columns into their positions;  dcols = im2col(grad)
+template <class T>
+Tensor<T> col2im(const Tensor<T>& cols, const Shape& input_shape, Size2 kernel, Size2 stride, Size2 padding) {
+  const Patches p = patches("col2im", input_shape, kernel, stride, padding);
+  const Shape expected{p.n, p.rows(), p.cols()};
+  if (cols.shape() != expected)
+    throw_shape_error("col2im", "columns of shape " + shape_str(cols.shape()) + " do not fit input shape " +
+                                    shape_str(input_shape) + " (expected " + shape_str(expected) + ")");
+  xt::xarray<T> x = xt::zeros<T>(input_shape);
+  const T* src = cols.value().data();
+  T* dst = x.data();
+  for_each_patch_element(p, [&](std::size_t in, std::size_t col) { dst[in] += src[col]; });
+  return record<T>("col2im", {cols}, std::move(x), [kernel, stride, padding](const VjpArgs<T>& g) {
+    return Grads<T>{im2col(g.grad, kernel, stride, padding)};
+  });
+}
+
+// y[n] = W (K, C*kh*kw) @ im2col(x)[n] + b: composed of im2col, matmul, reshape and add, so the
+// gradients (dW by GEMM, dx by col2im, db by summation) come from those ops' VJPs.
+template <class T>
+Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& b, Size2 stride, Size2 padding) {
+  const Shape xs = x.shape(), ws = w.shape();
+  if (xs.size() != 4) throw_shape_error("conv2d", "input must be 4-D (N, C, H, W), got shape " + shape_str(xs));
+  if (ws.size() != 4)
+    throw_shape_error("conv2d", "weight must be 4-D (K, C, kh, kw), got shape " + shape_str(ws));
+  if (xs[1] != ws[1])
+    throw_shape_error("conv2d", "input shape " + shape_str(xs) + " and weight shape " + shape_str(ws) +
+                                    " disagree on channels (x.shape[1]=" + std::to_string(xs[1]) +
+                                    " != w.shape[1]=" + std::to_string(ws[1]) + ")");
+  if (b.defined() && b.shape() != Shape{ws[0]})
+    throw_shape_error("conv2d", "bias shape " + shape_str(b.shape()) + " does not match the " +
+                                    std::to_string(ws[0]) + " output channels of weight shape " + shape_str(ws) +
+                                    " (expected (" + std::to_string(ws[0]) + "))");
+  const Patches p = patches("conv2d", xs, {ws[2], ws[3]}, stride, padding);
+  const Tensor<T> cols = im2col(x, {ws[2], ws[3]}, stride, padding);          // (N, C*kh*kw, L)
+  const Tensor<T> w2 = reshape(w, {ws[0], p.rows()});                         // (K, C*kh*kw)
+  Tensor<T> y = reshape(matmul(w2, cols), {p.n, ws[0], p.oh, p.ow});          // (N, K, Ho, Wo)
+  if (b.defined()) y = y + reshape(b, {ws[0], 1, 1});
+  return y;
+}
+
+template Tensor<float> conv2d(const Tensor<float>&, const Tensor<float>&, const Tensor<float>&, Size2, Size2);
+template Tensor<float> im2col(const Tensor<float>&, Size2, Size2, Size2);
+template Tensor<float> col2im(const Tensor<float>&, const Shape&, Size2, Size2, Size2);
+template Tensor<double> conv2d(const Tensor<double>&, const Tensor<double>&, const Tensor<double>&, Size2, Size2);
+template Tensor<double> im2col(const Tensor<double>&, Size2, Size2, Size2);
+template Tensor<double> col2im(const Tensor<double>&, const Shape&, Size2, Size2, Size2);
+
+}  // namespace tapegrad

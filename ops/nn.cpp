@@ -1,0 +1,76 @@
+#include "nn.hpp"
+
+#include "elementwise.hpp"
+#include "kernels.hpp"
+#include "reduce.hpp"
+
+namespace tapegrad {
+
+namespace {
+
+// x minus its maximum along axis. The maximum is a constant: shifting every element of a slice by
+// the same amount changes neither softmax nor log_softmax, so no gradient flows through it.
+template <class T>
+Tensor<T> shifted(const std::string& op, const Tensor<T>& x, std::ptrdiff_t axis) {
+  if (x.dim() == 0) throw_shape_error(op, "needs at least one axis, got shape ()");
+  detail::normalize_axis(op, axis, x.dim());
+  Tensor<T> m;
+  {
+    NoGrad constant;
+    m = max(x, axis, true);
+  }
+  return x - m;
+}
+
+}  // namespace
+
+template <class T>
+Tensor<T> softmax(const Tensor<T>& x, std::ptrdiff_t axis) {
+  const Tensor<T> e = exp(shifted("softmax", x, axis));
+  return e / sum(e, {axis}, true);
+}
+
+template <class T>
+Tensor<T> log_softmax(const Tensor<T>& x, std::ptrdiff_t axis) {
+  const Tensor<T> z = shifted("log_softmax", x, axis);
+  return z - log(sum(exp(z), {axis}, true));
+}
+
+template <class T>
+Tensor<T> mse_loss(const Tensor<T>& pred, const Tensor<T>& target, Reduction reduction) {
+  if (pred.shape() != target.shape())
+    throw_shape_error("mse_loss", "pred shape " + shape_str(pred.shape()) + " and target shape " +
+                                      shape_str(target.shape()) + " differ");
+  const Tensor<T> d = pred - target;
+  return reduction == Reduction::mean ? mean(d * d) : sum(d * d);
+}
+
+template <class T>
+Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<std::size_t>& labels, Reduction reduction) {
+  const Shape s = logits.shape();
+  if (s.size() != 2)
+    throw_shape_error("cross_entropy", "logits must be 2-D (N, K), got shape " + shape_str(s));
+  if (labels.size() != s[0])
+    throw_shape_error("cross_entropy", "got " + std::to_string(labels.size()) + " labels for logits of shape " +
+                                           shape_str(s) + " (one label per row)");
+  xt::xarray<T> onehot = xt::zeros<T>(s);
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] >= s[1])
+      throw_value_error("cross_entropy", "label " + std::to_string(labels[i]) + " at index " + std::to_string(i) +
+                                             " is out of range for " + std::to_string(s[1]) + " classes");
+    onehot(i, labels[i]) = T(1);
+  }
+  const Tensor<T> picked = sum(log_softmax(logits, 1) * Tensor<T>(std::move(onehot)));
+  return reduction == Reduction::mean ? picked * (T(-1) / static_cast<T>(s[0])) : neg(picked);
+}
+
+template Tensor<float> softmax(const Tensor<float>&, std::ptrdiff_t);
+template Tensor<float> log_softmax(const Tensor<float>&, std::ptrdiff_t);
+template Tensor<float> mse_loss(const Tensor<float>&, const Tensor<float>&, Reduction);
+template Tensor<float> cross_entropy(const Tensor<float>&, const std::vector<std::size_t>&, Reduction);
+template Tensor<double> softmax(const Tensor<double>&, std::ptrdiff_t);
+template Tensor<double> log_softmax(const Tensor<double>&, std::ptrdiff_t);
+template Tensor<double> mse_loss(const Tensor<double>&, const Tensor<double>&, Reduction);
+template Tensor<double> cross_entropy(const Tensor<double>&, const std::vector<std::size_t>&, Reduction);
+
+}  // namespace tapegrad

@@ -1,0 +1,86 @@
+#include "helpers.hpp"
+
+namespace {
+
+// Direct convolution by loops: y[n,k,i,j] = b[k] + sum_{c,u,v} w[k,c,u,v] * xpad[n,c,i*s+u,j*s+v]
+Arr naive_conv(const Arr& x, const Arr& w, const Arr* b, tg::Size2 s, tg::Size2 p) {
+  const std::size_t N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
+  const std::size_t K = w.shape(0), kh = w.shape(2), kw = w.shape(3);
+  const std::size_t Ho = (H + 2 * p.h - kh) / s.h + 1, Wo = (W + 2 * p.w - kw) / s.w + 1;
+  Arr y = xt::zeros<double>({N, K, Ho, Wo});
+  for (std::size_t n = 0; n < N; ++n)
+    for (std::size_t k = 0; k < K; ++k)
+      for (std::size_t i = 0; i < Ho; ++i)
+        for (std::size_t j = 0; j < Wo; ++j) {
+          double acc = b ? (*b)(k) : 0.0;
+          for (std::size_t c = 0; c < C; ++c)
+            for (std::size_t u = 0; u < kh; ++u)
+              for (std::size_t v = 0; v < kw; ++v) {
+                const long r = long(i * s.h + u) - long(p.h), q = long(j * s.w + v) - long(p.w);
+                if (r >= 0 && r < long(H) && q >= 0 && q < long(W)) acc += w(k, c, u, v) * x(n, c, r, q);
+              }
+          y(n, k, i, j) = acc;
+        }
+  return y;
+}
+
+struct Case {
+  tg::Shape x, w;
+  tg::Size2 stride, padding;
+  bool bias;
+};
+
+const Case cases[] = {
+    {{2, 3, 7, 7}, {4, 3, 3, 3}, 1, 0, true},        // batch > 1, several channels
+    {{1, 2, 6, 5}, {3, 2, 3, 3}, 2, 1, true},        // stride 2, padding 1, odd width
+    {{2, 1, 5, 5}, {2, 1, 5, 5}, 1, 2, false},       // 5x5 kernel, padding 2, no bias
+    {{1, 3, 4, 6}, {5, 3, 1, 1}, 1, 0, true},        // 1x1 kernel
+    {{2, 2, 9, 8}, {3, 2, 3, 2}, {2, 3}, {1, 0}, true},  // per-axis stride and padding, odd sizes
+};
+
+}  // namespace
+
+TEST_CASE("conv2d equals a direct convolution") {
+  unsigned seed = 400;
+  for (const Case& c : cases) {
+    const Arr x = random_array(c.x, seed++), w = random_array(c.w, seed++), b = random_array({c.w[0]}, seed++);
+    const TD y = tg::conv2d(TD(x), TD(w), c.bias ? TD(b) : TD(), c.stride, c.padding);
+    const Arr expected = naive_conv(x, w, c.bias ? &b : nullptr, c.stride, c.padding);
+    CHECK(all_close(y.value(), expected, 1e-12));
+    // float too, to float rounding
+    const TF yf = tg::conv2d(TF(xt::xarray<float>(xt::cast<float>(x))), TF(xt::xarray<float>(xt::cast<float>(w))),
+                             c.bias ? TF(xt::xarray<float>(xt::cast<float>(b))) : TF(), c.stride, c.padding);
+    CHECK(all_close(yf.value(), expected, 1e-5));
+  }
+}
+
+TEST_CASE("conv2d gradients for input, weight and bias") {
+  unsigned seed = 420;
+  for (const Case& c : cases) {
+    CAPTURE(tg::shape_str(c.x));
+    CAPTURE(tg::shape_str(c.w));
+    Inputs in{leaf(c.x, seed++), leaf(c.w, seed++)};
+    if (c.bias) in.push_back(leaf({c.w[0]}, seed++));
+    check_gradients(
+        [c](const Inputs& v) { return tg::conv2d(v[0], v[1], c.bias ? v[2] : TD(), c.stride, c.padding); }, in);
+  }
+}
+
+TEST_CASE("im2col and col2im are adjoint, and differentiate to second order") {
+  // <im2col(x), c> == <x, col2im(c)> for any x, c
+  const Arr x = random_array({2, 3, 5, 4}, 440);
+  const TD cols = tg::im2col(TD(x), {3, 2}, {2, 1}, {1, 1});
+  const Arr c = random_array(cols.shape(), 441);
+  const TD back = tg::col2im(TD(c), {2, 3, 5, 4}, {3, 2}, {2, 1}, {1, 1});
+  CHECK(xt::sum(cols.value() * c)() == doctest::Approx(xt::sum(x * back.value())()));
+  check_gradients([](const Inputs& v) { return tg::col2im(v[0], {1, 2, 4, 4}, 3, 1, 1); }, {leaf({1, 18, 16}, 442)});
+  // d2/dx2 of sum(conv(x, w)^2) / 2 applied to v is conv^T(conv(v)): checked by finite differences
+  // of the first derivative, which is itself a recorded graph.
+  const TD w = leaf({2, 1, 3, 3}, 443);
+  check_gradients(
+      [w](const Inputs& v) {
+        const TD y = tg::conv2d(v[0], w, TD(), 1, 1);
+        return tg::grad(tg::sum(y * y * 0.5), {v[0]}, true)[0];
+      },
+      {leaf({1, 1, 4, 4}, 444)});
+}

@@ -1,0 +1,56 @@
+#include "helpers.hpp"
+
+namespace {
+// Per-window loops. mode 0: mean, 1: max.
+Arr naive_pool(const Arr& x, tg::Size2 k, tg::Size2 s, int mode) {
+  const std::size_t N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
+  const std::size_t Ho = (H - k.h) / s.h + 1, Wo = (W - k.w) / s.w + 1;
+  Arr y = xt::zeros<double>({N, C, Ho, Wo});
+  for (std::size_t n = 0; n < N; ++n)
+    for (std::size_t c = 0; c < C; ++c)
+      for (std::size_t i = 0; i < Ho; ++i)
+        for (std::size_t j = 0; j < Wo; ++j) {
+          double acc = mode == 0 ? 0.0 : -1e300;
+          for (std::size_t u = 0; u < k.h; ++u)
+            for (std::size_t v = 0; v < k.w; ++v) {
+              const double e = x(n, c, i * s.h + u, j * s.w + v);
+              acc = mode == 0 ? acc + e : std::max(acc, e);
+            }
+          y(n, c, i, j) = mode == 0 ? acc / double(k.h * k.w) : acc;
+        }
+  return y;
+}
+}  // namespace
+
+TEST_CASE("avg_pool2d and max_pool2d equal per-window loops; windows that do not fit are dropped") {
+  const Arr x = random_array({2, 3, 7, 6}, 500);
+  for (auto [k, s] : std::vector<std::pair<tg::Size2, tg::Size2>>{{2, 2}, {3, 2}, {{2, 3}, {1, 2}}, {1, 1}}) {
+    CHECK(all_close(tg::avg_pool2d(TD(x), k, s).value(), naive_pool(x, k, s, 0), 1e-12));
+    CHECK(all_close(tg::max_pool2d(TD(x), k, s).value(), naive_pool(x, k, s, 1), 1e-12));
+  }
+  // 7x6 with a 2x2 kernel: 3x3 output, the last row dropped.
+  CHECK(tg::avg_pool2d(TD(x), 2).shape() == tg::Shape{2, 3, 3, 3});
+  CHECK(tg::max_pool2d(TD(x), 2).shape() == tg::Shape{2, 3, 3, 3});
+}
+
+TEST_CASE("avg_pool2d with zero padding counts the padding in the mean") {
+  const TD x(Arr(xt::ones<double>({1, 1, 2, 2})));
+  const Arr y = tg::avg_pool2d(x, 2, 2, 1).value();   // corners see one element of four
+  CHECK(all_close(y, Arr{{{{0.25, 0.25}, {0.25, 0.25}}}}));
+}
+
+TEST_CASE("pooling gradients") {
+  const TD x = leaf({2, 2, 5, 6}, 501);
+  check_gradients([](const Inputs& v) { return tg::avg_pool2d(v[0], 2); }, {x});
+  check_gradients([](const Inputs& v) { return tg::avg_pool2d(v[0], 3, 2); }, {x});
+  check_gradients([](const Inputs& v) { return tg::avg_pool2d(v[0], 3, 2, 1); }, {x});
+  check_gradients([](const Inputs& v) { return tg::max_pool2d(v[0], 2); }, {x});
+  check_gradients([](const Inputs& v) { return tg::max_pool2d(v[0], {3, 2}, {1, 2}); }, {x});
+}
+
+TEST_CASE("max_pool2d ties send the gradient to the first element of the window") {
+  const TD x(Arr{{{{1., 1.}, {1., 1.}}}}, true);
+  tg::Tape tape;
+  tg::sum(tg::max_pool2d(x, 2)).backward();
+  CHECK(all_close(x.grad(), Arr{{{{1., 0.}, {0., 0.}}}}));
+}
