@@ -14,5 +14,10 @@
 #include "ops/conv.hpp"
 #include "ops/pool.hpp"
 #include "ops/nn.hpp"
+#include "layers/init.hpp"
+#include "layers/module.hpp"
+#include "layers/layers.hpp"
+#include "layers/optim.hpp"
+#include "layers/serialize.hpp"
 
 #endif

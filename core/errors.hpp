@@ -30,6 +30,12 @@ class UsageError : public std::logic_error {
   using std::logic_error::logic_error;
 };
 
+// A file that cannot be read or written, or whose content is not what it should be.
+class IoError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // "(2, 3)"; a 1-D shape prints as "(3)", a scalar as "()".
 std::string shape_str(const Shape& shape);
 

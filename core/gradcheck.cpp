@@ -26,42 +26,40 @@ std::string multi_index(std::size_t flat, const Shape& shape) {
   return shape_str(index);
 }
 
-// The function under test, its inputs (fresh leaves) and which of them are checked.
+// What is differentiated: `forward` evaluates the function with the checked tensors set to
+// `values` (one array per checked tensor) and reports those tensors in `wrt`; it runs under a live
+// tape, so an f which differentiates inside (tg::grad) is evaluated the same way everywhere.
+using Forward = std::function<Tensor<double>(const std::vector<Array>& values, std::vector<Tensor<double>>& wrt)>;
+
 struct Problem {
-  const GradcheckFunction& f;
-  std::vector<Tensor<double>> inputs;
-  std::vector<std::size_t> vars;
-  std::vector<std::string> names;
+  Forward forward;
+  std::vector<Array> values;       // the checked tensors' values
+  std::vector<std::string> names;  // and their names
   Shape out_shape;
 
-  // f evaluated on leaves that require grad as the originals do, under a tape of its own, so that
-  // an f which differentiates inside (tg::grad) is evaluated exactly as in the autodiff run.
-  Array value(const std::vector<Tensor<double>>& xs) const {
-    Tape tape;
-    std::vector<Tensor<double>> leaves;
-    for (std::size_t i = 0; i < xs.size(); ++i)
-      leaves.push_back(xs[i].detach().set_requires_grad(inputs[i].requires_grad()));
-    Tensor<double> y = f(leaves);
+  Tensor<double> checked_forward(const std::vector<Array>& v, std::vector<Tensor<double>>& wrt) const {
+    Tensor<double> y = forward(v, wrt);
     if (!y.defined()) throw_usage_error("gradcheck", "the function returned an undefined tensor");
-    return y.value();
+    return y;
+  }
+
+  Array value(const std::vector<Array>& v) const {
+    Tape tape;
+    std::vector<Tensor<double>> wrt;
+    return checked_forward(v, wrt).value();
   }
 
   // v^T J for each seed v, from the autodiff: one recorded forward, one reverse walk per seed.
-  // result[s][k] is the gradient for vars[k].
+  // result[s][k] is the gradient for checked tensor k.
   std::vector<std::vector<Array>> autodiff(const std::vector<Array>& seeds) const {
     Tape tape;
-    std::vector<Tensor<double>> leaves, wrt;
-    for (std::size_t i = 0; i < inputs.size(); ++i) {
-      leaves.push_back(inputs[i].detach().set_requires_grad(inputs[i].requires_grad()));
-    }
-    for (std::size_t k : vars) wrt.push_back(leaves[k]);
-    Tensor<double> y = f(leaves);
-    if (!y.defined()) throw_usage_error("gradcheck", "the function returned an undefined tensor");
+    std::vector<Tensor<double>> wrt;
+    const Tensor<double> y = checked_forward(values, wrt);
     std::vector<std::vector<Array>> result;
     for (const Array& seed : seeds) {
       std::vector<Array> row;
       if (y.is_leaf()) {
-        // Not recorded: y is a constant (zero gradient) or one of the leaves itself (the seed).
+        // Not recorded: y is a constant (zero gradient) or one of the checked tensors itself (the seed).
         for (const auto& x : wrt)
           row.push_back(x.impl() == y.impl() ? seed : Array(xt::zeros<double>(x.value().shape())));
       } else {
@@ -72,36 +70,39 @@ struct Problem {
     return result;
   }
 
-  std::vector<std::vector<Array>> hand_vjps(const HandGradient& hand, const std::vector<Array>& seeds) const {
-    std::vector<std::vector<Array>> result;
-    for (const Array& seed : seeds) {
-      std::vector<Array> all = hand(inputs, seed);
-      if (all.size() != inputs.size())
-        throw_value_error("gradcheck", "the hand-written gradient returned " + std::to_string(all.size()) +
-                                           " arrays for " + std::to_string(inputs.size()) + " inputs");
-      std::vector<Array> row;
-      for (std::size_t k : vars) {
-        if (shape_of(all[k]) != inputs[k].shape())
-          throw_shape_error("gradcheck", "the hand-written gradient for " + names[k] + " has shape " +
-                                             shape_str(shape_of(all[k])) + ", expected " +
-                                             shape_str(inputs[k].shape()));
-        row.push_back(std::move(all[k]));
-      }
-      result.push_back(std::move(row));
-    }
-    return result;
-  }
-
-  // (f(x + eps d) - f(x - eps d)) / (2 eps) with d added to input i.
-  Array directional(std::size_t i, const Array& d, double eps) const {
-    std::vector<Tensor<double>> xs = inputs;
-    xs[i] = Tensor<double>(Array(inputs[i].value() + eps * d));
-    const Array plus = value(xs);
-    xs[i] = Tensor<double>(Array(inputs[i].value() - eps * d));
-    const Array minus = value(xs);
+  // (f(x + eps d) - f(x - eps d)) / (2 eps) with d added to checked tensor k.
+  Array directional(std::size_t k, const Array& d, double eps) const {
+    std::vector<Array> v = values;
+    v[k] = values[k] + eps * d;
+    const Array plus = value(v);
+    v[k] = values[k] - eps * d;
+    const Array minus = value(v);
     return (plus - minus) / (2 * eps);
   }
 };
+
+// v^T J from a hand-written gradient, for the inputs listed in `vars`.
+std::vector<std::vector<Array>> hand_vjps(const HandGradient& hand, const std::vector<Tensor<double>>& inputs,
+                                          const std::vector<std::size_t>& vars, const std::vector<std::string>& names,
+                                          const std::vector<Array>& seeds) {
+  std::vector<std::vector<Array>> result;
+  for (const Array& seed : seeds) {
+    std::vector<Array> all = hand(inputs, seed);
+    if (all.size() != inputs.size())
+      throw_value_error("gradcheck", "the hand-written gradient returned " + std::to_string(all.size()) +
+                                         " arrays for " + std::to_string(inputs.size()) + " inputs");
+    std::vector<Array> row;
+    for (std::size_t k = 0; k < vars.size(); ++k) {
+      Array& g = all[vars[k]];
+      if (shape_of(g) != inputs[vars[k]].shape())
+        throw_shape_error("gradcheck", "the hand-written gradient for " + names[k] + " has shape " +
+                                           shape_str(shape_of(g)) + ", expected " + shape_str(inputs[vars[k]].shape()));
+      row.push_back(std::move(g));
+    }
+    result.push_back(std::move(row));
+  }
+  return result;
+}
 
 void compare(GradcheckComparison& c, const std::string& index, const std::string& output_index,
              double analytic, double numeric, const GradcheckOptions& o) {
@@ -125,24 +126,16 @@ void keep_worst(GradcheckComparison& c, std::size_t n) {
   if (c.worst.size() > n) c.worst.resize(n);
 }
 
-GradcheckReport run(const GradcheckFunction& f, const std::vector<Tensor<double>>& inputs,
-                    const HandGradient* hand, const GradcheckOptions& o) {
-  if (!f) throw_usage_error("gradcheck", "the function is empty");
+// hand(seeds) gives a hand-written v^T J per seed for each checked tensor, or is empty.
+using HandRows = std::function<std::vector<std::vector<Array>>(const std::vector<Array>& seeds)>;
+
+GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o) {
   if (!(o.eps > 0)) throw_value_error("gradcheck", "eps must be > 0, got " + std::to_string(o.eps));
-  Problem p{f, {}, {}, {}, {}};
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    if (!inputs[i].defined()) throw_usage_error("gradcheck", "input " + std::to_string(i) + " is undefined");
-    p.inputs.push_back(inputs[i].detach().set_requires_grad(inputs[i].requires_grad()));
-    if (inputs[i].requires_grad()) p.vars.push_back(i);
-    p.names.push_back(i < o.names.size() ? "'" + o.names[i] + "'" : "input " + std::to_string(i));
-  }
-  if (p.vars.empty())
-    throw_value_error("gradcheck", "no input requires grad: mark the inputs to check with requires_grad");
-  const Array y0 = p.value(p.inputs);
+  const Array y0 = p.value(p.values);
   p.out_shape = shape_of(y0);
   const std::size_t m = y0.size();
   std::size_t n = 0;
-  for (std::size_t k : p.vars) n += p.inputs[k].size();
+  for (const Array& v : p.values) n += v.size();
   const bool full = o.mode == GradcheckOptions::Mode::full ||
                     (o.mode == GradcheckOptions::Mode::automatic && m * n <= o.full_limit);
 
@@ -155,8 +148,8 @@ GradcheckReport run(const GradcheckFunction& f, const std::vector<Tensor<double>
   auto comparison = [&](const char* what, std::size_t k) {
     GradcheckComparison c;
     c.what = what;
-    c.input = p.names[p.vars[k]];
-    c.input_shape = p.inputs[p.vars[k]].shape();
+    c.input = p.names[k];
+    c.input_shape = shape_of(p.values[k]);
     return c;
   };
   // The three sources on the same elements: autodiff (a), hand-written (h), numeric (num).
@@ -181,22 +174,22 @@ GradcheckReport run(const GradcheckFunction& f, const std::vector<Tensor<double>
       seeds.push_back(std::move(e));
     }
     const auto auto_rows = p.autodiff(seeds);
-    const auto hand_rows = hand ? p.hand_vjps(*hand, seeds) : std::vector<std::vector<Array>>();
-    for (std::size_t k = 0; k < p.vars.size(); ++k) {
-      const std::size_t i = p.vars[k];
-      const std::size_t nk = p.inputs[i].size();
+    const auto hand_rows = hand ? hand(seeds) : std::vector<std::vector<Array>>();
+    for (std::size_t k = 0; k < p.values.size(); ++k) {
+      const Shape shape = shape_of(p.values[k]);
+      const std::size_t nk = p.values[k].size();
       Matrix numeric(m, std::vector<double>(nk));
       for (std::size_t e = 0; e < nk; ++e) {
-        Array d = xt::zeros<double>(p.inputs[i].value().shape());
+        Array d = xt::zeros<double>(shape);
         d.data()[e] = 1.0;
-        const Array column = p.directional(i, d, o.eps);
+        const Array column = p.directional(k, d, o.eps);
         for (std::size_t j = 0; j < m; ++j) numeric[j][e] = column.data()[j];
       }
       add_comparisons(k, [&](GradcheckComparison& an, GradcheckComparison& hn, GradcheckComparison& ha) {
         for (std::size_t j = 0; j < m; ++j) {
           const std::string out = m == 1 && p.out_shape.empty() ? "" : multi_index(j, p.out_shape);
           for (std::size_t e = 0; e < nk; ++e) {
-            const std::string idx = multi_index(e, p.inputs[i].shape());
+            const std::string idx = multi_index(e, shape);
             const double a = auto_rows[j][k].data()[e];
             compare(an, idx, out, a, numeric[j][e], o);
             if (hand) {
@@ -221,18 +214,17 @@ GradcheckReport run(const GradcheckFunction& f, const std::vector<Tensor<double>
       if (norm > 0) r /= std::sqrt(norm);
       return r;
     };
-    for (std::size_t k = 0; k < p.vars.size(); ++k) {
-      const std::size_t i = p.vars[k];
+    for (std::size_t k = 0; k < p.values.size(); ++k) {
       std::vector<Array> us, vs;
       for (std::size_t q = 0; q < o.projections; ++q) {
-        us.push_back(unit_random(p.inputs[i].shape()));
+        us.push_back(unit_random(shape_of(p.values[k])));
         vs.push_back(unit_random(p.out_shape));
       }
       const auto auto_rows = p.autodiff(vs);
-      const auto hand_rows = hand ? p.hand_vjps(*hand, vs) : std::vector<std::vector<Array>>();
+      const auto hand_rows = hand ? hand(vs) : std::vector<std::vector<Array>>();
       add_comparisons(k, [&](GradcheckComparison& an, GradcheckComparison& hn, GradcheckComparison& ha) {
         for (std::size_t q = 0; q < o.projections; ++q) {
-          const double num = xt::sum(vs[q] * p.directional(i, us[q], o.eps))();
+          const double num = xt::sum(vs[q] * p.directional(k, us[q], o.eps))();
           const double a = xt::sum(auto_rows[q][k] * us[q])();
           const std::string idx = "projection " + std::to_string(q);
           compare(an, idx, "", a, num, o);
@@ -285,15 +277,97 @@ std::string GradcheckReport::str() const {
 
 std::ostream& operator<<(std::ostream& os, const GradcheckReport& report) { return os << report.str(); }
 
+namespace {
+
+std::string input_name(const GradcheckOptions& o, std::size_t i) {
+  return i < o.names.size() ? "'" + o.names[i] + "'" : "input " + std::to_string(i);
+}
+
+GradcheckReport check_inputs(const GradcheckFunction& f, const std::vector<Tensor<double>>& inputs,
+                             const HandGradient* hand, const GradcheckOptions& o) {
+  if (!f) throw_usage_error("gradcheck", "the function is empty");
+  std::vector<Tensor<double>> originals;
+  std::vector<std::size_t> vars;
+  Problem p;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].defined()) throw_usage_error("gradcheck", "input " + std::to_string(i) + " is undefined");
+    originals.push_back(inputs[i].detach().set_requires_grad(inputs[i].requires_grad()));
+    if (!inputs[i].requires_grad()) continue;
+    vars.push_back(i);
+    p.values.push_back(inputs[i].value());
+    p.names.push_back(input_name(o, i));
+  }
+  if (vars.empty())
+    throw_value_error("gradcheck", "no input requires grad: mark the inputs to check with requires_grad");
+  p.forward = [&f, originals, vars](const std::vector<Array>& values, std::vector<Tensor<double>>& wrt) {
+    std::vector<Tensor<double>> leaves = originals;
+    for (std::size_t k = 0; k < vars.size(); ++k) {
+      leaves[vars[k]] = Tensor<double>(values[k], true);
+      wrt.push_back(leaves[vars[k]]);
+    }
+    for (std::size_t i = 0; i < leaves.size(); ++i)
+      if (!leaves[i].requires_grad()) leaves[i] = leaves[i].detach();   // fresh, in case f changes it
+    return f(leaves);
+  };
+  HandRows rows;
+  if (hand)
+    rows = [hand, &originals, &vars, names = p.names](const std::vector<Array>& seeds) {
+      return hand_vjps(*hand, originals, vars, names, seeds);
+    };
+  return run(std::move(p), rows, o);
+}
+
+}  // namespace
+
 GradcheckReport gradcheck(const GradcheckFunction& f, const std::vector<Tensor<double>>& inputs,
                           const GradcheckOptions& options) {
-  return run(f, inputs, nullptr, options);
+  return check_inputs(f, inputs, nullptr, options);
 }
 
 GradcheckReport gradcheck(const GradcheckFunction& f, const std::vector<Tensor<double>>& inputs,
                           const HandGradient& hand, const GradcheckOptions& options) {
   if (!hand) throw_usage_error("gradcheck", "the hand-written gradient function is empty");
-  return run(f, inputs, &hand, options);
+  return check_inputs(f, inputs, &hand, options);
+}
+
+GradcheckReport gradcheck_parameters(const std::function<Tensor<double>()>& f,
+                                     const std::vector<std::pair<std::string, Tensor<double>>>& parameters,
+                                     const GradcheckOptions& options) {
+  if (!f) throw_usage_error("gradcheck_parameters", "the function is empty");
+  if (parameters.empty()) throw_value_error("gradcheck_parameters", "no parameters to check");
+  Problem p;
+  std::vector<Tensor<double>> params;
+  for (const auto& [name, t] : parameters) {
+    if (!t.defined()) throw_usage_error("gradcheck_parameters", "parameter '" + name + "' is undefined");
+    if (!t.is_leaf()) throw_usage_error("gradcheck_parameters", "parameter '" + name + "' is not a leaf tensor");
+    params.push_back(t);
+    p.values.push_back(t.value());
+    p.names.push_back("'" + name + "'");
+  }
+  // The parameters are perturbed in place; their values (and requires_grad) are restored after.
+  struct Restore {
+    std::vector<Tensor<double>>& params;
+    std::vector<Array> values;
+    std::vector<bool> flags;
+    ~Restore() {
+      for (std::size_t k = 0; k < params.size(); ++k) {
+        params[k].assign(values[k]);
+        params[k].set_requires_grad(flags[k]);
+      }
+    }
+  } restore{params, p.values, {}};
+  for (auto& t : params) {
+    restore.flags.push_back(t.requires_grad());
+    t.set_requires_grad(true);
+  }
+  p.forward = [&f, &params](const std::vector<Array>& values, std::vector<Tensor<double>>& wrt) {
+    for (std::size_t k = 0; k < params.size(); ++k) {
+      params[k].assign(values[k]);
+      wrt.push_back(params[k]);
+    }
+    return f();
+  };
+  return run(std::move(p), HandRows(), options);
 }
 
 }  // namespace tapegrad

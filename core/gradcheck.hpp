@@ -69,6 +69,12 @@ GradcheckReport gradcheck(const GradcheckFunction& f, const std::vector<Tensor<d
 GradcheckReport gradcheck(const GradcheckFunction& f, const std::vector<Tensor<double>>& inputs,
                           const HandGradient& hand, const GradcheckOptions& options = {});
 
+// Checks d f() / d p for tensors p that f reads directly, such as a module's named parameters:
+// each p is perturbed in place for the finite differences and restored after.
+GradcheckReport gradcheck_parameters(const std::function<Tensor<double>()>& f,
+                                     const std::vector<std::pair<std::string, Tensor<double>>>& parameters,
+                                     const GradcheckOptions& options = {});
+
 }  // namespace tapegrad
 
 #endif

@@ -1,0 +1,49 @@
+#include "init.hpp"
+
+#include <cmath>
+
+namespace tapegrad {
+
+double Generator::uniform(double lo, double hi) {
+  // The top 53 bits as a double in [0, 1): exact and the same on every platform.
+  const double unit = static_cast<double>(engine_() >> 11) * 0x1.0p-53;
+  return lo + (hi - lo) * unit;
+}
+
+namespace {
+Generator& thread_generator() {
+  static thread_local Generator generator(0);
+  return generator;
+}
+
+template <class T>
+xt::xarray<T> uniform_array(const Shape& shape, double bound, Generator& gen) {
+  xt::xarray<T> a = xt::xarray<T>::from_shape(shape);
+  for (auto& v : a) v = static_cast<T>(gen.uniform(-bound, bound));
+  return a;
+}
+}  // namespace
+
+Generator& default_generator() { return thread_generator(); }
+
+ManualSeed::ManualSeed(std::uint64_t seed) : previous_(thread_generator()) { thread_generator() = Generator(seed); }
+ManualSeed::~ManualSeed() { thread_generator() = previous_; }
+
+template <class T>
+xt::xarray<T> init_weight(const Shape& shape, Init init, std::size_t fan_in, std::size_t fan_out, Generator& gen) {
+  const double bound = init == Init::kaiming_uniform ? std::sqrt(6.0 / double(std::max<std::size_t>(fan_in, 1)))
+                                                     : std::sqrt(6.0 / double(std::max<std::size_t>(fan_in + fan_out, 1)));
+  return uniform_array<T>(shape, bound, gen);
+}
+
+template <class T>
+xt::xarray<T> init_bias(const Shape& shape, std::size_t fan_in, Generator& gen) {
+  return uniform_array<T>(shape, 1.0 / std::sqrt(double(std::max<std::size_t>(fan_in, 1))), gen);
+}
+
+template xt::xarray<float> init_weight(const Shape&, Init, std::size_t, std::size_t, Generator&);
+template xt::xarray<double> init_weight(const Shape&, Init, std::size_t, std::size_t, Generator&);
+template xt::xarray<float> init_bias(const Shape&, std::size_t, Generator&);
+template xt::xarray<double> init_bias(const Shape&, std::size_t, Generator&);
+
+}  // namespace tapegrad

@@ -1,0 +1,37 @@
+// Parameters as NumPy files: single arrays as .npy, a module's named parameters as an .npz archive.
+#ifndef TAPEGRAD_LAYERS_SERIALIZE_HPP
+#define TAPEGRAD_LAYERS_SERIALIZE_HPP
+
+#include <map>
+#include <string>
+
+#include "module.hpp"
+
+namespace tapegrad {
+
+// Writes a .npy file (format 1.0, little-endian, C order). The file is written beside `path`
+// under a temporary name and renamed over it, so an interrupted save never leaves a half-written
+// file in place of a good one.
+template <class T>
+void save_npy(const std::string& path, const xt::xarray<T>& array);
+// Reads a .npy file of dtype float32 (T = float) or float64 (T = double); C or Fortran order,
+// either byte order. An error names the file and what is wrong with it.
+template <class T>
+xt::xarray<T> load_npy(const std::string& path);
+
+// Writes every named parameter as "<name>.npy" in an uncompressed .npz archive (np.load reads it),
+// atomically as save_npy does.
+template <class T>
+void save_parameters(const Module<T>& module, const std::string& path);
+// Reads an .npz archive written by save_parameters, np.savez or np.savez_compressed. Every
+// parameter of the module must be present with the same dtype and shape, and the archive must hold
+// nothing else; otherwise an error names the parameter and the mismatch and no parameter changes.
+template <class T>
+void load_parameters(Module<T>& module, const std::string& path);
+// The arrays of an .npz archive by name (without ".npy").
+template <class T>
+std::map<std::string, xt::xarray<T>> load_npz(const std::string& path);
+
+}  // namespace tapegrad
+
+#endif

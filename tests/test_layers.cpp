@@ -1,0 +1,156 @@
+#include "helpers.hpp"
+
+namespace {
+using LinearD = tg::Linear<double>;
+
+// A module's parameters checked against finite differences, through loss(module(x)).
+void check_module(tg::Module<double>& m, const TD& x) {
+  const auto report = tg::gradcheck_parameters([&] { return tg::sum(tg::tanh(m(x))); }, m.named_parameters());
+  INFO(report.str());
+  CHECK(report.ok());
+  CHECK(report.comparisons.size() == m.named_parameters().size());
+  // And the input gradient through the module.
+  check_gradients([&](const Inputs& in) { return tg::sum(tg::tanh(m(in[0]))); }, {TD(x.value(), true)});
+}
+}  // namespace
+
+TEST_CASE("Linear follows the notes: c_j = sum_i w_ij l_i + b_j, w of shape (in, out)") {
+  tg::ManualSeed seed(1);
+  LinearD fc(3, 2);
+  CHECK(fc.weight().shape() == tg::Shape{3, 2});
+  CHECK(fc.bias().shape() == tg::Shape{2});
+  const Arr l = random_array({4, 3}, 700);
+  const Arr c = fc(TD(l)).value();
+  for (std::size_t n = 0; n < 4; ++n)
+    for (std::size_t j = 0; j < 2; ++j) {
+      double expected = fc.bias().value()(j);
+      for (std::size_t i = 0; i < 3; ++i) expected += fc.weight().value()(i, j) * l(n, i);
+      CHECK(c(n, j) == doctest::Approx(expected));
+    }
+  LinearD no_bias(3, 2, false);
+  CHECK(no_bias.named_parameters().size() == 1);
+  CHECK_FALSE(no_bias.bias().defined());
+  check_module(fc, TD(l));
+  check_module(no_bias, TD(l));
+}
+
+TEST_CASE("initialisation: seeded, reproducible, within the Kaiming and Xavier bounds") {
+  Arr first, again, other;
+  {
+    tg::ManualSeed seed(42);
+    first = LinearD(50, 20).weight().value();
+  }
+  {
+    tg::ManualSeed seed(42);
+    again = LinearD(50, 20).weight().value();
+  }
+  {
+    tg::ManualSeed seed(43);
+    other = LinearD(50, 20).weight().value();
+  }
+  CHECK(all_close(first, again, 0.0));
+  CHECK_FALSE(all_close(first, other, 1e-3));
+  const double kaiming = std::sqrt(6.0 / 50), xavier = std::sqrt(6.0 / 70);
+  CHECK(xt::amax(xt::abs(first))() <= kaiming);
+  CHECK(xt::amax(xt::abs(first))() > 0.9 * kaiming);   // 1000 draws fill the interval
+  const Arr xw = LinearD(50, 20, true, tg::Init::xavier_uniform).weight().value();
+  CHECK(xt::amax(xt::abs(xw))() <= xavier);
+  CHECK(xt::amax(xt::abs(xw))() > 0.9 * xavier);
+  // Two layers drawn in a row differ (the generator advances).
+  tg::ManualSeed seed(7);
+  CHECK_FALSE(all_close(LinearD(4, 4).weight().value(), LinearD(4, 4).weight().value(), 1e-6));
+}
+
+TEST_CASE("Conv2d with a per-channel bias and with the notes' untied bias") {
+  tg::ManualSeed seed(2);
+  tg::Conv2d<double> conv(2, 3, 3, 1, 1);
+  CHECK(conv.weight().shape() == tg::Shape{3, 2, 3, 3});
+  CHECK(conv.bias().shape() == tg::Shape{3});
+  const TD x(random_array({2, 2, 5, 5}, 701));
+  CHECK(all_close(conv(x).value(), tg::conv2d(x, conv.weight(), conv.bias(), 1, 1).value(), 1e-12));
+  check_module(conv, x);
+
+  tg::Conv2dOptions untied;
+  untied.bias = tg::ConvBias::untied;
+  untied.output_size = {3, 3};
+  tg::Conv2d<double> notes(2, 2, 3, untied);   // 5x5 input, 3x3 kernel, no padding: 3x3 output
+  CHECK(notes.bias().shape() == tg::Shape{2, 3, 3});
+  const Arr y = notes(x).value();
+  const Arr expected = tg::conv2d(x, notes.weight(), TD(), 1, 0).value() + notes.bias().value();
+  CHECK(all_close(y, expected, 1e-12));
+  check_module(notes, x);
+  CHECK_THROWS_WITH_AS(notes(TD(random_array({1, 2, 6, 6}, 702))),
+                       doctest::Contains("Conv2d: untied bias of shape (2, 3, 3) does not fit the output shape (1, 2, 4, 4)"),
+                       tg::ShapeError);
+  tg::Conv2dOptions none;
+  none.bias = tg::ConvBias::none;
+  CHECK(tg::Conv2d<double>(2, 2, 3, none).named_parameters().size() == 1);
+}
+
+TEST_CASE("pooling, activation, softmax and flatten layers in a Sequential model") {
+  tg::ManualSeed seed(3);
+  tg::Sequential<double> model(tg::Conv2d<double>(1, 2, 3, 1, 1), tg::Tanh<double>(), tg::AvgPool2d<double>(2),
+                               tg::Conv2d<double>(2, 3, 2), tg::Sigmoid<double>(), tg::MaxPool2d<double>(2, 1),
+                               tg::Flatten<double>(), tg::Linear<double>(3, 4), tg::Softmax<double>(1));
+  const TD x(random_array({2, 1, 6, 6}, 703));
+  const TD y = model(x);
+  CHECK(y.shape() == tg::Shape{2, 4});
+  CHECK(all_close(xt::sum(y.value(), {1}), Arr{1.0, 1.0}, 1e-12));
+  check_module(model, x);
+  // ReLU on inputs away from its kink.
+  tg::Sequential<double> relu_model(tg::Linear<double>(3, 5), tg::ReLU<double>(), tg::Linear<double>(5, 2));
+  check_module(relu_model, TD(random_array({4, 3}, 704)));
+}
+
+TEST_CASE("Module: named parameters in a stable order, modes, zero_grad") {
+  tg::ManualSeed seed(4);
+  tg::Sequential<float> model(tg::Conv2d<float>(1, 2, 3), tg::ReLU<float>(), tg::Flatten<float>(),
+                              tg::Linear<float>(8, 3, false));
+  std::vector<std::string> names;
+  for (const auto& [name, p] : model.named_parameters()) names.push_back(name);
+  CHECK(names == std::vector<std::string>{"0.weight", "0.bias", "3.weight"});
+  CHECK(model.parameters().size() == 3);
+  CHECK(model.parameters()[2].shape() == tg::Shape{8, 3});
+  CHECK(model.is_training());
+  model.eval();
+  CHECK_FALSE(model.is_training());
+  CHECK_FALSE(model[0].is_training());
+  model.train();
+  CHECK(model[3].is_training());
+  tg::Tape tape;
+  tg::sum(model(TF(xt::xarray<float>(xt::ones<float>({2, 1, 4, 4}))))).backward();
+  CHECK(model.parameters()[0].has_grad());
+  model.zero_grad();
+  CHECK(xt::amax(xt::abs(model.parameters()[0].grad()))() == 0.f);
+}
+
+TEST_CASE("layers: bad input is a clear error") {
+  tg::ManualSeed seed(5);
+  LinearD fc(4, 2);
+  CHECK_THROWS_WITH_AS(fc(TD(Arr::from_shape({3, 5}))),
+                       "Linear: input shape (3, 5) does not end in in_features=4 (weight shape (4, 2))", tg::ShapeError);
+  tg::Conv2d<double> conv(3, 2, 3);
+  CHECK_THROWS_WITH_AS(conv(TD(Arr::from_shape({1, 2, 5, 5}))),
+                       doctest::Contains("conv2d: input shape (1, 2, 5, 5) and weight shape (2, 3, 3, 3) disagree on channels"),
+                       tg::ShapeError);
+  CHECK_THROWS_WITH_AS(conv(TD(Arr::from_shape({3, 5, 5}))), doctest::Contains("conv2d: input must be 4-D"), tg::ShapeError);
+  CHECK_THROWS_WITH_AS(conv(TD(Arr::from_shape({1, 3, 2, 2}))),
+                       doctest::Contains("conv2d: kernel (3, 3) is larger than the padded input (2, 2)"), tg::ShapeError);
+  CHECK_THROWS_WITH_AS(tg::Conv2d<double>(3, 2, 3, 0), "Conv2d: stride must be >= 1, got (0, 0)", tg::ValueError);
+  CHECK_THROWS_WITH_AS(tg::conv2d(TD(Arr::from_shape({1, 3, 5, 5})), conv.weight(), TD(), {1, 0}),
+                       "conv2d: stride must be >= 1, got (1, 0)", tg::ValueError);
+  CHECK_THROWS_WITH_AS(tg::conv2d(TD(Arr::from_shape({1, 3, 5, 5})), conv.weight(), TD(Arr::from_shape({3}))),
+                       doctest::Contains("conv2d: bias shape (3) does not match the 2 output channels"), tg::ShapeError);
+  CHECK_THROWS_WITH_AS(tg::AvgPool2d<double>(3)(TD(Arr::from_shape({1, 1, 2, 2}))),
+                       doctest::Contains("avg_pool2d: kernel (3, 3) is larger than the padded input (2, 2)"), tg::ShapeError);
+  CHECK_THROWS_WITH_AS(tg::max_pool2d(TD(Arr::from_shape({1, 1, 4, 4})), 2, 0),
+                       "max_pool2d: stride must be >= 1, got (0, 0)", tg::ValueError);
+  CHECK_THROWS_WITH_AS(tg::cross_entropy(TD(Arr::from_shape({2, 3})), {0, 3}),
+                       "cross_entropy: label 3 at index 1 is out of range for 3 classes", tg::ValueError);
+  CHECK_THROWS_WITH_AS(tg::cross_entropy(TD(Arr::from_shape({2, 3})), {0}),
+                       doctest::Contains("cross_entropy: got 1 labels for logits of shape (2, 3)"), tg::ShapeError);
+  CHECK_THROWS_WITH_AS(tg::mse_loss(TD(Arr::from_shape({2, 3})), TD(Arr::from_shape({3, 2}))),
+                       "mse_loss: pred shape (2, 3) and target shape (3, 2) differ", tg::ShapeError);
+  CHECK_THROWS_WITH_AS(tg::softmax(TD(Arr::from_shape({2, 3})), 2), doctest::Contains("softmax: axis 2 is out of range"),
+                       tg::ValueError);
+}
