@@ -27,3 +27,5 @@ ensure_packages() {
 }
 
 ensure_packages "${PACKAGES[@]}"
+# The tests also check that NumPy reads the files tapegrad writes.
+TEST_PACKAGES=(python3-numpy)

@@ -1,1 +1,172 @@
 #include "helpers.hpp"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+namespace fs = std::filesystem;
+
+namespace {
+const std::string data_dir = TAPEGRAD_TEST_DATA_DIR;
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+// A fresh directory under the system temp directory, removed at the end of the test.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("tapegrad-test-" + std::to_string(std::random_device()()));
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+tg::Linear<double> linear_3_2() {
+  tg::ManualSeed seed(9);
+  return tg::Linear<double>(3, 2);
+}
+}  // namespace
+
+TEST_CASE(".npy files: byte-identical to NumPy's, and NumPy's files load") {
+  TempDir dir;
+  const Arr a = xt::reshape_view(xt::arange(6.0), {2, 3}) * 0.5;
+  tg::save_npy(dir / "a.npy", a);
+  CHECK(read_bytes(dir / "a.npy") == read_bytes(data_dir + "/f8_c.npy"));
+  CHECK(all_close(tg::load_npy<double>(data_dir + "/f8_c.npy"), a, 0.0));
+  // Fortran order, big-endian float32, as NumPy wrote it.
+  const xt::xarray<float> f = tg::load_npy<float>(data_dir + "/f4_fortran_big.npy");
+  CHECK(all_close(f, xt::reshape_view(xt::arange(12.0), {3, 4}), 0.0));
+}
+
+TEST_CASE(".npy round trips: scalars, vectors, empty arrays, float") {
+  TempDir dir;
+  for (const Arr& a : {Arr(3.25), Arr{1., 2., 3.}, Arr(Arr::from_shape({0, 4})), random_array({2, 3, 4}, 800)}) {
+    tg::save_npy(dir / "x.npy", a);
+    const Arr back = tg::load_npy<double>(dir / "x.npy");
+    CHECK(all_close(back, a, 0.0));
+  }
+  const xt::xarray<float> f = xt::cast<float>(random_array({5, 2}, 801));
+  tg::save_npy(dir / "f.npy", f);
+  CHECK(all_close(tg::load_npy<float>(dir / "f.npy"), f, 0.0));
+  CHECK((read_bytes(dir / "f.npy").size() - 10 * sizeof(float)) % 64 == 0);   // data aligned as NumPy aligns it
+}
+
+TEST_CASE("a module's parameters: save, load, and NumPy's np.savez / np.savez_compressed archives") {
+  TempDir dir;
+  tg::Linear<double> a = linear_3_2();
+  tg::save_parameters(a, dir / "linear.npz");
+  tg::ManualSeed other(10);
+  tg::Linear<double> b(3, 2);
+  CHECK_FALSE(all_close(a.weight().value(), b.weight().value(), 1e-6));
+  tg::load_parameters(b, dir / "linear.npz");
+  CHECK(all_close(a.weight().value(), b.weight().value(), 0.0));
+  CHECK(all_close(a.bias().value(), b.bias().value(), 0.0));
+  const auto arrays = tg::load_npz<double>(dir / "linear.npz");
+  CHECK(arrays.size() == 2);
+  CHECK(arrays.count("weight") == 1);
+
+  const Arr weight = xt::reshape_view(xt::arange(6.0), {3, 2}) / 10, bias{0.5, -0.5};
+  for (const char* file : {"/linear.npz", "/linear_compressed.npz"}) {
+    CAPTURE(file);
+    tg::load_parameters(b, data_dir + file);
+    CHECK(all_close(b.weight().value(), weight, 0.0));
+    CHECK(all_close(b.bias().value(), bias, 0.0));
+  }
+}
+
+TEST_CASE("loading checks names, dtypes and shapes, and changes nothing on error") {
+  TempDir dir;
+  tg::Linear<double> model = linear_3_2();
+  const Arr before = model.weight().value();
+  // Wrong shape: a (3, 4) Linear saved, loaded into (3, 2).
+  {
+    tg::Linear<double> wide(3, 4);
+    tg::save_parameters(wide, dir / "wide.npz");
+  }
+  CHECK_THROWS_WITH_AS(tg::load_parameters(model, dir / "wide.npz"),
+                       doctest::Contains("entry 'weight' has shape (3, 4), the parameter has shape (3, 2)"), tg::IoError);
+  // Wrong dtype: a float model's file into a double model.
+  {
+    tg::Linear<float> single(3, 2);
+    tg::save_parameters(single, dir / "float.npz");
+  }
+  CHECK_THROWS_WITH_AS(tg::load_parameters(model, dir / "float.npz"),
+                       doctest::Contains("entry 'weight.npy' has dtype '<f4', expected float64 ('<f8')"), tg::IoError);
+  // Missing and extra entries.
+  {
+    tg::Linear<double> no_bias(3, 2, false);
+    tg::save_parameters(no_bias, dir / "nobias.npz");
+    tg::Sequential<double> seq(tg::Linear<double>(3, 2));
+    tg::save_parameters(seq, dir / "seq.npz");
+  }
+  CHECK_THROWS_WITH_AS(tg::load_parameters(model, dir / "nobias.npz"),
+                       doctest::Contains("has no entry for parameter 'bias' (bias.npy)"), tg::IoError);
+  CHECK_THROWS_WITH_AS(tg::load_parameters(model, dir / "seq.npz"),
+                       doctest::Contains("has no entry for parameter 'weight'"), tg::IoError);
+  tg::Linear<double> no_bias(3, 2, false);
+  CHECK_THROWS_WITH_AS(tg::load_parameters(no_bias, data_dir + "/linear.npz"),
+                       doctest::Contains("has an entry 'bias' that matches no parameter of the module"), tg::IoError);
+  CHECK(all_close(model.weight().value(), before, 0.0));
+}
+
+TEST_CASE("missing, truncated and corrupted files are errors naming the file") {
+  TempDir dir;
+  CHECK_THROWS_WITH_AS(tg::load_npy<double>(dir / "none.npy"),
+                       doctest::Contains(("load_npy: '" + (dir / "none.npy") + "' cannot be opened").c_str()), tg::IoError);
+  const std::string npy = read_bytes(data_dir + "/f8_c.npy");
+  write_bytes(dir / "short.npy", npy.substr(0, npy.size() - 5));
+  CHECK_THROWS_WITH_AS(tg::load_npy<double>(dir / "short.npy"),
+                       doctest::Contains(("'" + (dir / "short.npy") + "' is truncated: shape (2, 3) of float64 needs 48 data bytes, the file holds 43").c_str()),
+                       tg::IoError);
+  write_bytes(dir / "magic.npy", "not a numpy file at all");
+  CHECK_THROWS_WITH_AS(tg::load_npy<double>(dir / "magic.npy"), doctest::Contains("is not a valid .npy file"), tg::IoError);
+  write_bytes(dir / "header.npy", npy.substr(0, 40));
+  CHECK_THROWS_WITH_AS(tg::load_npy<double>(dir / "header.npy"), doctest::Contains("truncated header"), tg::IoError);
+
+  tg::Linear<double> model = linear_3_2();
+  tg::save_parameters(model, dir / "m.npz");
+  const std::string npz = read_bytes(dir / "m.npz");
+  for (std::size_t cut : {npz.size() / 2, npz.size() - 10, std::size_t(10)}) {
+    write_bytes(dir / "cut.npz", npz.substr(0, cut));
+    CHECK_THROWS_WITH_AS(tg::load_parameters(model, dir / "cut.npz"), doctest::Contains(("'" + (dir / "cut.npz") + "'").c_str()),
+                         tg::IoError);
+  }
+  std::string flipped = npz;
+  flipped[200] = char(flipped[200] ^ 0x5a);   // inside the first entry's data
+  write_bytes(dir / "flip.npz", flipped);
+  CHECK_THROWS_WITH_AS(tg::load_parameters(model, dir / "flip.npz"), doctest::Contains("is corrupted (CRC mismatch)"),
+                       tg::IoError);
+  std::string compressed = read_bytes(data_dir + "/linear_compressed.npz");
+  compressed[60] = char(compressed[60] ^ 0xff);
+  write_bytes(dir / "badzip.npz", compressed);
+  CHECK_THROWS_AS(tg::load_parameters(model, dir / "badzip.npz"), tg::IoError);
+}
+
+TEST_CASE("saving replaces the file atomically and leaves no temporary behind") {
+  TempDir dir;
+  tg::Linear<double> model = linear_3_2();
+  tg::save_parameters(model, dir / "m.npz");
+  tg::save_parameters(model, dir / "m.npz");   // over an existing checkpoint
+  std::size_t files = 0;
+  for (const auto& entry : fs::directory_iterator(dir.path)) {
+    CHECK(entry.path().filename() == "m.npz");
+    ++files;
+  }
+  CHECK(files == 1);
+  // A save that cannot complete (the target is a directory) reports it and leaves no temporary.
+  fs::create_directories(dir.path / "taken.npz");
+  CHECK_THROWS_WITH_AS(tg::save_parameters(model, dir / "taken.npz"), doctest::Contains("could not be replaced"),
+                       tg::IoError);
+  CHECK_THROWS_WITH_AS(tg::save_npy(dir / "no/such/dir/x.npy", Arr{1.0}), doctest::Contains("cannot be written"),
+                       tg::IoError);
+  files = 0;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir.path)) ++files;
+  CHECK(files == 2);   // m.npz and the directory
+}
