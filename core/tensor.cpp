@@ -24,7 +24,10 @@ detail::TensorImpl<T>& Tensor<T>::checked(const char* what) const {
 }
 
 template <class T>
-const xt::xarray<T>& Tensor<T>::value() const { return checked("value").value; }
+const xt::xarray<T>& Tensor<T>::value() const& { return checked("value").value; }
+
+template <class T>
+xt::xarray<T> Tensor<T>::value() const&& { return checked("value").value; }
 
 template <class T>
 Shape Tensor<T>::shape() const { return to_shape(checked("shape").value.shape()); }
@@ -64,7 +67,13 @@ template <class T>
 bool Tensor<T>::has_grad() const { return checked("has_grad").has_grad; }
 
 template <class T>
-const xt::xarray<T>& Tensor<T>::grad() const {
+xt::xarray<T> Tensor<T>::grad() const&& {
+  const Tensor<T>& self = *this;
+  return self.grad();
+}
+
+template <class T>
+const xt::xarray<T>& Tensor<T>::grad() const& {
   const auto& im = checked("grad");
   if (!im.has_grad)
     throw_usage_error("grad", "tensor of shape " + shape_str(shape()) +

@@ -53,7 +53,10 @@ class Tensor {
   explicit Tensor(std::shared_ptr<detail::TensorImpl<T>> impl) : impl_(std::move(impl)) {}
 
   bool defined() const { return impl_ != nullptr; }
-  const xt::xarray<T>& value() const;
+  // On a temporary handle (tg::exp(x).value()) the value is returned by copy, so that a loop over
+  // it cannot outlive the tensor.
+  const xt::xarray<T>& value() const&;
+  xt::xarray<T> value() const&&;
   Shape shape() const;
   std::size_t dim() const;
   std::size_t size() const;
@@ -68,7 +71,8 @@ class Tensor {
 
   bool has_grad() const;
   // The accumulated gradient; an error if backward() never reached this tensor.
-  const xt::xarray<T>& grad() const;
+  const xt::xarray<T>& grad() const&;
+  xt::xarray<T> grad() const&&;
   // Sets the gradient to zeros of the tensor's shape.
   void zero_grad();
 

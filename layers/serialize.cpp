@@ -80,7 +80,7 @@ std::string encode_npy(const xt::xarray<T>& a) {
   out += header;
   const std::size_t offset = out.size();
   out.resize(offset + a.size() * sizeof(T));
-  std::memcpy(&out[offset], a.data(), a.size() * sizeof(T));
+  if (a.size() > 0) std::memcpy(&out[offset], a.data(), a.size() * sizeof(T));
   return out;
 }
 
@@ -161,7 +161,7 @@ xt::xarray<T> decode_npy(const std::string& op, const std::string& where, const 
   Shape stored = shape;
   if (fortran) std::reverse(stored.begin(), stored.end());
   xt::xarray<T> a = xt::xarray<T>::from_shape(stored);
-  std::memcpy(a.data(), bytes.data() + data, need);
+  if (need > 0) std::memcpy(a.data(), bytes.data() + data, need);
   const bool big = d[0] == '>' || (d[0] == '=' && !little_endian_host());
   if (big == little_endian_host()) {
     for (auto& v : a) {
