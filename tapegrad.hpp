@@ -7,6 +7,7 @@
 #include "core/tensor.hpp"
 #include "core/tape.hpp"
 #include "core/gradcheck.hpp"
+#include "core/diagnose.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/reduce.hpp"
 #include "ops/shape.hpp"

@@ -129,7 +129,8 @@ void keep_worst(GradcheckComparison& c, std::size_t n) {
 // hand(seeds) gives a hand-written v^T J per seed for each checked tensor, or is empty.
 using HandRows = std::function<std::vector<std::vector<Array>>(const std::vector<Array>& seeds)>;
 
-GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o) {
+GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o,
+                    const std::vector<DiagnosisCandidates>& candidates = {}) {
   if (!(o.eps > 0)) throw_value_error("gradcheck", "eps must be > 0, got " + std::to_string(o.eps));
   const Array y0 = p.value(p.values);
   p.out_shape = shape_of(y0);
@@ -152,6 +153,8 @@ GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o) 
     c.input_shape = shape_of(p.values[k]);
     return c;
   };
+  // Set in full mode: the diagnosis of checked tensor k's hand-written gradient.
+  std::function<Diagnosis(std::size_t)> diagnosis;
   // The three sources on the same elements: autodiff (a), hand-written (h), numeric (num).
   auto add_comparisons = [&](std::size_t k, const std::function<void(GradcheckComparison&, GradcheckComparison&,
                                                                      GradcheckComparison&)>& fill) {
@@ -159,6 +162,10 @@ GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o) 
     GradcheckComparison hand_num = comparison("hand-written vs finite differences", k);
     GradcheckComparison hand_auto = comparison("hand-written vs autodiff", k);
     fill(auto_num, hand_num, hand_auto);
+    if (hand && !hand_auto.ok() && diagnosis) {
+      hand_auto.diagnosis = diagnosis(k).str();
+      hand_num.diagnosis = hand_auto.diagnosis;
+    }
     for (GradcheckComparison* c : {&auto_num, &hand_num, &hand_auto}) {
       if (c->checked == 0 && c != &auto_num) continue;
       keep_worst(*c, o.worst);
@@ -175,6 +182,19 @@ GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o) 
     }
     const auto auto_rows = p.autodiff(seeds);
     const auto hand_rows = hand ? hand(seeds) : std::vector<std::vector<Array>>();
+    // Hand and autodiff as arrays of the input's shape (scalar output) or (m, n_k) Jacobians.
+    diagnosis = [&](std::size_t k) {
+      auto gather = [&](const std::vector<std::vector<Array>>& rows) {
+        if (m == 1) return rows[0][k];
+        Array jac = xt::zeros<double>({m, p.values[k].size()});
+        for (std::size_t j = 0; j < m; ++j)
+          std::copy(rows[j][k].begin(), rows[j][k].end(), jac.data() + j * p.values[k].size());
+        return jac;
+      };
+      const DiagnosisCandidates none;
+      const DiagnosisCandidates& c = m == 1 && k < candidates.size() ? candidates[k] : none;
+      return diagnose(gather(hand_rows), gather(auto_rows), c, o.rtol, o.atol);
+    };
     for (std::size_t k = 0; k < p.values.size(); ++k) {
       const Shape shape = shape_of(p.values[k]);
       const std::size_t nk = p.values[k].size();
@@ -257,6 +277,7 @@ std::string GradcheckReport::str() const {
       os << c.failed << " of " << c.checked << " out of tolerance";
     os << " (max abs err " << std::setprecision(3) << c.max_abs_error << ", max rel err " << c.max_rel_error
        << ")\n";
+    if (!c.diagnosis.empty()) os << "    diagnosis: " << c.diagnosis << '\n';
     if (c.worst.empty()) continue;
     const bool with_output = std::any_of(c.worst.begin(), c.worst.end(),
                                          [](const auto& e) { return !e.output_index.empty(); });
@@ -314,7 +335,9 @@ GradcheckReport check_inputs(const GradcheckFunction& f, const std::vector<Tenso
     rows = [hand, &originals, &vars, names = p.names](const std::vector<Array>& seeds) {
       return hand_vjps(*hand, originals, vars, names, seeds);
     };
-  return run(std::move(p), rows, o);
+  std::vector<DiagnosisCandidates> candidates;
+  for (std::size_t i : vars) candidates.push_back(i < o.candidates.size() ? o.candidates[i] : DiagnosisCandidates());
+  return run(std::move(p), rows, o, candidates);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "diagnose.hpp"
 #include "tape.hpp"
 
 namespace tapegrad {
@@ -26,6 +27,9 @@ struct GradcheckOptions {
   std::uint64_t seed = 0;        // of the random projections
   std::size_t worst = 5;         // failing elements listed per comparison
   std::vector<std::string> names;   // the inputs' names in reports (default "input 0", ...)
+  // Three-way, full mode: per input (by position), the quantities a failing hand-written gradient
+  // is tested against by tg::diagnose. Optional; without them the shape-only patterns are tested.
+  std::vector<DiagnosisCandidates> candidates;
 };
 
 // One element that was compared.
@@ -43,6 +47,9 @@ struct GradcheckComparison {
   std::size_t checked = 0, failed = 0;
   double max_abs_error = 0, max_rel_error = 0;
   std::vector<GradcheckElement> worst;   // failing elements, worst first
+  // For a failing hand-written gradient (full mode): the pattern that explains the difference
+  // from the autodiff, or "no simple pattern explains the difference".
+  std::string diagnosis;
   bool ok() const { return failed == 0; }
 };
 

@@ -1,0 +1,49 @@
+// Diagnosis of a hand-written gradient that disagrees with a reference (the autodiff): which
+// simple pattern, if any, explains the difference.
+#ifndef TAPEGRAD_CORE_DIAGNOSE_HPP
+#define TAPEGRAD_CORE_DIAGNOSE_HPP
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <xtensor/xarray.hpp>
+
+namespace tapegrad {
+
+using NamedArrays = std::vector<std::pair<std::string, xt::xarray<double>>>;
+
+// Quantities the patterns are tested against, all of the reference's shape. The caller computes
+// them (typically with the autodiff) for the layer at hand; the diagnosis decides from the numbers.
+struct DiagnosisCandidates {
+  // Gradients of the same output with respect to other quantities, e.g. {"dE/dc", ...}:
+  // "wrong variable" when the hand value equals one of them.
+  NamedArrays other_gradients;
+  // Elementwise factors a formula may have dropped, e.g. {"f'(a_i)", ...}: "missing factor" when
+  // hand * factor equals the reference.
+  NamedArrays factors;
+  // What the chain rule gives when a Jacobian in it is replaced by its diagonal, e.g. for
+  // E(l(a)): dE/dl_i * dl_i/da_i. "only the diagonal of a Jacobian" when the hand value equals it.
+  // For a 2-D (Jacobian-shaped) reference the diagonal test needs no candidate.
+  NamedArrays diagonal_only;
+};
+
+struct Diagnosis {
+  std::string pattern;   // "sign flipped", "scaled by a constant", "only the diagonal of a Jacobian",
+                         // "missing factor", "wrong variable", "indices transposed", "indices shifted";
+                         // empty when no pattern explains the difference
+  std::string detail;    // e.g. "hand = -1 x reference", "missing f'(a_i)", "equals dE/dl"
+  bool found() const { return !pattern.empty(); }
+  // "sign flipped (hand = -1 x reference)", or "no simple pattern explains the difference".
+  std::string str() const;
+};
+
+// Tests the patterns in a fixed order, each with the hand value's sign as given and flipped (a
+// match with the flipped sign reads "sign flipped, and ..."): two arrays "match" when every
+// element satisfies |x - y| <= atol + rtol * |y|.
+Diagnosis diagnose(const xt::xarray<double>& hand, const xt::xarray<double>& reference,
+                   const DiagnosisCandidates& candidates = {}, double rtol = 1e-4, double atol = 1e-7);
+
+}  // namespace tapegrad
+
+#endif

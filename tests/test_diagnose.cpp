@@ -1,0 +1,109 @@
+// The diagnosis of wrong hand-written gradients, on deliberately wrong gradients of functions that
+// are not in the notes.
+#include "helpers.hpp"
+
+namespace {
+using Hand = std::function<Arr(const Inputs&)>;
+
+// Three-way gradcheck of a scalar f of one input with a hand-written gradient; the diagnosis text.
+std::string diagnosis_of(const tg::GradcheckFunction& f, const TD& x, const Hand& hand,
+                         const tg::DiagnosisCandidates& candidates = {}) {
+  tg::GradcheckOptions o;
+  o.candidates = {candidates};
+  const auto report = tg::gradcheck(f, {x}, [&](const Inputs& in, const Arr& seed) {
+    return std::vector<Arr>{Arr(hand(in) * seed())};
+  }, o);
+  INFO(report.str());
+  REQUIRE(report.comparisons.size() == 3);
+  CHECK(report.comparisons[0].ok());   // the autodiff agrees with finite differences
+  const auto& hand_vs_auto = report.comparisons[2];
+  if (hand_vs_auto.ok()) return "";
+  CHECK(report.str().find("diagnosis: " + hand_vs_auto.diagnosis) != std::string::npos);
+  return hand_vs_auto.diagnosis;
+}
+}  // namespace
+
+TEST_CASE("a correct hand-written gradient gets no diagnosis") {
+  const TD x = leaf({4}, 900);
+  CHECK(diagnosis_of([](const Inputs& in) { return tg::sum(in[0] * in[0] * in[0]); }, x,
+                     [](const Inputs& in) { return Arr(3.0 * in[0].value() * in[0].value()); }) == "");
+}
+
+TEST_CASE("sign flipped and scaled by a constant") {
+  const TD x = leaf({2, 3}, 901, 0.5, 1.5);
+  auto f = [](const Inputs& in) { return tg::sum(tg::log(in[0]) * 2.0); };
+  CHECK(diagnosis_of(f, x, [](const Inputs& in) { return Arr(-2.0 / in[0].value()); }) ==
+        "sign flipped (hand = -1 x reference)");
+  CHECK(diagnosis_of(f, x, [](const Inputs& in) { return Arr(1.0 / in[0].value()); }) ==
+        "scaled by a constant (hand = 0.5 x reference)");
+}
+
+TEST_CASE("indices transposed or shifted") {
+  // f(X) = sum(X * A): the gradient is A; handing back A^T is a transposition.
+  const Arr a = random_array({3, 3}, 902);
+  const TD x = leaf({3, 3}, 903);
+  CHECK(diagnosis_of([&](const Inputs& in) { return tg::sum(in[0] * TD(a)); }, x,
+                     [&](const Inputs&) { return Arr(xt::transpose(a)); }) ==
+        "indices transposed (hand[i, j] = reference[j, i])");
+  // f(x) = sum(w * x^2): the gradient 2 w x read one index off.
+  const Arr w = random_array({6}, 904, 1, 2);
+  const TD v = leaf({6}, 905);
+  const std::string shifted = diagnosis_of(
+      [&](const Inputs& in) { return tg::sum(TD(w) * in[0] * in[0]); }, v, [&](const Inputs& in) {
+        const Arr g = 2.0 * w * in[0].value();
+        Arr h = xt::zeros<double>({6});
+        for (std::size_t i = 0; i + 1 < 6; ++i) h(i) = g(i + 1);
+        return h;
+      });
+  CHECK(shifted.rfind("indices shifted", 0) == 0);
+}
+
+TEST_CASE("only the diagonal of a Jacobian: a vector output, and a chain rule through softmax") {
+  // The Jacobian of softmax checked as a whole: a diagonal-only hand VJP.
+  const TD x = leaf({4}, 906);
+  tg::GradcheckOptions o;
+  const auto report = tg::gradcheck([](const Inputs& in) { return tg::softmax(in[0], 0); }, {x},
+                                    [](const Inputs& in, const Arr& seed) {
+                                      const Arr s = tg::softmax(in[0], 0).value();
+                                      return std::vector<Arr>{Arr(seed * s * (1.0 - s))};
+                                    }, o);
+  INFO(report.str());
+  REQUIRE_FALSE(report.ok());
+  CHECK(report.comparisons[2].diagnosis == "only the diagonal of a Jacobian (the off-diagonal (cross) terms are missing)");
+  // Through a scalar loss: E = sum(r * softmax(x)); the diagonal-only chain is r_i s_i (1 - s_i).
+  const Arr r = random_array({4}, 907);
+  auto diagonal_chain = [&](const Inputs& in) {
+    const Arr s = tg::softmax(in[0], 0).value();
+    return Arr(r * s * (1.0 - s));
+  };
+  tg::DiagnosisCandidates c;
+  c.diagonal_only = {{"dE/ds_i * ds_i/dx_i", diagonal_chain({x})}};
+  CHECK(diagnosis_of([&](const Inputs& in) { return tg::sum(TD(r) * tg::softmax(in[0], 0)); }, x, diagonal_chain, c) ==
+        "only the diagonal of a Jacobian (equals dE/ds_i * ds_i/dx_i: the cross terms of the chain rule are missing)");
+}
+
+TEST_CASE("missing factor and wrong variable") {
+  // E = sum(tanh(w * x)): dE/dx = w (1 - tanh^2); a hand gradient without the tanh' factor.
+  const Arr w = random_array({5}, 911, 0.5, 2.0);
+  const TD x = leaf({5}, 908);
+  auto f = [&](const Inputs& in) { return tg::sum(tg::tanh(TD(w) * in[0])); };
+  const Arr t = xt::tanh(w * x.value());
+  tg::DiagnosisCandidates c;
+  c.factors = {{"(1 + x)", Arr(1.0 + x.value())}, {"tanh'(w x)", Arr(1.0 - t * t)}};
+  CHECK(diagnosis_of(f, x, [&](const Inputs&) { return w; }, c) == "missing factor (missing tanh'(w x))");
+  // The gradient with respect to the intermediate z = w x instead of x.
+  c.other_gradients = {{"dE/dz", Arr(1.0 - t * t)}};
+  CHECK(diagnosis_of(f, x, [&](const Inputs&) { return Arr(1.0 - t * t); }, c) == "wrong variable (equals dE/dz)");
+  // Sign flipped on top of a pattern.
+  CHECK(diagnosis_of(f, x, [&](const Inputs&) { return Arr(t * t - 1.0); }, c) ==
+        "sign flipped, and wrong variable (equals dE/dz)");
+}
+
+TEST_CASE("no pattern: an arbitrary wrong gradient is reported as unexplained") {
+  const TD x = leaf({5}, 909);
+  CHECK(diagnosis_of([](const Inputs& in) { return tg::sum(tg::exp(in[0])); }, x,
+                     [](const Inputs& in) { return Arr(in[0].value() * 0.0 + random_array({5}, 910)); }) ==
+        "no simple pattern explains the difference");
+  CHECK_THROWS_WITH_AS(tg::diagnose(Arr{1., 2.}, Arr{1., 2., 3.}),
+                       "diagnose: hand-written shape (2) and reference shape (3) differ", tg::ShapeError);
+}
