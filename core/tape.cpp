@@ -35,9 +35,12 @@ struct EntryBase {
   std::size_t output = 0;
   Shape output_shape;
   bool released = false;
+  bool walked = false;   // reached by the current reverse walk
   virtual ~EntryBase() = default;
+  // Drops the VJP and saved values (backward with retain_graph=false, once the walk succeeded).
+  virtual void release() = 0;
   // Applies the VJP if the output has a gradient; accumulates into the inputs' gradients.
-  virtual void backprop(GradStore& store, bool create_graph, bool retain_graph) = 0;
+  virtual void backprop(GradStore& store, bool create_graph) = 0;
 };
 
 struct ThreadState {
@@ -104,7 +107,7 @@ struct Entry final : EntryBase {
   VjpFunction<T> vjp;
   std::shared_ptr<TensorImpl<T>> kept_output;
 
-  void backprop(GradStore& store, bool create_graph, bool retain_graph) override {
+  void backprop(GradStore& store, bool create_graph) override {
     auto& grads = store.of<T>();
     if (output >= grads.size() || !grads[output].defined()) return;
     if (released)
@@ -133,12 +136,30 @@ struct Entry final : EntryBase {
       slot = slot.defined() ? accumulate(slot, input_grads[i], create_graph)
                             : std::move(input_grads[i]);
     }
-    if (!retain_graph) {
-      vjp = nullptr;
-      kept_output.reset();
-      released = true;
-    }
+    walked = true;
   }
+
+  void release() override {
+    vjp = nullptr;
+    kept_output.reset();
+    released = true;
+  }
+};
+
+// Makes `tape` the thread's active tape for the guard's lifetime (nothing when null).
+class ActiveTape {
+ public:
+  explicit ActiveTape(TapeImpl* tape) : tape_(tape) {
+    if (tape_) thread_state().live.push_back(tape_);
+  }
+  ~ActiveTape() {
+    if (tape_) thread_state().live.pop_back();
+  }
+  ActiveTape(const ActiveTape&) = delete;
+  ActiveTape& operator=(const ActiveTape&) = delete;
+
+ private:
+  TapeImpl* tape_;
 };
 
 TapeImpl* find_live_tape(std::uint64_t id) {
@@ -186,8 +207,20 @@ GradStore reverse_walk(TapeImpl& tape, const Tensor<T>& y, xt::xarray<T> seed, b
     if (node != no_node) store.keep[node] = 1;
   store.of<T>()[y.impl()->node] = Tensor<T>(std::move(seed));
   GradMode mode(create_graph);
-  for (std::size_t i = tape.entries.size(); i-- > 0;)
-    tape.entries[i]->backprop(store, create_graph, retain_graph);
+  // With create_graph the VJPs record onto y's tape, even when a newer tape is active.
+  ActiveTape active(create_graph ? &tape : nullptr);
+  const std::size_t end = tape.entries.size();
+  try {
+    for (std::size_t i = end; i-- > 0;) tape.entries[i]->backprop(store, create_graph);
+  } catch (...) {
+    for (std::size_t i = 0; i < end; ++i) tape.entries[i]->walked = false;
+    throw;
+  }
+  // Saved values are released only after the whole walk succeeded, like the leaves' gradients.
+  for (std::size_t i = 0; i < end; ++i) {
+    if (tape.entries[i]->walked && !retain_graph) tape.entries[i]->release();
+    tape.entries[i]->walked = false;
+  }
   return store;
 }
 

@@ -90,6 +90,13 @@ void Tensor<T>::zero_grad() {
 }
 
 template <class T>
+void Tensor<T>::clear_grad() {
+  auto& im = checked("clear_grad");
+  im.grad = xt::xarray<T>();
+  im.has_grad = false;
+}
+
+template <class T>
 Tensor<T> Tensor<T>::detach() const {
   return Tensor<T>(checked("detach").value, false);
 }

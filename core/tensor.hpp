@@ -75,6 +75,8 @@ class Tensor {
   xt::xarray<T> grad() const&&;
   // Sets the gradient to zeros of the tensor's shape.
   void zero_grad();
+  // Drops the gradient: has_grad() is false until a backward reaches the tensor again.
+  void clear_grad();
 
   // Reverse pass from this tensor: accumulates d(this)/d(leaf) into every reached leaf's grad().
   // A non-scalar needs a seed of its own shape. With retain_graph=false the walked entries

@@ -1,12 +1,22 @@
 #include "module.hpp"
 
+#include <algorithm>
+
 namespace tapegrad {
 
 template <class T>
+void Module<T>::collect(const std::string& prefix, std::vector<std::pair<std::string, Tensor<T>>>& out) const {
+  for (const auto& [name, p] : parameters_) {
+    const bool seen = std::any_of(out.begin(), out.end(), [&](const auto& e) { return e.second.impl() == p.impl(); });
+    if (!seen) out.emplace_back(prefix + name, p);
+  }
+  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", out);
+}
+
+template <class T>
 std::vector<std::pair<std::string, Tensor<T>>> Module<T>::named_parameters() const {
-  std::vector<std::pair<std::string, Tensor<T>>> all = parameters_;
-  for (const auto& [name, child] : children_)
-    for (auto& [sub, p] : child->named_parameters()) all.emplace_back(name + "." + sub, p);
+  std::vector<std::pair<std::string, Tensor<T>>> all;
+  collect("", all);
   return all;
 }
 
@@ -25,7 +35,7 @@ void Module<T>::train(bool on) {
 
 template <class T>
 void Module<T>::zero_grad() {
-  for (auto& p : parameters()) p.zero_grad();
+  for (auto& p : parameters()) p.clear_grad();
 }
 
 template <class T>

@@ -20,12 +20,15 @@ class Module {
   Tensor<T> operator()(const Tensor<T>& x) { return forward(x); }
 
   // Own parameters first, in registration order, then each sub-module's, prefixed "name.".
+  // A tensor reachable by several paths (a shared layer) is listed once, under its first name.
   std::vector<std::pair<std::string, Tensor<T>>> named_parameters() const;
   std::vector<Tensor<T>> parameters() const;
   // Training mode (the default) or evaluation mode, for this module and its sub-modules.
   void train(bool on = true);
   void eval() { train(false); }
   bool is_training() const { return training_; }
+  // Drops every parameter's gradient (as PyTorch's zero_grad(set_to_none=True)): optimizers then
+  // skip the parameters the next backward does not reach.
   void zero_grad();
 
  protected:
@@ -38,6 +41,7 @@ class Module {
 
  private:
   void check_new_name(const std::string& name) const;
+  void collect(const std::string& prefix, std::vector<std::pair<std::string, Tensor<T>>>& out) const;
   std::vector<std::pair<std::string, Tensor<T>>> parameters_;
   std::vector<std::pair<std::string, std::shared_ptr<Module<T>>>> children_;
   bool training_ = true;

@@ -1,5 +1,6 @@
 #include "optim.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace tapegrad {
@@ -14,14 +15,18 @@ constexpr double unbounded = 1e300;
 }  // namespace
 
 template <class T>
-Optimizer<T>::Optimizer(std::vector<Tensor<T>> parameters) : parameters_(std::move(parameters)) {
-  for (std::size_t i = 0; i < parameters_.size(); ++i)
-    if (!parameters_[i].defined()) throw_usage_error("Optimizer", "parameter " + std::to_string(i) + " is undefined");
+Optimizer<T>::Optimizer(std::vector<Tensor<T>> parameters) {
+  for (std::size_t i = 0; i < parameters.size(); ++i) {
+    if (!parameters[i].defined()) throw_usage_error("Optimizer", "parameter " + std::to_string(i) + " is undefined");
+    const bool seen = std::any_of(parameters_.begin(), parameters_.end(),
+                                  [&](const Tensor<T>& p) { return p.impl() == parameters[i].impl(); });
+    if (!seen) parameters_.push_back(parameters[i]);
+  }
 }
 
 template <class T>
 void Optimizer<T>::zero_grad() {
-  for (auto& p : parameters_) p.zero_grad();
+  for (auto& p : parameters_) p.clear_grad();
 }
 
 template <class T>

@@ -11,10 +11,12 @@ namespace tapegrad {
 template <class T>
 class Optimizer {
  public:
+  // A tensor listed twice is stepped once.
   explicit Optimizer(std::vector<Tensor<T>> parameters);
   virtual ~Optimizer() = default;
   // One update of every parameter that has a gradient (others are skipped).
   virtual void step() = 0;
+  // Drops the parameters' gradients (see Module::zero_grad).
   void zero_grad();
   const std::vector<Tensor<T>>& parameters() const { return parameters_; }
 

@@ -1,5 +1,7 @@
 #include "serialize.hpp"
 
+#include "../ops/kernels.hpp"
+
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -147,10 +149,12 @@ xt::xarray<T> decode_npy(const std::string& op, const std::string& where, const 
     if (b == std::string::npos) continue;
     item = item.substr(b, e - b + 1);
     if (item.find_first_not_of("0123456789") != std::string::npos || item.size() > 15) bad("shape is '" + shape_text + "'");
-    const std::size_t n = std::stoull(item);
-    if (n != 0 && count > (std::size_t(1) << 48) / n) bad("shape " + shape_text + " is too large");
-    count *= n;
-    shape.push_back(n);
+    shape.push_back(std::stoull(item));
+  }
+  try {
+    count = detail::checked_count(op, shape);
+  } catch (const ShapeError&) {
+    bad("shape " + shape_text + " is too large");
   }
   const std::size_t data = start + header_len, need = count * sizeof(T);
   if (bytes.size() - data != need)
@@ -239,6 +243,11 @@ std::string zip_stored(const std::string& path, const std::vector<std::pair<std:
 }
 
 std::string inflate_raw(const std::string& op, const std::string& where, const std::string& in, std::size_t size) {
+  // Deflate cannot expand more than about 1032:1: a larger claimed size is a forged header, refused
+  // before it costs an allocation.
+  if (size > in.size() * 1032 + 1024)
+    throw IoError(op + ": " + where + " is corrupted: " + std::to_string(in.size()) +
+                  " compressed bytes cannot hold the " + std::to_string(size) + " bytes its header claims");
   std::string out(size, '\0');
   z_stream z{};
   if (inflateInit2(&z, -MAX_WBITS) != Z_OK) throw IoError(op + ": " + where + ": zlib could not start");

@@ -9,6 +9,21 @@ std::size_t element_count(const Shape& shape) {
   return n;
 }
 
+std::size_t checked_count(const std::string& op, const Shape& shape) {
+  std::size_t nonzero = 1;
+  bool empty = false;
+  for (std::size_t d : shape) {
+    if (d == 0) {
+      empty = true;
+      continue;
+    }
+    if (d > max_elements || nonzero > max_elements / d)
+      throw_shape_error(op, "shape " + shape_str(shape) + " is too large (more than 2^48 elements)");
+    nonzero *= d;
+  }
+  return empty ? 0 : nonzero;
+}
+
 Strides row_major_strides(const Shape& shape) {
   Strides strides(shape.size());
   std::ptrdiff_t s = 1;

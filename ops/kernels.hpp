@@ -22,6 +22,10 @@ Shape shape_of(const xt::xarray<T>& a) {
 }
 
 std::size_t element_count(const Shape& shape);
+// The element count of a shape an op is about to create: a ShapeError naming `op` when a dimension
+// or the count (zero dimensions aside) exceeds 2^48, before any size arithmetic can wrap.
+std::size_t checked_count(const std::string& op, const Shape& shape);
+constexpr std::size_t max_elements = std::size_t(1) << 48;
 Strides row_major_strides(const Shape& shape);
 // NumPy broadcasting of two shapes; a ShapeError naming `op` if they do not broadcast.
 Shape broadcast_shapes(const std::string& op, const Shape& a, const Shape& b);

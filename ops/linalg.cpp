@@ -2,6 +2,8 @@
 
 #include <cblas.h>
 
+#include <limits>
+
 #include "kernels.hpp"
 #include "reduce.hpp"
 #include "shape.hpp"
@@ -57,9 +59,15 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb) {
                                     " have batch dimensions " + shape_str(batch_a) + " and " +
                                     shape_str(batch_b) + " that do not broadcast");
   }
+  // cblas takes int dimensions.
+  for (std::size_t d : {m, n, k})
+    if (d > std::size_t(std::numeric_limits<int>::max()))
+      throw_shape_error("matmul", "lhs shape " + shape_str(sa) + " and rhs shape " + shape_str(sb) +
+                                      ": a matrix dimension exceeds 2^31 - 1, the BLAS limit");
   Shape shape = batch;
   shape.push_back(m);
   shape.push_back(n);
+  detail::checked_count("matmul", shape);
   xt::xarray<T> out = xt::zeros<T>(shape);
   if (m > 0 && n > 0 && k > 0) {
     // Offsets of each batch's matrices, with stride 0 along broadcast batch dimensions.

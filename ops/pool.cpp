@@ -16,6 +16,9 @@ Tensor<T> windows(const std::string& op, const Tensor<T>& x, Size2 kernel, Size2
   if (s.size() != 4) throw_shape_error(op, "input must be 4-D (N, C, H, W), got shape " + shape_str(s));
   if (stride.h == 0 || stride.w == 0) throw_value_error(op, "stride must be >= 1, got " + size2_str(stride));
   if (kernel.h == 0 || kernel.w == 0) throw_value_error(op, "kernel must be >= 1, got " + size2_str(kernel));
+  const std::size_t limit = std::size_t(1) << 31;
+  if (padding.h >= limit || padding.w >= limit)
+    throw_value_error(op, "padding " + size2_str(padding) + " is out of range (negative or >= 2^31)");
   const std::size_t ph = s[2] + 2 * padding.h, pw = s[3] + 2 * padding.w;
   if (kernel.h > ph || kernel.w > pw)
     throw_shape_error(op, "kernel " + size2_str(kernel) + " is larger than the padded input " + size2_str({ph, pw}) +

@@ -136,6 +136,31 @@ Tensor<T> max(const Tensor<T>& x, std::ptrdiff_t axis, bool keepdims) {
                    });
 }
 
+// The reduced axes moved last and merged into one, then max along it: a composition.
+template <class T>
+Tensor<T> max(const Tensor<T>& x, const Axes& axes, bool keepdims) {
+  const Shape shape = x.shape();
+  const std::vector<bool> mask = axis_mask("max", axes, shape.size());
+  std::vector<std::size_t> perm;
+  Shape merged;
+  std::size_t reduced = 1;
+  for (std::size_t k = 0; k < shape.size(); ++k)
+    if (!mask[k]) {
+      perm.push_back(k);
+      merged.push_back(shape[k]);
+    }
+  for (std::size_t k = 0; k < shape.size(); ++k)
+    if (mask[k]) {
+      perm.push_back(k);
+      reduced *= shape[k];
+    }
+  if (reduced == 0)
+    throw_value_error("max", "cannot reduce axes of size 0 (shape " + shape_str(shape) + ")");
+  merged.push_back(reduced);
+  const Tensor<T> m = max(reshape(transpose(x, perm), merged), -1, false);
+  return reshape(m, keepdims ? kept_shape(shape, mask) : dropped_shape(shape, mask));
+}
+
 template <class T>
 Tensor<T> sum_to(const Tensor<T>& x, const Shape& shape) {
   const Shape from = x.shape();
@@ -157,6 +182,8 @@ template Tensor<float> mean(const Tensor<float>&, const Axes&, bool);
 template Tensor<float> max(const Tensor<float>&);
 template Tensor<float> max(const Tensor<float>&, std::ptrdiff_t, bool);
 template Tensor<float> sum_to(const Tensor<float>&, const Shape&);
+template Tensor<float> max(const Tensor<float>&, const Axes&, bool);
+template Tensor<double> max(const Tensor<double>&, const Axes&, bool);
 template Tensor<double> sum(const Tensor<double>&);
 template Tensor<double> sum(const Tensor<double>&, const Axes&, bool);
 template Tensor<double> mean(const Tensor<double>&);

@@ -18,6 +18,8 @@ template <class T> Tensor<T> mean(const Tensor<T>& x, const Axes& axes, bool kee
 // slice: the first maximum in row-major order when several tie.
 template <class T> Tensor<T> max(const Tensor<T>& x);
 template <class T> Tensor<T> max(const Tensor<T>& x, std::ptrdiff_t axis, bool keepdims = false);
+// Over several axes: ties go to the first maximum in row-major order of the reduced axes.
+template <class T> Tensor<T> max(const Tensor<T>& x, const Axes& axes, bool keepdims = false);
 // Sums x down to `shape`, the inverse of broadcasting x from `shape` (what every broadcasting
 // op's VJP uses). `shape` must broadcast to x's shape.
 template <class T> Tensor<T> sum_to(const Tensor<T>& x, const Shape& shape);

@@ -27,7 +27,7 @@ SliceRange slice_range(std::ptrdiff_t start, std::ptrdiff_t stop, std::ptrdiff_t
     return std::min(std::max<std::ptrdiff_t>(i, 0), len);
   };
   const std::ptrdiff_t b = clamp(start), e = clamp(stop);
-  const std::size_t count = e > b ? static_cast<std::size_t>((e - b + step - 1) / step) : 0;
+  const std::size_t count = e > b ? static_cast<std::size_t>((e - b - 1) / step + 1) : 0;
   return {static_cast<std::size_t>(b), count};
 }
 
@@ -57,7 +57,7 @@ Tensor<T> unslice(const Tensor<T>& x, const Shape& shape, std::size_t axis, std:
 template <class T>
 Tensor<T> reshape(const Tensor<T>& x, const Shape& shape) {
   const Shape from = x.shape();
-  if (detail::element_count(shape) != x.size())
+  if (detail::checked_count("reshape", shape) != x.size())
     throw_shape_error("reshape", "cannot reshape " + shape_str(from) + " (" + std::to_string(x.size()) +
                                      " elements) to " + shape_str(shape) + " (" +
                                      std::to_string(detail::element_count(shape)) + " elements)");
@@ -115,6 +115,7 @@ Tensor<T> broadcast_to(const Tensor<T>& x, const Shape& shape) {
   const Shape from = x.shape();
   if (!detail::broadcasts_to(from, shape))
     throw_shape_error("broadcast_to", "cannot broadcast shape " + shape_str(from) + " to " + shape_str(shape));
+  detail::checked_count("broadcast_to", shape);
   if (from == shape) return x;
   xt::xarray<T> out = detail::empty_array<T>(shape);
   detail::copy_strided(shape, x.value().data(), detail::broadcast_strides(from, shape), 0, out.data(),
@@ -132,6 +133,8 @@ Tensor<T> slice(const Tensor<T>& x, std::ptrdiff_t axis, std::ptrdiff_t start, s
   const std::size_t k = detail::normalize_axis("slice", axis, from.size());
   if (step < 1) throw_value_error("slice", "step must be >= 1, got " + std::to_string(step));
   const SliceRange r = slice_range(start, stop, step, from[k]);
+  // With one element taken, the step never moves; capping it keeps the stride arithmetic in range.
+  if (r.count <= 1) step = 1;
   Shape shape = from;
   shape[k] = r.count;
   Strides src = detail::row_major_strides(from);
@@ -195,7 +198,14 @@ Tensor<T> pad(const Tensor<T>& x, const std::vector<std::pair<std::size_t, std::
                                  shape_str(from) + "; give one per axis");
   Shape shape = from;
   std::ptrdiff_t offset = 0;
-  for (std::size_t k = 0; k < from.size(); ++k) shape[k] += pads[k].first + pads[k].second;
+  for (std::size_t k = 0; k < from.size(); ++k) {
+    // A negative pad converted to size_t lands here too: it is far above the limit.
+    if (pads[k].first > detail::max_elements || pads[k].second > detail::max_elements)
+      throw_value_error("pad", "padding (" + std::to_string(pads[k].first) + ", " + std::to_string(pads[k].second) +
+                                   ") of axis " + std::to_string(k) + " is out of range (negative or above 2^48)");
+    shape[k] += pads[k].first + pads[k].second;
+  }
+  detail::checked_count("pad", shape);
   const Strides dst = detail::row_major_strides(shape);
   for (std::size_t k = 0; k < from.size(); ++k) offset += static_cast<std::ptrdiff_t>(pads[k].first) * dst[k];
   xt::xarray<T> out = detail::empty_array<T>(shape);

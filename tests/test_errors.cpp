@@ -3,6 +3,8 @@
 
 using doctest::Contains;
 
+#include <limits>
+
 TEST_CASE("matmul: incompatible shapes name both shapes and the dimensions") {
   const TD a(Arr::from_shape({2, 3})), b(Arr::from_shape({4, 5}));
   CHECK_THROWS_WITH_AS(tg::matmul(a, b),
@@ -159,4 +161,40 @@ TEST_CASE("errors derive from the standard exception types") {
   CHECK_THROWS_AS(tg::reshape(TD(Arr{1.0}), {2}), std::invalid_argument);
   CHECK_THROWS_AS(tg::sum(TD(Arr{1.0}), {3}), std::invalid_argument);
   CHECK_THROWS_AS(TD(Arr{1.0, 2.0}, true).grad(), std::logic_error);
+}
+
+TEST_CASE("sizes that would overflow: negative pads, huge shapes, huge padding") {
+  const TD x(Arr::from_shape({2, 3}));
+  // A pad of -1 converts to a huge size_t.
+  CHECK_THROWS_WITH_AS(tg::pad(x, {{0, 0}, {1, std::size_t(-1)}}), doctest::Contains("pad: padding (1, 18446744073709551615) of axis 1 is out of range"),
+                       tg::ValueError);
+  const std::size_t huge = (std::size_t(1) << 62) + 1;
+  CHECK_THROWS_WITH_AS(tg::broadcast_to(TD(Arr{1.0}), {huge, 4}), doctest::Contains("broadcast_to: shape (4611686018427387905, 4) is too large"),
+                       tg::ShapeError);
+  CHECK_THROWS_WITH_AS(tg::reshape(TD(Arr::from_shape({4})), {huge, 4}), doctest::Contains("reshape: shape (4611686018427387905, 4) is too large"),
+                       tg::ShapeError);
+  const TD img(Arr::from_shape({1, 1, 2, 2})), w(Arr::from_shape({1, 1, 1, 1}));
+  CHECK_THROWS_WITH_AS(tg::conv2d(img, w, TD(), 1, (std::size_t(1) << 31) - 1), doctest::Contains("conv2d: shape"),
+                       tg::ShapeError);
+  CHECK_THROWS_WITH_AS(tg::conv2d(img, w, TD(), 1, std::size_t(-1)), doctest::Contains("conv2d: padding"), tg::ValueError);
+  CHECK_THROWS_WITH_AS(tg::avg_pool2d(img, 1, 1, std::size_t(-1)), doctest::Contains("avg_pool2d: padding"), tg::ValueError);
+  // A huge step takes one element, without overflow.
+  const TD v(Arr{1., 2., 3.});
+  CHECK(all_close(tg::slice(v, 0, 1, 3, std::numeric_limits<std::ptrdiff_t>::max()).value(), Arr{2.}));
+}
+
+TEST_CASE("a backward that fails part-way releases nothing") {
+  const TD x(Arr{1.0, 2.0}, true);
+  int calls = 0;
+  tg::Tape tape;
+  const TD y = tg::exp(x);
+  const TD flaky = tg::record<double>("flaky", {y}, y.value(), [&calls](const tg::VjpArgs<double>& g) {
+    if (calls++ == 0) throw std::runtime_error("flaky: first call fails");
+    return std::vector<TD>{g.grad};
+  });
+  const TD loss = tg::sum(flaky);
+  CHECK_THROWS_WITH(loss.backward(false), "flaky: first call fails");
+  CHECK_FALSE(x.has_grad());
+  loss.backward(false);   // the sum entry was not released by the failed walk
+  CHECK(all_close(x.grad(), Arr(xt::exp(x.value())), 1e-12));
 }

@@ -74,7 +74,17 @@ TEST_CASE("optimizers skip parameters without a gradient and reject bad settings
   CHECK(used.value()(0) == doctest::Approx(0.0));
   CHECK(unused.value()(0) == 5.0);
   sgd.zero_grad();
-  CHECK(used.grad()(0) == 0.0);
+  CHECK_FALSE(used.has_grad());
+  // After zero_grad a parameter the loss does not reach is not moved, even with weight decay.
+  tg::SGD<double> decaying({used, unused}, 0.5, 0.9, 0.1);
+  decaying.zero_grad();
+  {
+    tg::Tape tape;
+    tg::sum(used * 2.0).backward();
+  }
+  decaying.step();
+  CHECK(unused.value()(0) == 5.0);
+  CHECK(used.value()(0) == doctest::Approx(-1.0));
   CHECK_THROWS_WITH_AS(tg::SGD<double>({used}, -1.0), doctest::Contains("SGD: lr must be in [0"), tg::ValueError);
   CHECK_THROWS_WITH_AS(tg::SGD<double>({used}, 0.1, 1.0), doctest::Contains("SGD: momentum must be in [0"), tg::ValueError);
   CHECK_THROWS_WITH_AS(tg::SGD<double>({used}, 0.1, 0.0, 0.0, true), "SGD: nesterov needs momentum > 0", tg::ValueError);

@@ -66,3 +66,12 @@ TEST_CASE("sum_to reduces broadcast dimensions") {
   check_gradients([](const Inputs& in) { return tg::sum_to(in[0], {1, 4}); }, {x});
   check_gradients([](const Inputs& in) { return tg::sum_to(in[0], {}); }, {x});
 }
+
+TEST_CASE("max over several axes") {
+  const Arr a = random_array({2, 3, 4}, 24);
+  const TD x(a, true);
+  CHECK(all_close(tg::max(x, tg::Axes{0, 2}).value(), Arr(xt::amax(a, {0, 2})), 0.0));
+  CHECK(tg::max(x, tg::Axes{1, 2}, true).shape() == tg::Shape{2, 1, 1});
+  check_gradients([](const Inputs& in) { return tg::max(in[0], tg::Axes{0, -1}); }, {x});
+  check_gradients([](const Inputs& in) { return tg::max(in[0], tg::Axes{1}, true); }, {x});
+}

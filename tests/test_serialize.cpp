@@ -143,6 +143,14 @@ TEST_CASE("missing, truncated and corrupted files are errors naming the file") {
   write_bytes(dir / "flip.npz", flipped);
   CHECK_THROWS_WITH_AS(tg::load_parameters(model, dir / "flip.npz"), doctest::Contains("is corrupted (CRC mismatch)"),
                        tg::IoError);
+  // A forged uncompressed size (4 GiB) in the central directory is refused, not allocated.
+  std::string forged = read_bytes(data_dir + "/linear_compressed.npz");
+  const std::size_t central = forged.find(std::string("PK\x01\x02", 4));
+  REQUIRE(central != std::string::npos);
+  for (int k = 0; k < 4; ++k) forged[central + 24 + k] = char(0xf0);
+  write_bytes(dir / "forged.npz", forged);
+  CHECK_THROWS_WITH_AS(tg::load_parameters(model, dir / "forged.npz"), doctest::Contains("bytes its header claims"),
+                       tg::IoError);
   std::string compressed = read_bytes(data_dir + "/linear_compressed.npz");
   compressed[60] = char(compressed[60] ^ 0xff);
   write_bytes(dir / "badzip.npz", compressed);

@@ -91,6 +91,21 @@ TEST_CASE("nested tapes: the newest records, the outer one resumes after") {
   CHECK(x.grad()(0) == doctest::Approx(12.0));
 }
 
+TEST_CASE("create_graph records on the output's tape while a newer tape is alive") {
+  TD x(Arr{0.5, 1.5}, true);
+  tg::Tape outer;
+  const TD y = tg::sum(tg::exp(x) * x);   // d/dx = e^x (1 + x), d2/dx2 = e^x (2 + x)
+  TD g;
+  {
+    tg::Tape inner;
+    g = tg::grad(y, {x}, true)[0];
+    CHECK(inner.size() == 0);   // the backward pass went onto the outer tape
+  }
+  CHECK(all_close(g.value(), Arr(xt::exp(x.value()) * (1.0 + x.value())), 1e-12));
+  const TD h = tg::grad(tg::sum(g), {x})[0];
+  CHECK(all_close(h.value(), Arr(xt::exp(x.value()) * (2.0 + x.value())), 1e-12));
+}
+
 TEST_CASE("two threads record on two tapes at once") {
   const TD shared = leaf({50}, 100, 0.5, 1.5);   // read by both threads through tg::grad
   auto work = [&](double scale, Arr& out, bool& ok) {
