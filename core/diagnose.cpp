@@ -68,7 +68,8 @@ bool shifted_match(const Array& h, const Array& r, std::size_t axis, std::ptrdif
 Diagnosis single_pattern(const Array& h, const Array& r, const DiagnosisCandidates& c, double rtol, double atol,
                          bool allow_scale) {
   const Shape shape = shape_of(r);
-  if (allow_scale) {
+  // One number is always a multiple of another: the scale test needs two elements to say anything.
+  if (allow_scale && r.size() > 1) {
     const double rr = dot(r, r);
     if (rr > 0) {
       const double scale = dot(h, r) / rr;

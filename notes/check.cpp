@@ -1,0 +1,522 @@
+#include "check.hpp"
+
+#include <cmath>
+#include <functional>
+#include <iomanip>
+#include <limits>
+#include <random>
+#include <sstream>
+
+#include "../core/diagnose.hpp"
+#include "../layers/init.hpp"
+#include "../ops/elementwise.hpp"
+#include "../ops/nn.hpp"
+#include "../ops/shape.hpp"
+#include "avg_pool.hpp"
+#include "convolution.hpp"
+#include "fully_connected.hpp"
+#include "softmax_output.hpp"
+
+namespace tapegrad::notes {
+
+namespace {
+
+using TD = Tensor<double>;
+
+// Tolerances: the hand value against the autodiff (both exact up to rounding) and against
+// central differences (truncation and rounding error of the differences).
+constexpr double exact_rtol = 1e-8, exact_atol = 1e-10;
+constexpr double numeric_rtol = 1e-5, numeric_atol = 1e-7;
+
+Array uniform(const Shape& shape, std::mt19937_64& rng, double lo, double hi) {
+  std::uniform_real_distribution<double> u(lo, hi);
+  Array a = Array::from_shape(shape);
+  for (auto& v : a) v = u(rng);
+  return a;
+}
+
+bool close(const Array& x, const Array& y, double rtol, double atol) {
+  if (x.shape() != y.shape()) return false;
+  for (std::size_t i = 0; i < x.size(); ++i)
+    if (!(std::abs(x.data()[i] - y.data()[i]) <= atol + rtol * std::abs(y.data()[i]))) return false;
+  return true;
+}
+
+// Central differences of E() with respect to x, perturbed in place and restored.
+Array numeric_gradient(const std::function<double()>& E, TD x, double eps = 1e-6) {
+  const Array base = x.value();
+  Array g = xt::zeros<double>(base.shape());
+  for (std::size_t i = 0; i < base.size(); ++i) {
+    Array p = base;
+    p.data()[i] = base.data()[i] + eps;
+    x.assign(p);
+    const double plus = E();
+    p.data()[i] = base.data()[i] - eps;
+    x.assign(p);
+    const double minus = E();
+    g.data()[i] = (plus - minus) / (2 * eps);
+  }
+  x.assign(base);
+  return g;
+}
+
+Array reshaped(Array a, const Shape& shape) {
+  a.reshape(shape);
+  return a;
+}
+
+// One random case of one formula: the three values on the same inputs, and what a diagnosis may
+// test the hand value against.
+struct Sample {
+  Array hand, autodiff, numeric;
+  DiagnosisCandidates candidates;
+};
+
+FormulaCheck evaluate(const std::string& id, const std::vector<Sample>& samples, std::string* diagnosis) {
+  FormulaCheck c;
+  c.cases = samples.size();
+  bool holds = true;
+  for (const Sample& s : samples) {
+    if (!close(s.autodiff, s.numeric, numeric_rtol, numeric_atol))
+      throw std::runtime_error("notes_check: " + id + ": the autodiff disagrees with finite differences");
+    c.max_abs_error = std::max(c.max_abs_error, double(xt::amax(xt::abs(s.hand - s.autodiff))()));
+    const bool ok = close(s.hand, s.autodiff, exact_rtol, exact_atol) && close(s.hand, s.numeric, numeric_rtol, numeric_atol);
+    if (!ok && holds && diagnosis) *diagnosis = diagnose(s.hand, s.autodiff, s.candidates, 1e-6, 1e-9).str();
+    holds = holds && ok;
+  }
+  c.verdict = holds ? "holds" : "fails";
+  return c;
+}
+
+// ---- Section 1: softmax output with squared error ---------------------------------------------
+
+struct SoftmaxCase {
+  Array l, o, dE_da, dE_dl, diag_J, num_dE_da, num_dE_dl, num_diag_J, n7_dE_da, dE_db, num_dE_db;
+};
+
+SoftmaxCase softmax_case(std::size_t n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  SoftmaxCase c;
+  const TD a(uniform({n}, rng, -2, 2), true), o(uniform({n}, rng, 0, 1));
+  c.o = o.value();
+  {
+    Tape tape;
+    const SoftmaxOutput s(a, o);
+    c.l = s.l.value();
+    const auto g = grad(s.E, {a, s.l});
+    c.dE_da = g[0].value();
+    c.dE_dl = g[1].value();
+    c.diag_J = xt::zeros<double>({n});
+    for (std::size_t i = 0; i < n; ++i) {
+      Array e = xt::zeros<double>({n});
+      e(i) = 1;
+      c.diag_J(i) = grad(s.l, {a}, e)[0].value()(i);
+    }
+  }
+  c.num_dE_da = numeric_gradient([&] { NoGrad ng; return SoftmaxOutput(a, o).E.item(); }, a);
+  // N3's variable is l itself: E(l) = 1/2 sum (l - o)^2 with l as the input.
+  const TD l(c.l, true);
+  c.num_dE_dl = numeric_gradient([&] { NoGrad ng; return (mse_loss(l, o, Reduction::sum) * 0.5).item(); }, l);
+  c.num_diag_J = xt::zeros<double>({n});
+  for (std::size_t i = 0; i < n; ++i) {
+    const Array column = numeric_gradient([&] { NoGrad ng; return softmax(a, 0).value()(i); }, a);
+    c.num_diag_J(i) = column(i);
+  }
+  // N7: a = z + b with a bias b.
+  const TD z(uniform({n}, rng, -2, 2)), b(uniform({n}, rng, -1, 1), true);
+  {
+    Tape tape;
+    const TD pre = z + b;
+    const SoftmaxOutput s(pre, o);
+    const auto g = grad(s.E, {b, pre});
+    c.dE_db = g[0].value();
+    c.n7_dE_da = g[1].value();
+  }
+  c.num_dE_db = numeric_gradient([&] { NoGrad ng; return SoftmaxOutput(z + b, o).E.item(); }, b);
+  return c;
+}
+
+DiagnosisCandidates softmax_candidates(const SoftmaxCase& c) {
+  DiagnosisCandidates d;
+  d.other_gradients = {{"∂E/∂l_i", c.dE_dl}};
+  d.factors = {{"∂l_i/∂a_i", c.diag_J}};
+  d.diagonal_only = {{"∂E/∂l_i · ∂l_i/∂a_i", Array(c.dE_dl * c.diag_J)}};
+  return d;
+}
+
+// N5 is N6 at i = 1. Softmax with squared error treats every class alike, so "class 1" can be any
+// class: N5 is evaluated with each class in turn relabelled as class 1.
+Array n5_over_relabellings(const SoftmaxCase& c, double (*formula)(const Array&, const Array&)) {
+  const std::size_t n = c.l.size();
+  Array out = xt::zeros<double>({n});
+  for (std::size_t i = 0; i < n; ++i) {
+    Array l = c.l, o = c.o;
+    std::swap(l(0), l(i));
+    std::swap(o(0), o(i));
+    out(i) = formula(l, o);
+  }
+  return out;
+}
+
+// ---- Section 2: fully connected ----------------------------------------------------------------
+
+struct FcCase {
+  Array a, l, w, f_prime, dE_da, dE_dl, dE_dc, dE_dd, dE_dw, dE_db, num_dE_da, num_dE_dw, num_dE_db;
+};
+
+FcCase fc_case(std::size_t m, std::size_t n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  ManualSeed init(seed);
+  FullyConnected fc(m, n);
+  FcCase c;
+  const TD a(uniform({m}, rng, -1.5, 1.5), true), o(uniform({n}, rng, 0, 1));
+  const TD W = fc.layer.weight(), B = fc.layer.bias();
+  {
+    Tape tape;
+    fc.forward(a, o);
+    const auto g = grad(fc.E, {a, fc.l, fc.c, fc.d, W, B});
+    c.dE_da = g[0].value();
+    c.dE_dl = g[1].value();
+    c.dE_dc = g[2].value();
+    c.dE_dd = g[3].value();
+    c.dE_dw = g[4].value();
+    c.dE_db = g[5].value();
+    c.l = fc.l.value();
+  }
+  auto E = [&] {
+    NoGrad ng;
+    fc.forward(a, o);
+    return fc.E.item();
+  };
+  c.num_dE_da = numeric_gradient(E, a);
+  c.num_dE_dw = numeric_gradient(E, W);
+  c.num_dE_db = numeric_gradient(E, B);
+  c.a = a.value();
+  c.w = W.value();
+  c.f_prime = FullyConnected::f_prime(c.a);
+  return c;
+}
+
+// Candidates of the shape of `like`: the section's other gradients and its activations' derivatives.
+DiagnosisCandidates fc_candidates(const FcCase& c, const Array& like) {
+  DiagnosisCandidates d;
+  const std::vector<std::pair<std::string, const Array*>> grads{
+      {"∂E/∂a_i", &c.dE_da}, {"∂E/∂l_i", &c.dE_dl}, {"∂E/∂c_j", &c.dE_dc}, {"∂E/∂d_j", &c.dE_dd}};
+  for (const auto& [name, g] : grads)
+    if (g->shape() == like.shape()) d.other_gradients.emplace_back(name, *g);
+  if (c.f_prime.shape() == like.shape()) d.factors.emplace_back("f'(a_i)", c.f_prime);
+  return d;
+}
+
+// ---- Section 3: average pooling ----------------------------------------------------------------
+
+struct PoolCase {
+  Array dE_da, dE_db, num_dE_da;
+};
+
+PoolCase pool_case(std::size_t H, std::size_t W, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const TD a(uniform({H, W}, rng, -1, 1), true), o(uniform({H / 2, W / 2}, rng, -1, 1));
+  PoolCase c;
+  {
+    Tape tape;
+    const AveragePooling p(a, o);
+    const auto g = grad(p.E, {a, p.b});
+    c.dE_da = g[0].value();
+    c.dE_db = g[1].value();
+  }
+  c.num_dE_da = numeric_gradient([&] { NoGrad ng; return AveragePooling(a, o).E.item(); }, a);
+  return c;
+}
+
+// ---- Section 4: convolution with an untied bias --------------------------------------------------
+
+struct ConvCase {
+  Array a, k, dE_dc, dE_da, dE_dk, dE_db, num_dE_da, num_dE_dk, num_dE_db;
+};
+
+ConvCase conv_case(std::size_t H, std::size_t W, std::size_t K, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  ManualSeed init(seed);
+  Convolution cv(H, W, K);
+  const std::size_t Ho = H - K + 1, Wo = W - K + 1;
+  const TD a(uniform({H, W}, rng, -1, 1), true), o(uniform({Ho, Wo}, rng, -1, 1));
+  const TD kernel = cv.kernel(), bias = cv.bias();
+  ConvCase c;
+  {
+    Tape tape;
+    cv.forward(a, o);
+    const auto g = grad(cv.E, {a, cv.c, kernel, bias});
+    c.dE_da = g[0].value();
+    c.dE_dc = g[1].value();
+    c.dE_dk = reshaped(g[2].value(), {K, K});
+    c.dE_db = reshaped(g[3].value(), {Ho, Wo});
+  }
+  auto E = [&] {
+    NoGrad ng;
+    cv.forward(a, o);
+    return cv.E.item();
+  };
+  c.num_dE_da = numeric_gradient(E, a);
+  c.num_dE_dk = reshaped(numeric_gradient(E, kernel), {K, K});
+  c.num_dE_db = reshaped(numeric_gradient(E, bias), {Ho, Wo});
+  c.a = a.value();
+  c.k = reshaped(kernel.value(), {K, K});
+  return c;
+}
+
+// ---- The table ---------------------------------------------------------------------------------
+
+const char* const section_softmax = "1. softmax output";
+const char* const section_fc = "2. fully connected";
+const char* const section_pool = "3. average pooling";
+const char* const section_conv = "4. convolution";
+
+FormulaResult result(const std::string& id, const char* section, const std::string& formula,
+                     const std::string& reading, const std::vector<Sample>& samples) {
+  FormulaResult r;
+  r.id = id;
+  r.section = section;
+  r.formula = formula;
+  r.reading = reading;
+  r.check = evaluate(id, samples, &r.diagnosis);
+  if (r.check.verdict == "holds") r.diagnosis.clear();
+  return r;
+}
+
+void corrected(FormulaResult& r, const std::string& formula, const std::vector<Sample>& samples) {
+  r.has_corrected = true;
+  r.corrected_formula = formula;
+  r.corrected = evaluate(r.id + " corrected", samples, nullptr);
+}
+
+}  // namespace
+
+std::vector<FormulaResult> check_notes(std::size_t seeds) {
+  std::vector<FormulaResult> results;
+
+  // Section 1, n classes.
+  std::vector<SoftmaxCase> sm;
+  for (std::size_t n : {3, 5, 10})
+    for (std::size_t s = 0; s < seeds; ++s) sm.push_back(softmax_case(n, 100 * n + s));
+  auto samples = [&](auto hand, auto autodiff, auto numeric, bool with_candidates) {
+    std::vector<Sample> out;
+    for (const auto& c : sm)
+      out.push_back({hand(c), autodiff(c), numeric(c), with_candidates ? softmax_candidates(c) : DiagnosisCandidates()});
+    return out;
+  };
+  auto dE_dl = [](const SoftmaxCase& c) { return c.dE_dl; };
+  auto num_dE_dl = [](const SoftmaxCase& c) { return c.num_dE_dl; };
+  auto dE_da = [](const SoftmaxCase& c) { return c.dE_da; };
+  auto num_dE_da = [](const SoftmaxCase& c) { return c.num_dE_da; };
+  {
+    auto s3 = samples([](const SoftmaxCase& c) { return n3_dE_dl(c.l, c.o); }, dE_dl, num_dE_dl, false);
+    for (std::size_t i = 0; i < s3.size(); ++i) s3[i].candidates.other_gradients = {{"∂E/∂a_i", sm[i].dE_da}};
+    FormulaResult r = result("N3", section_softmax, "∂E/∂l_i = o_i − l_i", "", s3);
+    corrected(r, "∂E/∂l_i = l_i − o_i",
+              samples([](const SoftmaxCase& c) { return n3_dE_dl_corrected(c.l, c.o); }, dE_dl, num_dE_dl, false));
+    results.push_back(r);
+  }
+  results.push_back(result("N4", section_softmax, "∂l1/∂a1 = l1 (1 − l1)",
+                           "for every i: the diagonal entries ∂l_i/∂a_i of the softmax Jacobian",
+                           samples([](const SoftmaxCase& c) { return n4_dl_da_diagonal(c.l); },
+                                   [](const SoftmaxCase& c) { return c.diag_J; },
+                                   [](const SoftmaxCase& c) { return c.num_diag_J; }, false)));
+  {
+    FormulaResult r = result("N5", section_softmax, "∂E/∂a1 = ∂E/∂l1 · ∂l1/∂a1 = (o1 − l1) l1 (1 − l1)",
+                             "class 1 is any class: evaluated with each class relabelled as class 1",
+                             samples([](const SoftmaxCase& c) { return n5_over_relabellings(c, n5_dE_da1); }, dE_da,
+                                     num_dE_da, true));
+    corrected(r, "∂E/∂a1 = Σ_j ∂E/∂l_j · ∂l_j/∂a1 = l1 ((l1 − o1) − Σ_j (l_j − o_j) l_j)",
+              samples([](const SoftmaxCase& c) { return n5_over_relabellings(c, n5_dE_da1_corrected); }, dE_da,
+                      num_dE_da, false));
+    results.push_back(r);
+  }
+  {
+    FormulaResult r = result("N6", section_softmax, "∂E/∂a_i = ∂E/∂l_i · ∂l_i/∂a_i = (o_i − l_i) l1 (1 − l_i)",
+                             "the general form's l_1 stands for l_i",
+                             samples([](const SoftmaxCase& c) { return n6_dE_da(c.l, c.o); }, dE_da, num_dE_da, true));
+    corrected(r, "∂E/∂a_i = Σ_j ∂E/∂l_j · ∂l_j/∂a_i = l_i ((l_i − o_i) − Σ_j (l_j − o_j) l_j)",
+              samples([](const SoftmaxCase& c) { return n6_dE_da_corrected(c.l, c.o); }, dE_da, num_dE_da, false));
+    results.push_back(r);
+  }
+  results.push_back(result("N7", section_softmax, "∂E/∂b_i = ∂E/∂a_i", "a_i = z_i + b_i; ∂E/∂a_i from the autodiff",
+                           samples([](const SoftmaxCase& c) { return n7_dE_db(c.n7_dE_da); },
+                                   [](const SoftmaxCase& c) { return c.dE_db; },
+                                   [](const SoftmaxCase& c) { return c.num_dE_db; }, false)));
+
+  // Section 2, m x n layers; N10 is computable only where its indices i and j range alike (m = n).
+  std::vector<FcCase> fc, square;
+  for (auto [m, n] : std::vector<std::pair<std::size_t, std::size_t>>{{3, 2}, {4, 3}, {3, 3}, {5, 5}})
+    for (std::size_t s = 0; s < seeds; ++s) {
+      fc.push_back(fc_case(m, n, 1000 + 10 * m + n + 100 * s));
+      if (m == n) square.push_back(fc.back());
+    }
+  auto fc_samples = [](const std::vector<FcCase>& cases, auto hand, auto autodiff, auto numeric) {
+    std::vector<Sample> out;
+    for (const auto& c : cases) {
+      const Array h = hand(c);
+      out.push_back({h, autodiff(c), numeric(c), fc_candidates(c, h)});
+    }
+    return out;
+  };
+  auto fc_dE_da = [](const FcCase& c) { return c.dE_da; };
+  auto fc_num_dE_da = [](const FcCase& c) { return c.num_dE_da; };
+  results.push_back(result("N9", section_fc,
+                           "∂E/∂a1 = ∂E/∂c1 · ∂c1/∂l1 · ∂l1/∂a1 + ∂E/∂c2 · ∂c2/∂l1 · ∂l1/∂a1, with "
+                           "∂c2/∂l1 = w_12, ∂c1/∂l1 = w_11, ∂l1/∂a1 = f'(a1)",
+                           "for every i and n outputs: Σ_j ∂E/∂c_j w_ij f'(a_i); ∂E/∂c_j from the autodiff",
+                           fc_samples(fc, [](const FcCase& c) { return n9_dE_da(c.dE_dc, c.w, c.f_prime); }, fc_dE_da,
+                                      fc_num_dE_da)));
+  {
+    auto dE_db = [](const FcCase& c) { return c.dE_db; };
+    auto num_dE_db = [](const FcCase& c) { return c.num_dE_db; };
+    FormulaResult r = result("N10", section_fc, "∂E/∂b_j = ∂E/∂l_i",
+                             "i stands for j (computable for m = n); ∂E/∂l from the autodiff",
+                             fc_samples(square, [](const FcCase& c) { return n10_dE_db(c.dE_dl); }, dE_db, num_dE_db));
+    corrected(r, "∂E/∂b'_j = ∂E/∂c_j",
+              fc_samples(fc, [](const FcCase& c) { return n10_dE_db_corrected(c.dE_dc); }, dE_db, num_dE_db));
+    results.push_back(r);
+  }
+  results.push_back(result("N11", section_fc, "∂E/∂w_ij = ∂E/∂c_j · l_i", "∂E/∂c_j from the autodiff",
+                           fc_samples(fc, [](const FcCase& c) { return n11_dE_dw(c.dE_dc, c.l); },
+                                      [](const FcCase& c) { return c.dE_dw; },
+                                      [](const FcCase& c) { return c.num_dE_dw; })));
+  {
+    FormulaResult r = result("N12", section_fc, "∂E/∂a_i = ∂E/∂c1 · w_i1 + ∂E/∂c2 · w_i2",
+                             "for n outputs: Σ_j ∂E/∂c_j w_ij; ∂E/∂c_j from the autodiff",
+                             fc_samples(fc, [](const FcCase& c) { return n12_dE_da(c.dE_dc, c.w); }, fc_dE_da, fc_num_dE_da));
+    corrected(r, "∂E/∂a_i = f'(a_i) Σ_j ∂E/∂c_j · w_ij",
+              fc_samples(fc, [](const FcCase& c) { return n12_dE_da_corrected(c.dE_dc, c.w, c.f_prime); }, fc_dE_da,
+                         fc_num_dE_da));
+    results.push_back(r);
+  }
+
+  // Section 3, H x W inputs (odd sizes drop the last row or column).
+  {
+    std::vector<Sample> s14;
+    for (auto [H, W] : std::vector<std::pair<std::size_t, std::size_t>>{{4, 4}, {6, 8}, {5, 7}})
+      for (std::size_t s = 0; s < seeds; ++s) {
+        const PoolCase c = pool_case(H, W, 2000 + 10 * H + W + 100 * s);
+        s14.push_back({n14_dE_da(c.dE_db, H, W), c.dE_da, c.num_dE_da, {}});
+      }
+    results.push_back(result("N14", section_pool, "∂E/∂a_ij = 1/4 · ∂E/∂b_kl where k = ⌊i/2⌋ and l = ⌊j/2⌋",
+                             "H × W input; for odd sizes the dropped last row or column reads ∂E/∂b_kl = 0; "
+                             "∂E/∂b from the autodiff",
+                             s14));
+  }
+
+  // Section 4, H x W inputs, K x K kernels, a bias per output element.
+  {
+    std::vector<ConvCase> cv;
+    for (auto [H, W, K] : std::vector<std::tuple<std::size_t, std::size_t, std::size_t>>{{4, 4, 2}, {6, 5, 3}, {5, 7, 2}})
+      for (std::size_t s = 0; s < seeds; ++s) cv.push_back(conv_case(H, W, K, 3000 + 100 * H + 10 * W + K + 1000 * s));
+    std::vector<Sample> s16, s17, s18;
+    for (const auto& c : cv) {
+      DiagnosisCandidates d;
+      s16.push_back({n16_dE_db(c.dE_dc), c.dE_db, c.num_dE_db, d});
+      s17.push_back({n17_dE_dk(c.dE_dc, c.a, c.k.shape(0)), c.dE_dk, c.num_dE_dk, d});
+      s18.push_back({n18_dE_da_corrected(c.dE_dc, c.k, c.a.shape(0), c.a.shape(1)), c.dE_da, c.num_dE_da, d});
+    }
+    results.push_back(result("N16", section_conv, "∂E/∂b_ij = ∂E/∂c_ij", "∂E/∂c from the autodiff", s16));
+    results.push_back(result("N17", section_conv, "∂E/∂k_ij = Σ_{p=0..2} Σ_{l=0..2} ∂E/∂c_kl · a_{i+p, j+l}",
+                             "c_kl is c_pl; the bound 2 is the last output index (Ho - 1, Wo - 1); "
+                             "∂E/∂c from the autodiff",
+                             s17));
+    FormulaResult r18;
+    r18.id = "N18";
+    r18.section = section_conv;
+    r18.formula = "∂E/∂a_ij = Σ_{k = max(0, k_size−1)}^{min(k_size, dim_input−j)} "
+                  "Σ_{l = max(0, k_size−1)}^{min(k_size, dim_input−k)} (…)";
+    r18.reading = "the summand is left empty in the notes: nothing to compute";
+    r18.check.verdict = "incomplete";
+    r18.check.max_abs_error = std::numeric_limits<double>::quiet_NaN();
+    corrected(r18, "∂E/∂a_ij = Σ_{p,q} ∂E/∂c_{i−p, j−q} · k_pq over 0 ≤ i−p < Ho, 0 ≤ j−q < Wo", s18);
+    results.push_back(r18);
+  }
+  return results;
+}
+
+namespace {
+
+std::string number(double v) {
+  if (std::isnan(v)) return "-";
+  std::ostringstream os;
+  os << std::setprecision(2) << std::scientific << v;
+  return os.str();
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (const char ch : s) {
+    switch (ch) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(ch) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", ch);
+          out += buf;
+        } else {
+          out += ch;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string json_number(double v) {
+  if (!std::isfinite(v)) return "null";
+  std::ostringstream os;
+  os << std::setprecision(17) << v;
+  return os.str();
+}
+
+}  // namespace
+
+std::string notes_table(const std::vector<FormulaResult>& results) {
+  std::ostringstream os;
+  os << "| id | section | formula (as written) | verdict | max abs error | diagnosis | corrected formula | corrected verdict |\n"
+     << "|---|---|---|---|---|---|---|---|\n";
+  for (const auto& r : results) {
+    os << "| " << r.id << " | " << r.section << " | `" << r.formula << "` | " << r.check.verdict << " | "
+       << number(r.check.max_abs_error) << " | " << (r.diagnosis.empty() ? "-" : r.diagnosis) << " | "
+       << (r.has_corrected ? "`" + r.corrected_formula + "`" : "-") << " | "
+       << (r.has_corrected ? r.corrected.verdict + " (" + number(r.corrected.max_abs_error) + ")" : "-") << " |\n";
+  }
+  return os.str();
+}
+
+std::string notes_json(const std::vector<FormulaResult>& results) {
+  std::ostringstream os;
+  os << "[\n";
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    const auto& r = results[i];
+    os << "  {\"id\": " << json_string(r.id) << ", \"section\": " << json_string(r.section)
+       << ", \"formula\": " << json_string(r.formula) << ", \"reading\": " << json_string(r.reading)
+       << ", \"verdict\": " << json_string(r.check.verdict) << ", \"max_abs_error\": " << json_number(r.check.max_abs_error)
+       << ", \"cases\": " << r.check.cases
+       << ", \"diagnosis\": " << (r.diagnosis.empty() ? "null" : json_string(r.diagnosis)) << ", \"corrected\": ";
+    if (r.has_corrected)
+      os << "{\"formula\": " << json_string(r.corrected_formula) << ", \"verdict\": " << json_string(r.corrected.verdict)
+         << ", \"max_abs_error\": " << json_number(r.corrected.max_abs_error) << "}";
+    else
+      os << "null";
+    os << "}" << (i + 1 < results.size() ? "," : "") << "\n";
+  }
+  os << "]\n";
+  return os.str();
+}
+
+bool notes_ok(const std::vector<FormulaResult>& results) {
+  for (const auto& r : results) {
+    if (r.check.verdict != "holds" && r.check.verdict != "fails" && r.check.verdict != "incomplete") return false;
+    if (r.check.verdict != "holds" && !r.has_corrected) return false;
+    if (r.has_corrected && r.corrected.verdict != "holds") return false;
+  }
+  return !results.empty();
+}
+
+}  // namespace tapegrad::notes
