@@ -20,5 +20,6 @@
 #include "layers/layers.hpp"
 #include "layers/optim.hpp"
 #include "layers/serialize.hpp"
+#include "data/idx.hpp"
 
 #endif

@@ -291,6 +291,41 @@ std::string Tape::str() const {
   return os.str();
 }
 
+std::string Tape::dot() const {
+  std::ostringstream os;
+  os << "digraph tape {\n  rankdir=LR;\n  node [fontname=\"Helvetica\", fontsize=10];\n";
+  std::vector<std::size_t> producer(impl_->num_nodes, no_node);   // node -> entry
+  for (std::size_t i = 0; i < impl_->entries.size(); ++i) {
+    const auto& e = *impl_->entries[i];
+    producer[e.output] = i;
+    os << "  op" << i << " [shape=box, style=rounded, label=\"" << e.op << "\\n" << shape_str(e.output_shape)
+       << "\"];\n";
+  }
+  std::size_t constants = 0;
+  std::vector<bool> leaf_drawn(impl_->num_nodes, false);
+  for (std::size_t i = 0; i < impl_->entries.size(); ++i) {
+    const auto& e = *impl_->entries[i];
+    for (std::size_t k = 0; k < e.inputs.size(); ++k) {
+      const std::size_t node = e.inputs[k];
+      std::string from;
+      if (node == no_node) {
+        from = "const" + std::to_string(constants++);
+        os << "  " << from << " [shape=plaintext, label=\"const\\n" << shape_str(e.input_shapes[k]) << "\"];\n";
+      } else if (producer[node] != no_node) {
+        from = "op" + std::to_string(producer[node]);
+      } else {
+        from = "leaf" + std::to_string(node);
+        if (!leaf_drawn[node])
+          os << "  " << from << " [shape=ellipse, label=\"leaf\\n" << shape_str(e.input_shapes[k]) << "\"];\n";
+        leaf_drawn[node] = true;
+      }
+      os << "  " << from << " -> op" << i << ";\n";
+    }
+  }
+  os << "}\n";
+  return os.str();
+}
+
 GradMode::GradMode(bool enabled) : previous_(detail::thread_state().grad_enabled) {
   detail::thread_state().grad_enabled = enabled;
 }

@@ -31,6 +31,9 @@ class Tape {
   std::size_t size() const;
   // One line per entry: "#3 mul (2, 3) (2, 3) -> node 5".
   std::string str() const;
+  // The recorded graph in Graphviz DOT: one node per op (its name and output shape), one per leaf
+  // or constant input (its shape), and an edge from each input to the op that reads it.
+  std::string dot() const;
 
  private:
   std::unique_ptr<detail::TapeImpl> impl_;

@@ -130,6 +130,13 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
   return matmul(a, b, false, false);
 }
 
+void set_num_threads(int threads) {
+  if (threads < 1) throw_value_error("set_num_threads", "threads must be >= 1, got " + std::to_string(threads));
+  openblas_set_num_threads(threads);
+}
+
+int num_threads() { return openblas_get_num_threads(); }
+
 template Tensor<float> matmul(const Tensor<float>&, const Tensor<float>&);
 template Tensor<float> matmul(const Tensor<float>&, const Tensor<float>&, bool, bool);
 template Tensor<double> matmul(const Tensor<double>&, const Tensor<double>&);

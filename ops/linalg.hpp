@@ -14,6 +14,10 @@ template <class T> Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b);
 template <class T>
 Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool transpose_a, bool transpose_b);
 
+// Threads OpenBLAS uses for matrix products (tapegrad's own kernels run on the calling thread).
+void set_num_threads(int threads);
+int num_threads();
+
 }  // namespace tapegrad
 
 #endif

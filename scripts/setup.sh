@@ -2,7 +2,7 @@
 # is missing, and sets the build settings they share.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PACKAGES=(cmake g++ make libxtensor-dev xtl-dev libxsimd-dev libopenblas-dev doctest-dev zlib1g-dev)
+PACKAGES=(cmake g++ make libxtensor-dev xtl-dev libxsimd-dev libopenblas-dev doctest-dev zlib1g-dev libcli11-dev)
 JOBS="${JOBS:-$(nproc)}"
 
 missing_packages() {
@@ -29,3 +29,5 @@ ensure_packages() {
 ensure_packages "${PACKAGES[@]}"
 # The tests also check that NumPy reads the files tapegrad writes.
 TEST_PACKAGES=(python3-numpy)
+# The demo trains on Fashion-MNIST and draws its loss curve and its graph.
+DEMO_PACKAGES=(dataset-fashion-mnist gnuplot-nox graphviz)

@@ -219,3 +219,23 @@ TEST_CASE("a tape's memory is released with its scope: no growth over 10,000 tra
   CHECK(after <= before + 512 * 1024);
 #endif
 }
+
+TEST_CASE("the tape exported as a Graphviz graph: ops, leaves, constants, edges, shapes") {
+  const TD x(Arr{{1., 2.}, {3., 4.}}, true), w(Arr(xt::ones<double>({2, 1})), true);
+  tg::Tape tape;
+  const TD y = tg::sum(tg::tanh(tg::matmul(x, w)) * 2.0 + TD(Arr{1.0}));
+  const std::string dot = tape.dot();
+  CHECK(dot.rfind("digraph tape {", 0) == 0);
+  CHECK(dot.find("op0 [shape=box, style=rounded, label=\"matmul\\n(2, 1)\"]") != std::string::npos);
+  CHECK(dot.find("op1 [shape=box, style=rounded, label=\"tanh\\n(2, 1)\"]") != std::string::npos);
+  CHECK(dot.find("op4 [shape=box, style=rounded, label=\"sum\\n()\"]") != std::string::npos);
+  CHECK(dot.find("leaf0 [shape=ellipse, label=\"leaf\\n(2, 2)\"]") != std::string::npos);
+  CHECK(dot.find("leaf1 [shape=ellipse, label=\"leaf\\n(2, 1)\"]") != std::string::npos);
+  CHECK(dot.find("const0 [shape=plaintext, label=\"const\\n(1)\"]") != std::string::npos);
+  for (const char* edge : {"leaf0 -> op0;", "leaf1 -> op0;", "op0 -> op1;", "op1 -> op2;", "op2 -> op3;",
+                           "const0 -> op3;", "op3 -> op4;"})
+    CHECK(dot.find(edge) != std::string::npos);
+  std::size_t edges = 0;
+  for (std::size_t at = dot.find("->"); at != std::string::npos; at = dot.find("->", at + 2)) ++edges;
+  CHECK(edges == 7);
+}

@@ -1,0 +1,264 @@
+#include "trainer.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <xtensor/xview.hpp>
+
+namespace tg = tapegrad;
+namespace fs = std::filesystem;
+
+namespace fashion {
+
+std::optional<Config> parse_config(int argc, const char* const* argv, int& exit_code, std::ostream& out,
+                                   std::ostream& err) {
+  Config c;
+  CLI::App app("Trains LeNet-5 on Fashion-MNIST with tapegrad, after checking its gradients.", "fashion_mnist");
+  app.add_option("--epochs", c.epochs, "passes over the training set")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--batch-size", c.batch_size, "images per step")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--lr", c.lr, "SGD learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--momentum", c.momentum, "SGD momentum, in [0, 1)")->check(CLI::Range(0.0, 0.999999))->capture_default_str();
+  app.add_option("--seed", c.seed, "seeds the initial weights and the shuffling")->capture_default_str();
+  app.add_option("--threads", c.threads, "OpenBLAS threads")->check(CLI::Range(1, 256))->capture_default_str();
+  app.add_option("--data", c.data, "directory holding the four Fashion-MNIST .gz files")->capture_default_str();
+  app.add_option("--out", c.out, "directory for metrics, parameters and plots")->capture_default_str();
+  app.add_option("--limit", c.limit, "use only the first N training images (0: all)")->capture_default_str();
+  app.add_option("--check-images", c.check_images, "images in the gradient check before training (0: skip)")
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    out << app.help();
+    exit_code = 0;
+    return std::nullopt;
+  } catch (const CLI::ParseError& e) {
+    err << "fashion_mnist: " << e.what() << "\n(run with --help for the flags)\n";
+    exit_code = 2;
+    return std::nullopt;
+  }
+  exit_code = 0;
+  return c;
+}
+
+template <class T>
+tg::Sequential<T> lenet5(std::uint64_t seed) {
+  tg::ManualSeed init(seed);
+  return tg::Sequential<T>(tg::Conv2d<T>(1, 6, 5, 1, 2), tg::ReLU<T>(), tg::AvgPool2d<T>(2), tg::Conv2d<T>(6, 16, 5),
+                           tg::ReLU<T>(), tg::AvgPool2d<T>(2), tg::Flatten<T>(), tg::Linear<T>(400, 120), tg::ReLU<T>(),
+                           tg::Linear<T>(120, 84), tg::ReLU<T>(), tg::Linear<T>(84, 10));
+}
+template tg::Sequential<float> lenet5<float>(std::uint64_t);
+template tg::Sequential<double> lenet5<double>(std::uint64_t);
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// The images and labels at `indices[begin, end)`.
+void gather(const tg::ImageDataset& d, const std::vector<std::size_t>& indices, std::size_t begin, std::size_t end,
+            xt::xarray<float>& images, std::vector<std::size_t>& labels) {
+  const std::size_t pixels = d.images.size() / d.labels.size();
+  images = xt::xarray<float>::from_shape({end - begin, 1, d.images.shape(2), d.images.shape(3)});
+  labels.resize(end - begin);
+  for (std::size_t i = begin; i < end; ++i) {
+    std::copy_n(d.images.data() + indices[i] * pixels, pixels, images.data() + (i - begin) * pixels);
+    labels[i - begin] = d.labels[indices[i]];
+  }
+}
+
+// Fisher-Yates with tapegrad's portable generator: the same seed gives the same order everywhere.
+std::vector<std::size_t> shuffled(std::size_t n, std::uint64_t seed) {
+  std::vector<std::size_t> order(n);
+  for (std::size_t i = 0; i < n; ++i) order[i] = i;
+  tg::Generator gen(seed);
+  for (std::size_t i = n; i > 1; --i) std::swap(order[i - 1], order[gen.next() % i]);
+  return order;
+}
+
+std::string duration(double s) {
+  std::ostringstream os;
+  const long t = std::lround(s);
+  os << t / 60 << ':' << std::setw(2) << std::setfill('0') << t % 60;
+  return os.str();
+}
+
+// The whole model's gradients in double on a few training images, by random projections.
+bool check_gradients(const Config& c, const tg::ImageDataset& train, std::ostream& out) {
+  const std::size_t n = std::min(c.check_images, train.labels.size());
+  tg::Sequential<double> model = lenet5<double>(c.seed);
+  const tg::Tensor<double> x(xt::xarray<double>(xt::cast<double>(xt::view(train.images, xt::range(0, n)))));
+  const std::vector<std::size_t> labels(train.labels.begin(), train.labels.begin() + std::ptrdiff_t(n));
+  tg::GradcheckOptions o;
+  o.mode = tg::GradcheckOptions::Mode::projections;
+  o.projections = 3;
+  o.seed = c.seed;
+  const auto report =
+      tg::gradcheck_parameters([&] { return tg::cross_entropy(model(x), labels); }, model.named_parameters(), o);
+  out << "gradient check (float64, " << n << " images, random projections), worst relative error per tensor:";
+  for (const auto& comparison : report.comparisons)
+    out << ' ' << comparison.input.substr(1, comparison.input.size() - 2) << ' ' << std::setprecision(1)
+        << std::scientific << comparison.max_rel_error;
+  out << std::defaultfloat << std::setprecision(6) << (report.ok() ? "  -> passed" : "  -> FAILED") << std::endl;
+  if (!report.ok()) out << report.str();
+  return report.ok();
+}
+
+// Mean loss and accuracy on a data set, without recording.
+std::pair<double, double> evaluate(tg::Sequential<float>& model, const tg::ImageDataset& d) {
+  tg::NoGrad no_grad;
+  std::vector<std::size_t> all(d.labels.size());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+  double loss = 0;
+  std::size_t correct = 0;
+  xt::xarray<float> images;
+  std::vector<std::size_t> labels;
+  for (std::size_t b = 0; b < all.size(); b += 1000) {
+    const std::size_t e = std::min(all.size(), b + 1000);
+    gather(d, all, b, e, images, labels);
+    const tg::Tensor<float> logits = model(tg::Tensor<float>(images));
+    loss += double(tg::cross_entropy(logits, labels, tg::Reduction::sum).item());
+    const auto& v = logits.value();
+    for (std::size_t i = 0; i < labels.size(); ++i) {
+      std::size_t best = 0;
+      for (std::size_t k = 1; k < 10; ++k)
+        if (v(i, k) > v(i, best)) best = k;
+      correct += best == labels[i];
+    }
+  }
+  return {loss / double(all.size()), double(correct) / double(all.size())};
+}
+
+// Writes `text` to `path` through a temporary file and a rename.
+void write_text(const fs::path& path, const std::string& text) {
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream f(tmp);
+    f << text;
+    if (!f) throw tg::IoError("fashion_mnist: '" + tmp.string() + "' could not be written");
+  }
+  fs::rename(tmp, path);
+}
+
+bool have(const char* program) {
+  return std::system((std::string("command -v ") + program + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+}  // namespace
+
+RunResult run(const Config& c, std::ostream& out) {
+  tg::set_num_threads(c.threads);
+  const fs::path dir(c.out);
+  fs::create_directories(dir / "parameters");
+  const tg::ImageDataset train = tg::load_fashion_mnist(c.data, true, c.limit);
+  const tg::ImageDataset test = tg::load_fashion_mnist(c.data, false);
+  out << "Fashion-MNIST: " << train.labels.size() << " training and " << test.labels.size() << " test images from "
+      << c.data << std::endl;
+
+  RunResult result;
+  if (c.check_images > 0) {
+    result.gradcheck_ok = check_gradients(c, train, out);
+    if (!result.gradcheck_ok) throw std::runtime_error("the gradient check of the model failed: not training");
+  }
+
+  tg::Sequential<float> model = lenet5<float>(c.seed);
+  tg::SGD<float> opt(model.parameters(), c.lr, c.momentum);
+  const bool terminal = ::isatty(::fileno(stdout)) && &out == &std::cout;
+  std::ostringstream metrics, curve;
+  metrics << "split,epoch,step,loss,accuracy,time\n";
+  const std::size_t n = train.labels.size(), steps = (n + c.batch_size - 1) / c.batch_size;
+  const auto start = Clock::now();
+  std::size_t global_step = 0;
+  xt::xarray<float> images;
+  std::vector<std::size_t> labels;
+  for (std::size_t epoch = 1; epoch <= c.epochs; ++epoch) {
+    const std::vector<std::size_t> order = shuffled(n, c.seed * 1000003 + epoch);
+    const auto epoch_start = Clock::now();
+    auto last_print = epoch_start;
+    double running = 0, epoch_sum = 0;
+    for (std::size_t step = 0; step < steps; ++step, ++global_step) {
+      const std::size_t b = step * c.batch_size, e = std::min(n, b + c.batch_size);
+      gather(train, order, b, e, images, labels);
+      double loss = 0;
+      {
+        tg::Tape tape;
+        const tg::Tensor<float> l = tg::cross_entropy(model(tg::Tensor<float>(images)), labels);
+        opt.zero_grad();
+        l.backward();
+        opt.step();
+        loss = l.item();
+        if (global_step == 0) {
+          result.first_loss = loss;
+          write_text(dir / "graph.dot", tape.dot());
+        }
+      }
+      running = step == 0 ? loss : 0.98 * running + 0.02 * loss;
+      epoch_sum += loss;
+      if (global_step % 20 == 0) curve << global_step << ' ' << running << '\n';
+      if (global_step % 100 == 0)
+        metrics << "train," << epoch << ',' << global_step << ',' << running << ",," << seconds_since(start) << '\n';
+      const double elapsed = seconds_since(epoch_start);
+      const double rate = double(e) / std::max(elapsed, 1e-9);
+      const double eta = double(n - e) / std::max(rate, 1e-9);
+      if (terminal) {
+        const int width = 30, filled = int(width * double(step + 1) / double(steps));
+        out << "\repoch " << epoch << '/' << c.epochs << " [" << std::string(filled, '#') << std::string(width - filled, '.')
+            << "] " << step + 1 << '/' << steps << "  loss " << std::fixed << std::setprecision(4) << running << "  "
+            << std::setprecision(0) << rate << " img/s  ETA " << duration(eta) << std::defaultfloat
+            << std::setprecision(6) << "   " << std::flush;
+      } else if (std::chrono::duration<double>(Clock::now() - last_print).count() >= 5.0 || step + 1 == steps) {
+        last_print = Clock::now();
+        out << "epoch " << epoch << '/' << c.epochs << " step " << step + 1 << '/' << steps << " loss " << std::fixed
+            << std::setprecision(4) << running << ' ' << std::setprecision(0) << rate << " img/s ETA " << duration(eta)
+            << std::defaultfloat << std::setprecision(6) << std::endl;
+      }
+    }
+    EpochResult r;
+    r.seconds = seconds_since(epoch_start);
+    r.train_loss = epoch_sum / double(steps);
+    std::tie(r.test_loss, r.test_accuracy) = evaluate(model, test);
+    if (terminal) out << '\n';
+    out << "epoch " << epoch << ": train loss " << std::fixed << std::setprecision(4) << r.train_loss << ", test loss "
+        << r.test_loss << ", test accuracy " << std::setprecision(2) << 100 * r.test_accuracy << "%, "
+        << std::setprecision(1) << r.seconds << " s (" << std::setprecision(0) << double(n) / r.seconds << " img/s)"
+        << std::defaultfloat << std::setprecision(6) << std::endl;
+    metrics << "test," << epoch << ',' << global_step << ',' << r.test_loss << ',' << r.test_accuracy << ','
+            << seconds_since(start) << '\n';
+    result.epochs.push_back(r);
+  }
+
+  write_text(dir / "metrics.csv", metrics.str());
+  write_text(dir / "loss.dat", curve.str());
+  for (const auto& [name, p] : model.named_parameters()) tg::save_npy((dir / "parameters" / (name + ".npy")).string(), p.value());
+  if (have("gnuplot")) {
+    write_text(dir / "loss.gp",
+               "set terminal pngcairo size 800,450\nset output 'loss.png'\nset xlabel 'step'\nset ylabel "
+               "'training loss (running mean)'\nset grid\nplot 'loss.dat' using 1:2 with lines title 'LeNet-5, "
+               "Fashion-MNIST'\n");
+    if (std::system(("cd '" + dir.string() + "' && gnuplot loss.gp").c_str()) != 0) out << "note: gnuplot failed; no loss.png\n";
+  } else {
+    out << "note: gnuplot is not installed (apt-get install -y gnuplot-nox): no loss.png\n";
+  }
+  if (have("dot")) {
+    if (std::system(("dot -Tsvg '" + (dir / "graph.dot").string() + "' -o '" + (dir / "graph.svg").string() + "'").c_str()) != 0)
+      out << "note: dot failed; no graph.svg\n";
+  } else {
+    out << "note: Graphviz is not installed (apt-get install -y graphviz): no graph.svg\n";
+  }
+  out << "outputs in " << fs::absolute(dir).string() << ": metrics.csv, parameters/*.npy, loss.png, graph.dot, graph.svg"
+      << std::endl;
+  return result;
+}
+
+}  // namespace fashion

@@ -1,0 +1,55 @@
+// LeNet-5 on Fashion-MNIST: configuration, command line, and the training run.
+#ifndef TAPEGRAD_EXAMPLES_FASHION_MNIST_TRAINER_HPP
+#define TAPEGRAD_EXAMPLES_FASHION_MNIST_TRAINER_HPP
+
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <tapegrad/tapegrad.hpp>
+
+namespace fashion {
+
+struct Config {
+  std::size_t epochs = 1;
+  std::size_t batch_size = 64;
+  double lr = 0.05;
+  double momentum = 0.9;
+  std::uint64_t seed = 1;
+  int threads = 1;
+  std::string data = tapegrad::fashion_mnist_default_dir;
+  std::string out = "runs/fashion_mnist";
+  std::size_t limit = 0;          // first N training images (0: all)
+  std::size_t check_images = 4;   // images in the gradient check before training (0: skip it)
+};
+
+// Parses the command line. Returns the configuration, or nothing when the program should stop
+// (after --help, exit_code 0; after a bad flag or value, exit_code 2 and a message on err).
+std::optional<Config> parse_config(int argc, const char* const* argv, int& exit_code, std::ostream& out,
+                                   std::ostream& err);
+
+// conv 5x5 1->6 (padding 2), ReLU, AvgPool 2, conv 5x5 6->16, ReLU, AvgPool 2, Flatten,
+// Linear 400->120, ReLU, Linear 120->84, ReLU, Linear 84->10; initialised from `seed`.
+template <class T>
+tapegrad::Sequential<T> lenet5(std::uint64_t seed);
+
+struct EpochResult {
+  double train_loss = 0, test_loss = 0, test_accuracy = 0, seconds = 0;
+};
+
+struct RunResult {
+  bool gradcheck_ok = true;
+  double first_loss = 0;           // the first batch's loss
+  std::vector<EpochResult> epochs;
+};
+
+// Gradient check, training, evaluation and outputs (metrics.csv, parameters/*.npy, loss.png,
+// graph.dot, graph.svg in config.out). Progress goes to `out`. Throws tapegrad::IoError for bad
+// data and std::runtime_error when the gradient check fails.
+RunResult run(const Config& config, std::ostream& out);
+
+}  // namespace fashion
+
+#endif
