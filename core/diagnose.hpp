@@ -26,6 +26,9 @@ struct DiagnosisCandidates {
   // E(l(a)): dE/dl_i * dl_i/da_i. "only the diagonal of a Jacobian" when the hand value equals it.
   // For a 2-D (Jacobian-shaped) reference the diagonal test needs no candidate.
   NamedArrays diagonal_only;
+  // The arrays are Jacobians (output elements x input elements): a hand value holding only their
+  // diagonal is "only the diagonal of a Jacobian" without a candidate.
+  bool jacobian = false;
 };
 
 struct Diagnosis {
@@ -34,13 +37,16 @@ struct Diagnosis {
                          // empty when no pattern explains the difference
   std::string detail;    // e.g. "hand = -1 x reference", "missing f'(a_i)", "equals dE/dl"
   bool found() const { return !pattern.empty(); }
-  // "sign flipped (hand = -1 x reference)", or "no simple pattern explains the difference".
+  // "sign flipped (hand = -1 x reference)", or "no simple pattern explains the difference"
+  // (or, without a pattern, the detail saying why none could be tested).
   std::string str() const;
 };
 
-// Tests the patterns in a fixed order, each with the hand value's sign as given and flipped (a
-// match with the flipped sign reads "sign flipped, and ..."): two arrays "match" when every
-// element satisfies |x - y| <= atol + rtol * |y|.
+// Tests the patterns in a fixed order: sign flipped; then the caller's candidates (only the
+// diagonal, missing factor, wrong variable), which name what went wrong; then scaled by a constant,
+// indices transposed, indices shifted, the diagonal of a Jacobian. Each is tried with the hand
+// value's sign as given and flipped (a match with the flipped sign reads "sign flipped, and ...").
+// Two arrays "match" when every element satisfies |x - y| <= atol + rtol * |y|.
 Diagnosis diagnose(const xt::xarray<double>& hand, const xt::xarray<double>& reference,
                    const DiagnosisCandidates& candidates = {}, double rtol = 1e-4, double atol = 1e-7);
 

@@ -191,8 +191,8 @@ GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o,
           std::copy(rows[j][k].begin(), rows[j][k].end(), jac.data() + j * p.values[k].size());
         return jac;
       };
-      const DiagnosisCandidates none;
-      const DiagnosisCandidates& c = m == 1 && k < candidates.size() ? candidates[k] : none;
+      DiagnosisCandidates c = m == 1 && k < candidates.size() ? candidates[k] : DiagnosisCandidates();
+      c.jacobian = m > 1;
       return diagnose(gather(hand_rows), gather(auto_rows), c, o.rtol, o.atol);
     };
     for (std::size_t k = 0; k < p.values.size(); ++k) {
@@ -242,6 +242,13 @@ GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o,
       }
       const auto auto_rows = p.autodiff(vs);
       const auto hand_rows = hand ? hand(vs) : std::vector<std::vector<Array>>();
+      // A scalar output's whole gradient costs one more reverse walk: enough for a diagnosis.
+      diagnosis = [&](std::size_t kk) {
+        if (m != 1) return Diagnosis{"", "not available for a non-scalar output in projections mode; use full mode"};
+        const std::vector<Array> one{Array(xt::ones<double>(p.out_shape))};
+        return diagnose(hand(one)[0][kk], p.autodiff(one)[0][kk], kk < candidates.size() ? candidates[kk] : DiagnosisCandidates(),
+                        o.rtol, o.atol);
+      };
       add_comparisons(k, [&](GradcheckComparison& an, GradcheckComparison& hn, GradcheckComparison& ha) {
         for (std::size_t q = 0; q < o.projections; ++q) {
           const double num = xt::sum(vs[q] * p.directional(k, us[q], o.eps))();

@@ -27,6 +27,10 @@ Array FullyConnected::f_prime(const Array& a) {
   return 1.0 - t * t;
 }
 
+Array FullyConnected::dE_dc(const Array& d, const Array& o) { return (d - o) * d * (1.0 - d); }
+
+Array FullyConnected::dE_dl(const Array& dE_dc, const Array& w) { return weighted_rows(dE_dc, w); }
+
 Array n9_dE_da(const Array& dE_dc, const Array& w, const Array& f_prime_a) {
   return weighted_rows(dE_dc, w) * f_prime_a;
 }

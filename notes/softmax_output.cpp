@@ -14,7 +14,9 @@ Array n4_dl_da_diagonal(const Array& l) { return l * (1.0 - l); }
 
 double n5_dE_da1(const Array& l, const Array& o) { return (o(0) - l(0)) * l(0) * (1.0 - l(0)); }
 
-Array n6_dE_da(const Array& l, const Array& o) { return (o - l) * l * (1.0 - l); }
+Array n6_dE_da(const Array& l, const Array& o) { return (o - l) * l(0) * (1.0 - l); }
+
+Array n6_dE_da_index_fixed(const Array& l, const Array& o) { return (o - l) * l * (1.0 - l); }
 
 Array n7_dE_db(const Array& dE_da) { return dE_da; }
 

@@ -23,9 +23,11 @@ Array n3_dE_dl(const Array& l, const Array& o);
 Array n4_dl_da_diagonal(const Array& l);
 // N5  dE/da_1 = dE/dl_1 . dl_1/da_1 = (o_1 - l_1) l_1 (1 - l_1)   (the notes' index 1 is element 0)
 double n5_dE_da1(const Array& l, const Array& o);
-// N6  dE/da_i = dE/dl_i . dl_i/da_i = (o_i - l_i) l_1 (1 - l_i)
-//     Reading: the general form's "l_1" is N5's l_1 left over; it stands for l_i.
+// N6  dE/da_i = dE/dl_i . dl_i/da_i = (o_i - l_i) l_1 (1 - l_i), computed as written, l_1 included
+//     (its middle term dE/dl_i . dl_i/da_i says l_i was meant: see n6_dE_da_index_fixed).
 Array n6_dE_da(const Array& l, const Array& o);
+// N6 with its l_1 read as l_i: (o_i - l_i) l_i (1 - l_i), the step between N6 and its correction.
+Array n6_dE_da_index_fixed(const Array& l, const Array& o);
 // N7  dE/db_i = dE/da_i, where a_i = z_i + b_i: returns dE/da as the formula says.
 Array n7_dE_db(const Array& dE_da);
 

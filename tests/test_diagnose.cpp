@@ -107,3 +107,41 @@ TEST_CASE("no pattern: an arbitrary wrong gradient is reported as unexplained") 
   CHECK_THROWS_WITH_AS(tg::diagnose(Arr{1., 2.}, Arr{1., 2., 3.}),
                        "diagnose: hand-written shape (2) and reference shape (3) differ", tg::ShapeError);
 }
+
+TEST_CASE("no false patterns: constant gradients are not 'shifted', tiny hands are not 'scaled'") {
+  // Half a constant gradient missing: not an index shift.
+  CHECK_FALSE(tg::diagnose(Arr{3., 3., 0., 0.}, Arr{3., 3., 3., 3.}).found());
+  CHECK_FALSE(tg::diagnose(Arr{1., 1., 1., 1., 0.}, Arr{1., 1., 1., 1., 1.}).found());
+  // A negligible hand value is a multiple of anything: not "scaled".
+  CHECK_FALSE(tg::diagnose(Arr{1e-9, -2e-9, 1e-9}, Arr{0.3, 0.1, 0.2}, {}, 1e-4, 1e-7).found());
+  // A square gradient holding only its diagonal is not a Jacobian unless the caller says so.
+  const Arr r{{1., 2.}, {3., 4.}}, h{{1., 0.}, {0., 4.}};
+  CHECK_FALSE(tg::diagnose(h, r).found());
+  tg::DiagnosisCandidates jac;
+  jac.jacobian = true;
+  CHECK(tg::diagnose(h, r, jac).pattern == "only the diagonal of a Jacobian");
+  // A shift of a varying gradient is one.
+  CHECK(tg::diagnose(Arr{2., 3., 4., 5., 0.}, Arr{1., 2., 3., 4., 5.}).pattern == "indices shifted");
+}
+
+TEST_CASE("the caller's candidates come before generic patterns: a wrong variable that is also a multiple") {
+  // E = sum(tanh(2x)): dE/dz = (1 - tanh^2) is dE/dx / 2, both "scaled" and "wrong variable".
+  const Arr x{0.1, -0.4, 0.7}, t = xt::tanh(2.0 * x);
+  tg::DiagnosisCandidates c;
+  c.other_gradients = {{"dE/dz", Arr(1.0 - t * t)}};
+  CHECK(tg::diagnose(Arr(1.0 - t * t), Arr(2.0 * (1.0 - t * t)), c).str() == "wrong variable (equals dE/dz)");
+  CHECK(tg::diagnose(Arr(1.0 - t * t), Arr(2.0 * (1.0 - t * t))).str() == "scaled by a constant (hand = 0.5 x reference)");
+}
+
+TEST_CASE("gradcheck diagnoses in projections mode too, for a scalar output") {
+  const TD x = leaf({40, 30}, 912, 0.5, 1.5);
+  tg::GradcheckOptions o;
+  o.mode = tg::GradcheckOptions::Mode::projections;
+  const auto report = tg::gradcheck([](const Inputs& in) { return tg::sum(tg::log(in[0])); }, {x},
+                                    [](const Inputs& in, const Arr& seed) {
+                                      return std::vector<Arr>{Arr(-seed() / in[0].value())};
+                                    }, o);
+  INFO(report.str());
+  REQUIRE(report.comparisons.size() == 3);
+  CHECK(report.comparisons[2].diagnosis == "sign flipped (hand = -1 x reference)");
+}
