@@ -45,39 +45,90 @@ Patches patches(const std::string& op, const Shape& x, Size2 kernel, Size2 strid
   return p;
 }
 
-// Calls f(input_offset, column_offset) for every column entry that lies inside the input.
+// Walks every row of the columns: for each (n, c, i, j) and output row oy, calls
+// row(column_offset, inside, input_offset, first, last): inside is false when the input row lies in
+// the padding; input_offset + ox*sw is the input element of output column ox in [first, last),
+// the output columns whose input column ox*sw - pw + j lies inside the input.
 template <class F>
-void for_each_patch_element(const Patches& p, F f) {
+void for_each_patch_row(const Patches& p, F row) {
+  const std::size_t L = p.cols(), NL = p.n * L;
   for (std::size_t n = 0; n < p.n; ++n)
     for (std::size_t c = 0; c < p.c; ++c)
       for (std::size_t i = 0; i < p.kh; ++i)
         for (std::size_t j = 0; j < p.kw; ++j) {
-          const std::size_t row = (c * p.kh + i) * p.kw + j;
-          const std::size_t col_base = (n * p.rows() + row) * p.cols();
-          const std::size_t in_base = (n * p.c + c) * p.h * p.w;
+          const std::size_t r = (c * p.kh + i) * p.kw + j;
+          // ox*sw + j - pw in [0, W)  <=>  ox in [first, last)
+          const std::size_t first = j >= p.pw ? 0 : (p.pw - j + p.sw - 1) / p.sw;
+          const std::size_t last = p.w + p.pw > j ? std::min(p.ow, (p.w + p.pw - j - 1) / p.sw + 1) : 0;
           for (std::size_t oy = 0; oy < p.oh; ++oy) {
             const std::ptrdiff_t y = std::ptrdiff_t(oy * p.sh + i) - std::ptrdiff_t(p.ph);
-            if (y < 0 || y >= std::ptrdiff_t(p.h)) continue;
-            for (std::size_t ox = 0; ox < p.ow; ++ox) {
-              const std::ptrdiff_t x = std::ptrdiff_t(ox * p.sw + j) - std::ptrdiff_t(p.pw);
-              if (x < 0 || x >= std::ptrdiff_t(p.w)) continue;
-              f(in_base + std::size_t(y) * p.w + std::size_t(x), col_base + oy * p.ow + ox);
-            }
+            const std::size_t col = r * NL + n * L + oy * p.ow;
+            const bool inside = y >= 0 && y < std::ptrdiff_t(p.h);
+            const std::ptrdiff_t in = inside ? std::ptrdiff_t(((n * p.c + c) * p.h + std::size_t(y)) * p.w) +
+                                                   std::ptrdiff_t(j) - std::ptrdiff_t(p.pw)
+                                             : 0;
+            row(col, inside, in, first, last);
           }
         }
 }
 
+// (K, N*L) <-> (N, K, L) with L = Ho*Wo: the GEMM's layout to NCHW and back, without the reshape
+// copies a transpose would need.  y[n, k, l] = x[k, n*L + l];  dx = from_nchw(dy)
+template <class T>
+Tensor<T> from_nchw(const Tensor<T>& y, std::size_t K, std::size_t N, std::size_t L);
+
+template <class T>
+Tensor<T> to_nchw(const Tensor<T>& x, std::size_t N, std::size_t Ho, std::size_t Wo) {
+  const std::size_t K = x.shape()[0], L = Ho * Wo;
+  xt::xarray<T> y = detail::empty_array<T>({N, K, Ho, Wo});
+  const T* src = x.value().data();
+  for (std::size_t k = 0; k < K; ++k)
+    for (std::size_t n = 0; n < N; ++n) std::copy_n(src + (k * N + n) * L, L, y.data() + (n * K + k) * L);
+  return record<T>("to_nchw", {x}, std::move(y), [K, N, L](const VjpArgs<T>& g) {
+    return Grads<T>{from_nchw(g.grad, K, N, L)};
+  });
+}
+
+// x[k, n*L + l] = y[n, k, l];  dy = to_nchw(dx)
+template <class T>
+Tensor<T> from_nchw(const Tensor<T>& y, std::size_t K, std::size_t N, std::size_t L) {
+  const Shape s = y.shape();
+  xt::xarray<T> x = detail::empty_array<T>({K, N * L});
+  const T* src = y.value().data();
+  for (std::size_t n = 0; n < N; ++n)
+    for (std::size_t k = 0; k < K; ++k) std::copy_n(src + (n * K + k) * L, L, x.data() + (k * N + n) * L);
+  return record<T>("from_nchw", {y}, std::move(x), [N, s](const VjpArgs<T>& g) {
+    return Grads<T>{to_nchw(g.grad, N, s[2], s[3])};
+  });
+}
+
 }  // namespace
 
-// cols = patches of x;  dx = col2im(grad)
+// cols = patches of x, one row per (channel, kernel offset), one column per (image, output
+// position): (C*kh*kw, N*Ho*Wo);  dx = col2im(grad)
 template <class T>
 Tensor<T> im2col(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding) {
   const Shape shape = x.shape();
   const Patches p = patches("im2col", shape, kernel, stride, padding);
-  xt::xarray<T> cols = xt::zeros<T>({p.n, p.rows(), p.cols()});
+  xt::xarray<T> cols = detail::empty_array<T>({p.rows(), p.n * p.cols()});
   const T* src = x.value().data();
   T* dst = cols.data();
-  for_each_patch_element(p, [&](std::size_t in, std::size_t col) { dst[col] = src[in]; });
+  const std::size_t sw = p.sw;
+  for_each_patch_row(p, [&](std::size_t col, bool inside, std::ptrdiff_t in, std::size_t first, std::size_t last) {
+    T* out = dst + col;
+    if (!inside || first >= last) {
+      std::fill(out, out + p.ow, T(0));
+      return;
+    }
+    std::fill(out, out + first, T(0));
+    const T* row = src + in;   // row[ox * sw] is the input element of output column ox
+    if (sw == 1) {
+      for (std::size_t ox = first; ox < last; ++ox) out[ox] = row[ox];   // short rows: no memmove call
+    } else {
+      for (std::size_t ox = first; ox < last; ++ox) out[ox] = row[ox * sw];
+    }
+    std::fill(out + last, out + p.ow, T(0));
+  });
   return record<T>("im2col", {x}, std::move(cols), [shape, kernel, stride, padding](const VjpArgs<T>& g) {
     return Grads<T>{col2im(g.grad, shape, kernel, stride, padding)};
   });
@@ -87,21 +138,32 @@ Tensor<T> im2col(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding) 
 template <class T>
 Tensor<T> col2im(const Tensor<T>& cols, const Shape& input_shape, Size2 kernel, Size2 stride, Size2 padding) {
   const Patches p = patches("col2im", input_shape, kernel, stride, padding);
-  const Shape expected{p.n, p.rows(), p.cols()};
+  const Shape expected{p.rows(), p.n * p.cols()};
   if (cols.shape() != expected)
     throw_shape_error("col2im", "columns of shape " + shape_str(cols.shape()) + " do not fit input shape " +
                                     shape_str(input_shape) + " (expected " + shape_str(expected) + ")");
   xt::xarray<T> x = xt::zeros<T>(input_shape);
   const T* src = cols.value().data();
   T* dst = x.data();
-  for_each_patch_element(p, [&](std::size_t in, std::size_t col) { dst[in] += src[col]; });
+  const std::size_t sw = p.sw;
+  for_each_patch_row(p, [&](std::size_t col, bool inside, std::ptrdiff_t in, std::size_t first, std::size_t last) {
+    if (!inside) return;
+    const T* from = src + col;
+    T* row = dst + in;
+    if (sw == 1) {
+      for (std::size_t ox = first; ox < last; ++ox) row[ox] += from[ox];
+    } else {
+      for (std::size_t ox = first; ox < last; ++ox) row[ox * sw] += from[ox];
+    }
+  });
   return record<T>("col2im", {cols}, std::move(x), [kernel, stride, padding](const VjpArgs<T>& g) {
     return Grads<T>{im2col(g.grad, kernel, stride, padding)};
   });
 }
 
-// y[n] = W (K, C*kh*kw) @ im2col(x)[n] + b: composed of im2col, matmul, reshape and add, so the
-// gradients (dW by GEMM, dx by col2im, db by summation) come from those ops' VJPs.
+// y = W (K, C*kh*kw) @ im2col(x) + b, one GEMM for the whole batch, then (K, N, Ho, Wo) to
+// (N, K, Ho, Wo). Composed of im2col, matmul, add and to_nchw, whose VJPs give
+// dW (one GEMM), dx (col2im) and db (a sum over the rows).
 template <class T>
 Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& b, Size2 stride, Size2 padding) {
   const Shape xs = x.shape(), ws = w.shape();
@@ -117,11 +179,10 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& b, Siz
                                     std::to_string(ws[0]) + " output channels of weight shape " + shape_str(ws) +
                                     " (expected (" + std::to_string(ws[0]) + "))");
   const Patches p = patches("conv2d", xs, {ws[2], ws[3]}, stride, padding);
-  const Tensor<T> cols = im2col(x, {ws[2], ws[3]}, stride, padding);          // (N, C*kh*kw, L)
-  const Tensor<T> w2 = reshape(w, {ws[0], p.rows()});                         // (K, C*kh*kw)
-  Tensor<T> y = reshape(matmul(w2, cols), {p.n, ws[0], p.oh, p.ow});          // (N, K, Ho, Wo)
-  if (b.defined()) y = y + reshape(b, {ws[0], 1, 1});
-  return y;
+  const Tensor<T> cols = im2col(x, {ws[2], ws[3]}, stride, padding);   // (C*kh*kw, N*L)
+  Tensor<T> y = matmul(reshape(w, {ws[0], p.rows()}), cols);          // (K, N*L)
+  if (b.defined()) y = y + reshape(b, {ws[0], 1});
+  return to_nchw(y, p.n, p.oh, p.ow);
 }
 
 template Tensor<float> conv2d(const Tensor<float>&, const Tensor<float>&, const Tensor<float>&, Size2, Size2);

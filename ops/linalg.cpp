@@ -68,7 +68,8 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb) {
   shape.push_back(m);
   shape.push_back(n);
   detail::checked_count("matmul", shape);
-  xt::xarray<T> out = xt::zeros<T>(shape);
+  // GEMM with beta = 0 writes every element; only k = 0 leaves zeros to fill.
+  xt::xarray<T> out = k == 0 ? xt::xarray<T>(xt::zeros<T>(shape)) : detail::empty_array<T>(shape);
   if (m > 0 && n > 0 && k > 0) {
     // Offsets of each batch's matrices, with stride 0 along broadcast batch dimensions.
     const detail::Strides stride_a = detail::broadcast_strides(batch_a, batch);

@@ -1,30 +1,112 @@
 #include "pool.hpp"
 
-#include "elementwise.hpp"
-#include "reduce.hpp"
-#include "shape.hpp"
+#include <cmath>
+#include <memory>
+
+#include "kernels.hpp"
 
 namespace tapegrad {
 
 namespace {
 
-// Each channel's windows as the rows of im2col: (N*C, kh*kw, Ho*Wo), and the output shape.
 template <class T>
-Tensor<T> windows(const std::string& op, const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding,
-                  Shape& out_shape) {
-  const Shape s = x.shape();
+using Grads = std::vector<Tensor<T>>;
+
+struct Windows {
+  std::size_t planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow;
+  Shape output(std::size_t n) const { return {n, planes / n, oh, ow}; }
+};
+
+// Checks the geometry; planes = N * C, each pooled on its own.
+Windows windows(const std::string& op, const Shape& s, Size2 kernel, Size2 stride, Size2 padding) {
   if (s.size() != 4) throw_shape_error(op, "input must be 4-D (N, C, H, W), got shape " + shape_str(s));
   if (stride.h == 0 || stride.w == 0) throw_value_error(op, "stride must be >= 1, got " + size2_str(stride));
   if (kernel.h == 0 || kernel.w == 0) throw_value_error(op, "kernel must be >= 1, got " + size2_str(kernel));
   const std::size_t limit = std::size_t(1) << 31;
-  if (padding.h >= limit || padding.w >= limit)
-    throw_value_error(op, "padding " + size2_str(padding) + " is out of range (negative or >= 2^31)");
+  if (padding.h >= limit || padding.w >= limit || stride.h >= limit || stride.w >= limit || kernel.h >= limit ||
+      kernel.w >= limit)
+    throw_value_error(op, "padding " + size2_str(padding) + ", stride " + size2_str(stride) + " or kernel " +
+                              size2_str(kernel) + " is out of range (negative or >= 2^31)");
+  detail::checked_count(op, s);
   const std::size_t ph = s[2] + 2 * padding.h, pw = s[3] + 2 * padding.w;
   if (kernel.h > ph || kernel.w > pw)
     throw_shape_error(op, "kernel " + size2_str(kernel) + " is larger than the padded input " + size2_str({ph, pw}) +
                               " of input shape " + shape_str(s));
-  out_shape = {s[0], s[1], (ph - kernel.h) / stride.h + 1, (pw - kernel.w) / stride.w + 1};
-  return im2col(reshape(x, {s[0] * s[1], 1, s[2], s[3]}), kernel, stride, padding);
+  return {s[0] * s[1], s[2],        s[3],      kernel.h, kernel.w, stride.h, stride.w, padding.h, padding.w,
+          (ph - kernel.h) / stride.h + 1, (pw - kernel.w) / stride.w + 1};
+}
+
+// Calls f(output_offset, input_offset) for every window element inside the input.
+template <class F>
+void for_each_window_element(const Windows& g, F f) {
+  if (g.ph == 0 && g.pw == 0) {
+    // No padding: every window lies inside the input.
+    for (std::size_t p = 0; p < g.planes; ++p)
+      for (std::size_t oy = 0; oy < g.oh; ++oy)
+        for (std::size_t i = 0; i < g.kh; ++i) {
+          const std::size_t in_row = (p * g.h + oy * g.sh + i) * g.w, out_row = (p * g.oh + oy) * g.ow;
+          for (std::size_t ox = 0; ox < g.ow; ++ox)
+            for (std::size_t j = 0; j < g.kw; ++j) f(out_row + ox, in_row + ox * g.sw + j);
+        }
+    return;
+  }
+  for (std::size_t p = 0; p < g.planes; ++p)
+    for (std::size_t oy = 0; oy < g.oh; ++oy)
+      for (std::size_t ox = 0; ox < g.ow; ++ox) {
+        const std::size_t out = (p * g.oh + oy) * g.ow + ox;
+        for (std::size_t i = 0; i < g.kh; ++i) {
+          const std::ptrdiff_t y = std::ptrdiff_t(oy * g.sh + i) - std::ptrdiff_t(g.ph);
+          if (y < 0 || y >= std::ptrdiff_t(g.h)) continue;
+          for (std::size_t j = 0; j < g.kw; ++j) {
+            const std::ptrdiff_t x = std::ptrdiff_t(ox * g.sw + j) - std::ptrdiff_t(g.pw);
+            if (x < 0 || x >= std::ptrdiff_t(g.w)) continue;
+            f(out, (p * g.h + std::size_t(y)) * g.w + std::size_t(x));
+          }
+        }
+      }
+}
+
+// The adjoint of the window mean: each input element gets the sum of its windows' gradients / (kh kw).
+//   x = spread(y);  dy = avg_pool2d(dx)
+template <class T>
+Tensor<T> avg_pool2d_backward(const Tensor<T>& grad, const Shape& input_shape, Size2 kernel, Size2 stride,
+                              Size2 padding) {
+  const Windows g = windows("avg_pool2d", input_shape, kernel, stride, padding);
+  xt::xarray<T> x = xt::zeros<T>(input_shape);
+  const T scale = T(1) / T(g.kh * g.kw);
+  const T* src = grad.value().data();
+  T* dst = x.data();
+  for_each_window_element(g, [&](std::size_t out, std::size_t in) { dst[in] += src[out] * scale; });
+  return record<T>("avg_pool2d_backward", {grad}, std::move(x), [kernel, stride, padding](const VjpArgs<T>& a) {
+    return Grads<T>{avg_pool2d(a.grad, kernel, stride, padding)};
+  });
+}
+
+// The elements at fixed flat positions of an input of `input_shape`, as an array of `shape`:
+//   y = x[index];  dx = scatter(dy) (max_pool2d's backward, whose own VJP is this gather)
+template <class T>
+Tensor<T> gather(const Tensor<T>& x, std::shared_ptr<const std::vector<std::size_t>> index, const Shape& shape);
+
+template <class T>
+Tensor<T> scatter(const Tensor<T>& grad, std::shared_ptr<const std::vector<std::size_t>> index, const Shape& input_shape) {
+  xt::xarray<T> x = xt::zeros<T>(input_shape);
+  const T* src = grad.value().data();
+  for (std::size_t i = 0; i < index->size(); ++i) x.data()[(*index)[i]] += src[i];
+  const Shape shape = grad.shape();
+  return record<T>("max_pool2d_backward", {grad}, std::move(x), [index, shape](const VjpArgs<T>& a) {
+    return Grads<T>{gather(a.grad, index, shape)};
+  });
+}
+
+template <class T>
+Tensor<T> gather(const Tensor<T>& x, std::shared_ptr<const std::vector<std::size_t>> index, const Shape& shape) {
+  xt::xarray<T> y = detail::empty_array<T>(shape);
+  const T* src = x.value().data();
+  for (std::size_t i = 0; i < index->size(); ++i) y.data()[i] = src[(*index)[i]];
+  const Shape input_shape = x.shape();
+  return record<T>("gather", {x}, std::move(y), [index, input_shape](const VjpArgs<T>& a) {
+    return Grads<T>{scatter(a.grad, index, input_shape)};
+  });
 }
 
 }  // namespace
@@ -34,11 +116,20 @@ Tensor<T> avg_pool2d(const Tensor<T>& x, Size2 kernel) {
   return avg_pool2d(x, kernel, kernel, 0);
 }
 
+// y = mean of each window (zero padding counted);  dx = spread(grad) / (kh kw)
 template <class T>
 Tensor<T> avg_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding) {
-  Shape out;
-  const Tensor<T> cols = windows("avg_pool2d", x, kernel, stride, padding, out);
-  return reshape(mean(cols, {1}), out);
+  const Shape s = x.shape();
+  const Windows g = windows("avg_pool2d", s, kernel, stride, padding);
+  xt::xarray<T> y = xt::zeros<T>(g.output(s[0]));
+  const T scale = T(1) / T(g.kh * g.kw);
+  const T* src = x.value().data();
+  T* dst = y.data();
+  for_each_window_element(g, [&](std::size_t out, std::size_t in) { dst[out] += src[in]; });
+  for (std::size_t i = 0; i < y.size(); ++i) dst[i] *= scale;
+  return record<T>("avg_pool2d", {x}, std::move(y), [s, kernel, stride, padding](const VjpArgs<T>& a) {
+    return Grads<T>{avg_pool2d_backward(a.grad, s, kernel, stride, padding)};
+  });
 }
 
 template <class T>
@@ -46,11 +137,28 @@ Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel) {
   return max_pool2d(x, kernel, kernel);
 }
 
+// y = max of each window, the first maximum in row-major window order;  dx = grad scattered to it
 template <class T>
 Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride) {
-  Shape out;
-  const Tensor<T> cols = windows("max_pool2d", x, kernel, stride, 0, out);
-  return reshape(max(cols, 1), out);
+  const Shape s = x.shape();
+  const Windows g = windows("max_pool2d", s, kernel, stride, 0);
+  const Shape shape = g.output(s[0]);
+  auto index = std::make_shared<std::vector<std::size_t>>(detail::element_count(shape), std::size_t(-1));
+  xt::xarray<T> y = detail::empty_array<T>(shape);
+  const T* src = x.value().data();
+  T* dst = y.data();
+  for_each_window_element(g, [&](std::size_t out, std::size_t in) {
+    std::size_t& best = (*index)[out];
+    // NaN propagates: a NaN replaces a number, and nothing replaces a NaN.
+    if (best == std::size_t(-1) || src[in] > dst[out] || (std::isnan(src[in]) && !std::isnan(dst[out]))) {
+      best = in;
+      dst[out] = src[in];
+    }
+  });
+  return record<T>("max_pool2d", {x}, std::move(y),
+                   [index = std::shared_ptr<const std::vector<std::size_t>>(index), s](const VjpArgs<T>& a) {
+                     return Grads<T>{scatter(a.grad, index, s)};
+                   });
 }
 
 template Tensor<float> avg_pool2d(const Tensor<float>&, Size2);

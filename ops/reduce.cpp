@@ -47,6 +47,47 @@ xt::xarray<T> sum_kernel(const xt::xarray<T>& x, const std::vector<bool>& mask, 
   const Shape shape = shape_of(x);
   const Shape keep = kept_shape(shape, mask);
   std::vector<double> acc(detail::element_count(keep), 0.0);
+  // Reduced axes forming one block: x is (outer, reduced, inner), summed with unit-stride loops.
+  std::size_t first = shape.size(), last = 0;
+  for (std::size_t k = 0; k < shape.size(); ++k)
+    if (mask[k]) {
+      first = std::min(first, k);
+      last = k + 1;
+    }
+  bool block = first < last;
+  for (std::size_t k = first; block && k < last; ++k) block = mask[k];
+  if (block) {
+    std::size_t outer = 1, reduced = 1, inner = 1;
+    for (std::size_t k = 0; k < shape.size(); ++k) (k < first ? outer : k < last ? reduced : inner) *= shape[k];
+    const T* src = x.data();
+    if (inner == 1) {
+      // Whole rows: four running sums keep the additions independent.
+      for (std::size_t o = 0; o < outer; ++o) {
+        const T* row = src + o * reduced;
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        std::size_t r = 0;
+        for (; r + 4 <= reduced; r += 4) {
+          s0 += row[r];
+          s1 += row[r + 1];
+          s2 += row[r + 2];
+          s3 += row[r + 3];
+        }
+        for (; r < reduced; ++r) s0 += row[r];
+        acc[o] = (s0 + s1) + (s2 + s3);
+      }
+      outer = 0;
+    }
+    for (std::size_t o = 0; o < outer; ++o) {
+      double* a = acc.data() + o * inner;
+      for (std::size_t r = 0; r < reduced; ++r) {
+        const T* row = src + (o * reduced + r) * inner;
+        for (std::size_t i = 0; i < inner; ++i) a[i] += row[i];
+      }
+    }
+    xt::xarray<T> out = detail::empty_array<T>(out_shape);
+    std::transform(acc.begin(), acc.end(), out.data(), [](double v) { return static_cast<T>(v); });
+    return out;
+  }
   detail::Strides dst = detail::row_major_strides(keep);
   for (std::size_t k = 0; k < shape.size(); ++k)
     if (mask[k]) dst[k] = 0;
@@ -119,17 +160,23 @@ Tensor<T> max(const Tensor<T>& x, std::ptrdiff_t axis, bool keepdims) {
   xt::xarray<T> out = detail::empty_array<T>(keepdims ? keep : dropped_shape(shape, mask));
   xt::xarray<T> onehot = xt::zeros<T>(x.value().shape());
   const T* src = x.value().data();
-  for (std::size_t o = 0; o < outer; ++o)
-    for (std::size_t i = 0; i < inner; ++i) {
-      const std::size_t base = o * n * inner + i;
-      std::size_t best = 0;
-      for (std::size_t j = 1; j < n; ++j) {
-        const T v = src[base + j * inner], b = src[base + best * inner];
-        if (v > b || (std::isnan(v) && !std::isnan(b))) best = j;  // NaN propagates
-      }
-      out.data()[o * inner + i] = src[base + best * inner];
-      onehot.data()[base + best * inner] = T(1);
+  std::vector<std::size_t> best(inner);
+  for (std::size_t o = 0; o < outer; ++o) {
+    // Rows of the reduced axis in turn, so that the inner loop runs over contiguous elements.
+    const T* slab = src + o * n * inner;
+    T* top = out.data() + o * inner;
+    std::fill(best.begin(), best.end(), 0);
+    std::copy(slab, slab + inner, top);
+    for (std::size_t j = 1; j < n; ++j) {
+      const T* row = slab + j * inner;
+      for (std::size_t i = 0; i < inner; ++i)
+        if (row[i] > top[i] || (std::isnan(row[i]) && !std::isnan(top[i]))) {   // NaN propagates
+          top[i] = row[i];
+          best[i] = j;
+        }
     }
+    for (std::size_t i = 0; i < inner; ++i) onehot.data()[o * n * inner + best[i] * inner + i] = T(1);
+  }
   return record<T>("max", {x}, std::move(out),
                    [shape, keep, mask = Tensor<T>(std::move(onehot))](const VjpArgs<T>& g) {
                      return Grads<T>{broadcast_to(reshape(g.grad, keep), shape) * mask};
