@@ -37,10 +37,27 @@ xt::xarray<T> zip(const std::string& op, const xt::xarray<T>& a, const xt::xarra
   const T* pa = a.data();
   const T* pb = b.data();
   T* po = out.data();
-  std::ptrdiff_t o = 0;
+  // Rows of the last axis, each with its own tight loop: a and b advance by 1 or stay (stride 0).
+  const std::size_t inner = shape.back();
+  const std::ptrdiff_t step_a = stride_a.back(), step_b = stride_b.back();
+  const Shape rows(shape.begin(), shape.end() - 1);
+  const detail::Strides row_a(stride_a.begin(), stride_a.end() - 1), row_b(stride_b.begin(), stride_b.end() - 1);
+  std::size_t o = 0;
   // Walk a's offsets as "src" and b's as "dst"; the output is written in row-major order.
-  detail::strided_loop(shape, stride_a, 0, stride_b, 0, [&](std::ptrdiff_t ia, std::ptrdiff_t ib) {
-    po[o++] = f(pa[ia], pb[ib]);
+  detail::strided_loop(rows, row_a, 0, row_b, 0, [&](std::ptrdiff_t ia, std::ptrdiff_t ib) {
+    const T* ra = pa + ia;
+    const T* rb = pb + ib;
+    T* ro = po + o;
+    if (step_a != 0 && step_b != 0) {
+      for (std::size_t i = 0; i < inner; ++i) ro[i] = f(ra[i], rb[i]);
+    } else if (step_a != 0) {
+      for (std::size_t i = 0; i < inner; ++i) ro[i] = f(ra[i], *rb);
+    } else if (step_b != 0) {
+      for (std::size_t i = 0; i < inner; ++i) ro[i] = f(*ra, rb[i]);
+    } else {
+      std::fill(ro, ro + inner, f(*ra, *rb));
+    }
+    o += inner;
   });
   return out;
 }
