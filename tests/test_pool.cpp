@@ -54,3 +54,16 @@ TEST_CASE("max_pool2d ties send the gradient to the first element of the window"
   tg::sum(tg::max_pool2d(x, 2)).backward();
   CHECK(all_close(x.grad(), Arr{{{{1., 0.}, {0., 0.}}}}));
 }
+
+TEST_CASE("pooling differentiates to second order (its backward ops are primitives with VJPs)") {
+  // The gradient of sum(pool(x)^3) is itself differentiated: checked against finite differences.
+  const TD x = leaf({1, 2, 4, 6}, 502);
+  check_gradients([](const Inputs& v) {
+    const TD y = tg::avg_pool2d(v[0], 2, 2, 1);
+    return tg::grad(tg::sum(y * y * y), {v[0]}, true)[0];
+  }, {x});
+  check_gradients([](const Inputs& v) {
+    const TD y = tg::max_pool2d(v[0], 2);
+    return tg::grad(tg::sum(y * y * y), {v[0]}, true)[0];
+  }, {x});
+}
