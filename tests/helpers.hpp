@@ -6,6 +6,9 @@
 #include <tapegrad/tapegrad.hpp>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 
@@ -41,6 +44,25 @@ bool all_close(const EA& ea, const EB& eb, double tol = 1e-12) {
   for (std::size_t i = 0; i < a.size(); ++i)
     if (!(std::abs(a.data()[i] - b.data()[i]) <= tol)) return false;
   return true;
+}
+
+// A fresh directory under the system temp directory, removed with its contents at the end of scope.
+struct TempDir {
+  std::filesystem::path path;
+  explicit TempDir(const std::string& prefix = "tapegrad-test-")
+      : path(std::filesystem::temp_directory_path() / (prefix + std::to_string(std::random_device()()))) {
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+// A file's bytes.
+inline std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 // Runs gradcheck in double and fails the test with the report printed if it does not pass.

@@ -65,7 +65,8 @@ TEST_CASE("fashion_mnist flags: defaults, values, help, errors") {
 }
 
 TEST_CASE("a short LeNet-5 run on a generated tiny data set: checked gradients, falling loss, outputs") {
-  const fs::path dir = fs::temp_directory_path() / ("tapegrad-fashion-" + std::to_string(std::random_device()()));
+  const TempDir tmp("tapegrad-fashion-");
+  const fs::path& dir = tmp.path;
   fs::create_directories(dir / "data");
   write_tiny_fashion(dir / "data", "train", 256, 1);
   write_tiny_fashion(dir / "data", "t10k", 100, 2);
@@ -87,5 +88,4 @@ TEST_CASE("a short LeNet-5 run on a generated tiny data set: checked gradients, 
     CHECK(fs::exists(dir / "out" / file));
   // The saved parameters load back.
   CHECK(tg::load_npy<float>((dir / "out" / "parameters" / "7.weight.npy").string()).shape()[0] == 400);
-  fs::remove_all(dir);
 }

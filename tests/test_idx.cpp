@@ -7,14 +7,6 @@
 namespace fs = std::filesystem;
 
 namespace {
-struct TempDir {
-  fs::path path;
-  TempDir() : path(fs::temp_directory_path() / ("tapegrad-idx-" + std::to_string(std::random_device()()))) {
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 tg::IdxArray images(std::size_t n, std::size_t rows = 28, std::size_t cols = 28) {
   tg::IdxArray a;
@@ -29,11 +21,6 @@ tg::IdxArray labels(std::size_t n, std::uint8_t top = 9) {
   a.dims = {n};
   for (std::size_t i = 0; i < n; ++i) a.data.push_back(std::uint8_t(i % (top + 1u)));
   return a;
-}
-
-std::string bytes_of(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 void write_fashion(const TempDir& dir, const std::string& split, const tg::IdxArray& im, const tg::IdxArray& lb) {
@@ -51,7 +38,7 @@ TEST_CASE("IDX files round trip, plain and gzip-compressed") {
     CHECK(b.dims == a.dims);
     CHECK(b.data == a.data);
   }
-  CHECK(bytes_of(dir / "a.idx").substr(0, 8) == std::string("\0\0\x08\x03\0\0\0\x03", 8));
+  CHECK(read_bytes(dir / "a.idx").substr(0, 8) == std::string("\0\0\x08\x03\0\0\0\x03", 8));
 }
 
 TEST_CASE("Fashion-MNIST loading: scaled images, labels, limit") {
@@ -73,7 +60,7 @@ TEST_CASE("broken IDX files: missing, truncated, corrupted, mismatched") {
   CHECK_THROWS_WITH_AS(tg::read_idx(p), doctest::Contains(("read_idx: '" + p + "' cannot be opened").c_str()), tg::IoError);
 
   tg::write_idx(p, images(2, 3, 3));
-  const std::string good = bytes_of(p);
+  const std::string good = read_bytes(p);
   std::ofstream(p, std::ios::binary) << good.substr(0, good.size() - 4);
   CHECK_THROWS_WITH_AS(tg::read_idx(p), doctest::Contains("is truncated: its header says 2 x 3 x 3 = 18 bytes of data, the file holds 14"),
                        tg::IoError);
@@ -89,7 +76,7 @@ TEST_CASE("broken IDX files: missing, truncated, corrupted, mismatched") {
   // gzip: cut short, and damaged inside the compressed stream.
   const std::string gz = dir / "x.idx.gz";
   tg::write_idx(gz, images(20));
-  const std::string packed = bytes_of(gz);
+  const std::string packed = read_bytes(gz);
   std::ofstream(gz, std::ios::binary) << packed.substr(0, packed.size() / 2);
   CHECK_THROWS_WITH_AS(tg::read_idx(gz), doctest::Contains(("'" + gz + "' is truncated or corrupted").c_str()), tg::IoError);
   std::string damaged = packed;

@@ -9,24 +9,9 @@ namespace fs = std::filesystem;
 namespace {
 const std::string data_dir = TAPEGRAD_TEST_DATA_DIR;
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
 }
-
-// A fresh directory under the system temp directory, removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("tapegrad-test-" + std::to_string(std::random_device()()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 tg::Linear<double> linear_3_2() {
   tg::ManualSeed seed(9);
