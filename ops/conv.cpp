@@ -51,7 +51,7 @@ Patches patches(const std::string& op, const Shape& x, Size2 kernel, Size2 strid
 // the output columns whose input column ox*sw - pw + j lies inside the input.
 template <class F>
 void for_each_patch_row(const Patches& p, F row) {
-  const std::size_t L = p.cols(), NL = p.n * L;
+  const std::size_t L = p.cols(), RL = p.rows() * L;
   for (std::size_t n = 0; n < p.n; ++n)
     for (std::size_t c = 0; c < p.c; ++c)
       for (std::size_t i = 0; i < p.kh; ++i)
@@ -62,7 +62,7 @@ void for_each_patch_row(const Patches& p, F row) {
           const std::size_t last = p.w + p.pw > j ? std::min(p.ow, (p.w + p.pw - j - 1) / p.sw + 1) : 0;
           for (std::size_t oy = 0; oy < p.oh; ++oy) {
             const std::ptrdiff_t y = std::ptrdiff_t(oy * p.sh + i) - std::ptrdiff_t(p.ph);
-            const std::size_t col = r * NL + n * L + oy * p.ow;
+            const std::size_t col = n * RL + r * L + oy * p.ow;
             const bool inside = y >= 0 && y < std::ptrdiff_t(p.h);
             const std::ptrdiff_t in = inside ? std::ptrdiff_t(((n * p.c + c) * p.h + std::size_t(y)) * p.w) +
                                                    std::ptrdiff_t(j) - std::ptrdiff_t(p.pw)
@@ -72,45 +72,15 @@ void for_each_patch_row(const Patches& p, F row) {
         }
 }
 
-// (K, N*L) <-> (N, K, L) with L = Ho*Wo: the GEMM's layout to NCHW and back, without the reshape
-// copies a transpose would need.  y[n, k, l] = x[k, n*L + l];  dx = from_nchw(dy)
-template <class T>
-Tensor<T> from_nchw(const Tensor<T>& y, std::size_t K, std::size_t N, std::size_t L);
-
-template <class T>
-Tensor<T> to_nchw(const Tensor<T>& x, std::size_t N, std::size_t Ho, std::size_t Wo) {
-  const std::size_t K = x.shape()[0], L = Ho * Wo;
-  xt::xarray<T> y = detail::empty_array<T>({N, K, Ho, Wo});
-  const T* src = x.value().data();
-  for (std::size_t k = 0; k < K; ++k)
-    for (std::size_t n = 0; n < N; ++n) std::copy_n(src + (k * N + n) * L, L, y.data() + (n * K + k) * L);
-  return record<T>("to_nchw", {x}, std::move(y), [K, N, L](const VjpArgs<T>& g) {
-    return Grads<T>{from_nchw(g.grad, K, N, L)};
-  });
-}
-
-// x[k, n*L + l] = y[n, k, l];  dy = to_nchw(dx)
-template <class T>
-Tensor<T> from_nchw(const Tensor<T>& y, std::size_t K, std::size_t N, std::size_t L) {
-  const Shape s = y.shape();
-  xt::xarray<T> x = detail::empty_array<T>({K, N * L});
-  const T* src = y.value().data();
-  for (std::size_t n = 0; n < N; ++n)
-    for (std::size_t k = 0; k < K; ++k) std::copy_n(src + (n * K + k) * L, L, x.data() + (k * N + n) * L);
-  return record<T>("from_nchw", {y}, std::move(x), [N, s](const VjpArgs<T>& g) {
-    return Grads<T>{to_nchw(g.grad, N, s[2], s[3])};
-  });
-}
-
 }  // namespace
 
-// cols = patches of x, one row per (channel, kernel offset), one column per (image, output
-// position): (C*kh*kw, N*Ho*Wo);  dx = col2im(grad)
+// cols = patches of x, per image one row per (channel, kernel offset) and one column per output
+// position: (N, C*kh*kw, Ho*Wo);  dx = col2im(grad)
 template <class T>
 Tensor<T> im2col(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding) {
   const Shape shape = x.shape();
   const Patches p = patches("im2col", shape, kernel, stride, padding);
-  xt::xarray<T> cols = detail::empty_array<T>({p.rows(), p.n * p.cols()});
+  xt::xarray<T> cols = detail::empty_array<T>({p.n, p.rows(), p.cols()});
   const T* src = x.value().data();
   T* dst = cols.data();
   const std::size_t sw = p.sw;
@@ -138,7 +108,7 @@ Tensor<T> im2col(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding) 
 template <class T>
 Tensor<T> col2im(const Tensor<T>& cols, const Shape& input_shape, Size2 kernel, Size2 stride, Size2 padding) {
   const Patches p = patches("col2im", input_shape, kernel, stride, padding);
-  const Shape expected{p.rows(), p.n * p.cols()};
+  const Shape expected{p.n, p.rows(), p.cols()};
   if (cols.shape() != expected)
     throw_shape_error("col2im", "columns of shape " + shape_str(cols.shape()) + " do not fit input shape " +
                                     shape_str(input_shape) + " (expected " + shape_str(expected) + ")");
@@ -161,9 +131,9 @@ Tensor<T> col2im(const Tensor<T>& cols, const Shape& input_shape, Size2 kernel, 
   });
 }
 
-// y = W (K, C*kh*kw) @ im2col(x) + b, one GEMM for the whole batch, then (K, N, Ho, Wo) to
-// (N, K, Ho, Wo). Composed of im2col, matmul, add and to_nchw, whose VJPs give
-// dW (one GEMM), dx (col2im) and db (a sum over the rows).
+// y[n] = W (K, C*kh*kw) @ im2col(x)[n] + b: one small GEMM per image (OpenBLAS runs these
+// without packing, the columns of one image staying in cache). Composed of im2col, matmul, add
+// and reshape, whose VJPs give dW (per-image GEMMs summed over the batch), dx (col2im) and db.
 template <class T>
 Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& b, Size2 stride, Size2 padding) {
   const Shape xs = x.shape(), ws = w.shape();
@@ -180,9 +150,9 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& b, Siz
                                     " (expected (" + std::to_string(ws[0]) + "))");
   const Patches p = patches("conv2d", xs, {ws[2], ws[3]}, stride, padding);
   const Tensor<T> cols = im2col(x, {ws[2], ws[3]}, stride, padding);   // (C*kh*kw, N*L)
-  Tensor<T> y = matmul(reshape(w, {ws[0], p.rows()}), cols);          // (K, N*L)
+  Tensor<T> y = matmul(reshape(w, {ws[0], p.rows()}), cols);          // (N, K, L)
   if (b.defined()) y = y + reshape(b, {ws[0], 1});
-  return to_nchw(y, p.n, p.oh, p.ow);
+  return reshape(y, {p.n, ws[0], p.oh, p.ow});
 }
 
 template Tensor<float> conv2d(const Tensor<float>&, const Tensor<float>&, const Tensor<float>&, Size2, Size2);

@@ -23,9 +23,9 @@ template <class T>
 Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& b, Size2 stride = 1,
                  Size2 padding = 0);
 
-// Patches of x as columns: (N, C, H, W) -> (C*kh*kw, N*Ho*Wo); entry [(c*kh + i)*kw + j,
-// (n*Ho + oh)*Wo + ow] holds x[n, c, oh*stride.h - padding.h + i, ow*stride.w - padding.w + j]
-// (0 outside x). One GEMM with the (K, C*kh*kw) weights then convolves the whole batch.
+// Patches of x as columns: (N, C, H, W) -> (N, C*kh*kw, Ho*Wo); entry [n, (c*kh + i)*kw + j,
+// oh*Wo + ow] holds x[n, c, oh*stride.h - padding.h + i, ow*stride.w - padding.w + j] (0 outside
+// x). A GEMM with the (K, C*kh*kw) weights then convolves each image.
 template <class T>
 Tensor<T> im2col(const Tensor<T>& x, Size2 kernel, Size2 stride = 1, Size2 padding = 0);
 // The adjoint of im2col: sums every column entry back into the (N, C, H, W) position it came from.

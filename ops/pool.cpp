@@ -36,6 +36,9 @@ Windows windows(const std::string& op, const Shape& s, Size2 kernel, Size2 strid
           (ph - kernel.h) / stride.h + 1, (pw - kernel.w) / stride.w + 1};
 }
 
+// Windows side by side without gaps, overlap or padding (stride = kernel, no padding).
+bool tiles(const Windows& g) { return g.ph == 0 && g.pw == 0 && g.sh == g.kh && g.sw == g.kw; }
+
 // Calls f(output_offset, input_offset) for every window element inside the input.
 template <class F>
 void for_each_window_element(const Windows& g, F f) {
@@ -76,7 +79,20 @@ Tensor<T> avg_pool2d_backward(const Tensor<T>& grad, const Shape& input_shape, S
   const T scale = T(1) / T(g.kh * g.kw);
   const T* src = grad.value().data();
   T* dst = x.data();
-  for_each_window_element(g, [&](std::size_t out, std::size_t in) { dst[in] += src[out] * scale; });
+  if (tiles(g)) {
+    // Windows that tile the input: each element gets its window's gradient, written once.
+    for (std::size_t p = 0; p < g.planes; ++p)
+      for (std::size_t oy = 0; oy < g.oh; ++oy) {
+        const T* go = src + (p * g.oh + oy) * g.ow;
+        for (std::size_t i = 0; i < g.kh; ++i) {
+          T* row = dst + (p * g.h + oy * g.kh + i) * g.w;
+          for (std::size_t ox = 0; ox < g.ow; ++ox)
+            for (std::size_t j = 0; j < g.kw; ++j) row[ox * g.kw + j] = go[ox] * scale;
+        }
+      }
+  } else {
+    for_each_window_element(g, [&](std::size_t out, std::size_t in) { dst[in] += src[out] * scale; });
+  }
   return record<T>("avg_pool2d_backward", {grad}, std::move(x), [kernel, stride, padding](const VjpArgs<T>& a) {
     return Grads<T>{avg_pool2d(a.grad, kernel, stride, padding)};
   });
@@ -125,7 +141,19 @@ Tensor<T> avg_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 paddi
   const T scale = T(1) / T(g.kh * g.kw);
   const T* src = x.value().data();
   T* dst = y.data();
-  for_each_window_element(g, [&](std::size_t out, std::size_t in) { dst[out] += src[in]; });
+  if (tiles(g)) {
+    for (std::size_t p = 0; p < g.planes; ++p)
+      for (std::size_t oy = 0; oy < g.oh; ++oy) {
+        T* out = dst + (p * g.oh + oy) * g.ow;
+        for (std::size_t i = 0; i < g.kh; ++i) {
+          const T* row = src + (p * g.h + oy * g.kh + i) * g.w;
+          for (std::size_t ox = 0; ox < g.ow; ++ox)
+            for (std::size_t j = 0; j < g.kw; ++j) out[ox] += row[ox * g.kw + j];
+        }
+      }
+  } else {
+    for_each_window_element(g, [&](std::size_t out, std::size_t in) { dst[out] += src[in]; });
+  }
   for (std::size_t i = 0; i < y.size(); ++i) dst[i] *= scale;
   return record<T>("avg_pool2d", {x}, std::move(y), [s, kernel, stride, padding](const VjpArgs<T>& a) {
     return Grads<T>{avg_pool2d_backward(a.grad, s, kernel, stride, padding)};

@@ -92,8 +92,34 @@ xt::xarray<T> sum_kernel(const xt::xarray<T>& x, const std::vector<bool>& mask, 
   for (std::size_t k = 0; k < shape.size(); ++k)
     if (mask[k]) dst[k] = 0;
   const T* src = x.data();
-  detail::strided_loop(shape, detail::row_major_strides(shape), 0, dst, 0,
-                       [&](std::ptrdiff_t s, std::ptrdiff_t d) { acc[d] += src[s]; });
+  if (shape.empty()) {   // a scalar: nothing to reduce
+    xt::xarray<T> out = detail::empty_array<T>(out_shape);
+    out.data()[0] = src[0];
+    return out;
+  }
+  // Rows of the last axis: summed into one number when that axis is reduced, added elementwise
+  // when it is kept.
+  const std::size_t inner = shape.back();
+  const bool last_reduced = mask.back();
+  const Shape rows(shape.begin(), shape.end() - 1);
+  const detail::Strides all = detail::row_major_strides(shape);
+  const detail::Strides src_rows(all.begin(), all.end() - 1), dst_rows(dst.begin(), dst.end() - 1);
+  detail::strided_loop(rows, src_rows, 0, dst_rows, 0, [&](std::ptrdiff_t s, std::ptrdiff_t d) {
+    const T* row = src + s;
+    if (last_reduced) {
+      double s0 = 0, s1 = 0;
+      std::size_t i = 0;
+      for (; i + 2 <= inner; i += 2) {
+        s0 += row[i];
+        s1 += row[i + 1];
+      }
+      if (i < inner) s0 += row[i];
+      acc[std::size_t(d)] += s0 + s1;
+    } else {
+      double* a = acc.data() + d;
+      for (std::size_t i = 0; i < inner; ++i) a[i] += row[i];
+    }
+  });
   xt::xarray<T> out = detail::empty_array<T>(out_shape);
   std::transform(acc.begin(), acc.end(), out.data(), [](double v) { return static_cast<T>(v); });
   return out;

@@ -73,7 +73,7 @@ TEST_CASE("im2col and col2im are adjoint, and differentiate to second order") {
   const Arr c = random_array(cols.shape(), 441);
   const TD back = tg::col2im(TD(c), {2, 3, 5, 4}, {3, 2}, {2, 1}, {1, 1});
   CHECK(xt::sum(cols.value() * c)() == doctest::Approx(xt::sum(x * back.value())()));
-  check_gradients([](const Inputs& v) { return tg::col2im(v[0], {1, 2, 4, 4}, 3, 1, 1); }, {leaf({18, 16}, 442)});
+  check_gradients([](const Inputs& v) { return tg::col2im(v[0], {1, 2, 4, 4}, 3, 1, 1); }, {leaf({1, 18, 16}, 442)});
   // d2/dx2 of sum(conv(x, w)^2) / 2 applied to v is conv^T(conv(v)): checked by finite differences
   // of the first derivative, which is itself a recorded graph.
   const TD w = leaf({2, 1, 3, 3}, 443);
