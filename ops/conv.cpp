@@ -3,6 +3,7 @@
 #include "elementwise.hpp"
 #include "kernels.hpp"
 #include "linalg.hpp"
+#include "reduce.hpp"
 #include "shape.hpp"
 
 namespace tapegrad {
@@ -70,6 +71,27 @@ void for_each_patch_row(const Patches& p, F row) {
             row(col, inside, in, first, last);
           }
         }
+}
+
+// The GEMMs' (N, K, L) output plus a bias per channel, as (N, K, Ho, Wo) in one pass.
+//   y[n, k, :] = x[n, k, :] + b[k];  dx = reshape(grad),  db = sum of grad over n and positions
+template <class T>
+Tensor<T> add_bias_nchw(const Tensor<T>& x, const Tensor<T>& b, const Shape& shape) {
+  const Shape xs = x.shape();
+  const std::size_t N = xs[0], K = xs[1], L = xs[2];
+  xt::xarray<T> y = detail::empty_array<T>(shape);
+  const T* src = x.value().data();
+  const T* bias = b.value().data();
+  T* dst = y.data();
+  for (std::size_t n = 0; n < N; ++n)
+    for (std::size_t k = 0; k < K; ++k) {
+      const std::size_t at = (n * K + k) * L;
+      for (std::size_t l = 0; l < L; ++l) dst[at + l] = src[at + l] + bias[k];
+    }
+  return record<T>("add_bias", {x, b}, std::move(y), [xs](const VjpArgs<T>& g) {
+    return Grads<T>{g.needs_grad(0) ? reshape(g.grad, xs) : Tensor<T>(),
+                    g.needs_grad(1) ? sum(g.grad, {0, 2, 3}) : Tensor<T>()};
+  });
 }
 
 }  // namespace
@@ -151,8 +173,8 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& b, Siz
   const Patches p = patches("conv2d", xs, {ws[2], ws[3]}, stride, padding);
   const Tensor<T> cols = im2col(x, {ws[2], ws[3]}, stride, padding);   // (C*kh*kw, N*L)
   Tensor<T> y = matmul(reshape(w, {ws[0], p.rows()}), cols);          // (N, K, L)
-  if (b.defined()) y = y + reshape(b, {ws[0], 1});
-  return reshape(y, {p.n, ws[0], p.oh, p.ow});
+  const Shape out{p.n, ws[0], p.oh, p.ow};
+  return b.defined() ? add_bias_nchw(y, b, out) : reshape(y, out);
 }
 
 template Tensor<float> conv2d(const Tensor<float>&, const Tensor<float>&, const Tensor<float>&, Size2, Size2);
