@@ -360,6 +360,30 @@ GradcheckReport gradcheck(const GradcheckFunction& f, const std::vector<Tensor<d
   return check_inputs(f, inputs, &hand, options);
 }
 
+Array numeric_gradient(const std::function<double()>& f, Tensor<double> x, double eps) {
+  if (!f) throw_usage_error("numeric_gradient", "the function is empty");
+  if (!(eps > 0)) throw_value_error("numeric_gradient", "eps must be > 0, got " + std::to_string(eps));
+  const Array base = x.value();
+  struct Restore {
+    Tensor<double>& x;
+    const Array& base;
+    ~Restore() { x.assign(base); }
+  } restore{x, base};
+  Array g = xt::zeros<double>(base.shape());
+  Array p = base;
+  for (std::size_t i = 0; i < base.size(); ++i) {
+    p.data()[i] = base.data()[i] + eps;
+    x.assign(p);
+    const double plus = f();
+    p.data()[i] = base.data()[i] - eps;
+    x.assign(p);
+    const double minus = f();
+    p.data()[i] = base.data()[i];
+    g.data()[i] = (plus - minus) / (2 * eps);
+  }
+  return g;
+}
+
 GradcheckReport gradcheck_parameters(const std::function<Tensor<double>()>& f,
                                      const std::vector<std::pair<std::string, Tensor<double>>>& parameters,
                                      const GradcheckOptions& options) {

@@ -76,6 +76,10 @@ GradcheckReport gradcheck(const GradcheckFunction& f, const std::vector<Tensor<d
 GradcheckReport gradcheck(const GradcheckFunction& f, const std::vector<Tensor<double>>& inputs,
                           const HandGradient& hand, const GradcheckOptions& options = {});
 
+// Central differences of a scalar f() with respect to every element of x, which f reads directly:
+// x is perturbed in place and restored, even if f throws.
+xt::xarray<double> numeric_gradient(const std::function<double()>& f, Tensor<double> x, double eps = 1e-6);
+
 // Checks d f() / d p for tensors p that f reads directly, such as a module's named parameters:
 // each p is perturbed in place for the finite differences and restored after.
 GradcheckReport gradcheck_parameters(const std::function<Tensor<double>()>& f,

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "../core/diagnose.hpp"
+#include "../core/gradcheck.hpp"
 #include "../layers/init.hpp"
 #include "../ops/elementwise.hpp"
 #include "../ops/nn.hpp"
@@ -40,24 +41,6 @@ bool close(const Array& x, const Array& y, double rtol, double atol) {
   for (std::size_t i = 0; i < x.size(); ++i)
     if (!(std::abs(x.data()[i] - y.data()[i]) <= atol + rtol * std::abs(y.data()[i]))) return false;
   return true;
-}
-
-// Central differences of E() with respect to x, perturbed in place and restored.
-Array numeric_gradient(const std::function<double()>& E, TD x, double eps = 1e-6) {
-  const Array base = x.value();
-  Array g = xt::zeros<double>(base.shape());
-  for (std::size_t i = 0; i < base.size(); ++i) {
-    Array p = base;
-    p.data()[i] = base.data()[i] + eps;
-    x.assign(p);
-    const double plus = E();
-    p.data()[i] = base.data()[i] - eps;
-    x.assign(p);
-    const double minus = E();
-    g.data()[i] = (plus - minus) / (2 * eps);
-  }
-  x.assign(base);
-  return g;
 }
 
 Array reshaped(Array a, const Shape& shape) {

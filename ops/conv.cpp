@@ -10,6 +10,25 @@ namespace tapegrad {
 
 std::string size2_str(const Size2& s) { return shape_str({s.h, s.w}); }
 
+Size2 detail::window_output(const std::string& op, const Shape& x, Size2 kernel, Size2 stride, Size2 padding) {
+  if (x.size() != 4) throw_shape_error(op, "input must be 4-D (N, C, H, W), got shape " + shape_str(x));
+  if (stride.h == 0 || stride.w == 0) throw_value_error(op, "stride must be >= 1, got " + size2_str(stride));
+  if (kernel.h == 0 || kernel.w == 0) throw_value_error(op, "kernel must be >= 1, got " + size2_str(kernel));
+  // Negative values converted to size_t land here too: they are far above any real size.
+  const std::size_t limit = std::size_t(1) << 31;
+  if (padding.h >= limit || padding.w >= limit)
+    throw_value_error(op, "padding " + size2_str(padding) + " is out of range (negative or >= 2^31)");
+  if (stride.h >= limit || stride.w >= limit || kernel.h >= limit || kernel.w >= limit)
+    throw_value_error(op, "stride " + size2_str(stride) + " or kernel " + size2_str(kernel) +
+                              " is out of range (negative or >= 2^31)");
+  detail::checked_count(op, x);
+  const std::size_t ph = x[2] + 2 * padding.h, pw = x[3] + 2 * padding.w;
+  if (kernel.h > ph || kernel.w > pw)
+    throw_shape_error(op, "kernel " + size2_str(kernel) + " is larger than the padded input " + size2_str({ph, pw}) +
+                              " (input " + size2_str({x[2], x[3]}) + ", padding " + size2_str(padding) + ")");
+  return {(ph - kernel.h) / stride.h + 1, (pw - kernel.w) / stride.w + 1};
+}
+
 namespace {
 
 template <class T>
@@ -23,25 +42,8 @@ struct Patches {
 };
 
 Patches patches(const std::string& op, const Shape& x, Size2 kernel, Size2 stride, Size2 padding) {
-  if (x.size() != 4) throw_shape_error(op, "input must be 4-D (N, C, H, W), got shape " + shape_str(x));
-  if (stride.h == 0 || stride.w == 0)
-    throw_value_error(op, "stride must be >= 1, got " + size2_str(stride));
-  if (kernel.h == 0 || kernel.w == 0) throw_value_error(op, "kernel must be >= 1, got " + size2_str(kernel));
-  // Negative values converted to size_t land here too: they are far above any real size.
-  const std::size_t limit = std::size_t(1) << 31;
-  if (padding.h >= limit || padding.w >= limit)
-    throw_value_error(op, "padding " + size2_str(padding) + " is out of range (negative or >= 2^31)");
-  if (stride.h >= limit || stride.w >= limit || kernel.h >= limit || kernel.w >= limit)
-    throw_value_error(op, "stride " + size2_str(stride) + " or kernel " + size2_str(kernel) +
-                              " is out of range (negative or >= 2^31)");
-  detail::checked_count(op, x);
-  const std::size_t ph = x[2] + 2 * padding.h, pw = x[3] + 2 * padding.w;
-  if (kernel.h > ph || kernel.w > pw)
-    throw_shape_error(op, "kernel " + size2_str(kernel) + " is larger than the padded input " +
-                              size2_str({ph, pw}) + " (input " + size2_str({x[2], x[3]}) + ", padding " +
-                              size2_str(padding) + ")");
-  const Patches p{x[0], x[1], x[2], x[3], kernel.h, kernel.w, stride.h, stride.w, padding.h, padding.w,
-                  (ph - kernel.h) / stride.h + 1, (pw - kernel.w) / stride.w + 1};
+  const Size2 out = detail::window_output(op, x, kernel, stride, padding);
+  const Patches p{x[0], x[1], x[2], x[3], kernel.h, kernel.w, stride.h, stride.w, padding.h, padding.w, out.h, out.w};
   detail::checked_count(op, {p.n, p.c, kernel.h, kernel.w, p.oh, p.ow});   // the columns
   return p;
 }

@@ -17,6 +17,12 @@ struct Size2 {
 };
 std::string size2_str(const Size2& s);   // "(3, 3)"
 
+namespace detail {
+// The output size (Ho, Wo) of a kernel sliding over a 4-D (N, C, H, W) input with zero padding:
+// every argument checked, errors naming `op` (shared by convolution and pooling).
+Size2 window_output(const std::string& op, const Shape& x, Size2 kernel, Size2 stride, Size2 padding);
+}  // namespace detail
+
 // x (N, C, H, W), w (K, C, kh, kw), b (K) or an undefined Tensor for none -> (N, K, Ho, Wo) with
 // Ho = (H + 2 padding.h - kh) / stride.h + 1 (rounded down), likewise Wo. Zero padding.
 template <class T>

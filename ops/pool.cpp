@@ -19,21 +19,8 @@ struct Windows {
 
 // Checks the geometry; planes = N * C, each pooled on its own.
 Windows windows(const std::string& op, const Shape& s, Size2 kernel, Size2 stride, Size2 padding) {
-  if (s.size() != 4) throw_shape_error(op, "input must be 4-D (N, C, H, W), got shape " + shape_str(s));
-  if (stride.h == 0 || stride.w == 0) throw_value_error(op, "stride must be >= 1, got " + size2_str(stride));
-  if (kernel.h == 0 || kernel.w == 0) throw_value_error(op, "kernel must be >= 1, got " + size2_str(kernel));
-  const std::size_t limit = std::size_t(1) << 31;
-  if (padding.h >= limit || padding.w >= limit || stride.h >= limit || stride.w >= limit || kernel.h >= limit ||
-      kernel.w >= limit)
-    throw_value_error(op, "padding " + size2_str(padding) + ", stride " + size2_str(stride) + " or kernel " +
-                              size2_str(kernel) + " is out of range (negative or >= 2^31)");
-  detail::checked_count(op, s);
-  const std::size_t ph = s[2] + 2 * padding.h, pw = s[3] + 2 * padding.w;
-  if (kernel.h > ph || kernel.w > pw)
-    throw_shape_error(op, "kernel " + size2_str(kernel) + " is larger than the padded input " + size2_str({ph, pw}) +
-                              " of input shape " + shape_str(s));
-  return {s[0] * s[1], s[2],        s[3],      kernel.h, kernel.w, stride.h, stride.w, padding.h, padding.w,
-          (ph - kernel.h) / stride.h + 1, (pw - kernel.w) / stride.w + 1};
+  const Size2 out = detail::window_output(op, s, kernel, stride, padding);
+  return {s[0] * s[1], s[2], s[3], kernel.h, kernel.w, stride.h, stride.w, padding.h, padding.w, out.h, out.w};
 }
 
 // Windows side by side without gaps, overlap or padding (stride = kernel, no padding).

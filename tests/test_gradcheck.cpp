@@ -144,3 +144,13 @@ TEST_CASE("three-way gradcheck: hand-written vs autodiff vs finite differences")
   }
   CHECK(bad.str().find("hand-written vs finite differences") != std::string::npos);
 }
+
+TEST_CASE("numeric_gradient: central differences of a function of a tensor, restored after") {
+  TD x(Arr{0.5, -1.0, 2.0}, true);
+  const Arr g = tg::numeric_gradient([&] { tg::NoGrad ng; return tg::sum(x * x * x).item(); }, x);
+  CHECK(all_close(g, Arr(3.0 * x.value() * x.value()), 1e-8));
+  CHECK(all_close(x.value(), Arr{0.5, -1.0, 2.0}, 0.0));
+  int calls = 0;
+  CHECK_THROWS(tg::numeric_gradient([&]() -> double { if (++calls == 2) throw std::runtime_error("boom"); return 0.0; }, x));
+  CHECK(all_close(x.value(), Arr{0.5, -1.0, 2.0}, 0.0));   // restored after the throw
+}
