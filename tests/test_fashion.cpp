@@ -62,6 +62,8 @@ TEST_CASE("fashion_mnist flags: defaults, values, help, errors") {
     CHECK(text.find("fashion_mnist: ") == 0);
     CHECK(text.find("--help") != std::string::npos);
   }
+  CHECK_FALSE(parse({"--epochs", "x"}, code, text));
+  CHECK(text.find("--epochs: must be a positive number, got 'x'") != std::string::npos);
 }
 
 TEST_CASE("a short LeNet-5 run on a generated tiny data set: checked gradients, falling loss, outputs") {

@@ -20,13 +20,29 @@ namespace fs = std::filesystem;
 
 namespace fashion {
 
+namespace {
+// "a positive number" in words, not CLI11's numeric range from 0 to DBL_MAX.
+const CLI::Validator positive(
+    [](std::string& text) -> std::string {
+      std::size_t used = 0;
+      double v = 0;
+      try {
+        v = std::stod(text, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      return used == text.size() && used > 0 && v > 0 ? "" : "must be a positive number, got '" + text + "'";
+    },
+    "POSITIVE");
+}  // namespace
+
 std::optional<Config> parse_config(int argc, const char* const* argv, int& exit_code, std::ostream& out,
                                    std::ostream& err) {
   Config c;
   CLI::App app("Trains LeNet-5 on Fashion-MNIST with tapegrad, after checking its gradients.", "fashion_mnist");
-  app.add_option("--epochs", c.epochs, "passes over the training set")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--batch-size", c.batch_size, "images per step")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--lr", c.lr, "SGD learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--epochs", c.epochs, "passes over the training set")->check(positive)->capture_default_str();
+  app.add_option("--batch-size", c.batch_size, "images per step")->check(positive)->capture_default_str();
+  app.add_option("--lr", c.lr, "SGD learning rate")->check(positive)->capture_default_str();
   app.add_option("--momentum", c.momentum, "SGD momentum, in [0, 1)")->check(CLI::Range(0.0, 0.999999))->capture_default_str();
   app.add_option("--seed", c.seed, "seeds the initial weights and the shuffling")->capture_default_str();
   app.add_option("--threads", c.threads, "OpenBLAS threads")->check(CLI::Range(1, 256))->capture_default_str();
