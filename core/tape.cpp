@@ -291,6 +291,18 @@ std::string Tape::str() const {
   return os.str();
 }
 
+namespace {
+// An op name inside a double-quoted DOT label.
+std::string dot_escape(const std::string& text) {
+  std::string out;
+  for (const char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+}  // namespace
+
 std::string Tape::dot() const {
   std::ostringstream os;
   os << "digraph tape {\n  rankdir=LR;\n  node [fontname=\"Helvetica\", fontsize=10];\n";
@@ -298,7 +310,7 @@ std::string Tape::dot() const {
   for (std::size_t i = 0; i < impl_->entries.size(); ++i) {
     const auto& e = *impl_->entries[i];
     producer[e.output] = i;
-    os << "  op" << i << " [shape=box, style=rounded, label=\"" << e.op << "\\n" << shape_str(e.output_shape)
+    os << "  op" << i << " [shape=box, style=rounded, label=\"" << dot_escape(e.op) << "\\n" << shape_str(e.output_shape)
        << "\"];\n";
   }
   std::size_t constants = 0;

@@ -1,6 +1,8 @@
 #include "idx.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 
@@ -16,42 +18,68 @@ namespace {
   throw IoError("read_idx: '" + path + "' " + what);
 }
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream probe(path, std::ios::binary);
-  if (!probe) fail(path, std::string("cannot be opened: ") + std::strerror(errno));
-  char magic[2] = {0, 0};
-  probe.read(magic, 2);
-  const bool gz = probe.gcount() == 2 && static_cast<unsigned char>(magic[0]) == 0x1f &&
-                  static_cast<unsigned char>(magic[1]) == 0x8b;
-  if (!gz) {
-    probe.clear();
-    probe.seekg(0);
-    return std::string(std::istreambuf_iterator<char>(probe), {});
-  }
-  probe.close();
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) fail(path, "cannot be opened by zlib");
-  std::string out;
-  char buffer[1 << 16];
-  while (true) {
-    const int n = gzread(f, buffer, sizeof buffer);
-    if (n < 0) {
-      int code = 0;
-      const std::string message = gzerror(f, &code);
-      gzclose(f);
-      fail(path, "is corrupted (gzip: " + message + ")");
+// Reads a file plain or through zlib (gzip, detected by its magic bytes), a requested number of
+// bytes at a time: the header bounds how much is read, so a small file that inflates to gigabytes
+// is refused instead of exhausting memory.
+class ByteSource {
+ public:
+  explicit ByteSource(const std::string& path) : path_(path) {
+    std::ifstream probe(path, std::ios::binary);
+    if (!probe) fail(path, std::string("cannot be opened: ") + std::strerror(errno));
+    char magic[2] = {0, 0};
+    probe.read(magic, 2);
+    gz_ = probe.gcount() == 2 && static_cast<unsigned char>(magic[0]) == 0x1f &&
+          static_cast<unsigned char>(magic[1]) == 0x8b;
+    if (gz_) {
+      gz_file_ = gzopen(path.c_str(), "rb");
+      if (!gz_file_) fail(path, "cannot be opened by zlib");
+    } else {
+      plain_.open(path, std::ios::binary);
     }
-    if (n == 0) break;
-    out.append(buffer, static_cast<std::size_t>(n));
   }
-  // gzread stops quietly at a truncated stream; zlib says so through gzerror.
-  int code = 0;
-  const std::string message = gzerror(f, &code);
-  const bool truncated = code != Z_OK && code != Z_STREAM_END;
-  gzclose(f);
-  if (truncated) fail(path, "is truncated or corrupted (gzip: " + message + ")");
-  return out;
-}
+  ~ByteSource() {
+    if (gz_file_) gzclose(gz_file_);
+  }
+  ByteSource(const ByteSource&) = delete;
+  ByteSource& operator=(const ByteSource&) = delete;
+
+  // Up to n bytes; fewer only at the end of the data.
+  std::string read(std::size_t n) {
+    std::string out(n, '\0');
+    std::size_t got = 0;
+    while (got < n) {
+      const std::size_t want = std::min<std::size_t>(n - got, 1 << 30);
+      std::size_t step = 0;
+      if (gz_) {
+        const int r = gzread(gz_file_, &out[got], static_cast<unsigned>(want));
+        if (r < 0) {
+          int code = 0;
+          fail(path_, std::string("is corrupted (gzip: ") + gzerror(gz_file_, &code) + ")");
+        }
+        step = static_cast<std::size_t>(r);
+      } else {
+        plain_.read(&out[got], static_cast<std::streamsize>(want));
+        step = static_cast<std::size_t>(plain_.gcount());
+      }
+      if (step == 0) break;
+      got += step;
+    }
+    out.resize(got);
+    if (gz_ && got < n) {
+      // gzread stops quietly at a truncated stream; zlib says so through gzerror.
+      int code = 0;
+      const std::string message = gzerror(gz_file_, &code);
+      if (code != Z_OK && code != Z_STREAM_END) fail(path_, "is truncated or corrupted (gzip: " + message + ")");
+    }
+    return out;
+  }
+
+ private:
+  std::string path_;
+  bool gz_ = false;
+  gzFile gz_file_ = nullptr;
+  std::ifstream plain_;
+};
 
 std::uint32_t big_endian(const std::string& s, std::size_t at) {
   return std::uint32_t(static_cast<unsigned char>(s[at])) << 24 | std::uint32_t(static_cast<unsigned char>(s[at + 1])) << 16 |
@@ -61,32 +89,39 @@ std::uint32_t big_endian(const std::string& s, std::size_t at) {
 }  // namespace
 
 IdxArray read_idx(const std::string& path) {
-  const std::string bytes = read_bytes(path);
-  if (bytes.size() < 4) fail(path, "is too short for an IDX header (" + std::to_string(bytes.size()) + " bytes)");
-  if (bytes[0] != 0 || bytes[1] != 0) fail(path, "does not start with an IDX magic number (00 00 type rank)");
-  if (static_cast<unsigned char>(bytes[2]) != 0x08)
-    fail(path, "holds IDX element type 0x" + std::to_string(static_cast<unsigned char>(bytes[2])) +
-                   ", only unsigned bytes (0x08) are supported");
-  const std::size_t rank = static_cast<unsigned char>(bytes[3]);
+  ByteSource source(path);
+  const std::string head = source.read(4);
+  if (head.size() < 4) fail(path, "is too short for an IDX header (" + std::to_string(head.size()) + " bytes)");
+  if (head[0] != 0 || head[1] != 0) fail(path, "does not start with an IDX magic number (00 00 type rank)");
+  if (static_cast<unsigned char>(head[2]) != 0x08) {
+    char type[8];
+    std::snprintf(type, sizeof type, "0x%02x", static_cast<unsigned char>(head[2]));
+    fail(path, std::string("holds IDX element type ") + type + ", only unsigned bytes (0x08) are supported");
+  }
+  const std::size_t rank = static_cast<unsigned char>(head[3]);
   if (rank == 0 || rank > 4) fail(path, "has an IDX rank of " + std::to_string(rank) + " (expected 1 to 4)");
-  if (bytes.size() < 4 + 4 * rank) fail(path, "is truncated inside its header");
+  const std::string dims = source.read(4 * rank);
+  if (dims.size() < 4 * rank) fail(path, "is truncated inside its header");
   IdxArray a;
   std::size_t count = 1;
   for (std::size_t k = 0; k < rank; ++k) {
-    const std::size_t d = big_endian(bytes, 4 + 4 * k);
+    const std::size_t d = big_endian(dims, 4 * k);
     if (d > (std::size_t(1) << 32) || (d != 0 && count > (std::size_t(1) << 40) / d))
       fail(path, "has implausible dimensions");
     a.dims.push_back(d);
     count *= d;
   }
-  const std::size_t data = bytes.size() - (4 + 4 * rank);
-  if (data != count) {
-    std::string dims;
-    for (std::size_t d : a.dims) dims += (dims.empty() ? "" : " x ") + std::to_string(d);
-    fail(path, std::string(data < count ? "is truncated" : "has trailing bytes") + ": its header says " + dims + " = " +
-                   std::to_string(count) + " bytes of data, the file holds " + std::to_string(data));
+  // The data, and one byte more to tell trailing bytes from an exact fit.
+  std::string data = source.read(count + 1);
+  if (data.size() != count) {
+    std::string shape;
+    for (std::size_t d : a.dims) shape += (shape.empty() ? "" : " x ") + std::to_string(d);
+    if (data.size() < count)
+      fail(path, "is truncated: its header says " + shape + " = " + std::to_string(count) +
+                     " bytes of data, the file holds " + std::to_string(data.size()));
+    fail(path, "has trailing bytes after the " + shape + " = " + std::to_string(count) + " bytes its header announces");
   }
-  a.data.assign(bytes.begin() + std::ptrdiff_t(4 + 4 * rank), bytes.end());
+  a.data.assign(data.begin(), data.end());
   return a;
 }
 
@@ -126,6 +161,10 @@ ImageDataset load_fashion_mnist(const std::string& dir, bool train, std::size_t 
   if (images.dims[0] != labels.dims[0])
     throw IoError("load_fashion_mnist: '" + images_path + "' holds " + std::to_string(images.dims[0]) + " images but '" +
                   labels_path + "' holds " + std::to_string(labels.dims[0]) + " labels");
+  if (images.dims[0] == 0) throw IoError("load_fashion_mnist: '" + images_path + "' holds no images");
+  if (images.dims[1] != 28 || images.dims[2] != 28)
+    throw IoError("load_fashion_mnist: '" + images_path + "' holds images of " + std::to_string(images.dims[1]) + " x " +
+                  std::to_string(images.dims[2]) + " pixels; Fashion-MNIST's are 28 x 28");
   const std::size_t n = limit > 0 ? std::min(limit, images.dims[0]) : images.dims[0];
   const std::size_t rows = images.dims[1], cols = images.dims[2], pixels = rows * cols;
   ImageDataset d;

@@ -33,8 +33,9 @@ struct ImageDataset {
 // Where Debian's dataset-fashion-mnist package puts the files.
 constexpr const char* fashion_mnist_default_dir = "/usr/share/datasets/fashion-mnist";
 
-// {train,t10k}-images-idx3-ubyte.gz and {train,t10k}-labels-idx1-ubyte.gz from `dir`: images of
-// 3 dimensions, labels of 1, as many labels as images, every label below 10. With limit > 0 only
+// {train,t10k}-images-idx3-ubyte.gz and {train,t10k}-labels-idx1-ubyte.gz from `dir`: at least
+// one image, images of 28 x 28 pixels, labels of 1 dimension, as many labels as images, every
+// label below 10. With limit > 0 only
 // the first `limit` examples are kept. When a file is missing, the error names the command that
 // installs the package.
 ImageDataset load_fashion_mnist(const std::string& dir, bool train, std::size_t limit = 0);

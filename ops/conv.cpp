@@ -173,7 +173,7 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& b, Siz
                                     std::to_string(ws[0]) + " output channels of weight shape " + shape_str(ws) +
                                     " (expected (" + std::to_string(ws[0]) + "))");
   const Patches p = patches("conv2d", xs, {ws[2], ws[3]}, stride, padding);
-  const Tensor<T> cols = im2col(x, {ws[2], ws[3]}, stride, padding);   // (C*kh*kw, N*L)
+  const Tensor<T> cols = im2col(x, {ws[2], ws[3]}, stride, padding);   // (N, C*kh*kw, L)
   Tensor<T> y = matmul(reshape(w, {ws[0], p.rows()}), cols);          // (N, K, L)
   const Shape out{p.n, ws[0], p.oh, p.ow};
   return b.defined() ? add_bias_nchw(y, b, out) : reshape(y, out);

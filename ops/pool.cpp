@@ -14,7 +14,7 @@ using Grads = std::vector<Tensor<T>>;
 
 struct Windows {
   std::size_t planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow;
-  Shape output(std::size_t n) const { return {n, planes / n, oh, ow}; }
+  Shape output(const Shape& input) const { return {input[0], input[1], oh, ow}; }
 };
 
 // Checks the geometry; planes = N * C, each pooled on its own.
@@ -124,7 +124,7 @@ template <class T>
 Tensor<T> avg_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding) {
   const Shape s = x.shape();
   const Windows g = windows("avg_pool2d", s, kernel, stride, padding);
-  xt::xarray<T> y = xt::zeros<T>(g.output(s[0]));
+  xt::xarray<T> y = xt::zeros<T>(g.output(s));
   const T scale = T(1) / T(g.kh * g.kw);
   const T* src = x.value().data();
   T* dst = y.data();
@@ -157,7 +157,7 @@ template <class T>
 Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride) {
   const Shape s = x.shape();
   const Windows g = windows("max_pool2d", s, kernel, stride, 0);
-  const Shape shape = g.output(s[0]);
+  const Shape shape = g.output(s);
   auto index = std::make_shared<std::vector<std::size_t>>(detail::element_count(shape), std::size_t(-1));
   xt::xarray<T> y = detail::empty_array<T>(shape);
   const T* src = x.value().data();

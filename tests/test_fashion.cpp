@@ -62,6 +62,13 @@ TEST_CASE("fashion_mnist flags: defaults, values, help, errors") {
     CHECK(text.find("fashion_mnist: ") == 0);
     CHECK(text.find("--help") != std::string::npos);
   }
+  for (std::vector<const char*> bad : {std::vector<const char*>{"--seed", "-1"}, {"--limit", "-1"}, {"--check-images", "-2"},
+                                       {"--check-images", "1000"}, {"--lr", "inf"}}) {
+    CAPTURE(bad[0]);
+    CAPTURE(bad[1]);
+    CHECK_FALSE(parse(bad, code, text));
+    CHECK(code == 2);
+  }
   CHECK_FALSE(parse({"--epochs", "x"}, code, text));
   CHECK(text.find("--epochs: must be a positive number, got 'x'") != std::string::npos);
 }

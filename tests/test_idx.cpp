@@ -69,7 +69,8 @@ TEST_CASE("broken IDX files: missing, truncated, corrupted, mismatched") {
   std::ofstream(p, std::ios::binary) << std::string("\x01\x02\x08\x03", 4) + good.substr(4);
   CHECK_THROWS_WITH_AS(tg::read_idx(p), doctest::Contains("does not start with an IDX magic number"), tg::IoError);
   std::ofstream(p, std::ios::binary) << std::string("\0\0\x0d\x03", 4) + good.substr(4);
-  CHECK_THROWS_WITH_AS(tg::read_idx(p), doctest::Contains("only unsigned bytes (0x08) are supported"), tg::IoError);
+  CHECK_THROWS_WITH_AS(tg::read_idx(p), doctest::Contains("holds IDX element type 0x0d, only unsigned bytes (0x08) are supported"),
+                       tg::IoError);
   std::ofstream(p, std::ios::binary) << good.substr(0, 9);
   CHECK_THROWS_WITH_AS(tg::read_idx(p), doctest::Contains("is truncated inside its header"), tg::IoError);
 
@@ -84,6 +85,12 @@ TEST_CASE("broken IDX files: missing, truncated, corrupted, mismatched") {
   std::ofstream(gz, std::ios::binary) << damaged;
   CHECK_THROWS_AS(tg::read_idx(gz), tg::IoError);
 
+  // A compressed file whose data runs past what its header announces: read no further than that.
+  tg::IdxArray big = images(1, 3, 3);
+  big.data.resize(9 + 100000, 0);
+  tg::write_idx(gz, big);
+  CHECK_THROWS_WITH_AS(tg::read_idx(gz), doctest::Contains("has trailing bytes after the 1 x 3 x 3 = 9 bytes"), tg::IoError);
+
   // Images against labels.
   write_fashion(dir, "train", images(5), labels(4));
   CHECK_THROWS_WITH_AS(tg::load_fashion_mnist(dir.path.string(), true), doctest::Contains("holds 5 images but"), tg::IoError);
@@ -93,6 +100,11 @@ TEST_CASE("broken IDX files: missing, truncated, corrupted, mismatched") {
   write_fashion(dir, "train", labels(5), labels(5));
   CHECK_THROWS_WITH_AS(tg::load_fashion_mnist(dir.path.string(), true), doctest::Contains("has 1 dimensions, images need 3"),
                        tg::IoError);
+  write_fashion(dir, "train", images(3, 32, 32), labels(3));
+  CHECK_THROWS_WITH_AS(tg::load_fashion_mnist(dir.path.string(), true),
+                       doctest::Contains("holds images of 32 x 32 pixels; Fashion-MNIST's are 28 x 28"), tg::IoError);
+  write_fashion(dir, "train", images(0), labels(0));
+  CHECK_THROWS_WITH_AS(tg::load_fashion_mnist(dir.path.string(), true), doctest::Contains("holds no images"), tg::IoError);
   CHECK_THROWS_WITH_AS(tg::load_fashion_mnist((dir / "nowhere"), true),
                        doctest::Contains("apt-get install -y dataset-fashion-mnist, or pass --data DIR"), tg::IoError);
 }

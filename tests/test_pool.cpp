@@ -67,3 +67,9 @@ TEST_CASE("pooling differentiates to second order (its backward ops are primitiv
     return tg::grad(tg::sum(y * y * y), {v[0]}, true)[0];
   }, {x});
 }
+
+TEST_CASE("pooling an empty batch gives an empty batch") {
+  const TD x(Arr::from_shape({0, 2, 4, 4}), true);
+  CHECK(tg::avg_pool2d(x, 2).shape() == tg::Shape{0, 2, 2, 2});
+  CHECK(tg::max_pool2d(x, 2).shape() == tg::Shape{0, 2, 2, 2});
+}

@@ -31,9 +31,19 @@ const CLI::Validator positive(
       } catch (const std::exception&) {
         used = 0;
       }
-      return used == text.size() && used > 0 && v > 0 ? "" : "must be a positive number, got '" + text + "'";
+      return used == text.size() && used > 0 && v > 0 && std::isfinite(v) ? ""
+                                                                           : "must be a positive number, got '" + text + "'";
     },
     "POSITIVE");
+
+// Digits only: CLI11 would turn "-1" into a huge unsigned number.
+const CLI::Validator whole(
+    [](std::string& text) -> std::string {
+      return !text.empty() && text.find_first_not_of("0123456789") == std::string::npos
+                 ? ""
+                 : "must be a whole number >= 0, got '" + text + "'";
+    },
+    "WHOLE");
 }  // namespace
 
 std::optional<Config> parse_config(int argc, const char* const* argv, int& exit_code, std::ostream& out,
@@ -44,12 +54,13 @@ std::optional<Config> parse_config(int argc, const char* const* argv, int& exit_
   app.add_option("--batch-size", c.batch_size, "images per step")->check(positive)->capture_default_str();
   app.add_option("--lr", c.lr, "SGD learning rate")->check(positive)->capture_default_str();
   app.add_option("--momentum", c.momentum, "SGD momentum, in [0, 1)")->check(CLI::Range(0.0, 0.999999))->capture_default_str();
-  app.add_option("--seed", c.seed, "seeds the initial weights and the shuffling")->capture_default_str();
+  app.add_option("--seed", c.seed, "seeds the initial weights and the shuffling")->check(whole)->capture_default_str();
   app.add_option("--threads", c.threads, "OpenBLAS threads")->check(CLI::Range(1, 256))->capture_default_str();
   app.add_option("--data", c.data, "directory holding the four Fashion-MNIST .gz files")->capture_default_str();
   app.add_option("--out", c.out, "directory for metrics, parameters and plots")->capture_default_str();
-  app.add_option("--limit", c.limit, "use only the first N training images (0: all)")->capture_default_str();
-  app.add_option("--check-images", c.check_images, "images in the gradient check before training (0: skip)")
+  app.add_option("--limit", c.limit, "use only the first N training images (0: all)")->check(whole)->capture_default_str();
+  app.add_option("--check-images", c.check_images, "images in the gradient check before training (0: skip, at most 64)")
+      ->check(whole & CLI::Range(0, 64))
       ->capture_default_str();
   try {
     app.parse(argc, argv);
@@ -171,6 +182,13 @@ bool have(const char* program) {
   return std::system((std::string("command -v ") + program + " >/dev/null 2>&1").c_str()) == 0;
 }
 
+// A path as one single-quoted shell word, whatever it contains.
+std::string shell_quote(const std::string& text) {
+  std::string out = "'";
+  for (const char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
 }  // namespace
 
 RunResult run(const Config& c, std::ostream& out) {
@@ -262,18 +280,22 @@ RunResult run(const Config& c, std::ostream& out) {
                "set terminal pngcairo size 800,450\nset output 'loss.png'\nset xlabel 'step'\nset ylabel "
                "'training loss (running mean)'\nset grid\nplot 'loss.dat' using 1:2 with lines title 'LeNet-5, "
                "Fashion-MNIST'\n");
-    if (std::system(("cd '" + dir.string() + "' && gnuplot loss.gp").c_str()) != 0) out << "note: gnuplot failed; no loss.png\n";
+    if (std::system(("cd " + shell_quote(dir.string()) + " && gnuplot loss.gp").c_str()) != 0)
+      out << "note: gnuplot failed; no loss.png\n";
   } else {
     out << "note: gnuplot is not installed (apt-get install -y gnuplot-nox): no loss.png\n";
   }
   if (have("dot")) {
-    if (std::system(("dot -Tsvg '" + (dir / "graph.dot").string() + "' -o '" + (dir / "graph.svg").string() + "'").c_str()) != 0)
+    if (std::system(("dot -Tsvg " + shell_quote((dir / "graph.dot").string()) + " -o " +
+                     shell_quote((dir / "graph.svg").string()))
+                        .c_str()) != 0)
       out << "note: dot failed; no graph.svg\n";
   } else {
     out << "note: Graphviz is not installed (apt-get install -y graphviz): no graph.svg\n";
   }
-  out << "outputs in " << fs::absolute(dir).string() << ": metrics.csv, parameters/*.npy, loss.png, graph.dot, graph.svg"
-      << std::endl;
+  out << "outputs in " << fs::absolute(dir).string() << ": metrics.csv, parameters/*.npy"
+      << (fs::exists(dir / "loss.png") ? ", loss.png" : "") << ", graph.dot"
+      << (fs::exists(dir / "graph.svg") ? ", graph.svg" : "") << std::endl;
   return result;
 }
 
