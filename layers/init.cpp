@@ -26,6 +26,14 @@ xt::xarray<T> uniform_array(const Shape& shape, double bound, Generator& gen) {
 
 Generator& default_generator() { return thread_generator(); }
 
+std::vector<std::size_t> shuffled_indices(std::size_t n, std::uint64_t seed) {
+  std::vector<std::size_t> order(n);
+  for (std::size_t i = 0; i < n; ++i) order[i] = i;
+  Generator gen(seed);
+  for (std::size_t i = n; i > 1; --i) std::swap(order[i - 1], order[gen.next() % i]);
+  return order;
+}
+
 ManualSeed::ManualSeed(std::uint64_t seed) : previous_(thread_generator()) { thread_generator() = Generator(seed); }
 ManualSeed::~ManualSeed() { thread_generator() = previous_; }
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <random>
+#include <vector>
 
 #include "../core/tensor.hpp"
 
@@ -21,6 +22,10 @@ class Generator {
  private:
   std::mt19937_64 engine_;
 };
+
+// 0, 1, ..., n-1 in a random order (Fisher-Yates driven by Generator(seed)): the same seed gives
+// the same order on every platform.
+std::vector<std::size_t> shuffled_indices(std::size_t n, std::uint64_t seed);
 
 // This thread's generator, which layers draw their initial parameters from. Seeded with 0 when the
 // thread starts; tg::ManualSeed replaces it for a scope.

@@ -61,6 +61,16 @@ TEST_CASE("initialisation: seeded, reproducible, within the Kaiming and Xavier b
   CHECK_FALSE(all_close(LinearD(4, 4).weight().value(), LinearD(4, 4).weight().value(), 1e-6));
 }
 
+TEST_CASE("shuffled_indices: a permutation, the same for the same seed") {
+  const auto a = tg::shuffled_indices(1000, 5), b = tg::shuffled_indices(1000, 5), c = tg::shuffled_indices(1000, 6);
+  CHECK(a == b);
+  CHECK(a != c);
+  auto sorted = a;
+  std::sort(sorted.begin(), sorted.end());
+  for (std::size_t i = 0; i < sorted.size(); ++i) CHECK(sorted[i] == i);
+  CHECK(tg::shuffled_indices(0, 1).empty());
+}
+
 TEST_CASE("Conv2d with a per-channel bias and with the notes' untied bias") {
   tg::ManualSeed seed(2);
   tg::Conv2d<double> conv(2, 3, 3, 1, 1);

@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
       torch::nn::Flatten(), torch::nn::Linear(400, 120), torch::nn::ReLU(), torch::nn::Linear(120, 84), torch::nn::ReLU(),
       torch::nn::Linear(84, 10));
   torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
-  const auto order = bench::shuffled(n, 1000004);
+  const auto order = tg::shuffled_indices(n, 1000004);
   std::vector<long> idx(order.begin(), order.end());
   const torch::Tensor perm = torch::tensor(idx, torch::kLong);
   const auto start = std::chrono::steady_clock::now();

@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
                               tg::Linear<float>(84, 10));
   tg::SGD<float> opt(model.parameters(), 0.05, 0.9);
   const std::size_t n = train.labels.size(), batch = 64, pixels = 28 * 28;
-  const auto order = bench::shuffled(n, 1000004);
+  const auto order = tg::shuffled_indices(n, 1000004);
   xt::xarray<float> images = xt::xarray<float>::from_shape({batch, 1, 28, 28});
   std::vector<std::size_t> labels(batch);
   const auto start = std::chrono::steady_clock::now();

@@ -105,15 +105,6 @@ void gather(const tg::ImageDataset& d, const std::vector<std::size_t>& indices, 
   }
 }
 
-// Fisher-Yates with tapegrad's portable generator: the same seed gives the same order everywhere.
-std::vector<std::size_t> shuffled(std::size_t n, std::uint64_t seed) {
-  std::vector<std::size_t> order(n);
-  for (std::size_t i = 0; i < n; ++i) order[i] = i;
-  tg::Generator gen(seed);
-  for (std::size_t i = n; i > 1; --i) std::swap(order[i - 1], order[gen.next() % i]);
-  return order;
-}
-
 std::string duration(double s) {
   std::ostringstream os;
   const long t = std::lround(s);
@@ -217,7 +208,7 @@ RunResult run(const Config& c, std::ostream& out) {
   xt::xarray<float> images;
   std::vector<std::size_t> labels;
   for (std::size_t epoch = 1; epoch <= c.epochs; ++epoch) {
-    const std::vector<std::size_t> order = shuffled(n, c.seed * 1000003 + epoch);
+    const std::vector<std::size_t> order = tg::shuffled_indices(n, c.seed * 1000003 + epoch);
     const auto epoch_start = Clock::now();
     auto last_print = epoch_start;
     double running = 0, epoch_sum = 0;
