@@ -36,6 +36,12 @@ class IoError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A NaN or Inf produced by an op or by its VJP while tg::DetectAnomaly is alive.
+class AnomalyError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // "(2, 3)"; a 1-D shape prints as "(3)", a scalar as "()".
 std::string shape_str(const Shape& shape);
 

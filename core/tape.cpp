@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <mutex>
 #include <sstream>
+#include <thread>
 #include <unordered_map>
 
 namespace tapegrad {
@@ -28,15 +31,50 @@ std::vector<Tensor<double>>& GradStore::of<double>() { return d; }
 
 }  // namespace
 
+// Process-wide accounting of the entries alive on all tapes (tg::memory_stats).
+std::atomic<std::size_t> entries_alive{0};
+std::atomic<std::size_t> entry_bytes_alive{0};
+
+// Which thread owns each live tape, consulted only to word errors.
+struct TapeOwners {
+  std::mutex mutex;
+  std::unordered_map<std::uint64_t, std::thread::id> owner;
+};
+TapeOwners& tape_owners() {
+  static TapeOwners owners;
+  return owners;
+}
+bool owned_by_another_thread(std::uint64_t tape_id) {
+  auto& owners = tape_owners();
+  std::lock_guard<std::mutex> lock(owners.mutex);
+  const auto it = owners.owner.find(tape_id);
+  return it != owners.owner.end() && it->second != std::this_thread::get_id();
+}
+
 struct EntryBase {
   std::string op;
+  std::size_t position = 0;          // index on the tape
+  std::shared_ptr<const std::string> label;   // the tg::Label active when recorded, or null
   std::vector<std::size_t> inputs;   // node per input, no_node for inputs needing no gradient
   std::vector<Shape> input_shapes;
   std::size_t output = 0;
   Shape output_shape;
   bool released = false;
   bool walked = false;   // reached by the current reverse walk
-  virtual ~EntryBase() = default;
+  std::size_t bytes = 0;         // accounted in entry_bytes_alive, saved_bytes included
+  std::size_t saved_bytes = 0;   // the saved values' share, given back by release()
+  EntryBase() { entries_alive.fetch_add(1, std::memory_order_relaxed); }
+  virtual ~EntryBase() {
+    entries_alive.fetch_sub(1, std::memory_order_relaxed);
+    entry_bytes_alive.fetch_sub(bytes, std::memory_order_relaxed);
+  }
+  EntryBase(const EntryBase&) = delete;
+  EntryBase& operator=(const EntryBase&) = delete;
+  // "'mul' (#3 on the tape, label 'decoder')"
+  std::string where() const {
+    return "'" + op + "' (#" + std::to_string(position) + " on the tape" +
+           (label ? ", label '" + *label + "'" : std::string()) + ")";
+  }
   // Drops the VJP and saved values (backward with retain_graph=false, once the walk succeeded).
   virtual void release() = 0;
   // Applies the VJP if the output has a gradient; accumulates into the inputs' gradients.
@@ -46,6 +84,9 @@ struct EntryBase {
 struct ThreadState {
   std::vector<TapeImpl*> live;   // this thread's live tapes, newest (the active one) last
   bool grad_enabled = true;
+  bool detect_anomaly = false;
+  bool in_backward = false;   // VJPs running: their results are checked per entry, not per op
+  std::vector<std::shared_ptr<const std::string>> labels;   // full paths, innermost last
 };
 
 ThreadState& thread_state() {
@@ -55,6 +96,7 @@ ThreadState& thread_state() {
 
 struct TapeImpl {
   std::uint64_t id;
+  std::thread::id owner = std::this_thread::get_id();
   std::vector<std::unique_ptr<EntryBase>> entries;
   std::size_t num_nodes = 0;
   // Leaves that require grad get a node the first time an op on this tape reads them.
@@ -92,6 +134,38 @@ namespace {
 
 std::atomic<std::uint64_t> next_tape_id{1};
 
+std::string multi_index_str(std::size_t flat, const Shape& shape) {
+  Shape index(shape.size());
+  for (std::size_t k = shape.size(); k-- > 0;) {
+    index[k] = shape[k] ? flat % shape[k] : 0;
+    flat = shape[k] ? flat / shape[k] : 0;
+  }
+  std::string s = "[";
+  for (std::size_t k = 0; k < index.size(); ++k) s += (k ? ", " : "") + std::to_string(index[k]);
+  return s + "]";
+}
+
+// "" if every element is finite, else "nan at [0, 2]".
+template <class T>
+std::string first_non_finite(const xt::xarray<T>& v) {
+  const T* p = v.data();
+  for (std::size_t i = 0, n = v.size(); i < n; ++i)
+    if (!std::isfinite(p[i]))
+      return std::string(std::isnan(p[i]) ? "NaN" : p[i] > 0 ? "+Inf" : "-Inf") + " at " +
+             multi_index_str(i, shape_of(v));
+  return "";
+}
+
+std::string shapes_str(const std::vector<Shape>& shapes) {
+  std::string s;
+  for (std::size_t i = 0; i < shapes.size(); ++i) s += (i ? ", " : "") + shape_str(shapes[i]);
+  return shapes.empty() ? "none" : s;
+}
+
+[[noreturn]] void throw_anomaly(const std::string& op, const std::string& message) {
+  throw AnomalyError(op + ": " + message);
+}
+
 // The tape's own op: a gradient flowing into a node from two places.  y = a + b;  da = db = grad
 template <class T>
 Tensor<T> accumulate(const Tensor<T>& a, const Tensor<T>& b, bool create_graph) {
@@ -99,22 +173,49 @@ Tensor<T> accumulate(const Tensor<T>& a, const Tensor<T>& b, bool create_graph) 
   if (!create_graph) return Tensor<T>(std::move(sum));
   return record<T>("accumulate_grad", {a, b}, std::move(sum), [](const VjpArgs<T>& args) {
     return std::vector<Tensor<T>>{args.grad, args.grad};
-  });
+  }, Saved::nothing);
 }
 
 template <class T>
 struct Entry final : EntryBase {
+  // An input the VJP reads, and its version when the op was recorded. Weak: the entry must not
+  // keep alive what the VJP does not (a tensor nobody holds cannot be changed).
+  struct SavedInput {
+    std::weak_ptr<TensorImpl<T>> impl;
+    std::uint64_t version = 0;
+  };
   VjpFunction<T> vjp;
+  std::vector<SavedInput> saved_inputs;   // empty, or one per input
   std::shared_ptr<TensorImpl<T>> kept_output;
+  std::uint64_t output_version = 0;
+
+  void check_saved_values() const {
+    auto changed = [&](const std::string& what, std::uint64_t then, std::uint64_t now) {
+      throw_usage_error("backward", what + " of " + where() +
+                                        " was modified in place after the op was recorded "
+                                        "(version " + std::to_string(then) + " -> " +
+                                        std::to_string(now) +
+                                        "), and its VJP reads it: the gradient would be wrong. "
+                                        "Change it after backward, or change a copy (detach())");
+    };
+    for (std::size_t i = 0; i < saved_inputs.size(); ++i)
+      if (const auto impl = saved_inputs[i].impl.lock(); impl && impl->version != saved_inputs[i].version)
+        changed("input " + std::to_string(i) + " (shape " + shape_str(input_shapes[i]) + ")",
+                saved_inputs[i].version, impl->version);
+    if (kept_output && kept_output->version != output_version)
+      changed("the output (shape " + shape_str(output_shape) + ")", output_version,
+              kept_output->version);
+  }
 
   void backprop(GradStore& store, bool create_graph) override {
     auto& grads = store.of<T>();
     if (output >= grads.size() || !grads[output].defined()) return;
     if (released)
       throw_usage_error("backward",
-                        "the saved values of '" + op + "' (output node " + std::to_string(output) +
-                            ") were released by an earlier backward with retain_graph=false; "
+                        "the saved values of " + where() +
+                            " were released by an earlier backward with retain_graph=false; "
                             "keep the default retain_graph=true to back-propagate twice");
+    check_saved_values();
     // Consumed here unless asked for: intermediate gradients die as soon as they are used.
     const Tensor<T> grad = store.keep[output] ? grads[output] : std::move(grads[output]);
     const Tensor<T> out = kept_output ? Tensor<T>(kept_output) : Tensor<T>();
@@ -122,16 +223,29 @@ struct Entry final : EntryBase {
     // moves *this, which the tape owns through a unique_ptr.
     std::vector<Tensor<T>> input_grads = vjp(VjpArgs<T>{grad, out, inputs});
     if (input_grads.size() != inputs.size())
-      throw_usage_error("backward", "VJP of '" + op + "' returned " +
+      throw_usage_error("backward", "VJP of " + where() + " returned " +
                                         std::to_string(input_grads.size()) + " gradients for " +
                                         std::to_string(inputs.size()) + " inputs");
     for (std::size_t i = 0; i < inputs.size(); ++i) {
       if (inputs[i] == no_node || !input_grads[i].defined()) continue;
       const Shape got = input_grads[i].shape();
       if (got != input_shapes[i])
-        throw_shape_error("backward", "VJP of '" + op + "' returned a gradient of shape " +
+        throw_shape_error("backward", "VJP of " + where() + " returned a gradient of shape " +
                                           shape_str(got) + " for input " + std::to_string(i) +
                                           " of shape " + shape_str(input_shapes[i]));
+      if (thread_state().detect_anomaly) {
+        const std::string bad = first_non_finite(input_grads[i].value());
+        if (!bad.empty())
+          throw_anomaly(op, "backward produced " + bad + " in the gradient of input " +
+                                std::to_string(i) + " (shape " + shape_str(input_shapes[i]) +
+                                "); op #" + std::to_string(position) + " on the tape" +
+                                (label ? ", label '" + *label + "'" : std::string()) +
+                                ", input shapes " + shapes_str(input_shapes) +
+                                "; its incoming gradient " +
+                                (first_non_finite(grad.value()).empty() ? "was finite"
+                                                                        : "was not finite") +
+                                " (anomaly detection)");
+      }
       Tensor<T>& slot = grads[inputs[i]];
       slot = slot.defined() ? accumulate(slot, input_grads[i], create_graph)
                             : std::move(input_grads[i]);
@@ -141,9 +255,25 @@ struct Entry final : EntryBase {
 
   void release() override {
     vjp = nullptr;
+    saved_inputs.clear();
     kept_output.reset();
     released = true;
+    entry_bytes_alive.fetch_sub(saved_bytes, std::memory_order_relaxed);
+    bytes -= saved_bytes;
+    saved_bytes = 0;
   }
+};
+
+// Marks this thread as walking a tape for the guard's lifetime.
+class InBackward {
+ public:
+  InBackward() : previous_(thread_state().in_backward) { thread_state().in_backward = true; }
+  ~InBackward() { thread_state().in_backward = previous_; }
+  InBackward(const InBackward&) = delete;
+  InBackward& operator=(const InBackward&) = delete;
+
+ private:
+  bool previous_;
 };
 
 // Makes `tape` the thread's active tape for the guard's lifetime (nothing when null).
@@ -178,6 +308,11 @@ TapeImpl& tape_of(const Tensor<T>& y, const char* op) {
                               "computed, recording was suspended by tg::NoGrad, or no input "
                               "required grad");
   TapeImpl* tape = find_live_tape(id);
+  if (!tape && owned_by_another_thread(id))
+    throw_usage_error(op, "the tensor of shape " + shape_str(y.shape()) + " was recorded on tape #" +
+                              std::to_string(id) +
+                              ", which belongs to another thread; a tape is used only by the "
+                              "thread that created it");
   if (!tape)
     throw_usage_error(op, "the tape that recorded this tensor is no longer alive on this thread "
                           "(backward must run while its tg::Tape is in scope, on the same thread)");
@@ -207,6 +342,7 @@ GradStore reverse_walk(TapeImpl& tape, const Tensor<T>& y, xt::xarray<T> seed, b
     if (node != no_node) store.keep[node] = 1;
   store.of<T>()[y.impl()->node] = Tensor<T>(std::move(seed));
   GradMode mode(create_graph);
+  InBackward in_backward;
   // With create_graph the VJPs record onto y's tape, even when a newer tape is active.
   ActiveTape active(create_graph ? &tape : nullptr);
   const std::size_t end = tape.entries.size();
@@ -271,22 +407,50 @@ std::vector<Tensor<T>> grad_impl(const Tensor<T>& y, const std::vector<Tensor<T>
 Tape::Tape() : impl_(std::make_unique<detail::TapeImpl>()) {
   impl_->id = detail::next_tape_id.fetch_add(1);
   detail::thread_state().live.push_back(impl_.get());
+  auto& owners = detail::tape_owners();
+  std::lock_guard<std::mutex> lock(owners.mutex);
+  owners.owner.emplace(impl_->id, impl_->owner);
 }
 
 Tape::~Tape() {
+  {
+    auto& owners = detail::tape_owners();
+    std::lock_guard<std::mutex> lock(owners.mutex);
+    owners.owner.erase(impl_->id);
+  }
+  // A Tape is a scope guard of its thread, like std::lock_guard: destroyed on another thread it
+  // cannot leave its owner's list safely, so its owner's list is left to the owner.
   auto& live = detail::thread_state().live;
   live.erase(std::remove(live.begin(), live.end(), impl_.get()), live.end());
 }
 
-std::size_t Tape::size() const { return impl_->entries.size(); }
+namespace {
+const detail::TapeImpl& owned(const std::unique_ptr<detail::TapeImpl>& impl, const char* method) {
+  if (impl->owner != std::this_thread::get_id())
+    throw_usage_error(std::string("Tape::") + method,
+                      "tape #" + std::to_string(impl->id) +
+                          " belongs to the thread that created it; it cannot be used from another");
+  return *impl;
+}
+}  // namespace
+
+std::size_t Tape::size() const { return owned(impl_, "size").entries.size(); }
+
+std::size_t Tape::bytes() const {
+  std::size_t total = 0;
+  for (const auto& e : owned(impl_, "bytes").entries) total += e->bytes;
+  return total;
+}
 
 std::string Tape::str() const {
   std::ostringstream os;
-  for (std::size_t i = 0; i < impl_->entries.size(); ++i) {
-    const auto& e = *impl_->entries[i];
-    os << '#' << i << ' ' << e.op;
+  for (const auto& entry : owned(impl_, "str").entries) {
+    const auto& e = *entry;
+    os << '#' << e.position << ' ' << e.op;
     for (const auto& s : e.input_shapes) os << ' ' << shape_str(s);
-    os << " -> " << shape_str(e.output_shape) << " node " << e.output << '\n';
+    os << " -> " << shape_str(e.output_shape) << " node " << e.output;
+    if (e.label) os << " [" << *e.label << ']';
+    os << '\n';
   }
   return os.str();
 }
@@ -304,6 +468,7 @@ std::string dot_escape(const std::string& text) {
 }  // namespace
 
 std::string Tape::dot() const {
+  owned(impl_, "dot");
   std::ostringstream os;
   os << "digraph tape {\n  rankdir=LR;\n  node [fontname=\"Helvetica\", fontsize=10];\n";
   std::vector<std::size_t> producer(impl_->num_nodes, no_node);   // node -> entry
@@ -348,41 +513,114 @@ bool is_recording() {
   return st.grad_enabled && !st.live.empty();
 }
 
+DetectAnomaly::DetectAnomaly() : previous_(detail::thread_state().detect_anomaly) {
+  detail::thread_state().detect_anomaly = true;
+}
+DetectAnomaly::~DetectAnomaly() { detail::thread_state().detect_anomaly = previous_; }
+
+Label::Label(const std::string& name) {
+  auto& labels = detail::thread_state().labels;
+  labels.push_back(std::make_shared<const std::string>(labels.empty() ? name : *labels.back() + "/" + name));
+}
+Label::~Label() { detail::thread_state().labels.pop_back(); }
+
+MemoryStats memory_stats() {
+  MemoryStats stats;
+  stats.live_tensors = detail::live_tensor_count();
+  stats.tape_entries = detail::entries_alive.load(std::memory_order_relaxed);
+  stats.tape_bytes = detail::entry_bytes_alive.load(std::memory_order_relaxed);
+  return stats;
+}
+
+namespace {
+// The anomaly check of a forward result: the first NaN or Inf, the inputs' shapes, and whether
+// the inputs were finite already (then the culprit is upstream).
+template <class T>
+void check_forward_anomaly(const std::string& op, const std::vector<Tensor<T>>& inputs,
+                           const xt::xarray<T>& value, const std::string& position) {
+  const std::string bad = detail::first_non_finite(value);
+  if (bad.empty()) return;
+  std::vector<Shape> shapes;
+  std::string upstream;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    shapes.push_back(inputs[i].shape());
+    const std::string in = detail::first_non_finite(inputs[i].value());
+    if (!in.empty() && upstream.empty()) upstream = "; input " + std::to_string(i) + " already held " + in;
+  }
+  const auto& labels = detail::thread_state().labels;
+  detail::throw_anomaly(op, "forward produced " + bad + " in its output of shape " +
+                                shape_str(detail::shape_of(value)) + "; op " + position +
+                                (labels.empty() ? std::string() : ", label '" + *labels.back() + "'") +
+                                ", input shapes " + detail::shapes_str(shapes) +
+                                (upstream.empty() ? "; every input was finite" : upstream) +
+                                " (anomaly detection)");
+}
+
+template <class T>
+std::size_t value_bytes(const detail::TensorImpl<T>& x) { return x.value.size() * sizeof(T); }
+}  // namespace
+
 template <class T>
 Tensor<T> record(const std::string& op, const std::vector<Tensor<T>>& inputs, xt::xarray<T> value,
-                 VjpFunction<T> vjp, bool keep_output) {
-  auto out = std::make_shared<detail::TensorImpl<T>>();
-  out->value = std::move(value);
+                 VjpFunction<T> vjp, Saved saved) {
   for (std::size_t i = 0; i < inputs.size(); ++i)
     if (!inputs[i].defined())
       throw_usage_error(op, "input " + std::to_string(i) + " is an undefined tensor");
-  if (!is_recording()) return Tensor<T>(std::move(out));
+  auto& state = detail::thread_state();
+  const bool recording = state.grad_enabled && !state.live.empty();
+  const bool check_anomaly = state.detect_anomaly && !state.in_backward;
+  if (!recording) {
+    if (check_anomaly) check_forward_anomaly(op, inputs, value, "(not recorded)");
+    auto out = std::make_shared<detail::TensorImpl<T>>();
+    out->value = std::move(value);
+    return Tensor<T>(std::move(out));
+  }
 
-  detail::TapeImpl& tape = *detail::thread_state().live.back();
+  detail::TapeImpl& tape = *state.live.back();
   bool any_requires_grad = false;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const auto& in = *inputs[i].impl();
     if (in.tape_id != 0 && in.tape_id != tape.id)
       throw_usage_error(op, "input " + std::to_string(i) + " of shape " +
                                 shape_str(inputs[i].shape()) + " was recorded on another tape (#" +
-                                std::to_string(in.tape_id) + ", this thread's active tape is #" +
-                                std::to_string(tape.id) +
+                                std::to_string(in.tape_id) +
+                                (detail::owned_by_another_thread(in.tape_id)
+                                     ? ", which belongs to another thread"
+                                     : "") +
+                                "; this thread's active tape is #" + std::to_string(tape.id) +
                                 "); compute it under the active tape or pass x.detach()");
     any_requires_grad = any_requires_grad || in.requires_grad;
   }
+  if (check_anomaly)
+    check_forward_anomaly(op, inputs, value,
+                          any_requires_grad ? "#" + std::to_string(tape.entries.size()) + " on the tape"
+                                            : "(not recorded: no input requires grad)");
+  auto out = std::make_shared<detail::TensorImpl<T>>();
+  out->value = std::move(value);
   if (!any_requires_grad) return Tensor<T>(std::move(out));
   if (!vjp) throw_usage_error(op, "recorded without a VJP function");
 
   auto entry = std::make_unique<detail::Entry<T>>();
   entry->op = op;
+  entry->position = tape.entries.size();
+  if (!state.labels.empty()) entry->label = state.labels.back();
   entry->inputs.reserve(inputs.size());
   entry->input_shapes.reserve(inputs.size());
+  const bool saves_inputs = saved == Saved::inputs || saved == Saved::inputs_and_output;
+  const bool saves_output = saved == Saved::output || saved == Saved::inputs_and_output;
+  std::size_t saved_bytes = 0;
+  std::size_t shape_bytes = 0;
   for (const auto& x : inputs) {
     const auto& impl = x.impl();
     entry->inputs.push_back(impl->tape_id == tape.id ? impl->node
                             : impl->requires_grad     ? tape.leaf_node(impl)
                                                       : no_node);
     entry->input_shapes.push_back(x.shape());
+    shape_bytes += entry->input_shapes.back().size() * sizeof(std::size_t);
+    if (saves_inputs) {
+      entry->saved_inputs.push_back({impl, impl->version});
+      saved_bytes += value_bytes(*impl);
+    }
   }
   out->requires_grad = true;
   out->tape_id = tape.id;
@@ -390,7 +628,17 @@ Tensor<T> record(const std::string& op, const std::vector<Tensor<T>>& inputs, xt
   entry->output = out->node;
   entry->output_shape = detail::shape_of(out->value);
   entry->vjp = std::move(vjp);
-  if (keep_output) entry->kept_output = out;
+  if (saves_output) {
+    entry->kept_output = out;
+    entry->output_version = out->version;
+    saved_bytes += value_bytes(*out);
+  }
+  entry->saved_bytes = saved_bytes;
+  entry->bytes = sizeof(detail::Entry<T>) + op.size() + saved_bytes + shape_bytes +
+                 entry->output_shape.size() * sizeof(std::size_t) +
+                 inputs.size() * (sizeof(std::size_t) + sizeof(Shape) +
+                                  (saves_inputs ? sizeof(typename detail::Entry<T>::SavedInput) : 0));
+  detail::entry_bytes_alive.fetch_add(entry->bytes, std::memory_order_relaxed);
   tape.entries.push_back(std::move(entry));
   return Tensor<T>(std::move(out));
 }
@@ -418,9 +666,9 @@ std::vector<Tensor<T>> grad(const Tensor<T>& y, const std::vector<Tensor<T>>& xs
 }
 
 template Tensor<float> record<float>(const std::string&, const std::vector<Tensor<float>>&,
-                                     xt::xarray<float>, VjpFunction<float>, bool);
+                                     xt::xarray<float>, VjpFunction<float>, Saved);
 template Tensor<double> record<double>(const std::string&, const std::vector<Tensor<double>>&,
-                                       xt::xarray<double>, VjpFunction<double>, bool);
+                                       xt::xarray<double>, VjpFunction<double>, Saved);
 template void Tensor<float>::backward(bool) const;
 template void Tensor<double>::backward(bool) const;
 template void Tensor<float>::backward(const xt::xarray<float>&, bool) const;

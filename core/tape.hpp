@@ -29,7 +29,10 @@ class Tape {
 
   // Number of recorded entries.
   std::size_t size() const;
-  // One line per entry: "#3 mul (2, 3) (2, 3) -> node 5".
+  // Bytes the entries account for: each entry, its shapes, and the values it keeps for backward
+  // (the inputs or output its VJP reads); saved values released by backward(false) are not counted.
+  std::size_t bytes() const;
+  // One line per entry: "#3 mul (2, 3) (2, 3) -> (2, 3) node 5", then " [label]" if labelled.
   std::string str() const;
   // The recorded graph in Graphviz DOT: one node per op (its name and output shape), one per leaf
   // or constant input (its shape), and an edge from each input to the op that reads it.
@@ -38,6 +41,41 @@ class Tape {
  private:
   std::unique_ptr<detail::TapeImpl> impl_;
 };
+
+// A tape belongs to the thread that created it: its methods, the ops that record on it and
+// backward through it throw tg::UsageError on any other thread.
+
+// While alive, every NaN or Inf in an op's output (forward) or in a gradient a VJP returns
+// (backward) on this thread throws tg::AnomalyError naming the op, its position on the tape, its
+// input shapes and the active tg::Label. Off by default; when off it costs one flag test per op.
+class DetectAnomaly {
+ public:
+  DetectAnomaly();
+  ~DetectAnomaly();
+  DetectAnomaly(const DetectAnomaly&) = delete;
+  DetectAnomaly& operator=(const DetectAnomaly&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// Names a region of the user's code while alive ("decoder"; nested: "decoder/attention"): entries
+// recorded meanwhile carry it, and anomaly errors and Tape::str() show it.
+class Label {
+ public:
+  explicit Label(const std::string& name);
+  ~Label();
+  Label(const Label&) = delete;
+  Label& operator=(const Label&) = delete;
+};
+
+// What tapegrad holds right now in this process, to find leaks and measure memory.
+struct MemoryStats {
+  std::size_t live_tensors = 0;   // tensor states alive (shared by the handles to each)
+  std::size_t tape_entries = 0;   // recorded entries alive on all tapes
+  std::size_t tape_bytes = 0;     // what those entries account for (see Tape::bytes)
+};
+MemoryStats memory_stats();
 
 // Sets whether ops record on this thread while alive; restores the previous mode after.
 class GradMode {
@@ -66,10 +104,20 @@ constexpr std::size_t no_node = std::numeric_limits<std::size_t>::max();
 template <class T>
 struct VjpArgs {
   const Tensor<T>& grad;     // dL/d(output), of the output's shape
-  const Tensor<T>& output;   // the op's output if recorded with keep_output, else undefined
+  const Tensor<T>& output;   // the op's output if its entry saved it (Saved::output), else undefined
   const std::vector<std::size_t>& input_nodes;
   // False for inputs that need no gradient (constants): the VJP may leave them undefined.
   bool needs_grad(std::size_t input) const { return input_nodes[input] != no_node; }
+};
+
+// What a VJP reads besides the gradient. Before running it, backward checks that none of these
+// was changed in place since the op was recorded (assign, mutable_value) and throws
+// tg::UsageError naming the op and the tensor if one was: the gradient would be silently wrong.
+enum class Saved {
+  nothing,             // shapes or copies only (add, sum, reshape...)
+  inputs,              // the input tensors (mul, matmul, log...): the default for custom ops
+  output,              // the output, passed to the VJP as VjpArgs::output (exp, tanh...)
+  inputs_and_output,
 };
 
 // Returns one gradient per input, each of that input's shape, or an undefined Tensor for an
@@ -79,11 +127,12 @@ using VjpFunction = std::function<std::vector<Tensor<T>>(const VjpArgs<T>&)>;
 
 // The one path by which every op, built-in or a user's, enters the tape: wraps `value` (the
 // forward result computed from the inputs' values) into a tensor and, if recording and any input
-// requires grad, appends an entry that will call `vjp` during backward. With keep_output the
-// entry keeps the output alive so the VJP can read it (exp, tanh...) without capturing it.
+// requires grad, appends an entry that will call `vjp` during backward. `saved` says what the VJP
+// reads; with an output, the entry keeps the output alive so the VJP can read it without
+// capturing it.
 template <class T>
 Tensor<T> record(const std::string& op, const std::vector<Tensor<T>>& inputs, xt::xarray<T> value,
-                 VjpFunction<T> vjp, bool keep_output = false);
+                 VjpFunction<T> vjp, Saved saved = Saved::inputs);
 
 // Gradients of y with respect to xs, returned rather than accumulated into grad(). A tensor of xs
 // that y does not depend on gets zeros. With create_graph the backward pass is itself recorded,

@@ -1,10 +1,21 @@
 #include "tensor.hpp"
 
+#include <atomic>
 #include <ostream>
 
 #include <xtensor/xio.hpp>
 
 namespace tapegrad {
+
+namespace detail {
+namespace {
+std::atomic<std::size_t> live_tensors{0};
+}
+LiveTensorCount::LiveTensorCount() { live_tensors.fetch_add(1, std::memory_order_relaxed); }
+LiveTensorCount::LiveTensorCount(const LiveTensorCount&) : LiveTensorCount() {}
+LiveTensorCount::~LiveTensorCount() { live_tensors.fetch_sub(1, std::memory_order_relaxed); }
+std::size_t live_tensor_count() { return live_tensors.load(std::memory_order_relaxed); }
+}  // namespace detail
 
 namespace {
 Shape to_shape(const xt::svector<std::size_t, 4>& s) { return Shape(s.begin(), s.end()); }

@@ -19,6 +19,16 @@ struct identity {
   using type = T;
 };
 
+// Counts the TensorImpl objects alive in the process (tg::memory_stats), to find leaks.
+struct LiveTensorCount {
+  LiveTensorCount();
+  LiveTensorCount(const LiveTensorCount&);
+  LiveTensorCount& operator=(const LiveTensorCount&) = default;
+  ~LiveTensorCount();
+};
+
+std::size_t live_tensor_count();
+
 // What a handle points to. Shared by every copy of the handle.
 template <class T>
 struct TensorImpl {
@@ -29,6 +39,7 @@ struct TensorImpl {
   std::uint64_t tape_id = 0;   // the tape whose op produced this tensor; 0 for a leaf or a constant
   std::size_t node = 0;        // its node on that tape
   std::uint64_t version = 0;   // bumped by every in-place change of value
+  LiveTensorCount counted;
 };
 
 }  // namespace detail

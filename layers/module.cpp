@@ -6,9 +6,10 @@ namespace tapegrad {
 
 template <class T>
 void Module<T>::collect(const std::string& prefix, std::vector<std::pair<std::string, Tensor<T>>>& out) const {
-  for (const auto& [name, p] : parameters_) {
-    const bool seen = std::any_of(out.begin(), out.end(), [&](const auto& e) { return e.second.impl() == p.impl(); });
-    if (!seen) out.emplace_back(prefix + name, p);
+  for (const auto& named : parameters_) {
+    const auto& impl = named.second.impl();   // not a structured binding: C++17 lambdas can't capture one
+    const bool seen = std::any_of(out.begin(), out.end(), [&](const auto& e) { return e.second.impl() == impl; });
+    if (!seen) out.emplace_back(prefix + named.first, named.second);
   }
   for (const auto& [name, child] : children_) child->collect(prefix + name + ".", out);
 }

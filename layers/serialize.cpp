@@ -199,7 +199,9 @@ std::uint32_t crc_of(const std::string& data) {
 // An uncompressed zip archive of (name, content) entries.
 std::string zip_stored(const std::string& path, const std::vector<std::pair<std::string, std::string>>& entries) {
   std::string out, central;
-  for (const auto& [name, data] : entries) {
+  for (const auto& entry : entries) {
+    const std::string& name = entry.first;   // not structured bindings: C++17 lambdas can't capture them
+    const std::string& data = entry.second;
     if (data.size() >= 0xffffffffu || out.size() >= 0xffffffffu)
       io_error("save_parameters", path, "would exceed 4 GiB, which this writer does not support");
     const std::uint32_t crc = crc_of(data), offset = static_cast<std::uint32_t>(out.size());

@@ -93,7 +93,7 @@ Tensor<T> add_bias_nchw(const Tensor<T>& x, const Tensor<T>& b, const Shape& sha
   return record<T>("add_bias", {x, b}, std::move(y), [xs](const VjpArgs<T>& g) {
     return Grads<T>{g.needs_grad(0) ? reshape(g.grad, xs) : Tensor<T>(),
                     g.needs_grad(1) ? sum(g.grad, {0, 2, 3}) : Tensor<T>()};
-  });
+  }, Saved::nothing);
 }
 
 }  // namespace
@@ -125,7 +125,7 @@ Tensor<T> im2col(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding) 
   });
   return record<T>("im2col", {x}, std::move(cols), [shape, kernel, stride, padding](const VjpArgs<T>& g) {
     return Grads<T>{col2im(g.grad, shape, kernel, stride, padding)};
-  });
+  }, Saved::nothing);
 }
 
 // x = sum of columns into their positions;  dcols = im2col(grad)
@@ -152,7 +152,7 @@ Tensor<T> col2im(const Tensor<T>& cols, const Shape& input_shape, Size2 kernel, 
   });
   return record<T>("col2im", {cols}, std::move(x), [kernel, stride, padding](const VjpArgs<T>& g) {
     return Grads<T>{im2col(g.grad, kernel, stride, padding)};
-  });
+  }, Saved::nothing);
 }
 
 // y[n] = W (K, C*kh*kw) @ im2col(x)[n] + b: one small GEMM per image (OpenBLAS runs these

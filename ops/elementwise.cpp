@@ -74,7 +74,7 @@ Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
                    [sa = a.shape(), sb = b.shape()](const VjpArgs<T>& g) {
                      return Grads<T>{g.needs_grad(0) ? sum_to(g.grad, sa) : Tensor<T>(),
                                      g.needs_grad(1) ? sum_to(g.grad, sb) : Tensor<T>()};
-                   });
+                   }, Saved::nothing);
 }
 
 // y = a - b;  da = sum_to(grad, a.shape),  db = -sum_to(grad, b.shape)
@@ -84,7 +84,7 @@ Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
                    [sa = a.shape(), sb = b.shape()](const VjpArgs<T>& g) {
                      return Grads<T>{g.needs_grad(0) ? sum_to(g.grad, sa) : Tensor<T>(),
                                      g.needs_grad(1) ? neg(sum_to(g.grad, sb)) : Tensor<T>()};
-                   });
+                   }, Saved::nothing);
 }
 
 // y = a * b;  da = sum_to(grad * b, a.shape),  db = sum_to(grad * a, b.shape)
@@ -113,14 +113,14 @@ Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
 template <class T>
 Tensor<T> add(const Tensor<T>& x, scalar_t<T> s) {
   return record<T>("add_scalar", {x}, map(x.value(), [s](T v) { return v + s; }),
-                   [](const VjpArgs<T>& g) { return Grads<T>{g.grad}; });
+                   [](const VjpArgs<T>& g) { return Grads<T>{g.grad}; }, Saved::nothing);
 }
 
 // y = x * s;  dx = grad * s
 template <class T>
 Tensor<T> mul(const Tensor<T>& x, scalar_t<T> s) {
   return record<T>("mul_scalar", {x}, map(x.value(), [s](T v) { return v * s; }),
-                   [s](const VjpArgs<T>& g) { return Grads<T>{g.grad * s}; });
+                   [s](const VjpArgs<T>& g) { return Grads<T>{g.grad * s}; }, Saved::nothing);
 }
 
 // y = s / x;  dx = -grad * s / (x * x)
@@ -134,7 +134,7 @@ Tensor<T> rdiv(scalar_t<T> s, const Tensor<T>& x) {
 template <class T>
 Tensor<T> neg(const Tensor<T>& x) {
   return record<T>("neg", {x}, map(x.value(), [](T v) { return -v; }),
-                   [](const VjpArgs<T>& g) { return Grads<T>{neg(g.grad)}; });
+                   [](const VjpArgs<T>& g) { return Grads<T>{neg(g.grad)}; }, Saved::nothing);
 }
 
 // y = exp(x);  dx = grad * y
@@ -142,7 +142,7 @@ template <class T>
 Tensor<T> exp(const Tensor<T>& x) {
   return record<T>(
       "exp", {x}, map(x.value(), [](T v) { return std::exp(v); }),
-      [](const VjpArgs<T>& g) { return Grads<T>{g.grad * g.output}; }, true);
+      [](const VjpArgs<T>& g) { return Grads<T>{g.grad * g.output}; }, Saved::output);
 }
 
 // y = log(x);  dx = grad / x
@@ -157,7 +157,7 @@ template <class T>
 Tensor<T> sqrt(const Tensor<T>& x) {
   return record<T>(
       "sqrt", {x}, map(x.value(), [](T v) { return std::sqrt(v); }),
-      [](const VjpArgs<T>& g) { return Grads<T>{g.grad / (g.output * T(2))}; }, true);
+      [](const VjpArgs<T>& g) { return Grads<T>{g.grad / (g.output * T(2))}; }, Saved::output);
 }
 
 // y = x^p;  dx = grad * p * x^(p-1)   (p = 0: dx = 0)
@@ -186,7 +186,7 @@ template <class T>
 Tensor<T> tanh(const Tensor<T>& x) {
   return record<T>(
       "tanh", {x}, map(x.value(), [](T v) { return std::tanh(v); }),
-      [](const VjpArgs<T>& g) { return Grads<T>{g.grad * (T(1) - g.output * g.output)}; }, true);
+      [](const VjpArgs<T>& g) { return Grads<T>{g.grad * (T(1) - g.output * g.output)}; }, Saved::output);
 }
 
 // y = 1 / (1 + exp(-x));  dx = grad * y * (1 - y)
@@ -199,7 +199,7 @@ Tensor<T> sigmoid(const Tensor<T>& x) {
         const T e = std::exp(v);
         return e / (T(1) + e);
       }),
-      [](const VjpArgs<T>& g) { return Grads<T>{g.grad * g.output * (T(1) - g.output)}; }, true);
+      [](const VjpArgs<T>& g) { return Grads<T>{g.grad * g.output * (T(1) - g.output)}; }, Saved::output);
 }
 
 // y = max(x, 0);  dx = grad * (x > 0)
@@ -211,7 +211,7 @@ Tensor<T> relu(const Tensor<T>& x) {
         Tensor<T> mask(map(g.output.value(), [](T v) { return T(v > 0); }));
         return Grads<T>{g.grad * mask};
       },
-      true);
+      Saved::output);
 }
 
 // Explicit instantiations: the kernels compile here once, not in users' code.

@@ -82,7 +82,7 @@ Tensor<T> avg_pool2d_backward(const Tensor<T>& grad, const Shape& input_shape, S
   }
   return record<T>("avg_pool2d_backward", {grad}, std::move(x), [kernel, stride, padding](const VjpArgs<T>& a) {
     return Grads<T>{avg_pool2d(a.grad, kernel, stride, padding)};
-  });
+  }, Saved::nothing);
 }
 
 // The elements at fixed flat positions of an input of `input_shape`, as an array of `shape`:
@@ -98,7 +98,7 @@ Tensor<T> scatter(const Tensor<T>& grad, std::shared_ptr<const std::vector<std::
   const Shape shape = grad.shape();
   return record<T>("max_pool2d_backward", {grad}, std::move(x), [index, shape](const VjpArgs<T>& a) {
     return Grads<T>{gather(a.grad, index, shape)};
-  });
+  }, Saved::nothing);
 }
 
 template <class T>
@@ -109,7 +109,7 @@ Tensor<T> gather(const Tensor<T>& x, std::shared_ptr<const std::vector<std::size
   const Shape input_shape = x.shape();
   return record<T>("gather", {x}, std::move(y), [index, input_shape](const VjpArgs<T>& a) {
     return Grads<T>{scatter(a.grad, index, input_shape)};
-  });
+  }, Saved::nothing);
 }
 
 }  // namespace
@@ -144,7 +144,7 @@ Tensor<T> avg_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 paddi
   for (std::size_t i = 0; i < y.size(); ++i) dst[i] *= scale;
   return record<T>("avg_pool2d", {x}, std::move(y), [s, kernel, stride, padding](const VjpArgs<T>& a) {
     return Grads<T>{avg_pool2d_backward(a.grad, s, kernel, stride, padding)};
-  });
+  }, Saved::nothing);
 }
 
 template <class T>
@@ -173,7 +173,7 @@ Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride) {
   return record<T>("max_pool2d", {x}, std::move(y),
                    [index = std::shared_ptr<const std::vector<std::size_t>>(index), s](const VjpArgs<T>& a) {
                      return Grads<T>{scatter(a.grad, index, s)};
-                   });
+                   }, Saved::nothing);
 }
 
 template Tensor<float> avg_pool2d(const Tensor<float>&, Size2);

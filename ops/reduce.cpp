@@ -143,7 +143,7 @@ Tensor<T> sum(const Tensor<T>& x, const Axes& axes, bool keepdims) {
   return record<T>("sum", {x}, sum_kernel(x.value(), mask, keepdims ? keep : dropped_shape(shape, mask)),
                    [shape, keep](const VjpArgs<T>& g) {
                      return Grads<T>{broadcast_to(reshape(g.grad, keep), shape)};
-                   });
+                   }, Saved::nothing);
 }
 
 template <class T>
@@ -206,7 +206,7 @@ Tensor<T> max(const Tensor<T>& x, std::ptrdiff_t axis, bool keepdims) {
   return record<T>("max", {x}, std::move(out),
                    [shape, keep, mask = Tensor<T>(std::move(onehot))](const VjpArgs<T>& g) {
                      return Grads<T>{broadcast_to(reshape(g.grad, keep), shape) * mask};
-                   });
+                   }, Saved::nothing);
 }
 
 // The reduced axes moved last and merged into one, then max along it: a composition.

@@ -48,7 +48,7 @@ Tensor<T> unslice(const Tensor<T>& x, const Shape& shape, std::size_t axis, std:
   return record<T>("slice_backward", {x}, std::move(out),
                    [axis, first, stop, stride](const VjpArgs<T>& g) {
                      return Grads<T>{slice(g.grad, static_cast<std::ptrdiff_t>(axis), first, stop, stride)};
-                   });
+                   }, Saved::nothing);
 }
 
 }  // namespace
@@ -64,7 +64,7 @@ Tensor<T> reshape(const Tensor<T>& x, const Shape& shape) {
   xt::xarray<T> out = detail::empty_array<T>(shape);
   std::copy(x.value().data(), x.value().data() + x.size(), out.data());
   return record<T>("reshape", {x}, std::move(out),
-                   [from](const VjpArgs<T>& g) { return Grads<T>{reshape(g.grad, from)}; });
+                   [from](const VjpArgs<T>& g) { return Grads<T>{reshape(g.grad, from)}; }, Saved::nothing);
 }
 
 // y[i...] = x[perm applied];  dx = transpose(grad, inverse(perm))
@@ -99,7 +99,7 @@ Tensor<T> transpose(const Tensor<T>& x, const std::vector<std::size_t>& perm) {
   detail::copy_strided(shape, x.value().data(), src, 0, out.data(), detail::row_major_strides(shape), 0);
   return record<T>("transpose", {x}, std::move(out), [inverse](const VjpArgs<T>& g) {
     return Grads<T>{transpose(g.grad, inverse)};
-  });
+  }, Saved::nothing);
 }
 
 template <class T>
@@ -121,7 +121,7 @@ Tensor<T> broadcast_to(const Tensor<T>& x, const Shape& shape) {
   detail::copy_strided(shape, x.value().data(), detail::broadcast_strides(from, shape), 0, out.data(),
                        detail::row_major_strides(shape), 0);
   return record<T>("broadcast_to", {x}, std::move(out),
-                   [from](const VjpArgs<T>& g) { return Grads<T>{sum_to(g.grad, from)}; });
+                   [from](const VjpArgs<T>& g) { return Grads<T>{sum_to(g.grad, from)}; }, Saved::nothing);
 }
 
 // y = x[start:stop:step] along axis;  dx = grad placed back into zeros of x's shape
@@ -145,7 +145,7 @@ Tensor<T> slice(const Tensor<T>& x, std::ptrdiff_t axis, std::ptrdiff_t start, s
   return record<T>("slice", {x}, std::move(out),
                    [from, k, first = r.start, step = static_cast<std::size_t>(step)](const VjpArgs<T>& g) {
                      return Grads<T>{unslice(g.grad, from, k, first, step)};
-                   });
+                   }, Saved::nothing);
 }
 
 // y = [x0, x1, ...] along axis;  dx_i = slice of grad where x_i sits
@@ -185,7 +185,7 @@ Tensor<T> concat(const std::vector<Tensor<T>>& xs, std::ptrdiff_t axis) {
     for (std::size_t i = 0; i + 1 < offsets.size(); ++i)
       if (g.needs_grad(i)) grads[i] = slice(g.grad, static_cast<std::ptrdiff_t>(k), offsets[i], offsets[i + 1]);
     return grads;
-  });
+  }, Saved::nothing);
 }
 
 // y = x surrounded by `value`;  dx = grad with the padding sliced off, axis by axis
@@ -219,7 +219,7 @@ Tensor<T> pad(const Tensor<T>& x, const std::vector<std::pair<std::size_t, std::
         grad = slice(grad, static_cast<std::ptrdiff_t>(k), b, b + static_cast<std::ptrdiff_t>(from[k]));
       }
     return Grads<T>{grad};
-  });
+  }, Saved::nothing);
 }
 
 template Tensor<float> reshape(const Tensor<float>&, const Shape&);

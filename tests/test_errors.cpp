@@ -147,13 +147,13 @@ TEST_CASE("a custom op whose VJP returns a gradient of the wrong shape or count"
     return std::vector<TD>{TD(Arr{1.0, 2.0, 3.0})};
   });
   CHECK_THROWS_WITH_AS(bad_shape.backward(Arr{1., 1.}),
-                       "backward: VJP of 'my_op' returned a gradient of shape (3) for input 0 of shape (2)",
+                       "backward: VJP of 'my_op' (#0 on the tape) returned a gradient of shape (3) for input 0 of shape (2)",
                        tg::ShapeError);
   const TD bad_count = tg::record<double>("two_grads", {x}, x.value(), [](const tg::VjpArgs<double>& g) {
     return std::vector<TD>{g.grad, g.grad};
   });
   CHECK_THROWS_WITH_AS(bad_count.backward(Arr{1., 1.}),
-                       "backward: VJP of 'two_grads' returned 2 gradients for 1 inputs", tg::UsageError);
+                       "backward: VJP of 'two_grads' (#1 on the tape) returned 2 gradients for 1 inputs", tg::UsageError);
   CHECK_FALSE(x.has_grad());
 }
 

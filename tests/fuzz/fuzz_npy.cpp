@@ -1,0 +1,7 @@
+// libFuzzer target: the npy reader on arbitrary bytes (tests/fuzz/run builds and runs it).
+#include "reader_targets.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  tapegrad::fuzz::read_npy_bytes(data, size, "/tmp");
+  return 0;
+}
