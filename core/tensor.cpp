@@ -134,6 +134,16 @@ template <class T>
 std::uint64_t Tensor<T>::version() const { return checked("version").version; }
 
 template <class T>
+void check_defined(const char* op, std::initializer_list<const Tensor<T>*> inputs) {
+  std::size_t i = 0;
+  for (const Tensor<T>* x : inputs) {
+    if (!x->defined())
+      throw_usage_error(op, "input " + std::to_string(i) + " is an undefined tensor (a default-constructed handle)");
+    ++i;
+  }
+}
+
+template <class T>
 std::ostream& operator<<(std::ostream& os, const Tensor<T>& t) {
   if (!t.defined()) return os << "tensor(undefined)";
   os << "tensor(shape " << shape_str(t.shape());
@@ -143,6 +153,8 @@ std::ostream& operator<<(std::ostream& os, const Tensor<T>& t) {
 
 template class Tensor<float>;
 template class Tensor<double>;
+template void check_defined(const char*, std::initializer_list<const Tensor<float>*>);
+template void check_defined(const char*, std::initializer_list<const Tensor<double>*>);
 template std::ostream& operator<<(std::ostream&, const Tensor<float>&);
 template std::ostream& operator<<(std::ostream&, const Tensor<double>&);
 

@@ -3,6 +3,7 @@
 #define TAPEGRAD_CORE_TENSOR_HPP
 
 #include <cstdint>
+#include <initializer_list>
 #include <iosfwd>
 #include <memory>
 
@@ -110,6 +111,11 @@ class Tensor {
   detail::TensorImpl<T>& checked(const char* what) const;
   std::shared_ptr<detail::TensorImpl<T>> impl_;
 };
+
+// Throws tg::UsageError "op: input i is an undefined tensor" if one of the inputs is undefined:
+// ops call it first, so that the error names the op rather than the accessor.
+template <class T>
+void check_defined(const char* op, std::initializer_list<const Tensor<T>*> inputs);
 
 // Prints "tensor(shape (2, 3), requires_grad)" followed by the values.
 template <class T>

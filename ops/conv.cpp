@@ -12,8 +12,9 @@ std::string size2_str(const Size2& s) { return shape_str({s.h, s.w}); }
 
 Size2 detail::window_output(const std::string& op, const Shape& x, Size2 kernel, Size2 stride, Size2 padding) {
   if (x.size() != 4) throw_shape_error(op, "input must be 4-D (N, C, H, W), got shape " + shape_str(x));
-  if (stride.h == 0 || stride.w == 0) throw_value_error(op, "stride must be >= 1, got " + size2_str(stride));
+  // The kernel first: a kernel of 0 is also the default stride of pooling.
   if (kernel.h == 0 || kernel.w == 0) throw_value_error(op, "kernel must be >= 1, got " + size2_str(kernel));
+  if (stride.h == 0 || stride.w == 0) throw_value_error(op, "stride must be >= 1, got " + size2_str(stride));
   // Negative values converted to size_t land here too: they are far above any real size.
   const std::size_t limit = std::size_t(1) << 31;
   if (padding.h >= limit || padding.w >= limit)
@@ -102,6 +103,7 @@ Tensor<T> add_bias_nchw(const Tensor<T>& x, const Tensor<T>& b, const Shape& sha
 // position: (N, C*kh*kw, Ho*Wo);  dx = col2im(grad)
 template <class T>
 Tensor<T> im2col(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding) {
+  check_defined<T>("im2col", {&x});
   const Shape shape = x.shape();
   const Patches p = patches("im2col", shape, kernel, stride, padding);
   xt::xarray<T> cols = detail::empty_array<T>({p.n, p.rows(), p.cols()});
@@ -131,6 +133,7 @@ Tensor<T> im2col(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding) 
 // x = sum of columns into their positions;  dcols = im2col(grad)
 template <class T>
 Tensor<T> col2im(const Tensor<T>& cols, const Shape& input_shape, Size2 kernel, Size2 stride, Size2 padding) {
+  check_defined<T>("col2im", {&cols});
   const Patches p = patches("col2im", input_shape, kernel, stride, padding);
   const Shape expected{p.n, p.rows(), p.cols()};
   if (cols.shape() != expected)
@@ -160,6 +163,7 @@ Tensor<T> col2im(const Tensor<T>& cols, const Shape& input_shape, Size2 kernel, 
 // and reshape, whose VJPs give dW (per-image GEMMs summed over the batch), dx (col2im) and db.
 template <class T>
 Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& b, Size2 stride, Size2 padding) {
+  check_defined<T>("conv2d", {&x, &w});
   const Shape xs = x.shape(), ws = w.shape();
   if (xs.size() != 4) throw_shape_error("conv2d", "input must be 4-D (N, C, H, W), got shape " + shape_str(xs));
   if (ws.size() != 4)

@@ -70,6 +70,7 @@ using Grads = std::vector<Tensor<T>>;
 // y = a + b;  da = sum_to(grad, a.shape),  db = sum_to(grad, b.shape)
 template <class T>
 Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
+  check_defined<T>("add", {&a, &b});
   return record<T>("add", {a, b}, zip("add", a.value(), b.value(), std::plus<T>()),
                    [sa = a.shape(), sb = b.shape()](const VjpArgs<T>& g) {
                      return Grads<T>{g.needs_grad(0) ? sum_to(g.grad, sa) : Tensor<T>(),
@@ -80,6 +81,7 @@ Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
 // y = a - b;  da = sum_to(grad, a.shape),  db = -sum_to(grad, b.shape)
 template <class T>
 Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
+  check_defined<T>("sub", {&a, &b});
   return record<T>("sub", {a, b}, zip("sub", a.value(), b.value(), std::minus<T>()),
                    [sa = a.shape(), sb = b.shape()](const VjpArgs<T>& g) {
                      return Grads<T>{g.needs_grad(0) ? sum_to(g.grad, sa) : Tensor<T>(),
@@ -90,6 +92,7 @@ Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
 // y = a * b;  da = sum_to(grad * b, a.shape),  db = sum_to(grad * a, b.shape)
 template <class T>
 Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
+  check_defined<T>("mul", {&a, &b});
   return record<T>("mul", {a, b}, zip("mul", a.value(), b.value(), std::multiplies<T>()),
                    [a, b](const VjpArgs<T>& g) {
                      return Grads<T>{g.needs_grad(0) ? sum_to(g.grad * b, a.shape()) : Tensor<T>(),
@@ -100,6 +103,7 @@ Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
 // y = a / b;  da = sum_to(grad / b, a.shape),  db = -sum_to(grad * a / (b * b), b.shape)
 template <class T>
 Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
+  check_defined<T>("div", {&a, &b});
   return record<T>("div", {a, b}, zip("div", a.value(), b.value(), std::divides<T>()),
                    [a, b](const VjpArgs<T>& g) {
                      return Grads<T>{
@@ -112,6 +116,7 @@ Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
 // y = x + s;  dx = grad
 template <class T>
 Tensor<T> add(const Tensor<T>& x, scalar_t<T> s) {
+  check_defined<T>("add", {&x});
   return record<T>("add_scalar", {x}, map(x.value(), [s](T v) { return v + s; }),
                    [](const VjpArgs<T>& g) { return Grads<T>{g.grad}; }, Saved::nothing);
 }
@@ -119,6 +124,7 @@ Tensor<T> add(const Tensor<T>& x, scalar_t<T> s) {
 // y = x * s;  dx = grad * s
 template <class T>
 Tensor<T> mul(const Tensor<T>& x, scalar_t<T> s) {
+  check_defined<T>("mul", {&x});
   return record<T>("mul_scalar", {x}, map(x.value(), [s](T v) { return v * s; }),
                    [s](const VjpArgs<T>& g) { return Grads<T>{g.grad * s}; }, Saved::nothing);
 }
@@ -126,6 +132,7 @@ Tensor<T> mul(const Tensor<T>& x, scalar_t<T> s) {
 // y = s / x;  dx = -grad * s / (x * x)
 template <class T>
 Tensor<T> rdiv(scalar_t<T> s, const Tensor<T>& x) {
+  check_defined<T>("rdiv_scalar", {&x});
   return record<T>("rdiv_scalar", {x}, map(x.value(), [s](T v) { return s / v; }),
                    [s, x](const VjpArgs<T>& g) { return Grads<T>{g.grad * (-s) / (x * x)}; });
 }
@@ -133,6 +140,7 @@ Tensor<T> rdiv(scalar_t<T> s, const Tensor<T>& x) {
 // y = -x;  dx = -grad
 template <class T>
 Tensor<T> neg(const Tensor<T>& x) {
+  check_defined<T>("neg", {&x});
   return record<T>("neg", {x}, map(x.value(), [](T v) { return -v; }),
                    [](const VjpArgs<T>& g) { return Grads<T>{neg(g.grad)}; }, Saved::nothing);
 }
@@ -140,6 +148,7 @@ Tensor<T> neg(const Tensor<T>& x) {
 // y = exp(x);  dx = grad * y
 template <class T>
 Tensor<T> exp(const Tensor<T>& x) {
+  check_defined<T>("exp", {&x});
   return record<T>(
       "exp", {x}, map(x.value(), [](T v) { return std::exp(v); }),
       [](const VjpArgs<T>& g) { return Grads<T>{g.grad * g.output}; }, Saved::output);
@@ -148,6 +157,7 @@ Tensor<T> exp(const Tensor<T>& x) {
 // y = log(x);  dx = grad / x
 template <class T>
 Tensor<T> log(const Tensor<T>& x) {
+  check_defined<T>("log", {&x});
   return record<T>("log", {x}, map(x.value(), [](T v) { return std::log(v); }),
                    [x](const VjpArgs<T>& g) { return Grads<T>{g.grad / x}; });
 }
@@ -155,6 +165,7 @@ Tensor<T> log(const Tensor<T>& x) {
 // y = sqrt(x);  dx = grad / (2 y)
 template <class T>
 Tensor<T> sqrt(const Tensor<T>& x) {
+  check_defined<T>("sqrt", {&x});
   return record<T>(
       "sqrt", {x}, map(x.value(), [](T v) { return std::sqrt(v); }),
       [](const VjpArgs<T>& g) { return Grads<T>{g.grad / (g.output * T(2))}; }, Saved::output);
@@ -163,6 +174,7 @@ Tensor<T> sqrt(const Tensor<T>& x) {
 // y = x^p;  dx = grad * p * x^(p-1)   (p = 0: dx = 0)
 template <class T>
 Tensor<T> pow(const Tensor<T>& x, scalar_t<T> p) {
+  check_defined<T>("pow", {&x});
   return record<T>("pow", {x}, map(x.value(), [p](T v) { return std::pow(v, p); }),
                    [x, p](const VjpArgs<T>& g) {
                      if (p == T(0)) return Grads<T>{g.grad * T(0)};
@@ -174,6 +186,7 @@ Tensor<T> pow(const Tensor<T>& x, scalar_t<T> p) {
 // y = |x|;  dx = grad * sign(x)   (sign(0) = 0)
 template <class T>
 Tensor<T> abs(const Tensor<T>& x) {
+  check_defined<T>("abs", {&x});
   return record<T>("abs", {x}, map(x.value(), [](T v) { return std::abs(v); }),
                    [x](const VjpArgs<T>& g) {
                      Tensor<T> sign(map(x.value(), [](T v) { return T((v > 0) - (v < 0)); }));
@@ -184,6 +197,7 @@ Tensor<T> abs(const Tensor<T>& x) {
 // y = tanh(x);  dx = grad * (1 - y^2)
 template <class T>
 Tensor<T> tanh(const Tensor<T>& x) {
+  check_defined<T>("tanh", {&x});
   return record<T>(
       "tanh", {x}, map(x.value(), [](T v) { return std::tanh(v); }),
       [](const VjpArgs<T>& g) { return Grads<T>{g.grad * (T(1) - g.output * g.output)}; }, Saved::output);
@@ -192,6 +206,7 @@ Tensor<T> tanh(const Tensor<T>& x) {
 // y = 1 / (1 + exp(-x));  dx = grad * y * (1 - y)
 template <class T>
 Tensor<T> sigmoid(const Tensor<T>& x) {
+  check_defined<T>("sigmoid", {&x});
   return record<T>(
       "sigmoid", {x}, map(x.value(), [](T v) {
         // Evaluated on the side where exp cannot overflow.
@@ -205,6 +220,7 @@ Tensor<T> sigmoid(const Tensor<T>& x) {
 // y = max(x, 0);  dx = grad * (x > 0)
 template <class T>
 Tensor<T> relu(const Tensor<T>& x) {
+  check_defined<T>("relu", {&x});
   return record<T>(
       "relu", {x}, map(x.value(), [](T v) { return v > 0 ? v : T(0); }),
       [](const VjpArgs<T>& g) {

@@ -37,6 +37,7 @@ std::string dims(const char* name, std::size_t axis) {
 //   dA = sum_to(ta ? op(B) grad^T : grad op(B)^T, A.shape),  dB = sum_to(tb ? grad^T op(A) : op(A)^T grad, B.shape)
 template <class T>
 Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb) {
+  check_defined<T>("matmul", {&a, &b});
   const Shape sa = a.shape(), sb = b.shape();
   if (sa.size() < 2 || sb.size() < 2)
     throw_shape_error("matmul", "lhs shape " + shape_str(sa) + " and rhs shape " + shape_str(sb) +
@@ -97,6 +98,7 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb) {
 
 template <class T>
 Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
+  check_defined<T>("matmul", {&a, &b});
   const Shape sa = a.shape(), sb = b.shape();
   if (sa.empty() || sb.empty())
     throw_shape_error("matmul", "lhs shape " + shape_str(sa) + " and rhs shape " + shape_str(sb) +

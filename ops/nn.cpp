@@ -26,18 +26,21 @@ Tensor<T> shifted(const std::string& op, const Tensor<T>& x, std::ptrdiff_t axis
 
 template <class T>
 Tensor<T> softmax(const Tensor<T>& x, std::ptrdiff_t axis) {
+  check_defined<T>("softmax", {&x});
   const Tensor<T> e = exp(shifted("softmax", x, axis));
   return e / sum(e, {axis}, true);
 }
 
 template <class T>
 Tensor<T> log_softmax(const Tensor<T>& x, std::ptrdiff_t axis) {
+  check_defined<T>("log_softmax", {&x});
   const Tensor<T> z = shifted("log_softmax", x, axis);
   return z - log(sum(exp(z), {axis}, true));
 }
 
 template <class T>
 Tensor<T> mse_loss(const Tensor<T>& pred, const Tensor<T>& target, Reduction reduction) {
+  check_defined<T>("mse_loss", {&pred, &target});
   if (pred.shape() != target.shape())
     throw_shape_error("mse_loss", "pred shape " + shape_str(pred.shape()) + " and target shape " +
                                       shape_str(target.shape()) + " differ");
@@ -47,6 +50,7 @@ Tensor<T> mse_loss(const Tensor<T>& pred, const Tensor<T>& target, Reduction red
 
 template <class T>
 Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<std::size_t>& labels, Reduction reduction) {
+  check_defined<T>("cross_entropy", {&logits});
   const Shape s = logits.shape();
   if (s.size() != 2)
     throw_shape_error("cross_entropy", "logits must be 2-D (N, K), got shape " + shape_str(s));

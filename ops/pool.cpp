@@ -116,12 +116,14 @@ Tensor<T> gather(const Tensor<T>& x, std::shared_ptr<const std::vector<std::size
 
 template <class T>
 Tensor<T> avg_pool2d(const Tensor<T>& x, Size2 kernel) {
+  check_defined<T>("avg_pool2d", {&x});
   return avg_pool2d(x, kernel, kernel, 0);
 }
 
 // y = mean of each window (zero padding counted);  dx = spread(grad) / (kh kw)
 template <class T>
 Tensor<T> avg_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding) {
+  check_defined<T>("avg_pool2d", {&x});
   const Shape s = x.shape();
   const Windows g = windows("avg_pool2d", s, kernel, stride, padding);
   xt::xarray<T> y = xt::zeros<T>(g.output(s));
@@ -149,12 +151,14 @@ Tensor<T> avg_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 paddi
 
 template <class T>
 Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel) {
+  check_defined<T>("max_pool2d", {&x});
   return max_pool2d(x, kernel, kernel);
 }
 
 // y = max of each window, the first maximum in row-major window order;  dx = grad scattered to it
 template <class T>
 Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride) {
+  check_defined<T>("max_pool2d", {&x});
   const Shape s = x.shape();
   const Windows g = windows("max_pool2d", s, kernel, stride, 0);
   const Shape shape = g.output(s);

@@ -129,6 +129,7 @@ xt::xarray<T> sum_kernel(const xt::xarray<T>& x, const std::vector<bool>& mask, 
 
 template <class T>
 Tensor<T> sum(const Tensor<T>& x) {
+  check_defined<T>("sum", {&x});
   Axes all(x.dim());
   for (std::size_t k = 0; k < all.size(); ++k) all[k] = static_cast<std::ptrdiff_t>(k);
   return sum(x, all, false);
@@ -137,6 +138,7 @@ Tensor<T> sum(const Tensor<T>& x) {
 // y = sum over axes of x;  dx = broadcast_to(reshape(grad, keepdims shape), x.shape)
 template <class T>
 Tensor<T> sum(const Tensor<T>& x, const Axes& axes, bool keepdims) {
+  check_defined<T>("sum", {&x});
   const Shape shape = x.shape();
   const std::vector<bool> mask = axis_mask("sum", axes, shape.size());
   const Shape keep = kept_shape(shape, mask);
@@ -148,11 +150,13 @@ Tensor<T> sum(const Tensor<T>& x, const Axes& axes, bool keepdims) {
 
 template <class T>
 Tensor<T> mean(const Tensor<T>& x) {
+  check_defined<T>("mean", {&x});
   return sum(x) / static_cast<T>(x.size());
 }
 
 template <class T>
 Tensor<T> mean(const Tensor<T>& x, const Axes& axes, bool keepdims) {
+  check_defined<T>("mean", {&x});
   const Shape shape = x.shape();
   const std::vector<bool> mask = axis_mask("mean", axes, shape.size());
   std::size_t count = 1;
@@ -163,6 +167,7 @@ Tensor<T> mean(const Tensor<T>& x, const Axes& axes, bool keepdims) {
 
 template <class T>
 Tensor<T> max(const Tensor<T>& x) {
+  check_defined<T>("max", {&x});
   if (x.size() == 0) throw_value_error("max", "cannot take the maximum of an empty tensor of shape " + shape_str(x.shape()));
   return max(reshape(x, {x.size()}), 0, false);
 }
@@ -170,6 +175,7 @@ Tensor<T> max(const Tensor<T>& x) {
 // y = max along axis;  dx = broadcast(grad) * onehot(first argmax)
 template <class T>
 Tensor<T> max(const Tensor<T>& x, std::ptrdiff_t axis, bool keepdims) {
+  check_defined<T>("max", {&x});
   const Shape shape = x.shape();
   const std::size_t k = detail::normalize_axis("max", axis, shape.size());
   if (shape[k] == 0)
@@ -212,6 +218,7 @@ Tensor<T> max(const Tensor<T>& x, std::ptrdiff_t axis, bool keepdims) {
 // The reduced axes moved last and merged into one, then max along it: a composition.
 template <class T>
 Tensor<T> max(const Tensor<T>& x, const Axes& axes, bool keepdims) {
+  check_defined<T>("max", {&x});
   const Shape shape = x.shape();
   const std::vector<bool> mask = axis_mask("max", axes, shape.size());
   std::vector<std::size_t> perm;
@@ -236,6 +243,7 @@ Tensor<T> max(const Tensor<T>& x, const Axes& axes, bool keepdims) {
 
 template <class T>
 Tensor<T> sum_to(const Tensor<T>& x, const Shape& shape) {
+  check_defined<T>("sum_to", {&x});
   const Shape from = x.shape();
   if (from == shape) return x;
   if (!detail::broadcasts_to(shape, from))

@@ -56,6 +56,7 @@ Tensor<T> unslice(const Tensor<T>& x, const Shape& shape, std::size_t axis, std:
 // y = x with a new shape;  dx = reshape(grad, x.shape)
 template <class T>
 Tensor<T> reshape(const Tensor<T>& x, const Shape& shape) {
+  check_defined<T>("reshape", {&x});
   const Shape from = x.shape();
   if (detail::checked_count("reshape", shape) != x.size())
     throw_shape_error("reshape", "cannot reshape " + shape_str(from) + " (" + std::to_string(x.size()) +
@@ -70,6 +71,7 @@ Tensor<T> reshape(const Tensor<T>& x, const Shape& shape) {
 // y[i...] = x[perm applied];  dx = transpose(grad, inverse(perm))
 template <class T>
 Tensor<T> transpose(const Tensor<T>& x, const std::vector<std::size_t>& perm) {
+  check_defined<T>("transpose", {&x});
   const Shape from = x.shape();
   std::vector<bool> seen(from.size(), false);
   bool valid = perm.size() == from.size();
@@ -104,6 +106,7 @@ Tensor<T> transpose(const Tensor<T>& x, const std::vector<std::size_t>& perm) {
 
 template <class T>
 Tensor<T> transpose(const Tensor<T>& x) {
+  check_defined<T>("transpose", {&x});
   std::vector<std::size_t> perm(x.dim());
   for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = perm.size() - 1 - i;
   return transpose(x, perm);
@@ -112,6 +115,7 @@ Tensor<T> transpose(const Tensor<T>& x) {
 // y = x repeated along broadcast dimensions;  dx = sum_to(grad, x.shape)
 template <class T>
 Tensor<T> broadcast_to(const Tensor<T>& x, const Shape& shape) {
+  check_defined<T>("broadcast_to", {&x});
   const Shape from = x.shape();
   if (!detail::broadcasts_to(from, shape))
     throw_shape_error("broadcast_to", "cannot broadcast shape " + shape_str(from) + " to " + shape_str(shape));
@@ -128,6 +132,7 @@ Tensor<T> broadcast_to(const Tensor<T>& x, const Shape& shape) {
 template <class T>
 Tensor<T> slice(const Tensor<T>& x, std::ptrdiff_t axis, std::ptrdiff_t start, std::ptrdiff_t stop,
                 std::ptrdiff_t step) {
+  check_defined<T>("slice", {&x});
   const Shape from = x.shape();
   if (from.empty()) throw_shape_error("slice", "cannot slice a scalar (shape ())");
   const std::size_t k = detail::normalize_axis("slice", axis, from.size());
@@ -192,6 +197,7 @@ Tensor<T> concat(const std::vector<Tensor<T>>& xs, std::ptrdiff_t axis) {
 template <class T>
 Tensor<T> pad(const Tensor<T>& x, const std::vector<std::pair<std::size_t, std::size_t>>& pads,
               scalar_t<T> value) {
+  check_defined<T>("pad", {&x});
   const Shape from = x.shape();
   if (pads.size() != from.size())
     throw_shape_error("pad", "got " + std::to_string(pads.size()) + " (before, after) pairs for a tensor of shape " +

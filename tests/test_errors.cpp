@@ -70,7 +70,7 @@ TEST_CASE("tensors: item of many elements, grad before backward, undefined handl
   CHECK_THROWS_WITH_AS(x.grad(), Contains("grad: tensor of shape (2, 3) has no gradient"), tg::UsageError);
   const TD undefined;
   CHECK_THROWS_WITH_AS(undefined.value(), Contains("value: the tensor is undefined"), tg::UsageError);
-  CHECK_THROWS_WITH_AS(tg::exp(undefined), Contains("the tensor is undefined"), tg::UsageError);
+  CHECK_THROWS_WITH_AS(tg::exp(undefined), "exp: input 0 is an undefined tensor (a default-constructed handle)", tg::UsageError);
   CHECK_THROWS_WITH_AS(tg::record<double>("my_op", {undefined}, Arr{1.0}, nullptr),
                        "my_op: input 0 is an undefined tensor", tg::UsageError);
   tg::Tape tape;

@@ -1,0 +1,265 @@
+// The bad-input catalog: every public op and layer against every class of bad input that applies,
+// in one table. Each case must throw the named tapegrad exception type, with a message that
+// starts with the op and names the values at fault, and must leave nothing changed behind it.
+#include "helpers.hpp"
+
+#include <fstream>
+#include <functional>
+
+namespace {
+
+enum class Kind { shape, value, usage, io };
+
+struct Case {
+  std::string op;                  // the message starts with "op: "
+  std::string bad;                 // the class of bad input
+  Kind kind;
+  std::vector<std::string> names;  // what the message must contain: shapes, values, names
+  std::function<void()> run;
+};
+
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::shape: return "ShapeError";
+    case Kind::value: return "ValueError";
+    case Kind::usage: return "UsageError";
+    case Kind::io: return "IoError";
+  }
+  return "?";
+}
+
+// "" if the case threw as it should, else what went wrong.
+std::string verdict(const Case& c) {
+  auto check_message = [&](const std::string& what) -> std::string {
+    if (what.rfind(c.op + ": ", 0) != 0) return "message does not start with '" + c.op + ": ': " + what;
+    for (const auto& name : c.names)
+      if (what.find(name) == std::string::npos) return "message lacks '" + name + "': " + what;
+    return "";
+  };
+  try {
+    c.run();
+  } catch (const tg::ShapeError& e) {
+    return c.kind == Kind::shape ? check_message(e.what()) : std::string("threw ShapeError: ") + e.what();
+  } catch (const tg::ValueError& e) {
+    return c.kind == Kind::value ? check_message(e.what()) : std::string("threw ValueError: ") + e.what();
+  } catch (const tg::UsageError& e) {
+    return c.kind == Kind::usage ? check_message(e.what()) : std::string("threw UsageError: ") + e.what();
+  } catch (const tg::IoError& e) {
+    return c.kind == Kind::io ? check_message(e.what()) : std::string("threw IoError: ") + e.what();
+  } catch (const std::exception& e) {
+    return std::string("threw a non-tapegrad exception: ") + e.what();
+  }
+  return "did not throw";
+}
+
+TD zeros(const tg::Shape& s) { return TD(Arr(xt::zeros<double>(s))); }
+TD ones(const tg::Shape& s, bool requires_grad = false) { return TD(Arr(xt::ones<double>(s)), requires_grad); }
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+}  // namespace
+
+TEST_CASE("the bad-input catalog: every op and layer, every class of bad input, a typed error naming the fault") {
+  TempDir dir;
+  const TD m23 = zeros({2, 3}), m45 = zeros({4, 5}), v4 = zeros({4}), scalar = TD(Arr(1.0));
+  const TD empty = zeros({0, 3}), img = zeros({1, 3, 5, 5}), w = zeros({2, 3, 3, 3});
+  tg::ManualSeed seed(3);
+
+  // Files: a good .npy and .npz, then broken copies.
+  tg::save_npy(dir / "good.npy", Arr{1.0, 2.0, 3.0});
+  const std::string npy = read_bytes(dir / "good.npy");
+  write_bytes(dir / "truncated.npy", npy.substr(0, npy.size() - 5));
+  write_bytes(dir / "badmagic.npy", "\x93NUMPX" + npy.substr(6));
+  write_bytes(dir / "header.npy", npy.substr(0, 10) + std::string(npy.size() - 10, ' '));
+  tg::Linear<double> model(3, 2);
+  tg::save_parameters(model, dir / "model.npz");
+  const std::string npz = read_bytes(dir / "model.npz");
+  write_bytes(dir / "truncated.npz", npz.substr(0, npz.size() / 2));
+  std::string flipped = npz;
+  flipped[flipped.size() / 2] ^= 0x55;   // inside the stored data: CRC mismatch
+  write_bytes(dir / "corrupt.npz", flipped);
+  tg::Linear<float> model_f(3, 2);
+  tg::save_parameters(model_f, dir / "float.npz");
+  tg::Linear<double> wide(3, 4);
+  tg::save_parameters(wide, dir / "wide.npz");
+  tg::write_idx(dir / "good.idx", tg::IdxArray{{2, 3}, std::vector<std::uint8_t>(6, 7)});
+  const std::string idx = read_bytes(dir / "good.idx");
+  write_bytes(dir / "truncated.idx", idx.substr(0, idx.size() - 2));
+  write_bytes(dir / "badtype.idx", std::string("\0\0\x0d\x02", 4) + idx.substr(4));
+  write_bytes(dir / "long.idx", idx + "xx");
+
+  const TD x_grad = ones({3}, true);
+
+  std::vector<Case> cases = {
+      // Elementwise: broadcasting, undefined inputs.
+      {"add", "broadcast", Kind::shape, {"(2, 3)", "(4)"}, [&] { m23 + v4; }},
+      {"sub", "broadcast", Kind::shape, {"(2, 3)", "(4, 5)"}, [&] { m23 - m45; }},
+      {"mul", "broadcast", Kind::shape, {"(2, 3)", "(4)"}, [&] { m23 * v4; }},
+      {"div", "broadcast", Kind::shape, {"(0, 3)", "(4)"}, [&] { empty / v4; }},
+      {"exp", "undefined tensor", Kind::usage, {"input 0", "undefined"}, [&] { tg::exp(TD()); }},
+      {"add", "undefined tensor", Kind::usage, {"input 1", "undefined"}, [&] { tg::add(m23, TD()); }},
+      // Reductions: axes.
+      {"sum", "axis out of range", Kind::value, {"axis 2", "rank 2"}, [&] { tg::sum(m23, {2}); }},
+      {"sum", "axis repeated", Kind::value, {"axis -1", "repeated"}, [&] { tg::sum(m23, {1, -1}); }},
+      {"mean", "axis out of range", Kind::value, {"axis -3"}, [&] { tg::mean(m23, {-3}); }},
+      {"max", "axis out of range", Kind::value, {"axis 5"}, [&] { tg::max(m23, 5); }},
+      {"max", "axis out of range", Kind::value, {"axis 3"}, [&] { tg::max(m23, tg::Axes{0, 3}); }},
+      {"max", "empty", Kind::value, {"size 0", "(0, 3)"}, [&] { tg::max(empty, 0); }},
+      {"max", "empty", Kind::value, {"(0, 3)"}, [&] { tg::max(empty); }},
+      {"sum_to", "shape", Kind::shape, {"(2, 3)", "(3, 3)"}, [&] { tg::sum_to(m23, {3, 3}); }},
+      // Shape ops.
+      {"reshape", "element count", Kind::shape, {"(2, 3)", "(4, 2)"}, [&] { tg::reshape(m23, {4, 2}); }},
+      {"transpose", "rank", Kind::value, {"[0]", "(2, 3)"}, [&] { tg::transpose(m23, {0}); }},
+      {"transpose", "not a permutation", Kind::value, {"[1, 1]"}, [&] { tg::transpose(m23, {1, 1}); }},
+      {"broadcast_to", "shape", Kind::shape, {"(2, 3)", "(3, 3)"}, [&] { tg::broadcast_to(m23, {3, 3}); }},
+      {"broadcast_to", "rank", Kind::shape, {"(2, 3)", "(3)"}, [&] { tg::broadcast_to(m23, {3}); }},
+      {"slice", "axis out of range", Kind::value, {"axis 2"}, [&] { tg::slice(m23, 2, 0, 1); }},
+      {"slice", "step 0", Kind::value, {"step", "0"}, [&] { tg::slice(m23, 0, 0, 1, 0); }},
+      {"concat", "shape", Kind::shape, {"(2, 3, 1)", "(2, 3)"}, [&] { tg::concat<double>({m23, zeros({2, 3, 1})}, 0); }},
+      {"concat", "axis out of range", Kind::value, {"axis 2"}, [&] { tg::concat<double>({m23, m23}, 2); }},
+      {"concat", "empty", Kind::value, {"at least one"}, [&] { tg::concat<double>({}, 0); }},
+      {"pad", "rank", Kind::shape, {"1", "(2, 3)"}, [&] { tg::pad(m23, {{1, 1}}); }},
+      // Products.
+      {"matmul", "shape", Kind::shape, {"(2, 3)", "(4, 5)", "lhs.shape[1]=3 != rhs.shape[0]=4"}, [&] { tg::matmul(m23, m45); }},
+      {"matmul", "rank 0", Kind::shape, {"lhs shape ()"}, [&] { tg::matmul(scalar, m45); }},
+      {"matmul", "batch broadcast", Kind::shape, {"(2)", "(3)"},
+       [&] { tg::matmul(zeros({2, 2, 3}), zeros({3, 3, 4})); }},
+      // Convolution and pooling.
+      {"conv2d", "rank", Kind::shape, {"4-D", "(3, 5, 5)"}, [&] { tg::conv2d(zeros({3, 5, 5}), w, TD()); }},
+      {"conv2d", "channels", Kind::shape, {"(1, 2, 5, 5)", "(2, 3, 3, 3)"}, [&] { tg::conv2d(zeros({1, 2, 5, 5}), w, TD()); }},
+      {"conv2d", "stride 0", Kind::value, {"stride", "(1, 0)"}, [&] { tg::conv2d(img, w, TD(), {1, 0}); }},
+      {"conv2d", "kernel larger than padded input", Kind::shape, {"(3, 3)", "(2, 2)"},
+       [&] { tg::conv2d(zeros({1, 3, 2, 2}), w, TD()); }},
+      {"conv2d", "bias shape", Kind::shape, {"bias shape (3)", "2 output channels"}, [&] { tg::conv2d(img, w, zeros({3})); }},
+      {"conv2d", "kernel 0", Kind::value, {"kernel", "(0, 3)"}, [&] { tg::conv2d(img, zeros({2, 3, 0, 3}), TD()); }},
+      {"conv2d", "undefined input", Kind::usage, {"input 1", "undefined"}, [&] { tg::conv2d(img, TD(), TD()); }},
+      {"concat", "undefined input", Kind::usage, {"input 1", "undefined"}, [&] { tg::concat<double>({m23, TD()}, 0); }},
+      {"matmul", "undefined input", Kind::usage, {"input 0", "undefined"}, [&] { tg::matmul(TD(), m45); }},
+      {"sum", "undefined input", Kind::usage, {"input 0", "undefined"}, [&] { tg::sum(TD()); }},
+      {"max_pool2d", "empty window grid", Kind::shape, {"kernel (2, 2)", "(0, 5)"}, [&] { tg::max_pool2d(zeros({1, 3, 0, 5}), 2); }},
+      {"im2col", "kernel 0", Kind::value, {"kernel", "(0, 2)"}, [&] { tg::im2col(img, {0, 2}); }},
+      {"col2im", "shape", Kind::shape, {"(1, 27, 9)"}, [&] { tg::col2im(zeros({1, 27, 9}), {1, 3, 6, 6}, 3); }},
+      {"avg_pool2d", "rank", Kind::shape, {"4-D"}, [&] { tg::avg_pool2d(m23, 2); }},
+      {"avg_pool2d", "kernel 0", Kind::value, {"kernel", "(0, 0)"}, [&] { tg::avg_pool2d(img, 0); }},
+      {"avg_pool2d", "stride 0", Kind::value, {"stride", "(0, 0)"}, [&] { tg::avg_pool2d(img, 2, 0); }},
+      {"avg_pool2d", "kernel larger than padded input", Kind::shape, {"(7, 7)", "(5, 5)"}, [&] { tg::avg_pool2d(img, 7); }},
+      {"max_pool2d", "rank", Kind::shape, {"4-D"}, [&] { tg::max_pool2d(v4, 2); }},
+      {"max_pool2d", "stride 0", Kind::value, {"stride", "(0, 0)"}, [&] { tg::max_pool2d(img, 2, 0); }},
+      {"max_pool2d", "kernel larger than input", Kind::shape, {"(6, 6)", "(5, 5)"}, [&] { tg::max_pool2d(img, 6); }},
+      // nn.
+      {"softmax", "axis out of range", Kind::value, {"axis 2"}, [&] { tg::softmax(m23, 2); }},
+      {"log_softmax", "axis out of range", Kind::value, {"axis -3"}, [&] { tg::log_softmax(m23, -3); }},
+      {"mse_loss", "shape", Kind::shape, {"(2, 3)", "(4)"}, [&] { tg::mse_loss(m23, v4); }},
+      {"cross_entropy", "label out of range", Kind::value, {"label 3", "index 1", "3 classes"},
+       [&] { tg::cross_entropy(m23, {0, 3}); }},
+      {"cross_entropy", "label count", Kind::shape, {"1 labels", "(2, 3)"}, [&] { tg::cross_entropy(m23, {0}); }},
+      {"cross_entropy", "rank", Kind::shape, {"(4)"}, [&] { tg::cross_entropy(v4, {0}); }},
+      // Layers.
+      {"Linear", "features", Kind::shape, {"(3, 5)", "in_features=3"}, [&] { model(zeros({3, 5})); }},
+      {"Linear", "rank 0", Kind::shape, {"()"}, [&] { model(scalar); }},
+      {"Conv2d", "stride 0", Kind::value, {"stride", "(0, 0)"}, [&] { tg::Conv2d<double>(3, 2, 3, 0); }},
+      {"Conv2d", "kernel 0", Kind::value, {"kernel", "(0, 0)"}, [&] { tg::Conv2d<double>(3, 2, 0); }},
+      {"Conv2d", "zero channels", Kind::value, {"channels"}, [&] { tg::Conv2d<double>(0, 2, 3); }},
+      {"conv2d", "channels", Kind::shape, {"(1, 1, 5, 5)"}, [&] { tg::Conv2d<double>(3, 2, 3)(zeros({1, 1, 5, 5})); }},
+      {"Linear", "zero features", Kind::value, {"features"}, [&] { tg::Linear<double>(0, 2); }},
+      {"avg_pool2d", "kernel larger than input", Kind::shape, {"(9, 9)"}, [&] { tg::AvgPool2d<double>(9)(img); }},
+      {"max_pool2d", "rank", Kind::shape, {"(2, 3)"}, [&] { tg::MaxPool2d<double>(2)(m23); }},
+      {"softmax", "axis out of range", Kind::value, {"axis 4"}, [&] { tg::Softmax<double>(4)(m23); }},
+      {"SGD", "learning rate", Kind::value, {"lr", "-1"}, [&] { tg::SGD<double>(model.parameters(), -1.0); }},
+      {"SGD", "momentum", Kind::value, {"momentum", "1.5"}, [&] { tg::SGD<double>(model.parameters(), 0.1, 1.5); }},
+      {"Adam", "beta", Kind::value, {"beta1", "1"}, [&] { tg::Adam<double>(model.parameters(), 0.1, 1.0); }},
+      // Autodiff misuse.
+      {"backward", "no tape", Kind::usage, {"not recorded on a tape"}, [&] { tg::sum(x_grad * 2.0).backward(); }},
+      {"backward", "non-scalar without seed", Kind::usage, {"(3)", "seed"},
+       [&] {
+         tg::Tape tape;
+         (x_grad * 2.0).backward();
+       }},
+      {"backward", "seed shape", Kind::shape, {"(2)", "(3)"},
+       [&] {
+         tg::Tape tape;
+         (x_grad * 2.0).backward(Arr{1.0, 1.0});
+       }},
+      {"backward", "backward twice after release", Kind::usage, {"released", "retain_graph"},
+       [&] {
+         const TD x = ones({3}, true);
+         tg::Tape tape;
+         const TD y = tg::sum(tg::exp(x));
+         y.backward(false);
+         y.backward();
+       }},
+      {"exp", "tensors from two tapes", Kind::usage, {"another tape"},
+       [&] {
+         tg::Tape outer;
+         const TD y = tg::exp(x_grad);
+         tg::Tape inner;
+         tg::exp(y);
+       }},
+      {"backward", "tape gone", Kind::usage, {"no longer alive"},
+       [&] {
+         TD y;
+         {
+           tg::Tape tape;
+           y = tg::sum(tg::exp(x_grad));
+         }
+         y.backward();
+       }},
+      {"backward", "saved value modified in place", Kind::usage, {"'mul'", "modified in place"},
+       [&] {
+         TD c(Arr{1.0, 2.0, 3.0});
+         tg::Tape tape;
+         const TD y = tg::sum(x_grad * c);
+         c.assign(Arr{0.0, 0.0, 0.0});
+         y.backward();
+       }},
+      {"grad", "no gradient yet", Kind::usage, {"(3)", "no gradient"}, [&] { ones({3}, true).grad(); }},
+      {"item", "many elements", Kind::shape, {"(2, 3)"}, [&] { m23.item(); }},
+      {"assign", "shape", Kind::shape, {"(2)", "(3)"}, [&] { TD(Arr{1.0, 2.0, 3.0}).assign(Arr{1.0, 2.0}); }},
+      {"set_requires_grad", "not a leaf", Kind::usage, {"leaf"},
+       [&] {
+         tg::Tape tape;
+         tg::exp(x_grad).set_requires_grad(false);
+       }},
+      // Files.
+      {"load_npy", "missing file", Kind::io, {"missing.npy"}, [&] { tg::load_npy<double>(dir / "missing.npy"); }},
+      {"load_npy", "truncated", Kind::io, {"truncated.npy"}, [&] { tg::load_npy<double>(dir / "truncated.npy"); }},
+      {"load_npy", "bad magic", Kind::io, {"badmagic.npy"}, [&] { tg::load_npy<double>(dir / "badmagic.npy"); }},
+      {"load_npy", "corrupted header", Kind::io, {"header.npy"}, [&] { tg::load_npy<double>(dir / "header.npy"); }},
+      {"load_npy", "dtype", Kind::io, {"good.npy", "<f8", "float32"}, [&] { tg::load_npy<float>(dir / "good.npy"); }},
+      {"save_npy", "unwritable path", Kind::io, {"no/such/dir"}, [&] { tg::save_npy(dir / "no/such/dir/x.npy", Arr{1.0}); }},
+      {"load_parameters", "truncated archive", Kind::io, {"truncated.npz"},
+       [&] { tg::load_parameters(model, dir / "truncated.npz"); }},
+      {"load_parameters", "corrupted archive", Kind::io, {"corrupt.npz"}, [&] { tg::load_parameters(model, dir / "corrupt.npz"); }},
+      {"load_parameters", "dtype", Kind::io, {"float.npz", "'<f4'", "float64"}, [&] { tg::load_parameters(model, dir / "float.npz"); }},
+      {"load_parameters", "shape", Kind::io, {"wide.npz", "(3, 4)", "(3, 2)"}, [&] { tg::load_parameters(model, dir / "wide.npz"); }},
+      {"save_parameters", "unwritable path", Kind::io, {"no/such/dir"},
+       [&] { tg::save_parameters(model, dir / "no/such/dir/m.npz"); }},
+      {"read_idx", "missing file", Kind::io, {"missing.idx"}, [&] { tg::read_idx(dir / "missing.idx"); }},
+      {"read_idx", "truncated", Kind::io, {"truncated.idx"}, [&] { tg::read_idx(dir / "truncated.idx"); }},
+      {"read_idx", "element type", Kind::io, {"badtype.idx", "0x0d"}, [&] { tg::read_idx(dir / "badtype.idx"); }},
+      {"read_idx", "trailing bytes", Kind::io, {"long.idx"}, [&] { tg::read_idx(dir / "long.idx"); }},
+      {"load_fashion_mnist", "missing files", Kind::io, {"dataset-fashion-mnist"},
+       [&] { tg::load_fashion_mnist(dir / "nowhere", true); }},
+  };
+
+  const Arr weight_before = model.weight().value();
+  std::size_t failures = 0;
+  for (const Case& c : cases) {
+    const std::string problem = verdict(c);
+    if (!problem.empty()) {
+      ++failures;
+      FAIL_CHECK(c.op << " / " << c.bad << " (expected " << std::string(kind_name(c.kind)) << "): " << problem);
+    }
+  }
+  // Nothing was lost: parameters unchanged by the failed loads, no file left by failed saves, the
+  // good files intact, no gradient accumulated by the failed backwards.
+  CHECK(all_close(model.weight().value(), weight_before, 0.0));
+  CHECK(!std::filesystem::exists(dir / "no"));
+  CHECK(read_bytes(dir / "good.npy") == npy);
+  CHECK(read_bytes(dir / "model.npz") == npz);
+  CHECK(!x_grad.has_grad());
+  MESSAGE("bad-input catalog: ", cases.size(), " cases, ", failures, " failed");
+  CHECK(cases.size() >= 90);
+}
