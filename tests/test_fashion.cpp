@@ -93,6 +93,13 @@ TEST_CASE("a short LeNet-5 run on a generated tiny data set: checked gradients, 
   REQUIRE(r.epochs.size() == 3);
   CHECK(r.epochs[2].train_loss < 0.5 * r.first_loss);
   CHECK(r.epochs[2].test_accuracy > 0.8);
+  // Memory is stable across epochs: the same tensors alive after each, no tape entry left, and
+  // the peak resident set reached in the first epoch not outgrown by later ones.
+  CHECK(r.epochs[2].live_tensors == r.epochs[0].live_tensors);
+  CHECK(r.epochs[2].tape_entries == 0);
+  CHECK(r.epochs[2].peak_rss_mb <= r.epochs[0].peak_rss_mb * 1.05 + 2.0);
+  MESSAGE("peak RSS after epochs 1-3: ", r.epochs[0].peak_rss_mb, ", ", r.epochs[1].peak_rss_mb, ", ",
+          r.epochs[2].peak_rss_mb, " MB");
   for (const char* file : {"metrics.csv", "graph.dot", "parameters/0.weight.npy", "parameters/11.bias.npy"})
     CHECK(fs::exists(dir / "out" / file));
   // The saved parameters load back.

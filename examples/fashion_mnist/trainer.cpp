@@ -1,5 +1,6 @@
 #include "trainer.hpp"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -90,6 +91,13 @@ template tg::Sequential<double> lenet5<double>(std::uint64_t);
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// The process's peak resident set size so far (Linux reports kilobytes).
+double peak_rss_mb() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return double(usage.ru_maxrss) / 1024.0;
+}
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -201,7 +209,7 @@ RunResult run(const Config& c, std::ostream& out) {
   tg::SGD<float> opt(model.parameters(), c.lr, c.momentum);
   const bool terminal = ::isatty(::fileno(stdout)) && &out == &std::cout;
   std::ostringstream metrics, curve;
-  metrics << "split,epoch,step,loss,accuracy,time\n";
+  metrics << "split,epoch,step,loss,accuracy,time,peak_rss_mb\n";
   const std::size_t n = train.labels.size(), steps = (n + c.batch_size - 1) / c.batch_size;
   const auto start = Clock::now();
   std::size_t global_step = 0;
@@ -232,7 +240,7 @@ RunResult run(const Config& c, std::ostream& out) {
       epoch_sum += loss;
       if (global_step % 20 == 0) curve << global_step << ' ' << running << '\n';
       if (global_step % 100 == 0)
-        metrics << "train," << epoch << ',' << global_step << ',' << running << ",," << seconds_since(start) << '\n';
+        metrics << "train," << epoch << ',' << global_step << ',' << running << ",," << seconds_since(start) << ",\n";
       const double elapsed = seconds_since(epoch_start);
       const double rate = double(e) / std::max(elapsed, 1e-9);
       const double eta = double(n - e) / std::max(rate, 1e-9);
@@ -253,13 +261,17 @@ RunResult run(const Config& c, std::ostream& out) {
     r.seconds = seconds_since(epoch_start);
     r.train_loss = epoch_sum / double(steps);
     std::tie(r.test_loss, r.test_accuracy) = evaluate(model, test);
+    r.peak_rss_mb = peak_rss_mb();
+    const tg::MemoryStats memory = tg::memory_stats();
+    r.live_tensors = memory.live_tensors;
+    r.tape_entries = memory.tape_entries;
     if (terminal) out << '\n';
     out << "epoch " << epoch << ": train loss " << std::fixed << std::setprecision(4) << r.train_loss << ", test loss "
         << r.test_loss << ", test accuracy " << std::setprecision(2) << 100 * r.test_accuracy << "%, "
-        << std::setprecision(1) << r.seconds << " s (" << std::setprecision(0) << double(n) / r.seconds << " img/s)"
-        << std::defaultfloat << std::setprecision(6) << std::endl;
+        << std::setprecision(1) << r.seconds << " s (" << std::setprecision(0) << double(n) / r.seconds
+        << " img/s), peak RSS " << r.peak_rss_mb << " MB" << std::defaultfloat << std::setprecision(6) << std::endl;
     metrics << "test," << epoch << ',' << global_step << ',' << r.test_loss << ',' << r.test_accuracy << ','
-            << seconds_since(start) << '\n';
+            << seconds_since(start) << ',' << r.peak_rss_mb << '\n';
     result.epochs.push_back(r);
   }
 
