@@ -244,6 +244,39 @@ TEST_CASE("the bad-input catalog: every op and layer, every class of bad input, 
        [&] { tg::load_fashion_mnist(dir / "nowhere", true); }},
   };
 
+  // Every unary op names itself when handed an undefined tensor.
+  const std::vector<std::pair<std::string, std::function<TD(const TD&)>>> unary = {
+      {"neg", [](const TD& t) { return tg::neg(t); }},         {"exp", [](const TD& t) { return tg::exp(t); }},
+      {"log", [](const TD& t) { return tg::log(t); }},         {"sqrt", [](const TD& t) { return tg::sqrt(t); }},
+      {"pow", [](const TD& t) { return tg::pow(t, 2.0); }},    {"abs", [](const TD& t) { return tg::abs(t); }},
+      {"tanh", [](const TD& t) { return tg::tanh(t); }},       {"sigmoid", [](const TD& t) { return tg::sigmoid(t); }},
+      {"relu", [](const TD& t) { return tg::relu(t); }},       {"add", [](const TD& t) { return t + 1.0; }},
+      {"mul", [](const TD& t) { return t * 2.0; }},            {"rdiv_scalar", [](const TD& t) { return 1.0 / t; }},
+      {"mean", [](const TD& t) { return tg::mean(t); }},       {"max", [](const TD& t) { return tg::max(t); }},
+      {"reshape", [](const TD& t) { return tg::reshape(t, {1}); }},
+      {"transpose", [](const TD& t) { return tg::transpose(t); }},
+      {"broadcast_to", [](const TD& t) { return tg::broadcast_to(t, {2}); }},
+      {"slice", [](const TD& t) { return tg::slice(t, 0, 0, 1); }},
+      {"pad", [](const TD& t) { return tg::pad(t, {{1, 1}}); }},
+      {"softmax", [](const TD& t) { return tg::softmax(t, 0); }},
+      {"log_softmax", [](const TD& t) { return tg::log_softmax(t, 0); }},
+      {"avg_pool2d", [](const TD& t) { return tg::avg_pool2d(t, 2); }},
+      {"max_pool2d", [](const TD& t) { return tg::max_pool2d(t, 2); }},
+      {"im2col", [](const TD& t) { return tg::im2col(t, 2); }},
+      {"cross_entropy", [](const TD& t) { return tg::cross_entropy(t, {0}); }},
+      {"mse_loss", [&](const TD& t) { return tg::mse_loss(v4, t); }},
+  };
+  for (const auto& [name, op] : unary)
+    cases.push_back({name, "undefined tensor", Kind::usage, {"undefined"}, [op = op] { op(TD()); }});
+  cases.push_back({"grad", "undefined xs", Kind::usage, {"xs[0]", "undefined"}, [&] {
+                     tg::Tape tape;
+                     tg::grad(tg::sum(tg::exp(x_grad)), {TD()});
+                   }});
+  cases.push_back({"grad", "non-scalar without seed", Kind::usage, {"(3)", "seed"}, [&] {
+                     tg::Tape tape;
+                     tg::grad(tg::exp(x_grad), {x_grad});
+                   }});
+
   const Arr weight_before = model.weight().value();
   std::size_t failures = 0;
   for (const Case& c : cases) {
@@ -261,5 +294,5 @@ TEST_CASE("the bad-input catalog: every op and layer, every class of bad input, 
   CHECK(read_bytes(dir / "model.npz") == npz);
   CHECK(!x_grad.has_grad());
   MESSAGE("bad-input catalog: ", cases.size(), " cases, ", failures, " failed");
-  CHECK(cases.size() >= 90);
+  CHECK(cases.size() >= 120);
 }
