@@ -43,12 +43,15 @@ class ByteSource {
   ByteSource(const ByteSource&) = delete;
   ByteSource& operator=(const ByteSource&) = delete;
 
-  // Up to n bytes; fewer only at the end of the data.
+  // Up to n bytes; fewer only at the end of the data. Memory grows with the bytes actually read,
+  // a chunk at a time, never with what a (possibly forged) header announces.
   std::string read(std::size_t n) {
-    std::string out(n, '\0');
+    constexpr std::size_t chunk = std::size_t(1) << 20;
+    std::string out;
     std::size_t got = 0;
     while (got < n) {
-      const std::size_t want = std::min<std::size_t>(n - got, 1 << 30);
+      const std::size_t want = std::min(n - got, chunk);
+      out.resize(got + want);
       std::size_t step = 0;
       if (gz_) {
         const int r = gzread(gz_file_, &out[got], static_cast<unsigned>(want));
@@ -61,8 +64,8 @@ class ByteSource {
         plain_.read(&out[got], static_cast<std::streamsize>(want));
         step = static_cast<std::size_t>(plain_.gcount());
       }
-      if (step == 0) break;
       got += step;
+      if (step < want) break;
     }
     out.resize(got);
     if (gz_ && got < n) {

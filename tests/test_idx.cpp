@@ -91,6 +91,13 @@ TEST_CASE("broken IDX files: missing, truncated, corrupted, mismatched") {
   tg::write_idx(gz, big);
   CHECK_THROWS_WITH_AS(tg::read_idx(gz), doctest::Contains("has trailing bytes after the 1 x 3 x 3 = 9 bytes"), tg::IoError);
 
+  // A forged header announcing gigabytes over a few bytes of data: an error, with memory that
+  // grows with the bytes read, not with the header (found by the libFuzzer target).
+  std::ofstream(p, std::ios::binary) << std::string("\0\0\x08\x03\x31\0\0\x02\0\0\0\x03\0\0\0\x02", 16) + "abcdefghijklm";
+  CHECK_THROWS_WITH_AS(tg::read_idx(p),
+                       doctest::Contains("is truncated: its header says 822083586 x 3 x 2 = 4932501516 bytes of data, the file holds 13"),
+                       tg::IoError);
+
   // Images against labels.
   write_fashion(dir, "train", images(5), labels(4));
   CHECK_THROWS_WITH_AS(tg::load_fashion_mnist(dir.path.string(), true), doctest::Contains("holds 5 images but"), tg::IoError);
