@@ -73,6 +73,12 @@ TEST_CASE("fashion_mnist flags: defaults, values, help, errors") {
   CHECK(text.find("--epochs: must be a positive number, got 'x'") != std::string::npos);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool address_sanitizer = true;
+#else
+constexpr bool address_sanitizer = false;
+#endif
+
 TEST_CASE("a short LeNet-5 run on a generated tiny data set: checked gradients, falling loss, outputs") {
   const TempDir tmp("tapegrad-fashion-");
   const fs::path& dir = tmp.path;
@@ -97,7 +103,8 @@ TEST_CASE("a short LeNet-5 run on a generated tiny data set: checked gradients, 
   // the peak resident set reached in the first epoch not outgrown by later ones.
   CHECK(r.epochs[2].live_tensors == r.epochs[0].live_tensors);
   CHECK(r.epochs[2].tape_entries == 0);
-  CHECK(r.epochs[2].peak_rss_mb <= r.epochs[0].peak_rss_mb * 1.05 + 2.0);
+  if (!address_sanitizer)   // ASan holds freed memory in quarantine (256 MB): RSS says nothing there
+    CHECK(r.epochs[2].peak_rss_mb <= r.epochs[0].peak_rss_mb * 1.05 + 2.0);
   MESSAGE("peak RSS after epochs 1-3: ", r.epochs[0].peak_rss_mb, ", ", r.epochs[1].peak_rss_mb, ", ",
           r.epochs[2].peak_rss_mb, " MB");
   for (const char* file : {"metrics.csv", "graph.dot", "parameters/0.weight.npy", "parameters/11.bias.npy"})
