@@ -40,27 +40,45 @@ SGD<T>::SGD(std::vector<Tensor<T>> parameters, double lr, double momentum, doubl
   if (nesterov && momentum == 0) throw_value_error("SGD", "nesterov needs momentum > 0");
 }
 
+// One pass per parameter over raw arrays, no temporaries:
+//   g = grad + wd p;  v = mu v + g (v = g on the first step);  g = nesterov ? g + mu v : v;  p -= lr g
 template <class T>
 void SGD<T>::step() {
   const T lr = T(lr_), mu = T(momentum_), wd = T(weight_decay_);
   for (std::size_t i = 0; i < this->parameters_.size(); ++i) {
     Tensor<T>& p = this->parameters_[i];
     if (!p.has_grad()) continue;
-    xt::xarray<T> g = p.grad();
-    if (wd != T(0)) g += wd * p.value();
-    if (mu != T(0)) {
-      if (started_[i]) {
-        velocity_[i] = mu * velocity_[i] + g;
-      } else {
-        velocity_[i] = g;
-        started_[i] = true;
-      }
-      if (nesterov_)
-        g += mu * velocity_[i];
-      else
-        g = velocity_[i];
+    const xt::xarray<T>& grad = p.grad();
+    const std::size_t n = grad.size();
+    if (p.size() != n)
+      throw_shape_error("SGD", "parameter " + std::to_string(i) + " of shape " + shape_str(p.shape()) +
+                                   " no longer matches its gradient's " + std::to_string(n) + " elements");
+    const T* g = grad.data();
+    T* w = p.mutable_value().data();
+    if (mu == T(0)) {
+      for (std::size_t j = 0; j < n; ++j) w[j] -= lr * (g[j] + wd * w[j]);
+      continue;
     }
-    p.mutable_value() -= lr * g;
+    // One loop per case, with no branch inside, so that each vectorizes.
+    const T first = started_[i] ? T(1) : T(0);   // v = first * mu v + g: v starts as g
+    if (!started_[i]) velocity_[i] = xt::zeros<T>(grad.shape());
+    started_[i] = true;
+    T* v = velocity_[i].data();
+    const T decay = mu * first;
+    if (nesterov_) {
+      for (std::size_t j = 0; j < n; ++j) {
+        const T step = g[j] + wd * w[j];
+        const T vj = decay * v[j] + step;
+        v[j] = vj;
+        w[j] -= lr * (step + mu * vj);
+      }
+    } else {
+      for (std::size_t j = 0; j < n; ++j) {
+        const T vj = decay * v[j] + g[j] + wd * w[j];
+        v[j] = vj;
+        w[j] -= lr * vj;
+      }
+    }
   }
 }
 
@@ -76,22 +94,37 @@ Adam<T>::Adam(std::vector<Tensor<T>> parameters, double lr, double beta1, double
   check_range("Adam", "weight_decay", weight_decay, 0, unbounded, false);
 }
 
+// One pass per parameter over raw arrays, no temporaries:
+//   g = grad + wd p;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+//   p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 template <class T>
 void Adam<T>::step() {
+  const T b1 = T(beta1_), b2 = T(beta2_), wd = T(weight_decay_), lr = T(lr_), eps = T(eps_);
+  const T one_minus_b1 = T(1 - beta1_), one_minus_b2 = T(1 - beta2_);
   for (std::size_t i = 0; i < this->parameters_.size(); ++i) {
     Tensor<T>& p = this->parameters_[i];
     if (!p.has_grad()) continue;
-    xt::xarray<T> g = p.grad();
-    if (weight_decay_ != 0) g += T(weight_decay_) * p.value();
+    const xt::xarray<T>& grad = p.grad();
+    const std::size_t n = grad.size();
+    if (p.size() != n)
+      throw_shape_error("Adam", "parameter " + std::to_string(i) + " of shape " + shape_str(p.shape()) +
+                                    " no longer matches its gradient's " + std::to_string(n) + " elements");
     if (steps_[i]++ == 0) {
-      m_[i] = xt::zeros<T>(g.shape());
-      v_[i] = xt::zeros<T>(g.shape());
+      m_[i] = xt::zeros<T>(grad.shape());
+      v_[i] = xt::zeros<T>(grad.shape());
     }
-    m_[i] = T(beta1_) * m_[i] + T(1 - beta1_) * g;
-    v_[i] = T(beta2_) * v_[i] + T(1 - beta2_) * g * g;
     const double t = double(steps_[i]);
     const T c1 = T(1 - std::pow(beta1_, t)), c2 = T(1 - std::pow(beta2_, t));
-    p.mutable_value() -= T(lr_) * (m_[i] / c1) / (xt::sqrt(v_[i] / c2) + T(eps_));
+    const T* g = grad.data();
+    T* m = m_[i].data();
+    T* v = v_[i].data();
+    T* w = p.mutable_value().data();
+    for (std::size_t j = 0; j < n; ++j) {
+      const T gj = g[j] + wd * w[j];
+      m[j] = b1 * m[j] + one_minus_b1 * gj;
+      v[j] = b2 * v[j] + one_minus_b2 * gj * gj;
+      w[j] -= lr * (m[j] / c1) / (std::sqrt(v[j] / c2) + eps);
+    }
   }
 }
 

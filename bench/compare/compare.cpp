@@ -4,6 +4,7 @@
 //   compare [--threads N] [--reps R] [--only NAME]       workloads (a)-(d)
 //   compare --gradcheck [--reps R]                       tapegrad's side of (e)
 //   compare --memory tapegrad|libtorch [--steps N]       (f): peak RSS of N LeNet steps
+//   compare --profile tapegrad|libtorch [--only X]       one side only, untimed (for perf)
 #include <sys/resource.h>
 #include <torch/torch.h>
 
@@ -27,6 +28,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// With --profile SIDE, workloads run only that side's step (for perf), untimed.
+std::string profile_side;
+
 double micros(const std::function<void()>& f) {
   const auto start = Clock::now();
   f();
@@ -46,6 +50,10 @@ Stats stats(std::vector<double> v) {
 // two sides do the same work.
 void compare(const std::string& name, const char* dtype, int reps, double divisor, double flops, double same,
              const std::function<void()>& tapegrad_step, const std::function<void()>& libtorch_step) {
+  if (!profile_side.empty()) {
+    for (int i = 0; i < reps; ++i) (profile_side == "tapegrad" ? tapegrad_step : libtorch_step)();
+    return;
+  }
   for (int i = 0; i < std::max(3, reps / 10); ++i) {   // warm-up: caches, allocator, lazy init
     tapegrad_step();
     libtorch_step();
@@ -156,6 +164,7 @@ void mlp_step(int reps) {
   const xt::xarray<T> x = uniform<T>({64, 784}, 2, 0, 1);
   const auto labels = random_labels(64, 10, 3);
   const torch::Tensor lx = to_torch(x), ly = to_torch(labels);
+  const tg::Tensor<T> tx(x);   // made once, as LibTorch's input is
   const double b = 64, flops = 2 * b * 784 * 256 * 2 + 2 * b * 256 * 10 * 3;
   const double same = relative_difference(
       double(tg::cross_entropy(model(tg::Tensor<T>(x)), labels).item()),
@@ -163,7 +172,7 @@ void mlp_step(int reps) {
   compare("b. MLP 784-256-10 step, batch 64", sizeof(T) == 4 ? "float32" : "float64", reps, 1, flops, same,
           [&] {
             tg::Tape tape;
-            const tg::Tensor<T> loss = tg::cross_entropy(model(tg::Tensor<T>(x)), labels);
+            const tg::Tensor<T> loss = tg::cross_entropy(model(tx), labels);
             opt.zero_grad();
             loss.backward();
             opt.step();
@@ -206,6 +215,7 @@ void lenet_step(int reps) {
   const xt::xarray<T> x = uniform<T>({64, 1, 28, 28}, 4, 0, 1);
   const auto labels = random_labels(64, 10, 5);
   const torch::Tensor lx = to_torch(x), ly = to_torch(labels);
+  const tg::Tensor<T> tx(x);
   // Forward, weight gradients, input gradients (none for conv1, whose input needs none).
   const double flops = 64 * 2 * ((conv1_macs + conv2_macs + linear_macs) * 2 + conv2_macs + linear_macs);
   const double same = relative_difference(
@@ -214,7 +224,7 @@ void lenet_step(int reps) {
   compare("c. LeNet-5 step, batch 64", sizeof(T) == 4 ? "float32" : "float64", reps, 1, flops, same,
           [&] {
             tg::Tape tape;
-            const tg::Tensor<T> loss = tg::cross_entropy(model(tg::Tensor<T>(x)), labels);
+            const tg::Tensor<T> loss = tg::cross_entropy(model(tx), labels);
             opt.zero_grad();
             loss.backward();
             opt.step();
@@ -240,6 +250,7 @@ void conv_blocks(int reps) {
   copy_parameters(blocks, *lblocks);
   const xt::xarray<T> x = uniform<T>({64, 1, 28, 28}, 6, 0, 1);
   const torch::Tensor lx = to_torch(x);
+  const tg::Tensor<T> tx(x);
   const double flops = 64 * 2 * ((conv1_macs + conv2_macs) * 2 + conv2_macs);
   const double same = relative_difference(double(tg::sum(blocks(tg::Tensor<T>(x))).item()),
                                           lblocks->forward(lx).sum().item<double>());
@@ -247,7 +258,7 @@ void conv_blocks(int reps) {
           [&] {
             blocks.zero_grad();
             tg::Tape tape;
-            tg::sum(blocks(tg::Tensor<T>(x))).backward();
+            tg::sum(blocks(tx)).backward();
           },
           [&] {
             lblocks->zero_grad();
@@ -344,6 +355,7 @@ int main(int argc, char** argv) {
     else if (flag == "--steps") steps = parse_int(flag, value);
     else if (flag == "--only") only = value;
     else if (flag == "--memory") memory_side = value;
+    else if (flag == "--profile") profile_side = value;
     else usage_error("unknown flag: " + flag);
   }
   // Both sides: intra-op threads and OpenBLAS (which LibTorch also calls) set to the same count.
