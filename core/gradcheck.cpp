@@ -70,6 +70,19 @@ struct Problem {
     return result;
   }
 
+  // Column e of the Jacobian by central differences: element e of checked tensor k moved by
+  // +-eps in `scratch` (a copy of values, restored after).
+  Array column(std::size_t k, std::size_t e, double eps, std::vector<Array>& scratch) const {
+    double& x = scratch[k].data()[e];
+    const double x0 = x;
+    x = x0 + eps;
+    const Array plus = value(scratch);
+    x = x0 - eps;
+    const Array minus = value(scratch);
+    x = x0;
+    return (plus - minus) / (2 * eps);
+  }
+
   // (f(x + eps d) - f(x - eps d)) / (2 eps) with d added to checked tensor k.
   Array directional(std::size_t k, const Array& d, double eps) const {
     std::vector<Array> v = values;
@@ -104,8 +117,10 @@ std::vector<std::vector<Array>> hand_vjps(const HandGradient& hand, const std::v
   return result;
 }
 
-void compare(GradcheckComparison& c, const std::string& index, const std::string& output_index,
-             double analytic, double numeric, const GradcheckOptions& o) {
+// `where()` gives the element's (input index, output index) strings: built only for failures, as
+// formatting them for every passing element cost more than the comparisons.
+template <class Where>
+void compare(GradcheckComparison& c, const Where& where, double analytic, double numeric, const GradcheckOptions& o) {
   const double abs_error = std::abs(analytic - numeric);
   const double scale = std::max(std::abs(analytic), std::abs(numeric));
   const double rel_error = scale > 0 ? abs_error / scale : 0.0;
@@ -115,7 +130,8 @@ void compare(GradcheckComparison& c, const std::string& index, const std::string
   // A NaN on either side fails.
   if (!(abs_error <= o.atol + o.rtol * std::abs(numeric))) {
     ++c.failed;
-    c.worst.push_back({index, output_index, analytic, numeric, abs_error, rel_error});
+    auto [index, output_index] = where();
+    c.worst.push_back({std::move(index), std::move(output_index), analytic, numeric, abs_error, rel_error});
   }
 }
 
@@ -199,23 +215,24 @@ GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o,
       const Shape shape = shape_of(p.values[k]);
       const std::size_t nk = p.values[k].size();
       Matrix numeric(m, std::vector<double>(nk));
+      std::vector<Array> scratch = p.values;
       for (std::size_t e = 0; e < nk; ++e) {
-        Array d = xt::zeros<double>(shape);
-        d.data()[e] = 1.0;
-        const Array column = p.directional(k, d, o.eps);
+        const Array column = p.column(k, e, o.eps, scratch);
         for (std::size_t j = 0; j < m; ++j) numeric[j][e] = column.data()[j];
       }
       add_comparisons(k, [&](GradcheckComparison& an, GradcheckComparison& hn, GradcheckComparison& ha) {
         for (std::size_t j = 0; j < m; ++j) {
-          const std::string out = m == 1 && p.out_shape.empty() ? "" : multi_index(j, p.out_shape);
           for (std::size_t e = 0; e < nk; ++e) {
-            const std::string idx = multi_index(e, shape);
+            auto where = [&] {
+              return std::make_pair(multi_index(e, shape),
+                                    m == 1 && p.out_shape.empty() ? std::string() : multi_index(j, p.out_shape));
+            };
             const double a = auto_rows[j][k].data()[e];
-            compare(an, idx, out, a, numeric[j][e], o);
+            compare(an, where, a, numeric[j][e], o);
             if (hand) {
               const double h = hand_rows[j][k].data()[e];
-              compare(hn, idx, out, h, numeric[j][e], o);
-              compare(ha, idx, out, h, a, o);
+              compare(hn, where, h, numeric[j][e], o);
+              compare(ha, where, h, a, o);
             }
           }
         }
@@ -253,12 +270,12 @@ GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o,
         for (std::size_t q = 0; q < o.projections; ++q) {
           const double num = xt::sum(vs[q] * p.directional(k, us[q], o.eps))();
           const double a = xt::sum(auto_rows[q][k] * us[q])();
-          const std::string idx = "projection " + std::to_string(q);
-          compare(an, idx, "", a, num, o);
+          auto where = [q] { return std::make_pair("projection " + std::to_string(q), std::string()); };
+          compare(an, where, a, num, o);
           if (hand) {
             const double h = xt::sum(hand_rows[q][k] * us[q])();
-            compare(hn, idx, "", h, num, o);
-            compare(ha, idx, "", h, a, o);
+            compare(hn, where, h, num, o);
+            compare(ha, where, h, a, o);
           }
         }
       });
