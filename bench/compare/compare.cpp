@@ -31,6 +31,13 @@ using Clock = std::chrono::steady_clock;
 // With --profile SIDE, workloads run only that side's step (for perf), untimed.
 std::string profile_side;
 
+// --threads: tapegrad's parallelism is OpenBLAS's threads; LibTorch runs its own intra-op threads,
+// so OpenBLAS (which both call, in this one process) is set to one thread around LibTorch's steps
+// to keep the two from oversubscribing the cores.
+int threads = 1;
+void as_tapegrad() { tg::set_num_threads(threads); }
+void as_libtorch() { tg::set_num_threads(1); }
+
 double micros(const std::function<void()>& f) {
   const auto start = Clock::now();
   f();
@@ -55,12 +62,16 @@ void compare(const std::string& name, const char* dtype, int reps, double diviso
     return;
   }
   for (int i = 0; i < std::max(3, reps / 10); ++i) {   // warm-up: caches, allocator, lazy init
+    as_tapegrad();
     tapegrad_step();
+    as_libtorch();
     libtorch_step();
   }
   std::vector<double> t, l;
   for (int i = 0; i < reps; ++i) {
+    as_tapegrad();
     t.push_back(micros(tapegrad_step) / divisor);
+    as_libtorch();
     l.push_back(micros(libtorch_step) / divisor);
   }
   const Stats a = stats(t), b = stats(l);
@@ -307,6 +318,7 @@ void memory(const std::string& side, int steps) {
       opt.step();
     }
   } else {
+    as_libtorch();
     torch::nn::Sequential model = torch_lenet();
     torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
     const torch::Tensor lx = to_torch(x), ly = to_torch(labels);
@@ -339,7 +351,7 @@ int parse_int(const std::string& flag, const char* text) {
 
 int main(int argc, char** argv) {
   bench::same_allocator_settings();
-  int threads = 1, reps = 0, steps = 200;
+  int reps = 0, steps = 200;
   std::string only, memory_side;
   bool gradcheck = false;
   for (int i = 1; i < argc; ++i) {
@@ -358,7 +370,6 @@ int main(int argc, char** argv) {
     else if (flag == "--profile") profile_side = value;
     else usage_error("unknown flag: " + flag);
   }
-  // Both sides: intra-op threads and OpenBLAS (which LibTorch also calls) set to the same count.
   torch::set_num_threads(threads);
   tg::set_num_threads(threads);
   if (!memory_side.empty()) {
