@@ -8,6 +8,7 @@
 #include "core/tape.hpp"
 #include "core/gradcheck.hpp"
 #include "core/diagnose.hpp"
+#include "core/parallel.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/reduce.hpp"
 #include "ops/shape.hpp"

@@ -2,6 +2,7 @@
 
 #include "elementwise.hpp"
 #include "kernels.hpp"
+#include "../core/parallel.hpp"
 #include "linalg.hpp"
 #include "reduce.hpp"
 #include "shape.hpp"
@@ -54,9 +55,9 @@ Patches patches(const std::string& op, const Shape& x, Size2 kernel, Size2 strid
 // the padding; input_offset + ox*sw is the input element of output column ox in [first, last),
 // the output columns whose input column ox*sw - pw + j lies inside the input.
 template <class F>
-void for_each_patch_row(const Patches& p, F row) {
+void for_each_patch_row(const Patches& p, F row, std::size_t first_image, std::size_t last_image) {
   const std::size_t L = p.cols(), RL = p.rows() * L;
-  for (std::size_t n = 0; n < p.n; ++n)
+  for (std::size_t n = first_image; n < last_image; ++n)
     for (std::size_t c = 0; c < p.c; ++c)
       for (std::size_t i = 0; i < p.kh; ++i)
         for (std::size_t j = 0; j < p.kw; ++j) {
@@ -74,6 +75,12 @@ void for_each_patch_row(const Patches& p, F row) {
             row(col, inside, in, first, last);
           }
         }
+}
+
+// Images are split over the tg::Parallel threads, if any: each writes its own rows.
+template <class F>
+void for_each_patch_row(const Patches& p, F row) {
+  detail::parallel_for(p.n, [&](std::size_t begin, std::size_t end) { for_each_patch_row(p, row, begin, end); });
 }
 
 // The GEMMs' (N, K, L) output plus a bias per channel, as (N, K, Ho, Wo) in one pass.

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "kernels.hpp"
+#include "../core/parallel.hpp"
 #include "reduce.hpp"
 #include "shape.hpp"
 
@@ -82,9 +83,14 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb) {
       off_b.push_back(ib * mat_b);
     });
     const std::size_t lda = ta ? m : k, ldb = tb ? k : n;
-    for (std::size_t i = 0; i < off_a.size(); ++i)
-      gemm(ta, tb, m, n, k, a.value().data() + off_a[i], lda, b.value().data() + off_b[i], ldb,
-           out.data() + i * m * n, n);
+    const T* pa = a.value().data();
+    const T* pb = b.value().data();
+    T* po = out.data();
+    // One GEMM per batch entry, the entries split over the tg::Parallel threads if any.
+    detail::parallel_for(off_a.size(), [&](std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i)
+        gemm(ta, tb, m, n, k, pa + off_a[i], lda, pb + off_b[i], ldb, po + i * m * n, n);
+    });
   }
   return record<T>("matmul", {a, b}, std::move(out), [a, b, ta, tb](const VjpArgs<T>& g) {
     Tensor<T> da, db;

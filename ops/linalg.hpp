@@ -14,7 +14,8 @@ template <class T> Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b);
 template <class T>
 Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool transpose_a, bool transpose_b);
 
-// Threads OpenBLAS uses for matrix products (tapegrad's own kernels run on the calling thread).
+// Threads OpenBLAS uses for matrix products (a process-wide setting). tapegrad's own kernels run
+// on the calling thread, or split over the threads of a tg::Parallel guard.
 void set_num_threads(int threads);
 int num_threads();
 

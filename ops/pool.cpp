@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "kernels.hpp"
+#include "../core/parallel.hpp"
 
 namespace tapegrad {
 
@@ -26,12 +27,12 @@ Windows windows(const std::string& op, const Shape& s, Size2 kernel, Size2 strid
 // Windows side by side without gaps, overlap or padding (stride = kernel, no padding).
 bool tiles(const Windows& g) { return g.ph == 0 && g.pw == 0 && g.sh == g.kh && g.sw == g.kw; }
 
-// Calls f(output_offset, input_offset) for every window element inside the input.
+// Calls f(output_offset, input_offset) for every window element inside planes [first, last).
 template <class F>
-void for_each_window_element(const Windows& g, F f) {
+void for_each_window_element(const Windows& g, F f, std::size_t first, std::size_t last) {
   if (g.ph == 0 && g.pw == 0) {
     // No padding: every window lies inside the input.
-    for (std::size_t p = 0; p < g.planes; ++p)
+    for (std::size_t p = first; p < last; ++p)
       for (std::size_t oy = 0; oy < g.oh; ++oy)
         for (std::size_t i = 0; i < g.kh; ++i) {
           const std::size_t in_row = (p * g.h + oy * g.sh + i) * g.w, out_row = (p * g.oh + oy) * g.ow;
@@ -40,7 +41,7 @@ void for_each_window_element(const Windows& g, F f) {
         }
     return;
   }
-  for (std::size_t p = 0; p < g.planes; ++p)
+  for (std::size_t p = first; p < last; ++p)
     for (std::size_t oy = 0; oy < g.oh; ++oy)
       for (std::size_t ox = 0; ox < g.ow; ++ox) {
         const std::size_t out = (p * g.oh + oy) * g.ow + ox;
@@ -56,6 +57,13 @@ void for_each_window_element(const Windows& g, F f) {
       }
 }
 
+// The same over every plane, the planes split over the tg::Parallel threads if any (f must touch
+// only its planes' elements).
+template <class F>
+void for_each_window_element(const Windows& g, F f) {
+  detail::parallel_for(g.planes, [&](std::size_t first, std::size_t last) { for_each_window_element(g, f, first, last); });
+}
+
 // The adjoint of the window mean: each input element gets the sum of its windows' gradients / (kh kw).
 //   x = spread(y);  dy = avg_pool2d(dx)
 template <class T>
@@ -68,15 +76,17 @@ Tensor<T> avg_pool2d_backward(const Tensor<T>& grad, const Shape& input_shape, S
   T* dst = x.data();
   if (tiles(g)) {
     // Windows that tile the input: each element gets its window's gradient, written once.
-    for (std::size_t p = 0; p < g.planes; ++p)
-      for (std::size_t oy = 0; oy < g.oh; ++oy) {
-        const T* go = src + (p * g.oh + oy) * g.ow;
-        for (std::size_t i = 0; i < g.kh; ++i) {
-          T* row = dst + (p * g.h + oy * g.kh + i) * g.w;
-          for (std::size_t ox = 0; ox < g.ow; ++ox)
-            for (std::size_t j = 0; j < g.kw; ++j) row[ox * g.kw + j] = go[ox] * scale;
+    detail::parallel_for(g.planes, [&](std::size_t first, std::size_t last) {
+      for (std::size_t p = first; p < last; ++p)
+        for (std::size_t oy = 0; oy < g.oh; ++oy) {
+          const T* go = src + (p * g.oh + oy) * g.ow;
+          for (std::size_t i = 0; i < g.kh; ++i) {
+            T* row = dst + (p * g.h + oy * g.kh + i) * g.w;
+            for (std::size_t ox = 0; ox < g.ow; ++ox)
+              for (std::size_t j = 0; j < g.kw; ++j) row[ox * g.kw + j] = go[ox] * scale;
+          }
         }
-      }
+    });
   } else {
     for_each_window_element(g, [&](std::size_t out, std::size_t in) { dst[in] += src[out] * scale; });
   }
@@ -131,15 +141,17 @@ Tensor<T> avg_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 paddi
   const T* src = x.value().data();
   T* dst = y.data();
   if (tiles(g)) {
-    for (std::size_t p = 0; p < g.planes; ++p)
-      for (std::size_t oy = 0; oy < g.oh; ++oy) {
-        T* out = dst + (p * g.oh + oy) * g.ow;
-        for (std::size_t i = 0; i < g.kh; ++i) {
-          const T* row = src + (p * g.h + oy * g.kh + i) * g.w;
-          for (std::size_t ox = 0; ox < g.ow; ++ox)
-            for (std::size_t j = 0; j < g.kw; ++j) out[ox] += row[ox * g.kw + j];
+    detail::parallel_for(g.planes, [&](std::size_t first, std::size_t last) {
+      for (std::size_t p = first; p < last; ++p)
+        for (std::size_t oy = 0; oy < g.oh; ++oy) {
+          T* out = dst + (p * g.oh + oy) * g.ow;
+          for (std::size_t i = 0; i < g.kh; ++i) {
+            const T* row = src + (p * g.h + oy * g.kh + i) * g.w;
+            for (std::size_t ox = 0; ox < g.ow; ++ox)
+              for (std::size_t j = 0; j < g.kw; ++j) out[ox] += row[ox * g.kw + j];
+          }
         }
-      }
+    });
   } else {
     for_each_window_element(g, [&](std::size_t out, std::size_t in) { dst[out] += src[in]; });
   }

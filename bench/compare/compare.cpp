@@ -5,6 +5,8 @@
 //   compare --gradcheck [--reps R]                       tapegrad's side of (e)
 //   compare --memory tapegrad|libtorch [--steps N]       (f): peak RSS of N LeNet steps
 //   compare --profile tapegrad|libtorch [--only X]       one side only, untimed (for perf)
+//   compare --side tapegrad|libtorch [...]               one side only, timed (the other side's
+//                                                        fields are 0)
 #include <sys/resource.h>
 #include <torch/torch.h>
 
@@ -14,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -28,15 +31,15 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// With --profile SIDE, workloads run only that side's step (for perf), untimed.
-std::string profile_side;
+// With --profile SIDE, workloads run only that side's step (for perf), untimed; with --side SIDE,
+// only that side's, timed (one process per side: the runner alternates processes at --threads > 1,
+// where each side's idle threads would spin on the cores the other side needs).
+std::string profile_side, only_side;
 
-// --threads: tapegrad's parallelism is OpenBLAS's threads; LibTorch runs its own intra-op threads,
-// so OpenBLAS (which both call, in this one process) is set to one thread around LibTorch's steps
-// to keep the two from oversubscribing the cores.
+// --threads N: tapegrad splits its batched kernels over N threads (tg::Parallel), LibTorch runs N
+// intra-op threads, and OpenBLAS, which both call in this one process, stays on one thread so
+// that nothing oversubscribes the cores.
 int threads = 1;
-void as_tapegrad() { tg::set_num_threads(threads); }
-void as_libtorch() { tg::set_num_threads(1); }
 
 double micros(const std::function<void()>& f) {
   const auto start = Clock::now();
@@ -61,25 +64,26 @@ void compare(const std::string& name, const char* dtype, int reps, double diviso
     for (int i = 0; i < reps; ++i) (profile_side == "tapegrad" ? tapegrad_step : libtorch_step)();
     return;
   }
+  const bool run_t = only_side != "libtorch", run_l = only_side != "tapegrad";
   for (int i = 0; i < std::max(3, reps / 10); ++i) {   // warm-up: caches, allocator, lazy init
-    as_tapegrad();
-    tapegrad_step();
-    as_libtorch();
-    libtorch_step();
+    if (run_t) tapegrad_step();
+    if (run_l) libtorch_step();
   }
-  std::vector<double> t, l;
+  std::vector<double> t{0}, l{0};
+  if (run_t) t.clear();
+  if (run_l) l.clear();
   for (int i = 0; i < reps; ++i) {
-    as_tapegrad();
-    t.push_back(micros(tapegrad_step) / divisor);
-    as_libtorch();
-    l.push_back(micros(libtorch_step) / divisor);
+    if (run_t) t.push_back(micros(tapegrad_step) / divisor);
+    if (run_l) l.push_back(micros(libtorch_step) / divisor);
   }
   const Stats a = stats(t), b = stats(l);
   std::printf("{\"workload\": \"%s\", \"dtype\": \"%s\", \"reps\": %d, \"unit\": \"%s\", "
               "\"tapegrad_min\": %.4f, \"tapegrad_median\": %.4f, \"libtorch_min\": %.4f, \"libtorch_median\": %.4f, "
               "\"ratio\": %.3f, \"tapegrad_gflops\": %.2f, \"libtorch_gflops\": %.2f, \"same_result_rel_diff\": %.2e}\n",
               name.c_str(), dtype, reps, divisor > 1 ? "us/op" : "us", a.min, a.median, b.min, b.median,
-              a.median / b.median, flops > 0 ? flops / (a.median * 1e3) : 0.0, flops > 0 ? flops / (b.median * 1e3) : 0.0,
+              a.median > 0 && b.median > 0 ? a.median / b.median : 0.0,
+              flops > 0 && a.median > 0 ? flops / (a.median * 1e3) : 0.0,
+              flops > 0 && b.median > 0 ? flops / (b.median * 1e3) : 0.0,
               same);
   std::fflush(stdout);
 }
@@ -318,7 +322,6 @@ void memory(const std::string& side, int steps) {
       opt.step();
     }
   } else {
-    as_libtorch();
     torch::nn::Sequential model = torch_lenet();
     torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
     const torch::Tensor lx = to_torch(x), ly = to_torch(labels);
@@ -368,10 +371,13 @@ int main(int argc, char** argv) {
     else if (flag == "--only") only = value;
     else if (flag == "--memory") memory_side = value;
     else if (flag == "--profile") profile_side = value;
+    else if (flag == "--side") only_side = value;
     else usage_error("unknown flag: " + flag);
   }
   torch::set_num_threads(threads);
-  tg::set_num_threads(threads);
+  tg::set_num_threads(1);
+  std::optional<tg::Parallel> parallel;
+  if (threads > 1) parallel.emplace(threads);
   if (!memory_side.empty()) {
     if (memory_side != "tapegrad" && memory_side != "libtorch") usage_error("--memory takes tapegrad or libtorch");
     memory(memory_side, steps);

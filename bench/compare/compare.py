@@ -26,10 +26,20 @@ def main():
 
     rows = []
     base = [args.binary, "--threads", str(args.threads)] + (["--reps", str(args.reps)] if args.reps else [])
-    for r in lines(base):
-        rows.append(r)
-        if not args.json:
-            print(f"  measured {r['workload']} ({r['dtype']})", file=sys.stderr)
+    if args.threads == 1:
+        # One process, the two sides alternating step by step.
+        rows += lines(base)
+    else:
+        # One process per side, alternating workload by workload: at several threads each side's
+        # idle threads (LibTorch's OpenMP, tapegrad's pool) spin on the cores the other needs.
+        for key in "abcd":
+            ours = lines(base + ["--only", key, "--side", "tapegrad"])
+            theirs = lines(base + ["--only", key, "--side", "libtorch"])
+            for t, l in zip(ours, theirs):
+                for field in ("libtorch_min", "libtorch_median", "libtorch_gflops"):
+                    t[field] = l[field]
+                t["ratio"] = t["tapegrad_median"] / t["libtorch_median"]
+                rows.append(t)
 
     # (e): the two programs alternately, each timing its own repetitions.
     python = "/usr/bin/python3"

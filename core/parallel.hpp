@@ -1,0 +1,43 @@
+// Intra-op parallelism: batched kernels split their images over a pool of threads.
+#ifndef TAPEGRAD_CORE_PARALLEL_HPP
+#define TAPEGRAD_CORE_PARALLEL_HPP
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+
+namespace tapegrad {
+
+namespace detail {
+struct ThreadPool;
+}
+
+// While alive, tapegrad's batched kernels run on this thread split their work image by image (or
+// plane by plane) over `threads` threads, this one included: batched matrix products (so
+// convolutions), im2col/col2im and pooling. OpenBLAS runs on one thread meanwhile (its previous
+// setting comes back after; the setting is process-wide), so the two never oversubscribe the cores. Each image is computed by
+// one thread in the same order of operations: results are bitwise those of one thread.
+// Guards nest; the innermost applies. Other threads are unaffected.
+class Parallel {
+ public:
+  explicit Parallel(int threads);
+  ~Parallel();
+  Parallel(const Parallel&) = delete;
+  Parallel& operator=(const Parallel&) = delete;
+
+ private:
+  std::unique_ptr<detail::ThreadPool> pool_;
+  detail::ThreadPool* previous_;
+  int previous_blas_threads_;
+};
+
+namespace detail {
+// Calls f(begin, end) on disjoint ranges covering [0, n): split over the active tg::Parallel
+// pool of this thread, or f(0, n) on this thread when there is none or n < 2. Returns when all
+// ranges are done; an exception thrown by f is rethrown here.
+void parallel_for(std::size_t n, const std::function<void(std::size_t, std::size_t)>& f);
+}  // namespace detail
+
+}  // namespace tapegrad
+
+#endif

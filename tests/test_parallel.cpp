@@ -1,0 +1,55 @@
+// tg::Parallel: batched kernels split over threads give bitwise the results of one thread.
+#include "helpers.hpp"
+
+namespace {
+// Forward and backward of a conv + pool model in float; returns the output and every gradient.
+std::vector<xt::xarray<float>> run_model(const xt::xarray<float>& images) {
+  tg::ManualSeed seed(9);
+  tg::Sequential<float> model(tg::Conv2d<float>(2, 4, 3, 1, 1), tg::ReLU<float>(), tg::MaxPool2d<float>(2),
+                              tg::Conv2d<float>(4, 6, 3, tg::Conv2dOptions{2, 1}), tg::Tanh<float>(),
+                              tg::AvgPool2d<float>(2, 1, 1), tg::Flatten<float>());
+  const TF x(images, true);
+  tg::Tape tape;
+  const TF y = model(x);
+  tg::sum(y * y).backward();
+  std::vector<xt::xarray<float>> out{y.value(), x.grad()};
+  for (const auto& p : model.parameters()) out.push_back(p.grad());
+  return out;
+}
+}  // namespace
+
+TEST_CASE("threads of tg::Parallel give bitwise the outputs and gradients of one thread") {
+  xt::xarray<float> images = xt::cast<float>(random_array({7, 2, 12, 12}, 5));   // 7 images: uneven split
+  const auto serial = run_model(images);
+  for (const int threads : {2, 3}) {
+    tg::Parallel parallel(threads);
+    const auto split = run_model(images);
+    REQUIRE(split.size() == serial.size());
+    for (std::size_t i = 0; i < serial.size(); ++i) {
+      INFO("threads ", threads, ", array ", i);
+      CHECK(split[i].shape() == serial[i].shape());
+      CHECK(std::equal(split[i].begin(), split[i].end(), serial[i].begin()));
+    }
+  }
+}
+
+TEST_CASE("tg::Parallel restores OpenBLAS's threads, nests, and refuses a bad thread count") {
+  tg::set_num_threads(2);
+  {
+    tg::Parallel outer(2);
+    CHECK(tg::num_threads() == 1);   // OpenBLAS on one thread while the pool splits the work
+    {
+      tg::Parallel inner(3);
+      CHECK(tg::num_threads() == 1);
+    }
+  }
+  CHECK(tg::num_threads() == 2);
+  tg::set_num_threads(1);
+  CHECK_THROWS_WITH_AS(tg::Parallel(0), "Parallel: threads must be between 1 and 1024, got 0", tg::ValueError);
+}
+
+TEST_CASE("parallel threads and the tape: a gradient check of conv2d under tg::Parallel") {
+  tg::Parallel parallel(2);
+  check_gradients([](const Inputs& in) { return tg::conv2d(in[0], in[1], in[2], 1, 1); },
+                  {leaf({3, 2, 5, 5}, 1), leaf({4, 2, 3, 3}, 2), leaf({4}, 3)});
+}
