@@ -18,15 +18,23 @@ namespace detail {
 // Workers that wait for a job (one range each), run it, and report back.
 struct ThreadPool {
   explicit ThreadPool(int threads) {
-    for (int i = 1; i < threads; ++i) workers.emplace_back([this, i] { work(std::size_t(i)); });
+    try {
+      for (int i = 1; i < threads; ++i) workers.emplace_back([this, i] { work(std::size_t(i)); });
+    } catch (...) {   // a thread could not start: stop the ones that did, then report
+      stop();
+      throw;
+    }
   }
-  ~ThreadPool() {
+  ~ThreadPool() { stop(); }
+
+  void stop() {
     {
       std::lock_guard<std::mutex> lock(mutex);
       stopping = true;
     }
     wake.notify_all();
     for (auto& t : workers) t.join();
+    workers.clear();
   }
 
   // Runs f over [0, n) split into size() contiguous ranges; range 0 on the calling thread.
