@@ -43,7 +43,8 @@ class Tape {
 };
 
 // A tape belongs to the thread that created it: its methods, the ops that record on it and
-// backward through it throw tg::UsageError on any other thread.
+// backward through it throw tg::UsageError on any other thread. Like std::lock_guard, it is a
+// scope guard: destroy it on its own thread too.
 
 // While alive, every NaN or Inf in an op's output (forward) or in a gradient a VJP returns
 // (backward) on this thread throws tg::AnomalyError naming the op, its position on the tape, its
