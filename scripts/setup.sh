@@ -27,7 +27,7 @@ ensure_packages() {
 }
 
 ensure_packages "${PACKAGES[@]}"
-# The tests also check that NumPy reads the files tapegrad writes.
-TEST_PACKAGES=(python3-numpy)
+# The tests also check that NumPy reads the files tapegrad writes, and that clang builds the library.
+TEST_PACKAGES=(python3-numpy clang)
 # The demo trains on Fashion-MNIST and draws its loss curve and its graph.
 DEMO_PACKAGES=(dataset-fashion-mnist gnuplot-nox graphviz)
