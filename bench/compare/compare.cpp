@@ -94,6 +94,11 @@ torch::Dtype torch_dtype() {
 }
 
 template <class T>
+const char* dtype_name() {
+  return sizeof(T) == 4 ? "float32" : "float64";
+}
+
+template <class T>
 xt::xarray<T> uniform(const tg::Shape& shape, std::uint64_t seed, double lo = -1, double hi = 1) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> u(lo, hi);
@@ -151,7 +156,7 @@ void elementwise_chain(int reps, std::size_t n) {
     for (int i = 0; i < units; ++i) z = torch::tanh(z * 1.0001 + 0.0001);
     theirs = z.sum().item<double>();
   }
-  compare("a. elementwise chain, " + std::to_string(n) + " element" + (n > 1 ? "s" : ""), sizeof(T) == 4 ? "float32" : "float64",
+  compare("a. elementwise chain, " + std::to_string(n) + " element" + (n > 1 ? "s" : ""), dtype_name<T>(),
           reps, 1000, 0, relative_difference(ours, theirs),
           [&] {
             tg::Tape tape;
@@ -166,38 +171,51 @@ void elementwise_chain(int reps, std::size_t n) {
           });
 }
 
+// One training step of a classifier, cross-entropy and SGD, on each side: what (b), (c) and (f)
+// time or measure.
+template <class T>
+void tapegrad_step(tg::Sequential<T>& model, tg::SGD<T>& opt, const tg::Tensor<T>& x,
+                   const std::vector<std::size_t>& labels) {
+  tg::Tape tape;
+  const tg::Tensor<T> loss = tg::cross_entropy(model(x), labels);
+  opt.zero_grad();
+  loss.backward();
+  opt.step();
+}
+void libtorch_step(torch::nn::Sequential& model, torch::optim::SGD& opt, const torch::Tensor& x, const torch::Tensor& y) {
+  const torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(x), y);
+  opt.zero_grad();
+  loss.backward();
+  opt.step();
+}
+
+// (b), (c): the tapegrad model and the LibTorch one, given tapegrad's parameters, stepped on the
+// same batch with SGD (lr, momentum 0.9).
+template <class T>
+void classifier_step(const std::string& name, int reps, double flops, tg::Sequential<T>& model,
+                     torch::nn::Sequential lmodel, double lr, const xt::xarray<T>& x,
+                     const std::vector<std::size_t>& labels) {
+  tg::SGD<T> opt(model.parameters(), lr, 0.9);
+  lmodel->to(torch_dtype<T>());
+  copy_parameters(model, *lmodel);
+  torch::optim::SGD lopt(lmodel->parameters(), torch::optim::SGDOptions(lr).momentum(0.9));
+  const torch::Tensor lx = to_torch(x), ly = to_torch(labels);
+  const tg::Tensor<T> tx(x);   // made once, as LibTorch's input is
+  const double same = relative_difference(double(tg::cross_entropy(model(tx), labels).item()),
+                                          torch::nn::functional::cross_entropy(lmodel->forward(lx), ly).item<double>());
+  compare(name, dtype_name<T>(), reps, 1, flops, same, [&] { tapegrad_step(model, opt, tx, labels); },
+          [&] { libtorch_step(lmodel, lopt, lx, ly); });
+}
+
 // (b) MLP 784-256-10, ReLU, cross-entropy, batch 64: one SGD step.
 template <class T>
 void mlp_step(int reps) {
   tg::ManualSeed seed(1);
   tg::Sequential<T> model(tg::Linear<T>(784, 256), tg::ReLU<T>(), tg::Linear<T>(256, 10));
-  tg::SGD<T> opt(model.parameters(), 0.01, 0.9);
-  torch::nn::Sequential lmodel(torch::nn::Linear(784, 256), torch::nn::ReLU(), torch::nn::Linear(256, 10));
-  lmodel->to(torch_dtype<T>());
-  copy_parameters(model, *lmodel);
-  torch::optim::SGD lopt(lmodel->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
-  const xt::xarray<T> x = uniform<T>({64, 784}, 2, 0, 1);
-  const auto labels = random_labels(64, 10, 3);
-  const torch::Tensor lx = to_torch(x), ly = to_torch(labels);
-  const tg::Tensor<T> tx(x);   // made once, as LibTorch's input is
   const double b = 64, flops = 2 * b * 784 * 256 * 2 + 2 * b * 256 * 10 * 3;
-  const double same = relative_difference(
-      double(tg::cross_entropy(model(tg::Tensor<T>(x)), labels).item()),
-      torch::nn::functional::cross_entropy(lmodel->forward(lx), ly).item<double>());
-  compare("b. MLP 784-256-10 step, batch 64", sizeof(T) == 4 ? "float32" : "float64", reps, 1, flops, same,
-          [&] {
-            tg::Tape tape;
-            const tg::Tensor<T> loss = tg::cross_entropy(model(tx), labels);
-            opt.zero_grad();
-            loss.backward();
-            opt.step();
-          },
-          [&] {
-            const torch::Tensor loss = torch::nn::functional::cross_entropy(lmodel->forward(lx), ly);
-            lopt.zero_grad();
-            loss.backward();
-            lopt.step();
-          });
+  classifier_step("b. MLP 784-256-10 step, batch 64", reps, flops, model,
+                  torch::nn::Sequential(torch::nn::Linear(784, 256), torch::nn::ReLU(), torch::nn::Linear(256, 10)), 0.01,
+                  uniform<T>({64, 784}, 2, 0, 1), random_labels(64, 10, 3));
 }
 
 template <class T>
@@ -222,34 +240,10 @@ template <class T>
 void lenet_step(int reps) {
   tg::ManualSeed seed(1);
   tg::Sequential<T> model = lenet<T>();
-  tg::SGD<T> opt(model.parameters(), 0.05, 0.9);
-  torch::nn::Sequential lmodel = torch_lenet();
-  lmodel->to(torch_dtype<T>());
-  copy_parameters(model, *lmodel);
-  torch::optim::SGD lopt(lmodel->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
-  const xt::xarray<T> x = uniform<T>({64, 1, 28, 28}, 4, 0, 1);
-  const auto labels = random_labels(64, 10, 5);
-  const torch::Tensor lx = to_torch(x), ly = to_torch(labels);
-  const tg::Tensor<T> tx(x);
   // Forward, weight gradients, input gradients (none for conv1, whose input needs none).
   const double flops = 64 * 2 * ((conv1_macs + conv2_macs + linear_macs) * 2 + conv2_macs + linear_macs);
-  const double same = relative_difference(
-      double(tg::cross_entropy(model(tg::Tensor<T>(x)), labels).item()),
-      torch::nn::functional::cross_entropy(lmodel->forward(lx), ly).item<double>());
-  compare("c. LeNet-5 step, batch 64", sizeof(T) == 4 ? "float32" : "float64", reps, 1, flops, same,
-          [&] {
-            tg::Tape tape;
-            const tg::Tensor<T> loss = tg::cross_entropy(model(tx), labels);
-            opt.zero_grad();
-            loss.backward();
-            opt.step();
-          },
-          [&] {
-            const torch::Tensor loss = torch::nn::functional::cross_entropy(lmodel->forward(lx), ly);
-            lopt.zero_grad();
-            loss.backward();
-            lopt.step();
-          });
+  classifier_step("c. LeNet-5 step, batch 64", reps, flops, model, torch_lenet(), 0.05,
+                  uniform<T>({64, 1, 28, 28}, 4, 0, 1), random_labels(64, 10, 5));
 }
 
 // (d) The LeNet conv blocks (conv, ReLU, pool, twice), forward and backward to the weights.
@@ -269,7 +263,7 @@ void conv_blocks(int reps) {
   const double flops = 64 * 2 * ((conv1_macs + conv2_macs) * 2 + conv2_macs);
   const double same = relative_difference(double(tg::sum(blocks(tg::Tensor<T>(x))).item()),
                                           lblocks->forward(lx).sum().item<double>());
-  compare("d. LeNet conv blocks fwd+bwd, batch 64", sizeof(T) == 4 ? "float32" : "float64", reps, 1, flops, same,
+  compare("d. LeNet conv blocks fwd+bwd, batch 64", dtype_name<T>(), reps, 1, flops, same,
           [&] {
             blocks.zero_grad();
             tg::Tape tape;
@@ -314,23 +308,12 @@ void memory(const std::string& side, int steps) {
     tg::ManualSeed seed(1);
     tg::Sequential<float> model = lenet<float>();
     tg::SGD<float> opt(model.parameters(), 0.05, 0.9);
-    for (int i = 0; i < steps; ++i) {
-      tg::Tape tape;
-      const tg::Tensor<float> loss = tg::cross_entropy(model(tg::Tensor<float>(x)), labels);
-      opt.zero_grad();
-      loss.backward();
-      opt.step();
-    }
+    for (int i = 0; i < steps; ++i) tapegrad_step(model, opt, tg::Tensor<float>(x), labels);
   } else {
     torch::nn::Sequential model = torch_lenet();
     torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
     const torch::Tensor lx = to_torch(x), ly = to_torch(labels);
-    for (int i = 0; i < steps; ++i) {
-      const torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(lx), ly);
-      opt.zero_grad();
-      loss.backward();
-      opt.step();
-    }
+    for (int i = 0; i < steps; ++i) libtorch_step(model, opt, lx, ly);
   }
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
