@@ -12,6 +12,18 @@ void check_range(const char* op, const char* name, double value, double lo, doub
                               (hi_open ? ")" : "]") + ", got " + std::to_string(value));
 }
 constexpr double unbounded = 1e300;
+
+// Before a step changes anything: every gradient still fits its parameter (mutable_value() can
+// reshape a parameter after backward), so a step updates all parameters or none.
+template <class T>
+void check_gradients(const char* op, const std::vector<Tensor<T>>& parameters) {
+  for (std::size_t i = 0; i < parameters.size(); ++i) {
+    const Tensor<T>& p = parameters[i];
+    if (p.has_grad() && p.size() != p.grad().size())
+      throw_shape_error(op, "parameter " + std::to_string(i) + " of shape " + shape_str(p.shape()) +
+                                " no longer matches its gradient's " + std::to_string(p.grad().size()) + " elements");
+  }
+}
 }  // namespace
 
 template <class T>
@@ -44,15 +56,13 @@ SGD<T>::SGD(std::vector<Tensor<T>> parameters, double lr, double momentum, doubl
 //   g = grad + wd p;  v = mu v + g (v = g on the first step);  g = nesterov ? g + mu v : v;  p -= lr g
 template <class T>
 void SGD<T>::step() {
+  check_gradients("SGD", this->parameters_);
   const T lr = T(lr_), mu = T(momentum_), wd = T(weight_decay_);
   for (std::size_t i = 0; i < this->parameters_.size(); ++i) {
     Tensor<T>& p = this->parameters_[i];
     if (!p.has_grad()) continue;
     const xt::xarray<T>& grad = p.grad();
     const std::size_t n = grad.size();
-    if (p.size() != n)
-      throw_shape_error("SGD", "parameter " + std::to_string(i) + " of shape " + shape_str(p.shape()) +
-                                   " no longer matches its gradient's " + std::to_string(n) + " elements");
     const T* g = grad.data();
     T* w = p.mutable_value().data();
     if (mu == T(0)) {
@@ -99,6 +109,7 @@ Adam<T>::Adam(std::vector<Tensor<T>> parameters, double lr, double beta1, double
 //   p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 template <class T>
 void Adam<T>::step() {
+  check_gradients("Adam", this->parameters_);
   const T b1 = T(beta1_), b2 = T(beta2_), wd = T(weight_decay_), lr = T(lr_), eps = T(eps_);
   const T one_minus_b1 = T(1 - beta1_), one_minus_b2 = T(1 - beta2_);
   for (std::size_t i = 0; i < this->parameters_.size(); ++i) {
@@ -106,9 +117,6 @@ void Adam<T>::step() {
     if (!p.has_grad()) continue;
     const xt::xarray<T>& grad = p.grad();
     const std::size_t n = grad.size();
-    if (p.size() != n)
-      throw_shape_error("Adam", "parameter " + std::to_string(i) + " of shape " + shape_str(p.shape()) +
-                                    " no longer matches its gradient's " + std::to_string(n) + " elements");
     if (steps_[i]++ == 0) {
       m_[i] = xt::zeros<T>(grad.shape());
       v_[i] = xt::zeros<T>(grad.shape());

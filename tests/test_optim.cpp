@@ -92,3 +92,19 @@ TEST_CASE("optimizers skip parameters without a gradient and reject bad settings
   CHECK_THROWS_WITH_AS(tg::Adam<double>({used}, 0.1, 0.9, 0.999, 0.0), doctest::Contains("Adam: eps must be > 0"),
                        tg::ValueError);
 }
+
+TEST_CASE("a step whose gradient no longer fits a reshaped parameter changes no parameter") {
+  TD a(Arr{1.0, 2.0}, true), b(Arr{3.0, 4.0}, true);
+  {
+    tg::Tape tape;
+    tg::sum(a * b).backward();
+  }
+  b.mutable_value() = Arr{3.0, 4.0, 5.0};   // reshaped after backward
+  tg::SGD<double> sgd({a, b}, 0.1);
+  tg::Adam<double> adam({a, b}, 0.1);
+  CHECK_THROWS_WITH_AS(sgd.step(), "SGD: parameter 1 of shape (3) no longer matches its gradient's 2 elements",
+                       tg::ShapeError);
+  CHECK_THROWS_WITH_AS(adam.step(), "Adam: parameter 1 of shape (3) no longer matches its gradient's 2 elements",
+                       tg::ShapeError);
+  CHECK(all_close(a.value(), Arr{1.0, 2.0}, 0.0));   // parameter 0 was not stepped either
+}
