@@ -11,6 +11,15 @@ std::string shape_str(const Shape& shape) {
   return s + ")";
 }
 
+Shape unravel_index(std::size_t flat, const Shape& shape) {
+  Shape index(shape.size());
+  for (std::size_t k = shape.size(); k-- > 0;) {
+    index[k] = shape[k] ? flat % shape[k] : 0;
+    flat = shape[k] ? flat / shape[k] : 0;
+  }
+  return index;
+}
+
 void throw_shape_error(const std::string& op, const std::string& message) {
   throw ShapeError(op + ": " + message);
 }

@@ -45,6 +45,9 @@ class AnomalyError : public std::runtime_error {
 // "(2, 3)"; a 1-D shape prints as "(3)", a scalar as "()".
 std::string shape_str(const Shape& shape);
 
+// The multi-index of element `flat` of a row-major array of `shape`: (1, 2) for flat 5 of (2, 3).
+Shape unravel_index(std::size_t flat, const Shape& shape);
+
 // "op: message"
 [[noreturn]] void throw_shape_error(const std::string& op, const std::string& message);
 [[noreturn]] void throw_value_error(const std::string& op, const std::string& message);

@@ -17,14 +17,7 @@ using Matrix = std::vector<std::vector<double>>;
 
 Shape shape_of(const Array& a) { return Shape(a.shape().begin(), a.shape().end()); }
 
-std::string multi_index(std::size_t flat, const Shape& shape) {
-  Shape index(shape.size());
-  for (std::size_t k = shape.size(); k-- > 0;) {
-    index[k] = flat % shape[k];
-    flat /= shape[k];
-  }
-  return shape_str(index);
-}
+std::string multi_index(std::size_t flat, const Shape& shape) { return shape_str(unravel_index(flat, shape)); }
 
 // What is differentiated: `forward` evaluates the function with the checked tensors set to
 // `values` (one array per checked tensor) and reports those tensors in `wrt`; it runs under a live

@@ -134,12 +134,9 @@ namespace {
 
 std::atomic<std::uint64_t> next_tape_id{1};
 
+// "[0, 2]"
 std::string multi_index_str(std::size_t flat, const Shape& shape) {
-  Shape index(shape.size());
-  for (std::size_t k = shape.size(); k-- > 0;) {
-    index[k] = shape[k] ? flat % shape[k] : 0;
-    flat = shape[k] ? flat / shape[k] : 0;
-  }
+  const Shape index = unravel_index(flat, shape);
   std::string s = "[";
   for (std::size_t k = 0; k < index.size(); ++k) s += (k ? ", " : "") + std::to_string(index[k]);
   return s + "]";
