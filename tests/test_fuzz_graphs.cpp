@@ -17,11 +17,11 @@ TEST_CASE("1,000 seeded random graphs over every op family have right first and 
     ops += fz::op_count(graph);
     const bool second_order = seed % 4 == 0;
     const fz::CheckResult result = fz::check(graph, second_order);
-    if (!result.ok) {
+    if (!result.ok()) {
       ++failed;
       INFO("graph seed ", seed, (second_order ? " (second order)" : ""), "\n", result.report, "\n",
            fz::reproducer(graph, second_order, "seed " + std::to_string(seed)));
-      CHECK(result.ok);
+      CHECK(result.ok());
     }
   }
   MESSAGE("fuzz_graphs: 1000 graphs, ", ops, " ops, ", failed, " failed");
@@ -48,7 +48,7 @@ TEST_CASE("a wrong VJP among the ops is caught, shrunk to a few ops, and printed
   fz::Graph graph;
   for (std::uint64_t seed = 1; seed <= 200 && !failing; ++seed) {
     graph = fz::generate(seed, options);
-    if (!fz::check(graph, false, options).ok) failing = seed;
+    if (!fz::check(graph, false, options).ok()) failing = seed;
   }
   REQUIRE(failing != 0);
   const fz::Graph small =
@@ -75,6 +75,6 @@ TEST_CASE("a correct custom op among the ops passes the same fuzzing") {
   for (std::uint64_t seed = 1; seed <= 100; ++seed) {
     const fz::CheckResult result = fz::check(fz::generate(seed, options), seed % 2 == 0, options);
     INFO("seed ", seed, "\n", result.report);
-    CHECK(result.ok);
+    CHECK(result.ok());
   }
 }

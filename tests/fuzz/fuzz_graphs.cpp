@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
     for (const auto& step : graph.steps) ++ops[fz::op_name(step.op)];
     second_order += second;
     const fz::CheckResult result = fz::check(graph, second, options);
-    if (result.ok) continue;
+    if (result.ok()) continue;
     ++failures;
     const fz::Graph small = fz::shrink(
         graph, [&](const fz::Graph& g) { return fz::check(g, second, options).failure == result.failure; });

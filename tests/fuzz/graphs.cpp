@@ -669,12 +669,10 @@ CheckResult check(const Graph& graph, bool second_order, const GraphOptions& opt
     }
     Tape tape;
     const GradcheckReport report = gradcheck(f, leaves_of(graph));
-    result.ok = report.ok();
     result.report = report.str();
-    if (!result.ok) result.failure = "mismatch";
+    if (!report.ok()) result.failure = "mismatch";
   } catch (const std::exception& e) {
     const std::string what = e.what();
-    result.ok = false;
     result.report = "exception: " + what;
     result.failure = "exception: " + what.substr(0, what.find(':'));
   }

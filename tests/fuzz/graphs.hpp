@@ -59,11 +59,11 @@ Graph generate(std::uint64_t seed, const GraphOptions& options = {});
 TD run(const Graph& graph, const std::vector<TD>& inputs, const GraphOptions& options = {});
 
 struct CheckResult {
-  bool ok = true;
   std::string report;   // gradcheck's report, or the exception an op threw
   // "" when ok, "mismatch" when gradients disagree, else "exception: " and the message's op:
   // the shrinker keeps a smaller graph only if it fails the same way.
   std::string failure;
+  bool ok() const { return failure.empty(); }
 };
 // First derivatives with tg::gradcheck; with second_order, also the derivatives of
 // sum_k <grad_k, w_k> computed through tg::grad(create_graph=true).
