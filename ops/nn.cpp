@@ -3,6 +3,7 @@
 #include "elementwise.hpp"
 #include "kernels.hpp"
 #include "reduce.hpp"
+#include "shape.hpp"
 
 namespace tapegrad {
 
@@ -10,8 +11,9 @@ namespace {
 
 // x minus its maximum along axis. The maximum is a constant: shifting every element of a slice by
 // the same amount changes neither softmax nor log_softmax, so no gradient flows through it.
+// Returns the maximum (kept dims) through `max_out`, for logsumexp to add back.
 template <class T>
-Tensor<T> shifted(const std::string& op, const Tensor<T>& x, std::ptrdiff_t axis) {
+Tensor<T> shifted(const std::string& op, const Tensor<T>& x, std::ptrdiff_t axis, Tensor<T>* max_out = nullptr) {
   if (x.dim() == 0) throw_shape_error(op, "needs at least one axis, got shape ()");
   detail::normalize_axis(op, axis, x.dim());
   Tensor<T> m;
@@ -19,6 +21,7 @@ Tensor<T> shifted(const std::string& op, const Tensor<T>& x, std::ptrdiff_t axis
     NoGrad constant;
     m = max(x, axis, true);
   }
+  if (max_out) *max_out = m;
   return x - m;
 }
 
@@ -36,6 +39,18 @@ Tensor<T> log_softmax(const Tensor<T>& x, std::ptrdiff_t axis) {
   check_defined<T>("log_softmax", {&x});
   const Tensor<T> z = shifted("log_softmax", x, axis);
   return z - log(sum(exp(z), {axis}, true));
+}
+
+template <class T>
+Tensor<T> logsumexp(const Tensor<T>& x, std::ptrdiff_t axis, bool keepdims) {
+  check_defined<T>("logsumexp", {&x});
+  Tensor<T> m;
+  const Tensor<T> z = shifted("logsumexp", x, axis, &m);
+  const Tensor<T> y = log(sum(exp(z), {axis}, true)) + m;
+  if (keepdims) return y;
+  Shape s = x.shape();
+  s.erase(s.begin() + detail::normalize_axis("logsumexp", axis, x.dim()));
+  return reshape(y, s);
 }
 
 template <class T>
@@ -70,10 +85,12 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<std::size_t>&
 
 template Tensor<float> softmax(const Tensor<float>&, std::ptrdiff_t);
 template Tensor<float> log_softmax(const Tensor<float>&, std::ptrdiff_t);
+template Tensor<float> logsumexp(const Tensor<float>&, std::ptrdiff_t, bool);
 template Tensor<float> mse_loss(const Tensor<float>&, const Tensor<float>&, Reduction);
 template Tensor<float> cross_entropy(const Tensor<float>&, const std::vector<std::size_t>&, Reduction);
 template Tensor<double> softmax(const Tensor<double>&, std::ptrdiff_t);
 template Tensor<double> log_softmax(const Tensor<double>&, std::ptrdiff_t);
+template Tensor<double> logsumexp(const Tensor<double>&, std::ptrdiff_t, bool);
 template Tensor<double> mse_loss(const Tensor<double>&, const Tensor<double>&, Reduction);
 template Tensor<double> cross_entropy(const Tensor<double>&, const std::vector<std::size_t>&, Reduction);
 

@@ -12,6 +12,9 @@ namespace tapegrad {
 template <class T> Tensor<T> softmax(const Tensor<T>& x, std::ptrdiff_t axis);
 // x - max - log(sum(exp(x - max))) along axis.
 template <class T> Tensor<T> log_softmax(const Tensor<T>& x, std::ptrdiff_t axis);
+// log(sum(exp(x))) along axis, as max + log(sum(exp(x - max))): finite for any finite x. Its
+// gradient is softmax(x, axis).
+template <class T> Tensor<T> logsumexp(const Tensor<T>& x, std::ptrdiff_t axis, bool keepdims = false);
 
 enum class Reduction { mean, sum };
 

@@ -42,6 +42,26 @@ TEST_CASE("softmax, log_softmax, losses: gradients") {
   check_gradients([](const Inputs& v) { return tg::cross_entropy(v[0], {1, 1, 0}, tg::Reduction::sum); }, {x});
 }
 
+TEST_CASE("logsumexp: values against the direct formula, shapes, large inputs, gradients") {
+  const Arr x = random_array({3, 4}, 605, -3, 3);
+  const Arr rows = tg::logsumexp(TD(x), 1).value(), cols = tg::logsumexp(TD(x), 0, true).value();
+  CHECK(same_shape(rows, {3}));
+  CHECK(same_shape(cols, {1, 4}));
+  for (std::size_t i = 0; i < 3; ++i) {
+    double z = 0;
+    for (std::size_t j = 0; j < 4; ++j) z += std::exp(x(i, j));
+    CHECK(rows(i) == doctest::Approx(std::log(z)).epsilon(1e-14));
+  }
+  for (std::size_t j = 0; j < 4; ++j)
+    CHECK(cols(0, j) == doctest::Approx(std::log(std::exp(x(0, j)) + std::exp(x(1, j)) + std::exp(x(2, j)))).epsilon(1e-14));
+  // exp(1000) overflows; the shifted form does not.
+  CHECK(tg::logsumexp(TD(Arr{1000., 1000.}), 0).item() == doctest::Approx(1000. + std::log(2.)).epsilon(1e-15));
+  const TD a = leaf({3, 4}, 606, -2, 2);
+  check_gradients([](const Inputs& v) { return tg::logsumexp(v[0], 1); }, {a});
+  check_gradients([](const Inputs& v) { return tg::logsumexp(v[0], -2, true); }, {a});
+  check_gradients([](const Inputs& v) { return tg::logsumexp(v[0], 0); }, {leaf({5}, 607)});
+}
+
 TEST_CASE("losses: values against closed forms") {
   const Arr p{{1., 2.}, {3., 4.}}, t{{0., 2.}, {5., 3.}};
   CHECK(tg::mse_loss(TD(p), TD(t)).item() == doctest::Approx((1. + 0. + 4. + 1.) / 4.));

@@ -1,0 +1,63 @@
+// GradBench's six evals written with tapegrad ops, the way a user would write them
+// (../shared/GRADBENCH.md §2). Each objective is written once, as a function of tensors: the
+// primal runs it without recording, the gradient records it on a fresh tape, runs backward and
+// copies the gradient into a plain array. Shapes are checked first: bad input is a
+// tapegrad::ShapeError or ValueError naming the eval and the field.
+#ifndef TAPEGRAD_BENCH_GRADBENCH_EVALS_HPP
+#define TAPEGRAD_BENCH_GRADBENCH_EVALS_HPP
+
+#include <cstddef>
+
+#include <xtensor/xarray.hpp>
+
+namespace gradbench {
+
+using Array = xt::xarray<double>;
+
+// hello: x^2 and its derivative 2x.
+double hello_square(double x);
+double hello_double(double x);
+
+// lse: log(sum(exp(x))) of a vector, shifted by its maximum; the gradient is softmax(x).
+double lse_primal(const Array& x);
+Array lse_gradient(const Array& x);
+
+// llsq: 1/2 sum_i (sign(t_i) - sum_j x_j t_i^j)^2 with t_i = -1 + 2i/(n-1), i < n.
+double llsq_primal(const Array& x, std::size_t n);
+Array llsq_gradient(const Array& x, std::size_t n);
+
+// ode: y after s RK4 steps from y(0) = 0 to t = 2 of y'_0 = x_0, y'_i = x_i y_{i-1}; the
+// gradient is that of the last component of y with respect to x.
+Array ode_primal(const Array& x, std::size_t s);
+Array ode_gradient(const Array& x, std::size_t s);
+
+// gmm: the log-posterior of a Gaussian mixture with a Wishart prior (GRADBENCH.md §2.5).
+struct GmmInput {
+  Array x;       // (n, d) points, a constant
+  Array alpha;   // (k) mixture weights (log, unnormalised)
+  Array mu;      // (k, d) means
+  Array q;       // (k, d) log-diagonals of the precision factors Q_k
+  Array l;       // (k, d(d-1)/2) their strictly lower parts, column by column
+  double m = 0;  // extra Wishart degrees of freedom
+  double gamma = 1;
+};
+struct GmmJacobian {
+  Array alpha, mu, q, l;   // the gradient, each of its parameter's shape
+};
+double gmm_objective(const GmmInput& in);
+GmmJacobian gmm_jacobian(const GmmInput& in);
+
+// lstm: ADBench's diagonal LSTM loss (GRADBENCH.md §2.6); the jacobian is the gradient with
+// respect to main_params then extra_params, each flattened row after row.
+struct LstmInput {
+  Array main_params;   // (2l, 4b): per layer a row of weights then a row of biases
+  Array extra_params;  // (3, b): input weight, output weight, output bias
+  Array state;         // (2l, b): per layer the initial hidden then cell state, a constant
+  Array sequence;      // (c, b): the encoded text, a constant
+};
+double lstm_objective(const LstmInput& in);
+Array lstm_jacobian(const LstmInput& in);
+
+}  // namespace gradbench
+
+#endif

@@ -1,0 +1,334 @@
+#include "protocol.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <istream>
+#include <map>
+#include <ostream>
+#include <stdexcept>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <tapegrad/core/errors.hpp>
+
+#include "evals.hpp"
+
+namespace gradbench {
+
+namespace {
+
+using json = nlohmann::json;
+namespace tg = tapegrad;
+
+// A line that is not a protocol message: the session cannot go on.
+struct ProtocolError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// --- input ------------------------------------------------------------------------------------
+
+const json& field(const json& input, const char* eval, const char* name) {
+  if (!input.is_object()) tg::throw_value_error(eval, std::string("input must be a JSON object, got ") + input.type_name());
+  const auto it = input.find(name);
+  if (it == input.end()) tg::throw_value_error(eval, std::string("input has no field '") + name + "'");
+  return *it;
+}
+
+double number_in(const json& j, const char* eval, const std::string& where) {
+  if (!j.is_number()) tg::throw_value_error(eval, where + " must be a number, got " + j.type_name());
+  return j.get<double>();
+}
+
+std::size_t count_of(const json& input, const char* eval, const char* name) {
+  const json& j = field(input, eval, name);
+  if (!j.is_number_integer() || j.get<std::int64_t>() < 0)
+    tg::throw_value_error(eval, std::string("field '") + name + "' must be a non-negative integer, got " + j.dump());
+  return j.get<std::size_t>();
+}
+
+double number_of(const json& input, const char* eval, const char* name) {
+  return number_in(field(input, eval, name), eval, std::string("field '") + name + "'");
+}
+
+Array vector_in(const json& j, const char* eval, const std::string& where) {
+  if (!j.is_array()) tg::throw_value_error(eval, where + " must be a list of numbers, got " + j.type_name());
+  Array a = Array::from_shape({j.size()});
+  for (std::size_t i = 0; i < j.size(); ++i) a(i) = number_in(j[i], eval, where + "[" + std::to_string(i) + "]");
+  return a;
+}
+
+Array vector_of(const json& input, const char* eval, const char* name) {
+  return vector_in(field(input, eval, name), eval, std::string("field '") + name + "'");
+}
+
+// A list of equally long lists of numbers.
+Array matrix_of(const json& input, const char* eval, const char* name) {
+  const json& j = field(input, eval, name);
+  const std::string where = std::string("field '") + name + "'";
+  if (!j.is_array()) tg::throw_value_error(eval, where + " must be a list of lists of numbers, got " + j.type_name());
+  const std::size_t rows = j.size(), cols = rows ? (j[0].is_array() ? j[0].size() : 0) : 0;
+  Array a = Array::from_shape({rows, cols});
+  for (std::size_t i = 0; i < rows; ++i) {
+    const std::string row = where + "[" + std::to_string(i) + "]";
+    const Array r = vector_in(j[i], eval, row);
+    if (r.size() != cols)
+      tg::throw_value_error(eval, row + " has " + std::to_string(r.size()) + " numbers, but row 0 has " +
+                                      std::to_string(cols) + " (the rows must be equally long)");
+    std::copy(r.begin(), r.end(), a.begin() + static_cast<std::ptrdiff_t>(i * cols));
+  }
+  return a;
+}
+
+// --- output -----------------------------------------------------------------------------------
+
+// GradBench rejects NaN and Infinity, and its comparison never flags them: fail instead.
+double finite(double v, const char* eval) {
+  if (!std::isfinite(v)) tg::throw_value_error(eval, "the output has a non-finite value (" + std::to_string(v) + ")");
+  return v;
+}
+
+json to_json(const Array& a, const char* eval) {
+  json out = json::array();
+  if (a.dimension() == 1) {
+    for (double v : a) out.push_back(finite(v, eval));
+  } else {
+    for (std::size_t i = 0; i < a.shape(0); ++i) {
+      json row = json::array();
+      for (std::size_t j = 0; j < a.shape(1); ++j) row.push_back(finite(a(i, j), eval));
+      out.push_back(std::move(row));
+    }
+  }
+  return out;
+}
+
+json to_json(double v, const char* eval) { return finite(v, eval); }
+
+// Exactly the four keys GradBench expects, each nested like its input.
+json to_json(const GmmJacobian& j, const char* eval) {
+  return {{"alpha", to_json(j.alpha, eval)}, {"mu", to_json(j.mu, eval)}, {"q", to_json(j.q, eval)}, {"l", to_json(j.l, eval)}};
+}
+
+// --- timing -----------------------------------------------------------------------------------
+
+using Clock = std::chrono::steady_clock;
+
+std::int64_t nanoseconds_since(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
+}
+
+struct Repetitions {
+  std::int64_t min_runs = 1;
+  double min_seconds = 1;
+};
+
+Repetitions repetitions(const json& input, const char* eval) {
+  Repetitions r;
+  if (input.contains("min_runs")) {
+    const json& j = input["min_runs"];
+    if (!j.is_number_integer() || j.get<std::int64_t>() < 1)
+      tg::throw_value_error(eval, "min_runs must be an integer >= 1, got " + j.dump());
+    r.min_runs = j.get<std::int64_t>();
+  }
+  if (input.contains("min_seconds")) {
+    r.min_seconds = number_in(input["min_seconds"], eval, "min_seconds");
+    if (!(r.min_seconds >= 0)) tg::throw_value_error(eval, "min_seconds must be >= 0, got " + input["min_seconds"].dump());
+  }
+  return r;
+}
+
+// Converts the input (untimed but reported as "prepare"), then runs the function until both
+// min_runs runs and min_seconds of timed runs are done, one "evaluate" timing per run, and
+// returns the last run's output.
+template <class Prepare, class Run>
+json timed(const json& input, const char* eval, json& timings, Prepare prepare, Run run) {
+  const Repetitions reps = repetitions(input, eval);
+  const Clock::time_point start = Clock::now();
+  const auto prepared = prepare();
+  timings.push_back({{"name", "prepare"}, {"nanoseconds", nanoseconds_since(start)}});
+  decltype(run(prepared)) result{};
+  std::int64_t runs = 0, total = 0;
+  do {
+    const Clock::time_point t0 = Clock::now();
+    result = run(prepared);
+    const std::int64_t ns = nanoseconds_since(t0);
+    timings.push_back({{"name", "evaluate"}, {"nanoseconds", ns}});
+    ++runs;
+    total += ns;
+  } while (runs < reps.min_runs || static_cast<double>(total) < reps.min_seconds * 1e9);
+  return to_json(result, eval);
+}
+
+// --- the modules ------------------------------------------------------------------------------
+
+using Function = json (*)(const json& input, json& timings);
+using Module = std::map<std::string, Function>;
+
+struct LlsqInput {
+  Array x;
+  std::size_t n;
+};
+LlsqInput llsq_input(const json& in) { return {vector_of(in, "llsq", "x"), count_of(in, "llsq", "n")}; }
+
+struct OdeInput {
+  Array x;
+  std::size_t s;
+};
+OdeInput ode_input(const json& in) { return {vector_of(in, "ode", "x"), count_of(in, "ode", "s")}; }
+
+GmmInput gmm_input(const json& in) {
+  GmmInput g{matrix_of(in, "gmm", "x"), vector_of(in, "gmm", "alpha"), matrix_of(in, "gmm", "mu"),
+             matrix_of(in, "gmm", "q"), matrix_of(in, "gmm", "l"), static_cast<double>(count_of(in, "gmm", "m")),
+             number_of(in, "gmm", "gamma")};
+  // The sizes are sent too: they must agree with the arrays.
+  const std::size_t n = count_of(in, "gmm", "n"), d = count_of(in, "gmm", "d"), k = count_of(in, "gmm", "k");
+  if (g.x.shape(0) != n || g.x.shape(1) != d || g.alpha.size() != k)
+    tg::throw_shape_error("gmm", "n=" + std::to_string(n) + ", d=" + std::to_string(d) + ", k=" + std::to_string(k) +
+                                     " disagree with x of shape " + tg::shape_str({g.x.shape(0), g.x.shape(1)}) +
+                                     " and alpha of " + std::to_string(g.alpha.size()) + " values");
+  return g;
+}
+
+LstmInput lstm_input(const json& in) {
+  return {matrix_of(in, "lstm", "main_params"), matrix_of(in, "lstm", "extra_params"), matrix_of(in, "lstm", "state"),
+          matrix_of(in, "lstm", "sequence")};
+}
+
+double hello_number(const json& input) { return number_in(input, "hello", "the input"); }
+
+const std::map<std::string, Module>& modules() {
+  static const std::map<std::string, Module> all{
+      {"hello",
+       {{"square", [](const json& in, json&) -> json { return to_json(hello_square(hello_number(in)), "hello"); }},
+        {"double", [](const json& in, json&) -> json { return to_json(hello_double(hello_number(in)), "hello"); }}}},
+      {"lse",
+       {{"primal",
+         [](const json& in, json& t) {
+           return timed(in, "lse", t, [&] { return vector_of(in, "lse", "x"); }, [](const Array& x) { return lse_primal(x); });
+         }},
+        {"gradient",
+         [](const json& in, json& t) {
+           return timed(in, "lse", t, [&] { return vector_of(in, "lse", "x"); }, [](const Array& x) { return lse_gradient(x); });
+         }}}},
+      {"llsq",
+       {{"primal",
+         [](const json& in, json& t) {
+           return timed(in, "llsq", t, [&] { return llsq_input(in); }, [](const LlsqInput& p) { return llsq_primal(p.x, p.n); });
+         }},
+        {"gradient",
+         [](const json& in, json& t) {
+           return timed(in, "llsq", t, [&] { return llsq_input(in); }, [](const LlsqInput& p) { return llsq_gradient(p.x, p.n); });
+         }}}},
+      {"ode",
+       {{"primal",
+         [](const json& in, json& t) {
+           return timed(in, "ode", t, [&] { return ode_input(in); }, [](const OdeInput& p) { return ode_primal(p.x, p.s); });
+         }},
+        {"gradient",
+         [](const json& in, json& t) {
+           return timed(in, "ode", t, [&] { return ode_input(in); }, [](const OdeInput& p) { return ode_gradient(p.x, p.s); });
+         }}}},
+      {"gmm",
+       {{"objective",
+         [](const json& in, json& t) {
+           return timed(in, "gmm", t, [&] { return gmm_input(in); }, [](const GmmInput& g) { return gmm_objective(g); });
+         }},
+        {"jacobian",
+         [](const json& in, json& t) {
+           return timed(in, "gmm", t, [&] { return gmm_input(in); }, [](const GmmInput& g) { return gmm_jacobian(g); });
+         }}}},
+      {"lstm",
+       {{"objective",
+         [](const json& in, json& t) {
+           return timed(in, "lstm", t, [&] { return lstm_input(in); }, [](const LstmInput& p) { return lstm_objective(p); });
+         }},
+        {"jacobian",
+         [](const json& in, json& t) {
+           return timed(in, "lstm", t, [&] { return lstm_input(in); }, [](const LstmInput& p) { return lstm_jacobian(p); });
+         }}}},
+  };
+  return all;
+}
+
+// --- messages ---------------------------------------------------------------------------------
+
+const json& required(const json& message, const char* name, bool (json::*is_type)() const noexcept,
+                     const char* type) {
+  const auto it = message.find(name);
+  if (it == message.end() || !((*it).*is_type)())
+    throw ProtocolError(std::string("the message has no ") + type + " field '" + name + "': " +
+                        message.dump(-1, ' ', false, json::error_handler_t::replace).substr(0, 200));
+  return *it;
+}
+
+std::string implemented() {
+  std::string names;
+  for (const auto& [name, module] : modules()) names += (names.empty() ? "" : ", ") + name;
+  return names;
+}
+
+json respond(const json& message, std::ostream& err) {
+  if (!message.is_object()) throw ProtocolError(std::string("a message must be a JSON object, got ") + message.type_name());
+  const json& id = required(message, "id", &json::is_number_integer, "integer");
+  const std::string kind = required(message, "kind", &json::is_string, "string").get<std::string>();
+  json response{{"id", id}};
+  if (kind == "start") {
+    response["tool"] = "tapegrad";
+    response["config"] = {{"precision", "float64"}, {"threads", 1}};
+  } else if (kind == "define") {
+    const std::string module = required(message, "module", &json::is_string, "string").get<std::string>();
+    response["success"] = modules().count(module) == 1;
+    if (!modules().count(module))
+      response["error"] = "tapegrad does not implement the module '" + module + "' (it implements " + implemented() + ")";
+  } else if (kind == "evaluate") {
+    const std::string module = required(message, "module", &json::is_string, "string").get<std::string>();
+    const std::string function = required(message, "function", &json::is_string, "string").get<std::string>();
+    if (!message.contains("input")) throw ProtocolError("the evaluate message has no field 'input'");
+    const auto m = modules().find(module);
+    const auto f = m == modules().end() ? Module::const_iterator() : m->second.find(function);
+    if (m == modules().end() || f == m->second.end()) {
+      response["success"] = false;
+      response["error"] = "tapegrad does not implement " + module + "." + function;
+      return response;
+    }
+    try {
+      json timings = json::array();
+      json output = f->second(message["input"], timings);
+      response["success"] = true;
+      response["output"] = std::move(output);
+      response["timings"] = std::move(timings);
+    } catch (const std::exception& e) {
+      response["success"] = false;
+      response["error"] = e.what();
+    }
+  } else if (kind == "analysis") {
+    if (message.contains("valid") && message["valid"] == false)
+      err << "tapegrad-gradbench: evaluate " << message.value("of", json()).dump() << " judged invalid: "
+          << message.value("error", std::string("(no reason given)")) << "\n";
+  }
+  return response;
+}
+
+}  // namespace
+
+int serve(std::istream& in, std::ostream& out, std::ostream& err) {
+  std::string line;
+  for (std::size_t number = 1; std::getline(in, line); ++number) {
+    json message;
+    try {
+      message = json::parse(line);
+    } catch (const json::parse_error& e) {
+      err << "tapegrad-gradbench: line " << number << " is not valid JSON: " << e.what() << "\n";
+      return 2;
+    }
+    try {
+      out << respond(message, err).dump(-1, ' ', false, json::error_handler_t::replace) << '\n' << std::flush;
+    } catch (const ProtocolError& e) {
+      err << "tapegrad-gradbench: line " << number << ": " << e.what() << "\n";
+      return 2;
+    }
+  }
+  return 0;
+}
+
+}  // namespace gradbench

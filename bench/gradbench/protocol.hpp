@@ -1,0 +1,19 @@
+// GradBench's JSON-Lines protocol (../shared/GRADBENCH.md §1): one message per line in, one
+// response per line out, lock-step, until end of input.
+#ifndef TAPEGRAD_BENCH_GRADBENCH_PROTOCOL_HPP
+#define TAPEGRAD_BENCH_GRADBENCH_PROTOCOL_HPP
+
+#include <iosfwd>
+
+namespace gradbench {
+
+// Answers every message read from `in` on `out` (flushed after each), diagnostics on `err`.
+// Returns 0 at end of input, or 2 after a line that is not a protocol message (not JSON, not an
+// object, no integer id or string kind, a define or evaluate without its fields); `err` then
+// names the line and what is wrong. An evaluate that fails (unknown function, bad input) is
+// answered with success: false and the error, and the session goes on.
+int serve(std::istream& in, std::ostream& out, std::ostream& err);
+
+}  // namespace gradbench
+
+#endif

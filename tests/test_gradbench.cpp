@@ -1,0 +1,354 @@
+// The GradBench tool (bench/gradbench): the worked examples of ../shared/GRADBENCH.md §3, finite
+// differences of every objective, and the protocol, message by message.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <functional>
+#include <random>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "evals.hpp"
+#include "protocol.hpp"
+
+namespace gb = gradbench;
+using gb::Array;
+using json = nlohmann::json;
+
+namespace {
+
+// |actual - expected| <= tol * max(1, |expected|), element by element, shapes equal.
+void check_close(const Array& actual, const Array& expected, double tol) {
+  REQUIRE(actual.shape() == expected.shape());
+  for (std::size_t i = 0; i < actual.size(); ++i) {
+    INFO("element ", i, ": ", actual.flat(i), " vs ", expected.flat(i));
+    CHECK(std::abs(actual.flat(i) - expected.flat(i)) <= tol * std::max(1.0, std::abs(expected.flat(i))));
+  }
+}
+
+void check_close(double actual, double expected, double tol) { check_close(Array(actual), Array(expected), tol); }
+
+Array random_array(const std::vector<std::size_t>& shape, unsigned seed, double lo, double hi) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(lo, hi);
+  Array a = Array::from_shape(shape);
+  for (double& v : a) v = u(rng);
+  return a;
+}
+
+// Central differences of f at x, coordinate by coordinate, against `gradient`.
+void check_finite_differences(const std::function<double(const Array&)>& f, const Array& x, const Array& gradient) {
+  REQUIRE(gradient.shape() == x.shape());
+  for (std::size_t j = 0; j < x.size(); ++j) {
+    const double h = 1e-6 * std::max(1.0, std::abs(x.flat(j)));
+    Array plus = x, minus = x;
+    plus.flat(j) += h;
+    minus.flat(j) -= h;
+    const double numeric = (f(plus) - f(minus)) / (2 * h);
+    INFO("coordinate ", j, ": autodiff ", gradient.flat(j), ", finite differences ", numeric);
+    CHECK(std::abs(numeric - gradient.flat(j)) <= 1e-6 * std::max(1.0, std::abs(numeric)));
+  }
+}
+
+// A (n, 1) array: Array{{a}, {b}} is ambiguous to xtensor.
+Array column(std::initializer_list<double> values) {
+  Array a = Array::from_shape({values.size(), 1});
+  std::copy(values.begin(), values.end(), a.begin());
+  return a;
+}
+
+gb::GmmInput gmm_d2() {
+  return {Array{{0.1, -0.2}, {0.5, 0.3}, {-0.4, 0.8}}, Array{0.2, -0.1}, Array{{0.0, 0.1}, {0.3, -0.2}},
+          Array{{0.1, -0.3}, {0.2, 0.05}}, column({0.4, -0.6}), 0, 1.0};
+}
+
+gb::GmmInput gmm_d4() {
+  return {Array{{0.3, -0.1, 0.7, 0.2}, {-0.5, 0.4, 0.0, 0.9}},
+          Array{0.1, 0.4},
+          Array{{0.2, 0.0, 0.5, -0.3}, {0.1, 0.6, -0.2, 0.4}},
+          Array{{0.1, -0.2, 0.3, 0.0}, {-0.1, 0.2, 0.05, -0.3}},
+          Array{{0.5, -0.4, 0.3, 0.2, -0.1, 0.6}, {-0.3, 0.1, 0.4, -0.5, 0.2, 0.7}},
+          2,
+          0.5};
+}
+
+gb::LstmInput lstm_example() {
+  return {Array{{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8}, {-0.1, 0.0, 0.1, 0.2, -0.2, 0.3, -0.3, 0.4}},
+          Array{{0.9, 1.1}, {0.7, -0.5}, {0.05, -0.05}}, Array{{0.2, -0.1}, {0.3, 0.4}},
+          Array{{1.0, 0.0}, {0.0, 1.0}, {1.0, 1.0}}};
+}
+
+// The parameters of a GMM as one vector (alpha, mu, q, l), and back.
+Array pack(const gb::GmmInput& g) {
+  Array out = Array::from_shape({g.alpha.size() + g.mu.size() + g.q.size() + g.l.size()});
+  auto it = std::copy(g.alpha.begin(), g.alpha.end(), out.begin());
+  it = std::copy(g.mu.begin(), g.mu.end(), it);
+  it = std::copy(g.q.begin(), g.q.end(), it);
+  std::copy(g.l.begin(), g.l.end(), it);
+  return out;
+}
+
+gb::GmmInput unpack(gb::GmmInput g, const Array& v) {
+  auto it = v.begin();
+  for (Array* a : {&g.alpha, &g.mu, &g.q, &g.l})
+    for (double& x : *a) x = *it++;
+  return g;
+}
+
+Array pack(const gb::GmmJacobian& j) { return pack(gb::GmmInput{Array(), j.alpha, j.mu, j.q, j.l, 0, 1}); }
+
+// Runs a whole session through the tool; returns its exit status, the responses, and stderr.
+struct Session {
+  int status;
+  std::vector<json> responses;
+  std::string errors;
+};
+
+Session run_session(const std::vector<std::string>& lines) {
+  std::string text;
+  for (const std::string& l : lines) text += l + "\n";
+  std::istringstream in(text);
+  std::ostringstream out, err;
+  Session s{gb::serve(in, out, err), {}, err.str()};
+  std::istringstream replies(out.str());
+  for (std::string line; std::getline(replies, line);) s.responses.push_back(json::parse(line));
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("gradbench: worked examples of lse, llsq and ode") {
+  check_close(gb::lse_primal(Array{1, 2, 3}), 3.4076059644443806, 1e-12);
+  check_close(gb::lse_gradient(Array{1, 2, 3}), Array{0.09003057317038045, 0.2447284710547976, 0.6652409557748218}, 1e-12);
+  check_close(gb::llsq_primal(Array{0.5, -0.25, 1.0}, 5), 5.765625, 1e-12);
+  check_close(gb::llsq_gradient(Array{0.5, -0.25, 1.0}, 5), Array{5.0, -3.625, 3.375}, 1e-12);
+  check_close(gb::ode_primal(Array{0.5, 1.0, 1.5, 2.0}, 2), Array{1.0, 1.0, 1.0, 1.0}, 1e-12);
+  check_close(gb::ode_gradient(Array{0.5, 1.0, 1.5, 2.0}, 2), Array{2.0, 1.0, 0.6666666666666666, 0.5}, 1e-12);
+  // n > 4s: the last component and its RK4 gradient are exactly zero.
+  check_close(gb::ode_primal(Array{0.5, 1.0, 1.5, 2.0, 2.5, 3.0}, 1), Array{1.0, 1.0, 1.0, 1.0, 0.0, 0.0}, 1e-12);
+  check_close(gb::ode_gradient(Array{0.5, 1.0, 1.5, 2.0, 2.5, 3.0}, 1), Array(xt::zeros<double>({6})), 0);
+  // lse is shift-stable: exp(1000) would overflow.
+  check_close(gb::lse_primal(Array{1000, 1000}), 1000 + std::log(2.0), 1e-15);
+}
+
+TEST_CASE("gradbench: worked examples of gmm (d=2, and d=4 with m=2, gamma=0.5)") {
+  check_close(gb::gmm_objective(gmm_d2()), -13.8119512745, 1e-9);
+  const gb::GmmJacobian j2 = gb::gmm_jacobian(gmm_d2());
+  check_close(j2.alpha, Array{-0.0627504777028, 0.0627504777028}, 1e-9);
+  check_close(j2.mu, Array{{0.0898549302254, 0.250982055939}, {-0.635241930342, 0.683190127158}}, 1e-9);
+  check_close(j2.q, Array{{0.151960888048, 0.929570720928}, {-0.395520053404, -0.261662310692}}, 1e-9);
+  check_close(j2.l, column({-0.359108562587, 0.817536630479}), 1e-9);
+
+  // Packing l row by row instead of column by column gives -78.9606, and wrong prior constants
+  // move the value too.
+  check_close(gb::gmm_objective(gmm_d4()), -79.0250413775218, 1e-9);
+  const gb::GmmJacobian j4 = gb::gmm_jacobian(gmm_d4());
+  check_close(j4.alpha, Array{0.341083718334, -0.341083718334}, 1e-9);
+  check_close(j4.mu,
+              Array{{-0.0626461631012, -0.100645388464, 0.506470554645, 0.782602991669},
+                    {-0.0322486925567, -0.484039452503, 0.634632602487, 0.170872460711}},
+              1e-9);
+  check_close(j4.q,
+              Array{{2.62322931763, 3.02574749293, 2.60287228161, 2.35760680794},
+                    {2.42596857273, 2.24383993387, 2.21157704485, 2.63604744225}},
+              1e-9);
+  check_close(j4.l,
+              Array{{-0.129247219352, -0.0097634100152, 0.0676429933363, 0.0196274818212, -0.0348042586476, -0.113230217393},
+                    {0.0953838033641, 0.000134574393037, -0.0401082680122, 0.368097239531, 0.0451935427438,
+                     -0.289818664156}},
+              1e-9);
+}
+
+TEST_CASE("gradbench: worked example of lstm (l=1, b=2, c=3)") {
+  check_close(gb::lstm_objective(lstm_example()), 1.10076735291, 1e-9);
+  check_close(gb::lstm_jacobian(lstm_example()),
+              Array{0.000196234852219, 0.00412211335776, 6.41476813065e-05, 0.000424804846856, 0.000508329544794,
+                    0.00727458311869,  -0.00033155481428, -0.000392949978134, -0.000360324678089, 0.0117658263183,
+                    0.00232397245534,  0.0113225205281,  0.00281612639689,  0.0163838387636,   -0.0163281513372,
+                    0.0565885439911,   0.000304209175132, 0.00471742958434, 0.00829253078015,  -0.0872215212355,
+                    -0.04874381151,    -0.339910556616},
+              1e-9);
+}
+
+TEST_CASE("gradbench: every gradient agrees with finite differences on random inputs") {
+  const Array x = random_array({7}, 1, -2, 2);
+  check_finite_differences([](const Array& v) { return gb::lse_primal(v); }, x, gb::lse_gradient(x));
+  const Array c = random_array({6}, 2, 0, 1);
+  check_finite_differences([](const Array& v) { return gb::llsq_primal(v, 9); }, c, gb::llsq_gradient(c, 9));
+  // n <= 4s, so the last component depends on every x_i; ode's RK4 gradient is what is checked.
+  const Array o = random_array({5}, 3, 0.5, 1.5);
+  check_finite_differences([](const Array& v) { return gb::ode_primal(v, 3)(4); }, o, gb::ode_gradient(o, 3));
+
+  gb::GmmInput g{random_array({6, 3}, 4, -1, 1), random_array({2}, 5, -1, 1), random_array({2, 3}, 6, 0, 1),
+                 random_array({2, 3}, 7, -0.5, 0.5), random_array({2, 3}, 8, -1, 1), 1, 1.5};
+  check_finite_differences([&](const Array& v) { return gb::gmm_objective(unpack(g, v)); }, pack(g),
+                           pack(gb::gmm_jacobian(g)));
+
+  gb::LstmInput s{random_array({4, 12}, 9, 0, 1), random_array({3, 3}, 10, 0, 1), random_array({4, 3}, 11, 0, 1),
+                  random_array({5, 3}, 12, 0, 1)};
+  for (double& v : s.sequence) v = v > 0.5 ? 1.0 : 0.0;
+  const Array jacobian = gb::lstm_jacobian(s);
+  REQUIRE(jacobian.size() == 8 * 2 * 3 + 3 * 3);
+  Array params = Array::from_shape({jacobian.size()});
+  std::copy(s.extra_params.begin(), s.extra_params.end(),
+            std::copy(s.main_params.begin(), s.main_params.end(), params.begin()));
+  check_finite_differences(
+      [&](const Array& v) {
+        gb::LstmInput t = s;
+        std::copy(v.begin(), v.begin() + 48, t.main_params.begin());
+        std::copy(v.begin() + 48, v.end(), t.extra_params.begin());
+        return gb::lstm_objective(t);
+      },
+      params, jacobian);
+}
+
+TEST_CASE("gradbench: bad input is an error naming the eval and the field") {
+  const auto message = [](auto f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK(message([] { gb::lse_primal(Array()); }).rfind("lse: x must be 1-D", 0) == 0);
+  CHECK(message([] { gb::llsq_gradient(Array{1.0}, 1); }).find("llsq: n must be >= 2") == 0);
+  CHECK(message([] { gb::ode_primal(Array{1.0}, 0); }).find("ode: s") == 0);
+  gb::GmmInput g = gmm_d4();
+  g.l = Array{{0.5, -0.4, 0.3}, {0.1, 0.2, 0.3}};
+  CHECK(message([&] { gb::gmm_jacobian(g); }) == "gmm: l has shape (2, 3), expected (2, 6)");
+  g = gmm_d4();
+  g.gamma = 0;
+  CHECK(message([&] { gb::gmm_objective(g); }).find("gmm: gamma must be > 0") == 0);
+  gb::LstmInput s = lstm_example();
+  s.state = Array{{0.2, -0.1}};
+  CHECK(message([&] { gb::lstm_objective(s); }) == "lstm: state has shape (1, 2), expected (2, 2)");
+  s = lstm_example();
+  s.main_params = Array{{0.1, 0.2, 0.3}};
+  CHECK(message([&] { gb::lstm_jacobian(s); }).find("lstm: main_params has shape (1, 3), expected (2l, 4b)") == 0);
+}
+
+TEST_CASE("gradbench protocol: the hello session, one response per message, each echoing its id") {
+  std::vector<std::string> lines{R"({"id":0,"kind":"start","eval":"hello"})", R"({"id":1,"kind":"define","module":"hello"})"};
+  // Each output feeds the next call, as the hello eval does.
+  const std::vector<std::pair<std::string, double>> calls{{"square", 1}, {"double", 1},   {"square", 2},   {"double", 4},
+                                                          {"square", 8}, {"double", 64},  {"square", 128}, {"double", 16384}};
+  const std::vector<double> expected{1, 2, 4, 8, 64, 128, 16384, 32768};
+  int id = 2;
+  for (const auto& [function, input] : calls) {
+    lines.push_back(json{{"id", id++}, {"kind", "evaluate"}, {"module", "hello"}, {"function", function}, {"input", input}}.dump());
+    lines.push_back(json{{"id", id++}, {"kind", "analysis"}, {"of", id - 2}, {"valid", true}}.dump());
+  }
+  lines.push_back(R"({"id":99,"kind":"something-new"})");
+  const Session s = run_session(lines);
+  CHECK(s.status == 0);
+  CHECK(s.errors.empty());
+  REQUIRE(s.responses.size() == lines.size());
+  for (std::size_t i = 0; i < lines.size(); ++i) CHECK(s.responses[i]["id"] == json::parse(lines[i])["id"]);
+  CHECK(s.responses[0]["tool"] == "tapegrad");
+  CHECK(s.responses[1] == json{{"id", 1}, {"success", true}});
+  for (std::size_t c = 0; c < calls.size(); ++c) {
+    const json& r = s.responses[2 + 2 * c];
+    CHECK(r["success"] == true);
+    CHECK(r["output"].get<double>() == expected[c]);
+    CHECK(s.responses[3 + 2 * c] == json{{"id", 3 + 2 * c}});
+  }
+  CHECK(s.responses.back() == json{{"id", 99}});
+}
+
+TEST_CASE("gradbench protocol: min_runs and min_seconds, integer nanoseconds, outputs of every module") {
+  const std::string lse = R"({"id":1,"kind":"evaluate","module":"lse","function":"gradient","input":{"x":[1,2,3],)";
+  const Session s = run_session({lse + R"("min_runs":5,"min_seconds":0}})", lse + R"("min_runs":1,"min_seconds":0.05}})"});
+  REQUIRE(s.responses.size() == 2);
+  const auto evaluate_times = [](const json& r) {
+    std::vector<std::int64_t> ns;
+    for (const json& t : r["timings"]) {
+      CHECK(t["nanoseconds"].is_number_integer());
+      CHECK(t["nanoseconds"].get<std::int64_t>() >= 0);
+      if (t["name"] == "evaluate") ns.push_back(t["nanoseconds"].get<std::int64_t>());
+    }
+    return ns;
+  };
+  CHECK(evaluate_times(s.responses[0]).size() == 5);
+  const std::vector<std::int64_t> runs = evaluate_times(s.responses[1]);
+  std::int64_t total = 0;
+  for (std::int64_t t : runs) total += t;
+  CHECK(runs.size() > 1);
+  CHECK(total >= 50'000'000);
+  CHECK(s.responses[0]["output"].size() == 3);
+
+  // gmm's jacobian has exactly the keys alpha, mu, q, l, nested like the input; lstm's is flat.
+  const json gmm_input = json::parse(
+      R"({"d":2,"k":2,"n":3,"m":0,"gamma":1.0,"x":[[0.1,-0.2],[0.5,0.3],[-0.4,0.8]],"alpha":[0.2,-0.1],"mu":[[0.0,0.1],[0.3,-0.2]],"q":[[0.1,-0.3],[0.2,0.05]],"l":[[0.4],[-0.6]],"min_runs":1,"min_seconds":0})");
+  const json lstm_input = json::parse(
+      R"({"main_params":[[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8],[-0.1,0.0,0.1,0.2,-0.2,0.3,-0.3,0.4]],"extra_params":[[0.9,1.1],[0.7,-0.5],[0.05,-0.05]],"state":[[0.2,-0.1],[0.3,0.4]],"sequence":[[1.0,0.0],[0.0,1.0],[1.0,1.0]],"min_runs":1,"min_seconds":0})");
+  const Session m = run_session(
+      {json{{"id", 1}, {"kind", "evaluate"}, {"module", "gmm"}, {"function", "objective"}, {"input", gmm_input}}.dump(),
+       json{{"id", 2}, {"kind", "evaluate"}, {"module", "gmm"}, {"function", "jacobian"}, {"input", gmm_input}}.dump(),
+       json{{"id", 3}, {"kind", "evaluate"}, {"module", "lstm"}, {"function", "jacobian"}, {"input", lstm_input}}.dump(),
+       R"({"id":4,"kind":"evaluate","module":"llsq","function":"gradient","input":{"x":[0.5,-0.25,1.0],"n":5,"min_runs":1,"min_seconds":0}})",
+       R"({"id":5,"kind":"evaluate","module":"ode","function":"primal","input":{"x":[0.5,1.0,1.5,2.0],"s":2,"min_runs":1,"min_seconds":0}})"});
+  REQUIRE(m.responses.size() == 5);
+  CHECK(m.responses[0]["output"].get<double>() == doctest::Approx(-13.8119512745).epsilon(1e-11));
+  const json& j = m.responses[1]["output"];
+  CHECK(j.size() == 4);
+  for (const char* key : {"alpha", "mu", "q", "l"}) CHECK(j.contains(key));
+  CHECK(j["mu"].size() == 2);
+  CHECK(j["mu"][1].size() == 2);
+  CHECK(j["l"][1].size() == 1);
+  CHECK(j["l"][1][0].get<double>() == doctest::Approx(0.817536630479).epsilon(1e-11));
+  CHECK(m.responses[2]["output"].size() == 22);
+  CHECK(m.responses[3]["output"] == json{5.0, -3.625, 3.375});
+  CHECK(m.responses[4]["output"] == json{1.0, 1.0, 1.0, 1.0});
+}
+
+TEST_CASE("gradbench protocol: unsupported modules and failures are answered, and the session goes on") {
+  const Session s = run_session({
+      R"({"id":0,"kind":"define","module":"ba"})",
+      R"({"id":1,"kind":"evaluate","module":"lse","function":"hessian","input":{"x":[1]}})",
+      R"({"id":2,"kind":"evaluate","module":"lse","function":"primal","input":{"y":[1],"min_runs":1,"min_seconds":0}})",
+      R"({"id":3,"kind":"evaluate","module":"lse","function":"primal","input":{"x":[1],"min_runs":0}})",
+      R"({"id":4,"kind":"evaluate","module":"llsq","function":"primal","input":{"x":[1e200,1e200],"n":3,"min_runs":1,"min_seconds":0}})",
+      R"({"id":5,"kind":"evaluate","module":"gmm","function":"objective","input":{"d":2,"k":1,"n":1,"m":0,"gamma":1,"x":[[1,2],[3]],"alpha":[0],"mu":[[0,0]],"q":[[0,0]],"l":[[0]]}})",
+      R"({"id":6,"kind":"analysis","of":4,"valid":false,"error":"mu[0]: 1 != 2"})",
+      R"({"id":7,"kind":"evaluate","module":"lse","function":"primal","input":{"x":[1,2,3],"min_runs":1,"min_seconds":0}})",
+  });
+  CHECK(s.status == 0);
+  REQUIRE(s.responses.size() == 8);
+  const auto error_of = [&](std::size_t i) {
+    CHECK(s.responses[i]["success"] == false);
+    CHECK_FALSE(s.responses[i].contains("output"));
+    return s.responses[i]["error"].get<std::string>();
+  };
+  CHECK(error_of(0).find("does not implement the module 'ba'") != std::string::npos);
+  CHECK(error_of(1) == "tapegrad does not implement lse.hessian");
+  CHECK(error_of(2) == "lse: input has no field 'x'");
+  CHECK(error_of(3) == "lse: min_runs must be an integer >= 1, got 0");
+  CHECK(error_of(4).find("llsq: the output has a non-finite value") == 0);
+  CHECK(error_of(5) == "gmm: field 'x'[1] has 1 numbers, but row 0 has 2 (the rows must be equally long)");
+  CHECK(s.responses[6] == json{{"id", 6}});
+  CHECK(s.errors.find("evaluate 4 judged invalid: mu[0]: 1 != 2") != std::string::npos);
+  CHECK(s.responses[7]["success"] == true);
+}
+
+TEST_CASE("gradbench protocol: a malformed line stops the session with exit status 2 and names the line") {
+  const std::string start = R"({"id":0,"kind":"start"})";
+  const std::vector<std::pair<std::string, std::string>> bad{
+      {R"({"id":1,"kind":"def)", "line 2 is not valid JSON"},
+      {R"([1,2])", "line 2: a message must be a JSON object, got array"},
+      {R"({"kind":"start"})", "line 2: the message has no integer field 'id'"},
+      {R"({"id":"1","kind":"start"})", "line 2: the message has no integer field 'id'"},
+      {R"({"id":1})", "line 2: the message has no string field 'kind'"},
+      {R"({"id":1,"kind":"define"})", "line 2: the message has no string field 'module'"},
+      {R"({"id":1,"kind":"evaluate","module":"lse","function":"primal"})", "line 2: the evaluate message has no field 'input'"},
+      {"", "line 2 is not valid JSON"},
+  };
+  for (const auto& [line, expected] : bad) {
+    INFO(line);
+    const Session s = run_session({start, line, start});
+    CHECK(s.status == 2);
+    CHECK(s.responses.size() == 1);   // the first start was answered, nothing after the bad line
+    CHECK(s.errors.find("tapegrad-gradbench: " + expected) != std::string::npos);
+  }
+}
