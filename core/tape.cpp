@@ -166,6 +166,14 @@ std::string shapes_str(const std::vector<Shape>& shapes) {
 // The tape's own op: a gradient flowing into a node from two places.  y = a + b;  da = db = grad
 template <class T>
 Tensor<T> accumulate(const Tensor<T>& a, const Tensor<T>& b, bool create_graph) {
+  if (!create_graph && a.impl().use_count() == 1 && a.value().shape() == b.value().shape()) {
+    // Only the walk holds a: add into it rather than allocate (a fan-out node such as a weight
+    // used at every time step receives one gradient per use).
+    T* dst = a.impl()->value.data();
+    const T* src = b.value().data();
+    for (std::size_t i = 0, n = a.size(); i < n; ++i) dst[i] += src[i];
+    return a;
+  }
   xt::xarray<T> sum = a.value() + b.value();
   if (!create_graph) return Tensor<T>(std::move(sum));
   return record<T>("accumulate_grad", {a, b}, std::move(sum), [](const VjpArgs<T>& args) {
@@ -225,10 +233,9 @@ struct Entry final : EntryBase {
                                         std::to_string(inputs.size()) + " inputs");
     for (std::size_t i = 0; i < inputs.size(); ++i) {
       if (inputs[i] == no_node || !input_grads[i].defined()) continue;
-      const Shape got = input_grads[i].shape();
-      if (got != input_shapes[i])
+      if (!detail::has_shape(input_grads[i].value(), input_shapes[i]))
         throw_shape_error("backward", "VJP of " + where() + " returned a gradient of shape " +
-                                          shape_str(got) + " for input " + std::to_string(i) +
+                                          shape_str(input_grads[i].shape()) + " for input " + std::to_string(i) +
                                           " of shape " + shape_str(input_shapes[i]));
       if (thread_state().detect_anomaly) {
         const std::string bad = first_non_finite(input_grads[i].value());
@@ -569,6 +576,15 @@ std::size_t value_bytes(const detail::TensorImpl<T>& x) { return x.value.size() 
 }  // namespace
 
 template <class T>
+bool detail::appends_entry(const std::vector<Tensor<T>>& inputs) {
+  const auto& state = detail::thread_state();
+  if (!state.grad_enabled || state.live.empty()) return false;
+  for (const Tensor<T>& x : inputs)
+    if (x.defined() && x.impl()->requires_grad) return true;
+  return false;
+}
+
+template <class T>
 Tensor<T> record(const std::string& op, const std::vector<Tensor<T>>& inputs, xt::xarray<T> value,
                  VjpFunction<T> vjp, Saved saved) {
   for (std::size_t i = 0; i < inputs.size(); ++i)
@@ -673,6 +689,8 @@ std::vector<Tensor<T>> grad(const Tensor<T>& y, const std::vector<Tensor<T>>& xs
   return detail::grad_impl<T>(y, xs, &seed, create_graph);
 }
 
+template bool detail::appends_entry<float>(const std::vector<Tensor<float>>&);
+template bool detail::appends_entry<double>(const std::vector<Tensor<double>>&);
 template Tensor<float> record<float>(const std::string&, const std::vector<Tensor<float>>&,
                                      xt::xarray<float>, VjpFunction<float>, Saved);
 template Tensor<double> record<double>(const std::string&, const std::vector<Tensor<double>>&,

@@ -8,6 +8,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "tensor.hpp"
@@ -134,6 +135,25 @@ using VjpFunction = std::function<std::vector<Tensor<T>>(const VjpArgs<T>&)>;
 template <class T>
 Tensor<T> record(const std::string& op, const std::vector<Tensor<T>>& inputs, xt::xarray<T> value,
                  VjpFunction<T> vjp, Saved saved = Saved::inputs);
+
+namespace detail {
+// True when record() appends an entry for these inputs: recording on this thread and an input
+// requires grad.
+template <class T>
+bool appends_entry(const std::vector<Tensor<T>>& inputs);
+}  // namespace detail
+
+// The same, for a VJP given as a lambda: it becomes a VjpFunction (a heap allocation, copies of
+// what it captures) only when an entry is appended, not for values computed without a tape or
+// inside a backward pass.
+template <class T, class F,
+          class = std::enable_if_t<!std::is_same<std::decay_t<F>, VjpFunction<T>>::value>>
+Tensor<T> record(const std::string& op, const std::vector<Tensor<T>>& inputs, xt::xarray<T> value, F&& vjp,
+                 Saved saved = Saved::inputs) {
+  VjpFunction<T> function;
+  if (detail::appends_entry(inputs)) function = std::forward<F>(vjp);
+  return record<T>(op, inputs, std::move(value), std::move(function), saved);
+}
 
 // Gradients of y with respect to xs, returned rather than accumulated into grad(). A tensor of xs
 // that y does not depend on gets zeros. With create_graph the backward pass is itself recorded,

@@ -4,6 +4,7 @@
 
 #include "kernels.hpp"
 #include "reduce.hpp"
+#include "vector_math.hpp"
 
 namespace tapegrad {
 
@@ -14,22 +15,30 @@ using detail::shape_of;
 // An array of x's shape with f applied to every element.
 template <class T, class F>
 xt::xarray<T> map(const xt::xarray<T>& x, F f) {
-  xt::xarray<T> out = detail::empty_array<T>(shape_of(x));
+  xt::xarray<T> out = xt::xarray<T>::from_shape(x.shape());
   const T* src = x.data();
   T* dst = out.data();
   for (std::size_t i = 0, n = x.size(); i < n; ++i) dst[i] = f(src[i]);
   return out;
 }
 
+// An array of x's shape from an array kernel (vector_math.hpp).
+template <class T>
+xt::xarray<T> map_n(const xt::xarray<T>& x, void (*kernel)(const T*, T*, std::size_t)) {
+  xt::xarray<T> out = xt::xarray<T>::from_shape(x.shape());
+  kernel(x.data(), out.data(), x.size());
+  return out;
+}
+
 // f(a, b) over the broadcast shape of a and b, checked first.
 template <class T, class F>
 xt::xarray<T> zip(const std::string& op, const xt::xarray<T>& a, const xt::xarray<T>& b, F f) {
-  const Shape sa = shape_of(a), sb = shape_of(b);
-  if (sa == sb) {
-    xt::xarray<T> out = detail::empty_array<T>(sa);
+  if (a.shape() == b.shape()) {
+    xt::xarray<T> out = xt::xarray<T>::from_shape(a.shape());
     for (std::size_t i = 0, n = a.size(); i < n; ++i) out.data()[i] = f(a.data()[i], b.data()[i]);
     return out;
   }
+  const Shape sa = shape_of(a), sb = shape_of(b);
   const Shape shape = detail::broadcast_shapes(op, sa, sb);
   xt::xarray<T> out = detail::empty_array<T>(shape);
   const detail::Strides stride_a = detail::broadcast_strides(sa, shape);
@@ -150,7 +159,7 @@ template <class T>
 Tensor<T> exp(const Tensor<T>& x) {
   check_defined<T>("exp", {&x});
   return record<T>(
-      "exp", {x}, map(x.value(), [](T v) { return std::exp(v); }),
+      "exp", {x}, map_n(x.value(), &detail::vector_exp<T>),
       [](const VjpArgs<T>& g) { return Grads<T>{g.grad * g.output}; }, Saved::output);
 }
 
@@ -158,7 +167,7 @@ Tensor<T> exp(const Tensor<T>& x) {
 template <class T>
 Tensor<T> log(const Tensor<T>& x) {
   check_defined<T>("log", {&x});
-  return record<T>("log", {x}, map(x.value(), [](T v) { return std::log(v); }),
+  return record<T>("log", {x}, map_n(x.value(), &detail::vector_log<T>),
                    [x](const VjpArgs<T>& g) { return Grads<T>{g.grad / x}; });
 }
 
@@ -199,7 +208,7 @@ template <class T>
 Tensor<T> tanh(const Tensor<T>& x) {
   check_defined<T>("tanh", {&x});
   return record<T>(
-      "tanh", {x}, map(x.value(), [](T v) { return std::tanh(v); }),
+      "tanh", {x}, map_n(x.value(), &detail::vector_tanh<T>),
       [](const VjpArgs<T>& g) { return Grads<T>{g.grad * (T(1) - g.output * g.output)}; }, Saved::output);
 }
 
@@ -208,12 +217,7 @@ template <class T>
 Tensor<T> sigmoid(const Tensor<T>& x) {
   check_defined<T>("sigmoid", {&x});
   return record<T>(
-      "sigmoid", {x}, map(x.value(), [](T v) {
-        // Evaluated on the side where exp cannot overflow.
-        if (v >= 0) return T(1) / (T(1) + std::exp(-v));
-        const T e = std::exp(v);
-        return e / (T(1) + e);
-      }),
+      "sigmoid", {x}, map_n(x.value(), &detail::vector_sigmoid<T>),
       [](const VjpArgs<T>& g) { return Grads<T>{g.grad * g.output * (T(1) - g.output)}; }, Saved::output);
 }
 

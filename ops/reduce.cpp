@@ -165,14 +165,54 @@ Tensor<T> mean(const Tensor<T>& x, const Axes& axes, bool keepdims) {
   return sum(x, axes, keepdims) / static_cast<T>(count);
 }
 
+namespace {
+
+// y = max over the middle axis of x viewed as (outer, n, inner), of shape out_shape;
+// dx = broadcast(grad) * onehot(first argmax). Only the argmax positions are kept; the one-hot
+// mask is built by the VJP, so that an unrecorded max costs one pass over x.
+template <class T>
+Tensor<T> max_of_middle_axis(const Tensor<T>& x, std::size_t outer, std::size_t n, std::size_t inner,
+                             const Shape& out_shape, const Shape& keep) {
+  xt::xarray<T> out = detail::empty_array<T>(out_shape);
+  const T* src = x.value().data();
+  std::vector<std::size_t> best(outer * inner, 0);   // argmax along the axis, per output element
+  for (std::size_t o = 0; o < outer; ++o) {
+    // Rows of the reduced axis in turn, so that the inner loop runs over contiguous elements.
+    const T* slab = src + o * n * inner;
+    T* top = out.data() + o * inner;
+    std::size_t* arg = best.data() + o * inner;
+    std::copy(slab, slab + inner, top);
+    for (std::size_t j = 1; j < n; ++j) {
+      const T* row = slab + j * inner;
+      for (std::size_t i = 0; i < inner; ++i)
+        if (row[i] > top[i] || (std::isnan(row[i]) && !std::isnan(top[i]))) {   // NaN propagates
+          top[i] = row[i];
+          arg[i] = j;
+        }
+    }
+  }
+  const Shape shape = x.shape();
+  return record<T>("max", {x}, std::move(out),
+                   [shape, keep, best = std::move(best), n, inner](const VjpArgs<T>& g) {
+                     xt::xarray<T> onehot = xt::zeros<T>(shape);
+                     for (std::size_t e = 0; e < best.size(); ++e) {
+                       const std::size_t o = e / inner, i = e % inner;
+                       onehot.data()[(o * n + best[e]) * inner + i] = T(1);
+                     }
+                     return Grads<T>{broadcast_to(reshape(g.grad, keep), shape) * Tensor<T>(std::move(onehot))};
+                   }, Saved::nothing);
+}
+
+}  // namespace
+
 template <class T>
 Tensor<T> max(const Tensor<T>& x) {
   check_defined<T>("max", {&x});
   if (x.size() == 0) throw_value_error("max", "cannot take the maximum of an empty tensor of shape " + shape_str(x.shape()));
-  return max(reshape(x, {x.size()}), 0, false);
+  return max_of_middle_axis(x, 1, x.size(), 1, {}, Shape(x.dim(), 1));
 }
 
-// y = max along axis;  dx = broadcast(grad) * onehot(first argmax)
+// y = max along axis
 template <class T>
 Tensor<T> max(const Tensor<T>& x, std::ptrdiff_t axis, bool keepdims) {
   check_defined<T>("max", {&x});
@@ -184,35 +224,10 @@ Tensor<T> max(const Tensor<T>& x, std::ptrdiff_t axis, bool keepdims) {
   std::vector<bool> mask(shape.size(), false);
   mask[k] = true;
   const Shape keep = kept_shape(shape, mask);
-  // x viewed as (outer, n, inner) with the reduced axis in the middle.
   std::size_t outer = 1, inner = 1;
   for (std::size_t d = 0; d < k; ++d) outer *= shape[d];
   for (std::size_t d = k + 1; d < shape.size(); ++d) inner *= shape[d];
-  const std::size_t n = shape[k];
-  xt::xarray<T> out = detail::empty_array<T>(keepdims ? keep : dropped_shape(shape, mask));
-  xt::xarray<T> onehot = xt::zeros<T>(x.value().shape());
-  const T* src = x.value().data();
-  std::vector<std::size_t> best(inner);
-  for (std::size_t o = 0; o < outer; ++o) {
-    // Rows of the reduced axis in turn, so that the inner loop runs over contiguous elements.
-    const T* slab = src + o * n * inner;
-    T* top = out.data() + o * inner;
-    std::fill(best.begin(), best.end(), 0);
-    std::copy(slab, slab + inner, top);
-    for (std::size_t j = 1; j < n; ++j) {
-      const T* row = slab + j * inner;
-      for (std::size_t i = 0; i < inner; ++i)
-        if (row[i] > top[i] || (std::isnan(row[i]) && !std::isnan(top[i]))) {   // NaN propagates
-          top[i] = row[i];
-          best[i] = j;
-        }
-    }
-    for (std::size_t i = 0; i < inner; ++i) onehot.data()[o * n * inner + best[i] * inner + i] = T(1);
-  }
-  return record<T>("max", {x}, std::move(out),
-                   [shape, keep, mask = Tensor<T>(std::move(onehot))](const VjpArgs<T>& g) {
-                     return Grads<T>{broadcast_to(reshape(g.grad, keep), shape) * mask};
-                   }, Saved::nothing);
+  return max_of_middle_axis(x, outer, shape[k], inner, keepdims ? keep : dropped_shape(shape, mask), keep);
 }
 
 // The reduced axes moved last and merged into one, then max along it: a composition.
@@ -244,8 +259,8 @@ Tensor<T> max(const Tensor<T>& x, const Axes& axes, bool keepdims) {
 template <class T>
 Tensor<T> sum_to(const Tensor<T>& x, const Shape& shape) {
   check_defined<T>("sum_to", {&x});
+  if (detail::has_shape(x.value(), shape)) return x;
   const Shape from = x.shape();
-  if (from == shape) return x;
   if (!detail::broadcasts_to(shape, from))
     throw_shape_error("sum_to", "cannot sum shape " + shape_str(from) + " down to " +
                                     shape_str(shape) + " (the target must broadcast to the source)");
