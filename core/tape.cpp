@@ -51,14 +51,20 @@ bool owned_by_another_thread(std::uint64_t tape_id) {
   return it != owners.owner.end() && it->second != std::this_thread::get_id();
 }
 
+// A shape kept by an entry: held inline up to rank 4, so recording allocates nothing for it.
+using StoredShape = xt::xarray<double>::shape_type;
+
+using tapegrad::shape_str;
+std::string shape_str(const StoredShape& s) { return tapegrad::shape_str(Shape(s.begin(), s.end())); }
+
 struct EntryBase {
   std::string op;
   std::size_t position = 0;          // index on the tape
   std::shared_ptr<const std::string> label;   // the tg::Label active when recorded, or null
   std::vector<std::size_t> inputs;   // node per input, no_node for inputs needing no gradient
-  std::vector<Shape> input_shapes;
+  std::vector<StoredShape> input_shapes;
   std::size_t output = 0;
-  Shape output_shape;
+  StoredShape output_shape;
   bool released = false;
   bool walked = false;   // reached by the current reverse walk
   std::size_t bytes = 0;         // accounted in entry_bytes_alive, saved_bytes included
@@ -153,7 +159,8 @@ std::string first_non_finite(const xt::xarray<T>& v) {
   return "";
 }
 
-std::string shapes_str(const std::vector<Shape>& shapes) {
+template <class S>
+std::string shapes_str(const std::vector<S>& shapes) {
   std::string s;
   for (std::size_t i = 0; i < shapes.size(); ++i) s += (i ? ", " : "") + shape_str(shapes[i]);
   return shapes.empty() ? "none" : s;
@@ -226,14 +233,14 @@ struct Entry final : EntryBase {
     const Tensor<T> out = kept_output ? Tensor<T>(kept_output) : Tensor<T>();
     // The VJP may append entries (create_graph) and so move this->entries' storage; it never
     // moves *this, which the tape owns through a unique_ptr.
-    std::vector<Tensor<T>> input_grads = vjp(VjpArgs<T>{grad, out, inputs});
+    std::vector<Tensor<T>> input_grads = vjp(VjpArgs<T>{grad, out, inputs, input_shapes});
     if (input_grads.size() != inputs.size())
       throw_usage_error("backward", "VJP of " + where() + " returned " +
                                         std::to_string(input_grads.size()) + " gradients for " +
                                         std::to_string(inputs.size()) + " inputs");
     for (std::size_t i = 0; i < inputs.size(); ++i) {
       if (inputs[i] == no_node || !input_grads[i].defined()) continue;
-      if (!detail::has_shape(input_grads[i].value(), input_shapes[i]))
+      if (input_grads[i].value().shape() != input_shapes[i])
         throw_shape_error("backward", "VJP of " + where() + " returned a gradient of shape " +
                                           shape_str(input_grads[i].shape()) + " for input " + std::to_string(i) +
                                           " of shape " + shape_str(input_shapes[i]));
@@ -462,8 +469,8 @@ std::string Tape::str() const {
   for (const auto& entry : owned(impl_, "str").entries) {
     const auto& e = *entry;
     os << '#' << e.position << ' ' << e.op;
-    for (const auto& s : e.input_shapes) os << ' ' << shape_str(s);
-    os << " -> " << shape_str(e.output_shape) << " node " << e.output;
+    for (const auto& s : e.input_shapes) os << ' ' << detail::shape_str(s);
+    os << " -> " << detail::shape_str(e.output_shape) << " node " << e.output;
     if (e.label) os << " [" << *e.label << ']';
     os << '\n';
   }
@@ -490,7 +497,7 @@ std::string Tape::dot() const {
   for (std::size_t i = 0; i < impl_->entries.size(); ++i) {
     const auto& e = *impl_->entries[i];
     producer[e.output] = i;
-    os << "  op" << i << " [shape=box, style=rounded, label=\"" << dot_escape(e.op) << "\\n" << shape_str(e.output_shape)
+    os << "  op" << i << " [shape=box, style=rounded, label=\"" << dot_escape(e.op) << "\\n" << detail::shape_str(e.output_shape)
        << "\"];\n";
   }
   std::size_t constants = 0;
@@ -502,13 +509,13 @@ std::string Tape::dot() const {
       std::string from;
       if (node == no_node) {
         from = "const" + std::to_string(constants++);
-        os << "  " << from << " [shape=plaintext, label=\"const\\n" << shape_str(e.input_shapes[k]) << "\"];\n";
+        os << "  " << from << " [shape=plaintext, label=\"const\\n" << detail::shape_str(e.input_shapes[k]) << "\"];\n";
       } else if (producer[node] != no_node) {
         from = "op" + std::to_string(producer[node]);
       } else {
         from = "leaf" + std::to_string(node);
         if (!leaf_drawn[node])
-          os << "  " << from << " [shape=ellipse, label=\"leaf\\n" << shape_str(e.input_shapes[k]) << "\"];\n";
+          os << "  " << from << " [shape=ellipse, label=\"leaf\\n" << detail::shape_str(e.input_shapes[k]) << "\"];\n";
         leaf_drawn[node] = true;
       }
       os << "  " << from << " -> op" << i << ";\n";
@@ -639,7 +646,7 @@ Tensor<T> record(const std::string& op, const std::vector<Tensor<T>>& inputs, xt
     entry->inputs.push_back(impl->tape_id == tape.id ? impl->node
                             : impl->requires_grad     ? tape.leaf_node(impl)
                                                       : no_node);
-    entry->input_shapes.push_back(x.shape());
+    entry->input_shapes.push_back(impl->value.shape());
     shape_bytes += entry->input_shapes.back().size() * sizeof(std::size_t);
     if (saves_inputs) {
       entry->saved_inputs.push_back({impl, impl->version});
@@ -650,7 +657,7 @@ Tensor<T> record(const std::string& op, const std::vector<Tensor<T>>& inputs, xt
   out->tape_id = tape.id;
   out->node = tape.num_nodes++;
   entry->output = out->node;
-  entry->output_shape = detail::shape_of(out->value);
+  entry->output_shape = out->value.shape();
   entry->vjp = std::move(vjp);
   if (saves_output) {
     entry->kept_output = out;
@@ -660,7 +667,7 @@ Tensor<T> record(const std::string& op, const std::vector<Tensor<T>>& inputs, xt
   entry->saved_bytes = saved_bytes;
   entry->bytes = sizeof(detail::Entry<T>) + op.size() + saved_bytes + shape_bytes +
                  entry->output_shape.size() * sizeof(std::size_t) +
-                 inputs.size() * (sizeof(std::size_t) + sizeof(Shape) +
+                 inputs.size() * (sizeof(std::size_t) + sizeof(detail::StoredShape) +
                                   (saves_inputs ? sizeof(typename detail::Entry<T>::SavedInput) : 0));
   detail::entry_bytes_alive.fetch_add(entry->bytes, std::memory_order_relaxed);
   tape.entries.push_back(std::move(entry));

@@ -108,8 +108,12 @@ struct VjpArgs {
   const Tensor<T>& grad;     // dL/d(output), of the output's shape
   const Tensor<T>& output;   // the op's output if its entry saved it (Saved::output), else undefined
   const std::vector<std::size_t>& input_nodes;
+  const std::vector<typename xt::xarray<T>::shape_type>& input_shapes;   // as recorded
   // False for inputs that need no gradient (constants): the VJP may leave them undefined.
   bool needs_grad(std::size_t input) const { return input_nodes[input] != no_node; }
+  // The shape input `input` had when the op was recorded: what a VJP sums a broadcast gradient
+  // down to, without capturing it.
+  const typename xt::xarray<T>::shape_type& input_shape(std::size_t input) const { return input_shapes[input]; }
 };
 
 // What a VJP reads besides the gradient. Before running it, backward checks that none of these

@@ -74,6 +74,14 @@ xt::xarray<T> zip(const std::string& op, const xt::xarray<T>& a, const xt::xarra
 template <class T>
 using Grads = std::vector<Tensor<T>>;
 
+// A gradient of the output's shape summed down to input i's recorded shape (broadcasting undone).
+template <class T>
+Tensor<T> to_input(const Tensor<T>& grad, const VjpArgs<T>& g, std::size_t i) {
+  const auto& shape = g.input_shape(i);
+  if (grad.value().shape() == shape) return grad;
+  return sum_to(grad, Shape(shape.begin(), shape.end()));
+}
+
 }  // namespace
 
 // y = a + b;  da = sum_to(grad, a.shape),  db = sum_to(grad, b.shape)
@@ -81,9 +89,9 @@ template <class T>
 Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
   check_defined<T>("add", {&a, &b});
   return record<T>("add", {a, b}, zip("add", a.value(), b.value(), std::plus<T>()),
-                   [sa = a.shape(), sb = b.shape()](const VjpArgs<T>& g) {
-                     return Grads<T>{g.needs_grad(0) ? sum_to(g.grad, sa) : Tensor<T>(),
-                                     g.needs_grad(1) ? sum_to(g.grad, sb) : Tensor<T>()};
+                   [](const VjpArgs<T>& g) {
+                     return Grads<T>{g.needs_grad(0) ? to_input(g.grad, g, 0) : Tensor<T>(),
+                                     g.needs_grad(1) ? to_input(g.grad, g, 1) : Tensor<T>()};
                    }, Saved::nothing);
 }
 
@@ -92,9 +100,9 @@ template <class T>
 Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
   check_defined<T>("sub", {&a, &b});
   return record<T>("sub", {a, b}, zip("sub", a.value(), b.value(), std::minus<T>()),
-                   [sa = a.shape(), sb = b.shape()](const VjpArgs<T>& g) {
-                     return Grads<T>{g.needs_grad(0) ? sum_to(g.grad, sa) : Tensor<T>(),
-                                     g.needs_grad(1) ? neg(sum_to(g.grad, sb)) : Tensor<T>()};
+                   [](const VjpArgs<T>& g) {
+                     return Grads<T>{g.needs_grad(0) ? to_input(g.grad, g, 0) : Tensor<T>(),
+                                     g.needs_grad(1) ? neg(to_input(g.grad, g, 1)) : Tensor<T>()};
                    }, Saved::nothing);
 }
 
@@ -104,8 +112,8 @@ Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
   check_defined<T>("mul", {&a, &b});
   return record<T>("mul", {a, b}, zip("mul", a.value(), b.value(), std::multiplies<T>()),
                    [a, b](const VjpArgs<T>& g) {
-                     return Grads<T>{g.needs_grad(0) ? sum_to(g.grad * b, a.shape()) : Tensor<T>(),
-                                     g.needs_grad(1) ? sum_to(g.grad * a, b.shape()) : Tensor<T>()};
+                     return Grads<T>{g.needs_grad(0) ? to_input(g.grad * b, g, 0) : Tensor<T>(),
+                                     g.needs_grad(1) ? to_input(g.grad * a, g, 1) : Tensor<T>()};
                    });
 }
 

@@ -54,7 +54,10 @@ double number_of(const json& input, const char* eval, const char* name) {
 Array vector_in(const json& j, const char* eval, const std::string& where) {
   if (!j.is_array()) tg::throw_value_error(eval, where + " must be a list of numbers, got " + j.type_name());
   Array a = Array::from_shape({j.size()});
-  for (std::size_t i = 0; i < j.size(); ++i) a(i) = number_in(j[i], eval, where + "[" + std::to_string(i) + "]");
+  for (std::size_t i = 0; i < j.size(); ++i) {
+    if (!j[i].is_number()) number_in(j[i], eval, where + "[" + std::to_string(i) + "]");   // throws, naming it
+    a(i) = j[i].get<double>();
+  }
   return a;
 }
 
@@ -70,10 +73,10 @@ Array matrix_of(const json& input, const char* eval, const char* name) {
   const std::size_t rows = j.size(), cols = rows ? (j[0].is_array() ? j[0].size() : 0) : 0;
   Array a = Array::from_shape({rows, cols});
   for (std::size_t i = 0; i < rows; ++i) {
-    const std::string row = where + "[" + std::to_string(i) + "]";
-    const Array r = vector_in(j[i], eval, row);
+    const auto row = [&] { return where + "[" + std::to_string(i) + "]"; };
+    const Array r = vector_in(j[i], eval, row());
     if (r.size() != cols)
-      tg::throw_value_error(eval, row + " has " + std::to_string(r.size()) + " numbers, but row 0 has " +
+      tg::throw_value_error(eval, row() + " has " + std::to_string(r.size()) + " numbers, but row 0 has " +
                                       std::to_string(cols) + " (the rows must be equally long)");
     std::copy(r.begin(), r.end(), a.begin() + static_cast<std::ptrdiff_t>(i * cols));
   }
