@@ -378,23 +378,22 @@ void backward_impl(const Tensor<T>& y, const xt::xarray<T>* seed, bool retain_gr
   // Leaves are written only once the whole walk succeeded: an error leaves every grad() as it was.
   auto& grads = store.of<T>();
   for (auto& [node, leaf] : tape.leaves<T>())
-    if (grads[node].defined() && leaf->has_grad && leaf->grad.shape() != grads[node].value().shape())
+    if (grads[node].defined() && leaf->grad && leaf->grad->shape() != grads[node].value().shape())
       throw_shape_error("backward", "a leaf's accumulated gradient has shape " +
-                                        shape_str(Shape(leaf->grad.shape().begin(), leaf->grad.shape().end())) +
+                                        shape_str(Shape(leaf->grad->shape().begin(), leaf->grad->shape().end())) +
                                         " but this backward gives it shape " + shape_str(grads[node].shape()) +
                                         " (was the leaf reshaped through mutable_value()? call zero_grad())");
   for (auto& [node, leaf] : tape.leaves<T>()) {
     if (!grads[node].defined()) continue;
     const auto& from = grads[node].impl();
-    if (leaf->has_grad) {
-      const std::size_t n = leaf->grad.size();
+    if (leaf->grad) {
+      const std::size_t n = leaf->grad->size();
       const T* src = from->value.data();
-      T* dst = leaf->grad.data();
+      T* dst = leaf->grad->data();
       for (std::size_t i = 0; i < n; ++i) dst[i] += src[i];
     } else {
       // The store's tensor is the only holder once the walk is over: its array moves, uncopied.
-      leaf->grad = from.use_count() == 1 ? std::move(from->value) : from->value;
-      leaf->has_grad = true;
+      leaf->grad = std::make_unique<xt::xarray<T>>(from.use_count() == 1 ? std::move(from->value) : from->value);
     }
   }
 }

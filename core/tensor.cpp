@@ -75,7 +75,7 @@ template <class T>
 bool Tensor<T>::is_leaf() const { return checked("is_leaf").tape_id == 0; }
 
 template <class T>
-bool Tensor<T>::has_grad() const { return checked("has_grad").has_grad; }
+bool Tensor<T>::has_grad() const { return checked("has_grad").grad != nullptr; }
 
 template <class T>
 xt::xarray<T> Tensor<T>::grad() const&& {
@@ -86,25 +86,23 @@ xt::xarray<T> Tensor<T>::grad() const&& {
 template <class T>
 const xt::xarray<T>& Tensor<T>::grad() const& {
   const auto& im = checked("grad");
-  if (!im.has_grad)
+  if (!im.grad)
     throw_usage_error("grad", "tensor of shape " + shape_str(shape()) +
                                   " has no gradient: backward() has not reached it "
                                   "(does it require grad, and does the output depend on it?)");
-  return im.grad;
+  return *im.grad;
 }
 
 template <class T>
 void Tensor<T>::zero_grad() {
   auto& im = checked("zero_grad");
-  im.grad = xt::zeros<T>(im.value.shape());
-  im.has_grad = true;
+  im.grad = std::make_unique<xt::xarray<T>>(xt::zeros<T>(im.value.shape()));
 }
 
 template <class T>
 void Tensor<T>::clear_grad() {
   auto& im = checked("clear_grad");
-  im.grad = xt::xarray<T>();
-  im.has_grad = false;
+  im.grad.reset();
 }
 
 template <class T>

@@ -41,8 +41,9 @@ bool has_shape(const xt::xarray<T>& a, const Shape& shape) {
 template <class T>
 struct TensorImpl {
   xt::xarray<T> value;
-  xt::xarray<T> grad;          // meaningful only when has_grad
-  bool has_grad = false;
+  // The accumulated gradient, null until a backward reaches the tensor. A pointer: most tensors
+  // (every op's output) never get one, and an empty xarray is 240 bytes per op.
+  std::unique_ptr<xt::xarray<T>> grad;
   bool requires_grad = false;
   std::uint64_t tape_id = 0;   // the tape whose op produced this tensor; 0 for a leaf or a constant
   std::size_t node = 0;        // its node on that tape

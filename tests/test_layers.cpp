@@ -145,8 +145,7 @@ TEST_CASE("a layer shared by two paths is one parameter set, stepped once") {
   const Arr w0 = shared->weight().value();
   tg::SGD<double> opt({shared->weight(), shared->weight()}, 0.1);
   CHECK(opt.parameters().size() == 1);
-  shared->weight().impl()->grad = Arr(xt::ones<double>({2, 2}));
-  shared->weight().impl()->has_grad = true;
+  shared->weight().impl()->grad = std::make_unique<Arr>(xt::ones<double>({2, 2}));
   opt.step();
   CHECK(all_close(shared->weight().value(), Arr(w0 - 0.1), 1e-15));
 }
