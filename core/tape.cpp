@@ -557,7 +557,7 @@ namespace {
 // The anomaly check of a forward result: the first NaN or Inf, the inputs' shapes, and whether
 // the inputs were finite already (then the culprit is upstream).
 template <class T>
-void check_forward_anomaly(const std::string& op, const std::vector<Tensor<T>>& inputs,
+void check_forward_anomaly(const std::string& op, detail::InputSpan<T> inputs,
                            const xt::xarray<T>& value, const std::string& position) {
   const std::string bad = detail::first_non_finite(value);
   if (bad.empty()) return;
@@ -582,7 +582,7 @@ std::size_t value_bytes(const detail::TensorImpl<T>& x) { return x.value.size() 
 }  // namespace
 
 template <class T>
-bool detail::appends_entry(const std::vector<Tensor<T>>& inputs) {
+bool detail::appends_entry(InputSpan<T> inputs) {
   const auto& state = detail::thread_state();
   if (!state.grad_enabled || state.live.empty()) return false;
   for (const Tensor<T>& x : inputs)
@@ -591,8 +591,8 @@ bool detail::appends_entry(const std::vector<Tensor<T>>& inputs) {
 }
 
 template <class T>
-Tensor<T> record(const std::string& op, const std::vector<Tensor<T>>& inputs, xt::xarray<T> value,
-                 VjpFunction<T> vjp, Saved saved) {
+Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, xt::xarray<T> value, VjpFunction<T> vjp,
+                            Saved saved) {
   for (std::size_t i = 0; i < inputs.size(); ++i)
     if (!inputs[i].defined())
       throw_usage_error(op, "input " + std::to_string(i) + " is an undefined tensor");
@@ -638,6 +638,7 @@ Tensor<T> record(const std::string& op, const std::vector<Tensor<T>>& inputs, xt
   entry->input_shapes.reserve(inputs.size());
   const bool saves_inputs = saved == Saved::inputs || saved == Saved::inputs_and_output;
   const bool saves_output = saved == Saved::output || saved == Saved::inputs_and_output;
+  if (saves_inputs) entry->saved_inputs.reserve(inputs.size());
   std::size_t saved_bytes = 0;
   std::size_t shape_bytes = 0;
   for (const auto& x : inputs) {
@@ -695,12 +696,12 @@ std::vector<Tensor<T>> grad(const Tensor<T>& y, const std::vector<Tensor<T>>& xs
   return detail::grad_impl<T>(y, xs, &seed, create_graph);
 }
 
-template bool detail::appends_entry<float>(const std::vector<Tensor<float>>&);
-template bool detail::appends_entry<double>(const std::vector<Tensor<double>>&);
-template Tensor<float> record<float>(const std::string&, const std::vector<Tensor<float>>&,
-                                     xt::xarray<float>, VjpFunction<float>, Saved);
-template Tensor<double> record<double>(const std::string&, const std::vector<Tensor<double>>&,
-                                       xt::xarray<double>, VjpFunction<double>, Saved);
+template bool detail::appends_entry<float>(InputSpan<float>);
+template bool detail::appends_entry<double>(InputSpan<double>);
+template Tensor<float> detail::record_op<float>(const std::string&, InputSpan<float>, xt::xarray<float>,
+                                                VjpFunction<float>, Saved);
+template Tensor<double> detail::record_op<double>(const std::string&, InputSpan<double>, xt::xarray<double>,
+                                                  VjpFunction<double>, Saved);
 template void Tensor<float>::backward(bool) const;
 template void Tensor<double>::backward(bool) const;
 template void Tensor<float>::backward(const xt::xarray<float>&, bool) const;

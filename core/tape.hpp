@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <limits>
 #include <memory>
 #include <string>
@@ -131,32 +132,55 @@ enum class Saved {
 template <class T>
 using VjpFunction = std::function<std::vector<Tensor<T>>(const VjpArgs<T>&)>;
 
+namespace detail {
+// The inputs of an op, not owned: a vector's or a braced list's elements.
+template <class T>
+struct InputSpan {
+  const Tensor<T>* first;
+  std::size_t count;
+  std::size_t size() const { return count; }
+  const Tensor<T>& operator[](std::size_t i) const { return first[i]; }
+  const Tensor<T>* begin() const { return first; }
+  const Tensor<T>* end() const { return first + count; }
+};
+// True when record() appends an entry for these inputs: recording on this thread and an input
+// requires grad.
+template <class T>
+bool appends_entry(InputSpan<T> inputs);
+template <class T>
+Tensor<T> record_op(const std::string& op, InputSpan<T> inputs, xt::xarray<T> value, VjpFunction<T> vjp,
+                    Saved saved);
+// A VJP given as a lambda becomes a VjpFunction (a heap allocation, copies of what it captures)
+// only when an entry is appended, not for values computed without a tape or inside a backward pass.
+template <class T, class F>
+Tensor<T> record_lambda(const std::string& op, InputSpan<T> inputs, xt::xarray<T> value, F&& vjp, Saved saved) {
+  VjpFunction<T> function;
+  if (appends_entry(inputs)) function = std::forward<F>(vjp);
+  return record_op<T>(op, inputs, std::move(value), std::move(function), saved);
+}
+template <class T, class F>
+using IfLambda = std::enable_if_t<!std::is_same<std::decay_t<F>, VjpFunction<T>>::value>;
+}  // namespace detail
+
 // The one path by which every op, built-in or a user's, enters the tape: wraps `value` (the
 // forward result computed from the inputs' values) into a tensor and, if recording and any input
 // requires grad, appends an entry that will call `vjp` during backward. `saved` says what the VJP
 // reads; with an output, the entry keeps the output alive so the VJP can read it without
-// capturing it.
+// capturing it. The inputs come as a vector or a braced list ({a, b}: nothing allocated).
 template <class T>
 Tensor<T> record(const std::string& op, const std::vector<Tensor<T>>& inputs, xt::xarray<T> value,
-                 VjpFunction<T> vjp, Saved saved = Saved::inputs);
-
-namespace detail {
-// True when record() appends an entry for these inputs: recording on this thread and an input
-// requires grad.
-template <class T>
-bool appends_entry(const std::vector<Tensor<T>>& inputs);
-}  // namespace detail
-
-// The same, for a VJP given as a lambda: it becomes a VjpFunction (a heap allocation, copies of
-// what it captures) only when an entry is appended, not for values computed without a tape or
-// inside a backward pass.
-template <class T, class F,
-          class = std::enable_if_t<!std::is_same<std::decay_t<F>, VjpFunction<T>>::value>>
+                 VjpFunction<T> vjp, Saved saved = Saved::inputs) {
+  return detail::record_op<T>(op, {inputs.data(), inputs.size()}, std::move(value), std::move(vjp), saved);
+}
+template <class T, class F, class = detail::IfLambda<T, F>>
 Tensor<T> record(const std::string& op, const std::vector<Tensor<T>>& inputs, xt::xarray<T> value, F&& vjp,
                  Saved saved = Saved::inputs) {
-  VjpFunction<T> function;
-  if (detail::appends_entry(inputs)) function = std::forward<F>(vjp);
-  return record<T>(op, inputs, std::move(value), std::move(function), saved);
+  return detail::record_lambda<T>(op, {inputs.data(), inputs.size()}, std::move(value), std::forward<F>(vjp), saved);
+}
+template <class T, class F, class = detail::IfLambda<T, F>>
+Tensor<T> record(const std::string& op, std::initializer_list<Tensor<T>> inputs, xt::xarray<T> value, F&& vjp,
+                 Saved saved = Saved::inputs) {
+  return detail::record_lambda<T>(op, {inputs.begin(), inputs.size()}, std::move(value), std::forward<F>(vjp), saved);
 }
 
 // Gradients of y with respect to xs, returned rather than accumulated into grad(). A tensor of xs

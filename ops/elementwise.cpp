@@ -211,13 +211,40 @@ Tensor<T> abs(const Tensor<T>& x) {
                    });
 }
 
+namespace {
+
+// The backward of tanh as one op of its own (one pass instead of four ops), differentiable again.
+// z = grad * (1 - y^2);  dgrad = gz * (1 - y^2),  dy = -2 gz grad y
+template <class T>
+Tensor<T> tanh_backward(const Tensor<T>& grad, const Tensor<T>& y) {
+  return record<T>("tanh_backward", {grad, y},
+                   zip("tanh_backward", grad.value(), y.value(), [](T g, T v) { return g * (T(1) - v * v); }),
+                   [grad, y](const VjpArgs<T>& g) {
+                     return Grads<T>{g.needs_grad(0) ? tanh_backward(g.grad, y) : Tensor<T>(),
+                                     g.needs_grad(1) ? g.grad * grad * y * T(-2) : Tensor<T>()};
+                   });
+}
+
+// z = grad * y (1 - y);  dgrad = gz * y (1 - y),  dy = gz grad (1 - 2y)
+template <class T>
+Tensor<T> sigmoid_backward(const Tensor<T>& grad, const Tensor<T>& y) {
+  return record<T>("sigmoid_backward", {grad, y},
+                   zip("sigmoid_backward", grad.value(), y.value(), [](T g, T v) { return g * v * (T(1) - v); }),
+                   [grad, y](const VjpArgs<T>& g) {
+                     return Grads<T>{g.needs_grad(0) ? sigmoid_backward(g.grad, y) : Tensor<T>(),
+                                     g.needs_grad(1) ? g.grad * grad * (y * T(-2) + T(1)) : Tensor<T>()};
+                   });
+}
+
+}  // namespace
+
 // y = tanh(x);  dx = grad * (1 - y^2)
 template <class T>
 Tensor<T> tanh(const Tensor<T>& x) {
   check_defined<T>("tanh", {&x});
   return record<T>(
       "tanh", {x}, map_n(x.value(), &detail::vector_tanh<T>),
-      [](const VjpArgs<T>& g) { return Grads<T>{g.grad * (T(1) - g.output * g.output)}; }, Saved::output);
+      [](const VjpArgs<T>& g) { return Grads<T>{tanh_backward(g.grad, g.output)}; }, Saved::output);
 }
 
 // y = 1 / (1 + exp(-x));  dx = grad * y * (1 - y)
@@ -226,7 +253,7 @@ Tensor<T> sigmoid(const Tensor<T>& x) {
   check_defined<T>("sigmoid", {&x});
   return record<T>(
       "sigmoid", {x}, map_n(x.value(), &detail::vector_sigmoid<T>),
-      [](const VjpArgs<T>& g) { return Grads<T>{g.grad * g.output * (T(1) - g.output)}; }, Saved::output);
+      [](const VjpArgs<T>& g) { return Grads<T>{sigmoid_backward(g.grad, g.output)}; }, Saved::output);
 }
 
 // y = max(x, 0);  dx = grad * (x > 0)
