@@ -106,12 +106,15 @@ Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
                    }, Saved::nothing);
 }
 
-// y = a * b;  da = sum_to(grad * b, a.shape),  db = sum_to(grad * a, b.shape)
+// y = a * b;  da = sum_to(grad * b, a.shape),  db = sum_to(grad * a, b.shape);  y = x * x: dx = grad * 2x
 template <class T>
 Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
   check_defined<T>("mul", {&a, &b});
   return record<T>("mul", {a, b}, zip("mul", a.value(), b.value(), std::multiplies<T>()),
                    [a, b](const VjpArgs<T>& g) {
+                     // x * x: one gradient 2 x grad, given to the first input only, instead of two
+                     // equal products that backward would then add.
+                     if (a.impl() == b.impl()) return Grads<T>{g.grad * (a * T(2)), Tensor<T>()};
                      return Grads<T>{g.needs_grad(0) ? to_input(g.grad * b, g, 0) : Tensor<T>(),
                                      g.needs_grad(1) ? to_input(g.grad * a, g, 1) : Tensor<T>()};
                    });

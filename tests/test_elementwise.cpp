@@ -109,6 +109,16 @@ TEST_CASE("exp, log, tanh, sigmoid: within a few ulp of the C library, special v
   check_vector_math<float>(4);
 }
 
+TEST_CASE("x * x: the gradient is 2x, and the second derivative 2") {
+  const TD x(Arr{0.5, -1.5, 3.0}, true);
+  tg::Tape tape;
+  const TD dx = tg::grad(tg::sum(x * x), {x}, true)[0];
+  CHECK(all_close(dx.value(), Arr{1.0, -3.0, 6.0}, 1e-15));
+  const TD ddx = tg::grad(tg::sum(dx), {x})[0];
+  CHECK(all_close(ddx.value(), Arr{2.0, 2.0, 2.0}, 1e-15));
+  check_gradients([](const Inputs& v) { return v[0] * v[0] * v[1]; }, {leaf({2, 3}, 620), leaf({3}, 621)});
+}
+
 TEST_CASE("sigmoid is finite for large inputs") {
   const TD x(Arr{-1e4, -800., 0., 800., 1e4});
   const Arr y = tg::sigmoid(x).value();

@@ -6,6 +6,7 @@ one thread. Each objective is written once, with the same tensor ops as bench/gr
 where PyTorch has them; the primal runs under torch.no_grad(), each gradient run makes fresh
 leaf tensors, runs forward and backward, and copies the gradient out.
 """
+import ctypes
 import json
 import math
 import sys
@@ -14,6 +15,13 @@ import time
 import torch
 
 torch.set_num_threads(1)
+# The same glibc malloc settings as tapegrad-gradbench (tool.cpp): freed memory stays in the
+# process, no fastbins.
+_libc = ctypes.CDLL("libc.so.6")
+M_MXFAST, M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = 1, -1, -3
+for option, value in ((M_MMAP_THRESHOLD, 512 << 20), (M_TRIM_THRESHOLD, 1 << 30), (M_MXFAST, 0)):
+    if _libc.mallopt(option, value) != 1:
+        sys.exit(f"pytorch_tool.py: mallopt({option}, {value}) failed")
 F64 = torch.float64
 
 
