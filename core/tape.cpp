@@ -115,7 +115,8 @@ struct TapeImpl {
 
   template <class T>
   std::size_t leaf_node(const std::shared_ptr<TensorImpl<T>>& impl) {
-    auto [it, inserted] = leaf_nodes.emplace(impl.get(), num_nodes);
+    // try_emplace: no node is allocated when the leaf is already known (every use of a weight).
+    auto [it, inserted] = leaf_nodes.try_emplace(impl.get(), num_nodes);
     if (inserted) {
       leaves<T>().emplace_back(num_nodes, impl);
       ++num_nodes;
