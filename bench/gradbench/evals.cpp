@@ -250,42 +250,42 @@ double hello_double(double x) {
   return t.grad()();
 }
 
-double lse_primal(const Array& x) {
-  check_lse(x);
-  return primal([&] { return lse(Tensor(x)); });
+double lse_primal(const Tensor& x) {
+  check_lse(x.value());
+  return primal([&] { return lse(x); });
 }
 
-Array lse_gradient(const Array& x) {
-  check_lse(x);
+Array lse_gradient(const Tensor& x) {
+  check_lse(x.value());
   tg::Tape tape;
-  const Tensor v(x, true);
+  const Tensor v(x.value(), true);
   lse(v).backward();
   return v.grad();
 }
 
-double llsq_primal(const Array& x, std::size_t n) {
-  check_llsq(x, n);
-  return primal([&] { return llsq(Tensor(x), n); });
+double llsq_primal(const Tensor& x, std::size_t n) {
+  check_llsq(x.value(), n);
+  return primal([&] { return llsq(x, n); });
 }
 
-Array llsq_gradient(const Array& x, std::size_t n) {
-  check_llsq(x, n);
+Array llsq_gradient(const Tensor& x, std::size_t n) {
+  check_llsq(x.value(), n);
   tg::Tape tape;
-  const Tensor v(x, true);
+  const Tensor v(x.value(), true);
   llsq(v, n).backward();
   return v.grad();
 }
 
-Array ode_primal(const Array& x, std::size_t s) {
-  check_ode(x, s);
+Array ode_primal(const Tensor& x, std::size_t s) {
+  check_ode(x.value(), s);
   tg::NoGrad no_tape;
-  return ode(Tensor(x), s).value();
+  return ode(x, s).value();
 }
 
-Array ode_gradient(const Array& x, std::size_t s) {
-  check_ode(x, s);
+Array ode_gradient(const Tensor& x, std::size_t s) {
+  check_ode(x.value(), s);
   tg::Tape tape;
-  const Tensor v(x, true);
+  const Tensor v(x.value(), true);
   const auto n = static_cast<std::ptrdiff_t>(x.size());
   tg::sum(tg::slice(ode(v, s), 0, n - 1, n)).backward();
   return v.grad();

@@ -8,28 +8,33 @@
 
 #include <cstddef>
 
+#include <tapegrad/core/tensor.hpp>
 #include <xtensor/xarray.hpp>
 
 namespace gradbench {
 
 using Array = xt::xarray<double>;
+// lse, llsq and ode take x as a constant tensor, made once per input outside the timed runs (as
+// the PyTorch tool makes its torch.tensor): the primal reads it without a copy, the gradient
+// copies it into a fresh leaf each run.
+using Tensor = tapegrad::Tensor<double>;
 
 // hello: x^2 and its derivative 2x.
 double hello_square(double x);
 double hello_double(double x);
 
 // lse: log(sum(exp(x))) of a vector, shifted by its maximum; the gradient is softmax(x).
-double lse_primal(const Array& x);
-Array lse_gradient(const Array& x);
+double lse_primal(const Tensor& x);
+Array lse_gradient(const Tensor& x);
 
 // llsq: 1/2 sum_i (sign(t_i) - sum_j x_j t_i^j)^2 with t_i = -1 + 2i/(n-1), i < n.
-double llsq_primal(const Array& x, std::size_t n);
-Array llsq_gradient(const Array& x, std::size_t n);
+double llsq_primal(const Tensor& x, std::size_t n);
+Array llsq_gradient(const Tensor& x, std::size_t n);
 
 // ode: y after s RK4 steps from y(0) = 0 to t = 2 of y'_0 = x_0, y'_i = x_i y_{i-1}; the
 // gradient is that of the last component of y with respect to x.
-Array ode_primal(const Array& x, std::size_t s);
-Array ode_gradient(const Array& x, std::size_t s);
+Array ode_primal(const Tensor& x, std::size_t s);
+Array ode_gradient(const Tensor& x, std::size_t s);
 
 // gmm: the log-posterior of a Gaussian mixture with a Wishart prior (GRADBENCH.md §2.5).
 struct GmmInput {

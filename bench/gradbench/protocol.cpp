@@ -168,16 +168,18 @@ using Function = json (*)(const json& input, json& timings);
 using Module = std::map<std::string, Function>;
 
 struct LlsqInput {
-  Array x;
+  Tensor x;
   std::size_t n;
 };
-LlsqInput llsq_input(const json& in) { return {vector_of(in, "llsq", "x"), count_of(in, "llsq", "n")}; }
+LlsqInput llsq_input(const json& in) { return {Tensor(vector_of(in, "llsq", "x")), count_of(in, "llsq", "n")}; }
 
 struct OdeInput {
-  Array x;
+  Tensor x;
   std::size_t s;
 };
-OdeInput ode_input(const json& in) { return {vector_of(in, "ode", "x"), count_of(in, "ode", "s")}; }
+OdeInput ode_input(const json& in) { return {Tensor(vector_of(in, "ode", "x")), count_of(in, "ode", "s")}; }
+
+Tensor lse_input(const json& in) { return Tensor(vector_of(in, "lse", "x")); }
 
 GmmInput gmm_input(const json& in) {
   GmmInput g{matrix_of(in, "gmm", "x"), vector_of(in, "gmm", "alpha"), matrix_of(in, "gmm", "mu"),
@@ -207,11 +209,11 @@ const std::map<std::string, Module>& modules() {
       {"lse",
        {{"primal",
          [](const json& in, json& t) {
-           return timed(in, "lse", t, [&] { return vector_of(in, "lse", "x"); }, [](const Array& x) { return lse_primal(x); });
+           return timed(in, "lse", t, [&] { return lse_input(in); }, [](const Tensor& x) { return lse_primal(x); });
          }},
         {"gradient",
          [](const json& in, json& t) {
-           return timed(in, "lse", t, [&] { return vector_of(in, "lse", "x"); }, [](const Array& x) { return lse_gradient(x); });
+           return timed(in, "lse", t, [&] { return lse_input(in); }, [](const Tensor& x) { return lse_gradient(x); });
          }}}},
       {"llsq",
        {{"primal",
