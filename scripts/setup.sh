@@ -28,7 +28,7 @@ ensure_packages() {
 
 ensure_packages "${PACKAGES[@]}"
 # The tests also check that NumPy reads the files tapegrad writes, that clang builds the library,
-# and the GradBench tool (JSON through nlohmann-json).
-TEST_PACKAGES=(python3-numpy clang nlohmann-json3-dev)
+# the GradBench tool (JSON through nlohmann-json) and data-parallel training over Open MPI.
+TEST_PACKAGES=(python3-numpy clang nlohmann-json3-dev libopenmpi-dev openmpi-bin)
 # The demo trains on Fashion-MNIST and draws its loss curve and its graph.
 DEMO_PACKAGES=(dataset-fashion-mnist gnuplot-nox graphviz)
