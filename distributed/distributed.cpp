@@ -159,6 +159,24 @@ std::vector<std::size_t> shard(const std::vector<std::size_t>& batch, int rank, 
                                   batch.begin() + static_cast<std::ptrdiff_t>(first + length));
 }
 
+bool all_ranks(bool ok) {
+  int all = ok ? 1 : 0;
+  check(MPI_Allreduce(MPI_IN_PLACE, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD), "MPI_Allreduce");
+  return all == 1;
+}
+
+template <class T>
+bool same_on_all_ranks(const std::vector<Tensor<T>>& tensors) {
+  check_same_sizes("distributed::same_on_all_ranks", tensors);
+  bool same = true;
+  for (const Tensor<T>& t : tensors) {
+    xt::xarray<T> rank0 = t.value();
+    check(MPI_Bcast(rank0.data(), static_cast<int>(rank0.size()), mpi_type<T>(), 0, MPI_COMM_WORLD), "MPI_Bcast");
+    same = same && std::equal(rank0.begin(), rank0.end(), t.value().begin());
+  }
+  return all_ranks(same);
+}
+
 void abort_all(const std::string& message, int exit_code) {
   int initialized = 0, finalized = 0, rank = 0, size = 1;
   MPI_Initialized(&initialized);
@@ -174,6 +192,8 @@ void abort_all(const std::string& message, int exit_code) {
 
 template void broadcast_parameters(const std::vector<Tensor<float>>&, int);
 template void broadcast_parameters(const std::vector<Tensor<double>>&, int);
+template bool same_on_all_ranks(const std::vector<Tensor<float>>&);
+template bool same_on_all_ranks(const std::vector<Tensor<double>>&);
 template class GradientAverager<float>;
 template class GradientAverager<double>;
 

@@ -76,6 +76,14 @@ class GradientAverager {
 // sees with batch N·B.
 std::vector<std::size_t> shard(const std::vector<std::size_t>& batch, int rank, int size);
 
+// True on every rank when `ok` is true on every rank (a collective).
+bool all_ranks(bool ok);
+
+// Whether every rank's tensors equal rank 0's, bit for bit (a collective; the same answer on
+// every rank).
+template <class T>
+bool same_on_all_ranks(const std::vector<Tensor<T>>& tensors);
+
 // Ends every rank of the job: prints "rank R of N: <message>" on stderr and calls MPI_Abort, so
 // that a rank that failed does not leave the others waiting in a collective forever.
 [[noreturn]] void abort_all(const std::string& message, int exit_code = 1);

@@ -3,6 +3,8 @@
 
 #include <exception>
 #include <iostream>
+#include <memory>
+#include <string>
 
 #include "trainer.hpp"
 
@@ -14,11 +16,15 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   const auto config = fashion::parse_config(argc, argv, exit_code, std::cout, std::cerr);
   if (!config) return exit_code;
+  std::unique_ptr<fashion::Team> team;
   try {
-    fashion::run(*config, std::cout);
+    team = config->distributed ? fashion::join_mpi_team(argc, argv) : std::make_unique<fashion::Team>();
+    fashion::run(*config, std::cout, *team);
     return 0;
   } catch (const std::exception& e) {
-    std::cerr << "fashion_mnist: " << e.what() << '\n';
+    const std::string message = std::string("fashion_mnist: ") + e.what();
+    if (team) team->fail(message);   // a distributed run ends every rank here
+    std::cerr << message << '\n';
     return 1;
   }
 }

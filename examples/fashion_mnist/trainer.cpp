@@ -60,6 +60,7 @@ std::optional<Config> parse_config(int argc, const char* const* argv, int& exit_
   app.add_option("--data", c.data, "directory holding the four Fashion-MNIST .gz files")->capture_default_str();
   app.add_option("--out", c.out, "directory for metrics, parameters and plots")->capture_default_str();
   app.add_option("--limit", c.limit, "use only the first N training images (0: all)")->check(whole)->capture_default_str();
+  app.add_flag("--distributed", c.distributed, "train data-parallel over the ranks of an MPI job (under mpirun)");
   app.add_option("--check-images", c.check_images, "images in the gradient check before training (0: skip, at most 64)")
       ->check(whole & CLI::Range(0, 64))
       ->capture_default_str();
@@ -191,26 +192,40 @@ std::string shell_quote(const std::string& text) {
 }  // namespace
 
 RunResult run(const Config& c, std::ostream& out) {
+  Team alone;
+  return run(c, out, alone);
+}
+
+RunResult run(const Config& c, std::ostream& all_out, Team& team) {
   tg::set_num_threads(c.threads);
+  const bool lead = team.rank() == 0;
+  std::ostream null_stream(nullptr);
+  std::ostream& out = lead ? all_out : null_stream;
   const fs::path dir(c.out);
-  fs::create_directories(dir / "parameters");
+  if (lead) fs::create_directories(dir / "parameters");
   const tg::ImageDataset train = tg::load_fashion_mnist(c.data, true, c.limit);
   const tg::ImageDataset test = tg::load_fashion_mnist(c.data, false);
   out << "Fashion-MNIST: " << train.labels.size() << " training and " << test.labels.size() << " test images from "
-      << c.data << std::endl;
+      << c.data << (team.size() > 1 ? ", " + std::to_string(team.size()) + " ranks" : std::string()) << std::endl;
 
   RunResult result;
   if (c.check_images > 0) {
-    result.gradcheck_ok = check_gradients(c, train, out);
+    result.gradcheck_ok = team.all(lead ? check_gradients(c, train, out) : true);
     if (!result.gradcheck_ok) throw std::runtime_error("the gradient check of the model failed: not training");
   }
 
   tg::Sequential<float> model = lenet5<float>(c.seed);
+  team.broadcast(model.parameters());
   tg::SGD<float> opt(model.parameters(), c.lr, c.momentum);
   const bool terminal = ::isatty(::fileno(stdout)) && &out == &std::cout;
   std::ostringstream metrics, curve;
   metrics << "split,epoch,step,loss,accuracy,time,peak_rss_mb\n";
-  const std::size_t n = train.labels.size(), steps = (n + c.batch_size - 1) / c.batch_size;
+  const std::size_t ranks = static_cast<std::size_t>(team.size()), global_batch = c.batch_size * ranks;
+  // In a team, the images left over after the largest multiple of the ranks are not used.
+  const std::size_t n = train.labels.size() / ranks * ranks, steps = (n + global_batch - 1) / global_batch;
+  if (n == 0) throw tg::ValueError("fashion_mnist: " + std::to_string(train.labels.size()) +
+                                   " training images cannot be shared by " + std::to_string(ranks) + " ranks");
+  std::vector<std::size_t> mine;
   const auto start = Clock::now();
   std::size_t global_step = 0;
   xt::xarray<float> images;
@@ -221,19 +236,23 @@ RunResult run(const Config& c, std::ostream& out) {
     auto last_print = epoch_start;
     double running = 0, epoch_sum = 0;
     for (std::size_t step = 0; step < steps; ++step, ++global_step) {
-      const std::size_t b = step * c.batch_size, e = std::min(n, b + c.batch_size);
-      gather(train, order, b, e, images, labels);
+      const std::size_t b = step * global_batch, e = std::min(n, b + global_batch);
+      // This rank's share of the global batch (all of it in a team of one).
+      std::vector<std::size_t> batch(order.begin() + std::ptrdiff_t(b), order.begin() + std::ptrdiff_t(e));
+      mine = team.shard(std::move(batch));
+      gather(train, mine, 0, mine.size(), images, labels);
       double loss = 0;
       {
         tg::Tape tape;
         const tg::Tensor<float> l = tg::cross_entropy(model(tg::Tensor<float>(images)), labels);
         opt.zero_grad();
         l.backward();
+        team.average_gradients(model.parameters());
         opt.step();
         loss = l.item();
         if (global_step == 0) {
           result.first_loss = loss;
-          write_text(dir / "graph.dot", tape.dot());
+          if (lead) write_text(dir / "graph.dot", tape.dot());
         }
       }
       running = step == 0 ? loss : 0.98 * running + 0.02 * loss;
@@ -260,7 +279,7 @@ RunResult run(const Config& c, std::ostream& out) {
     EpochResult r;
     r.seconds = seconds_since(epoch_start);
     r.train_loss = epoch_sum / double(steps);
-    std::tie(r.test_loss, r.test_accuracy) = evaluate(model, test);
+    if (lead) std::tie(r.test_loss, r.test_accuracy) = evaluate(model, test);
     r.peak_rss_mb = peak_rss_mb();
     const tg::MemoryStats memory = tg::memory_stats();
     r.live_tensors = memory.live_tensors;
@@ -275,6 +294,13 @@ RunResult run(const Config& c, std::ostream& out) {
     result.epochs.push_back(r);
   }
 
+  if (!team.same_everywhere(model.parameters()))
+    throw std::runtime_error("the ranks' parameters differ after training");
+  if (team.size() > 1)
+    out << "parameters identical on all " << team.size() << " ranks; gradient averaging: " << std::fixed
+        << std::setprecision(3) << team.averaging_seconds() * 1e3 / double(std::max<std::size_t>(global_step, 1))
+        << " ms per step" << std::defaultfloat << std::setprecision(6) << std::endl;
+  if (!lead) return result;
   write_text(dir / "metrics.csv", metrics.str());
   write_text(dir / "loss.dat", curve.str());
   for (const auto& [name, p] : model.named_parameters()) tg::save_npy((dir / "parameters" / (name + ".npy")).string(), p.value());

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <iosfwd>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,7 +24,35 @@ struct Config {
   std::string out = "runs/fashion_mnist";
   std::size_t limit = 0;          // first N training images (0: all)
   std::size_t check_images = 4;   // images in the gradient check before training (0: skip it)
+  bool distributed = false;       // data-parallel over MPI ranks (run under mpirun)
 };
+
+// How this process takes part in data-parallel training. The default is a team of one; with
+// --distributed, main() joins the MPI job (join_mpi_team). Rank 0 alone prints and writes.
+class Team {
+ public:
+  virtual ~Team() = default;
+  virtual int rank() const { return 0; }
+  virtual int size() const { return 1; }
+  // This rank's part of a global batch of indices.
+  virtual std::vector<std::size_t> shard(std::vector<std::size_t> batch) const { return batch; }
+  // Makes every rank's parameters rank 0's.
+  virtual void broadcast(const std::vector<tapegrad::Tensor<float>>&) {}
+  // Averages the parameters' gradients over the ranks, after backward.
+  virtual void average_gradients(const std::vector<tapegrad::Tensor<float>>&) {}
+  // Seconds all average_gradients calls so far spent (packing and communication).
+  virtual double averaging_seconds() const { return 0; }
+  // True on every rank when `ok` is true on every rank.
+  virtual bool all(bool ok) { return ok; }
+  // Whether every rank's parameters equal rank 0's, bit for bit.
+  virtual bool same_everywhere(const std::vector<tapegrad::Tensor<float>>&) { return true; }
+  // Called with the error that stops this rank: the MPI team ends every rank (MPI_Abort), so
+  // that none waits for it forever. The team of one returns, and main reports the error.
+  virtual void fail(const std::string&) {}
+};
+
+// The MPI team (team_mpi.cpp, where CMake found MPI; elsewhere team_none.cpp, which throws).
+std::unique_ptr<Team> join_mpi_team(int& argc, char**& argv);
 
 // Parses the command line. Returns the configuration, or nothing when the program should stop
 // (after --help, exit_code 0; after a bad flag or value, exit_code 2 and a message on err).
@@ -51,8 +80,12 @@ struct RunResult {
 
 // Gradient check, training, evaluation and outputs (metrics.csv, parameters/*.npy, loss.png,
 // graph.dot, graph.svg in config.out). Progress goes to `out`. Throws tapegrad::IoError for bad
-// data and std::runtime_error when the gradient check fails.
+// data and std::runtime_error when the gradient check fails. In a team of N, each step takes a
+// global batch of N × batch_size images and each rank trains on its own batch_size of them
+// (a last global batch that does not split evenly is cut to a multiple of N); rank 0 alone
+// checks the gradients, evaluates, prints and writes.
 RunResult run(const Config& config, std::ostream& out);
+RunResult run(const Config& config, std::ostream& out, Team& team);
 
 }  // namespace fashion
 
