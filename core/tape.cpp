@@ -171,15 +171,21 @@ std::string shapes_str(const std::vector<S>& shapes) {
   throw AnomalyError(op + ": " + message);
 }
 
+// into += from, arrays of one shape.
+template <class T>
+void add_into(xt::xarray<T>& into, const xt::xarray<T>& from) {
+  T* dst = into.data();
+  const T* src = from.data();
+  for (std::size_t i = 0, n = into.size(); i < n; ++i) dst[i] += src[i];
+}
+
 // The tape's own op: a gradient flowing into a node from two places.  y = a + b;  da = db = grad
 template <class T>
 Tensor<T> accumulate(const Tensor<T>& a, const Tensor<T>& b, bool create_graph) {
   if (!create_graph && a.impl().use_count() == 1 && a.value().shape() == b.value().shape()) {
     // Only the walk holds a: add into it rather than allocate (a fan-out node such as a weight
     // used at every time step receives one gradient per use).
-    T* dst = a.impl()->value.data();
-    const T* src = b.value().data();
-    for (std::size_t i = 0, n = a.size(); i < n; ++i) dst[i] += src[i];
+    add_into(a.impl()->value, b.value());
     return a;
   }
   xt::xarray<T> sum = a.value() + b.value();
@@ -388,10 +394,7 @@ void backward_impl(const Tensor<T>& y, const xt::xarray<T>* seed, bool retain_gr
     if (!grads[node].defined()) continue;
     const auto& from = grads[node].impl();
     if (leaf->grad) {
-      const std::size_t n = leaf->grad->size();
-      const T* src = from->value.data();
-      T* dst = leaf->grad->data();
-      for (std::size_t i = 0; i < n; ++i) dst[i] += src[i];
+      add_into(*leaf->grad, from->value);
     } else {
       // The store's tensor is the only holder once the walk is over: its array moves, uncopied.
       leaf->grad = std::make_unique<xt::xarray<T>>(from.use_count() == 1 ? std::move(from->value) : from->value);

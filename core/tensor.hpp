@@ -2,7 +2,6 @@
 #ifndef TAPEGRAD_CORE_TENSOR_HPP
 #define TAPEGRAD_CORE_TENSOR_HPP
 
-#include <algorithm>
 #include <cstdint>
 #include <initializer_list>
 #include <iosfwd>
@@ -30,12 +29,6 @@ struct LiveTensorCount {
 };
 
 std::size_t live_tensor_count();
-
-// Whether an array has the given shape, without building a Shape (hot paths run it per op).
-template <class T>
-bool has_shape(const xt::xarray<T>& a, const Shape& shape) {
-  return a.dimension() == shape.size() && std::equal(shape.begin(), shape.end(), a.shape().begin());
-}
 
 // What a handle points to. Shared by every copy of the handle.
 template <class T>

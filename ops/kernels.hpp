@@ -3,6 +3,7 @@
 #ifndef TAPEGRAD_OPS_KERNELS_HPP
 #define TAPEGRAD_OPS_KERNELS_HPP
 
+#include <algorithm>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -78,6 +79,12 @@ void copy_strided(const Shape& shape, const T* src, const Strides& src_strides,
 template <class T>
 xt::xarray<T> empty_array(const Shape& shape) {
   return xt::xarray<T>::from_shape(shape);
+}
+
+// Whether an array has the given shape, without building a Shape (hot paths run it per op).
+template <class T>
+bool has_shape(const xt::xarray<T>& a, const Shape& shape) {
+  return a.dimension() == shape.size() && std::equal(shape.begin(), shape.end(), a.shape().begin());
 }
 
 }  // namespace detail

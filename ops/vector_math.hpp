@@ -17,6 +17,24 @@ template <class T> void vector_tanh(const T* x, T* y, std::size_t n);
 // 1 / (1 + exp(-x)), evaluated on the side where exp cannot overflow.
 template <class T> void vector_sigmoid(const T* x, T* y, std::size_t n);
 
+// The four kernels, for float and double, behind those functions.
+template <class T>
+struct VectorMath {
+  void (*exp)(const T*, T*, std::size_t);
+  void (*log)(const T*, T*, std::size_t);
+  void (*tanh)(const T*, T*, std::size_t);
+  void (*sigmoid)(const T*, T*, std::size_t);
+};
+
+struct VectorMathTable {
+  VectorMath<float> f;
+  VectorMath<double> d;
+};
+
+// The kernels this machine runs: chosen once from the CPU on x86-64 (vector_math_x86.cpp), the
+// C library's functions elsewhere (vector_math_portable.cpp).
+const VectorMathTable& vector_math_table();
+
 }  // namespace detail
 }  // namespace tapegrad
 

@@ -10,6 +10,8 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "vector_math.hpp"
+
 namespace tapegrad {
 namespace detail {
 
@@ -84,20 +86,7 @@ void sigmoid_n(const T* x, T* y, std::size_t n) {
   });
 }
 
-// The four kernels of one architecture, for float and double.
-template <class T>
-struct VectorMath {
-  void (*exp)(const T*, T*, std::size_t);
-  void (*log)(const T*, T*, std::size_t);
-  void (*tanh)(const T*, T*, std::size_t);
-  void (*sigmoid)(const T*, T*, std::size_t);
-};
-
-struct VectorMathTable {
-  VectorMath<float> f;
-  VectorMath<double> d;
-};
-
+// The four kernels of one architecture.
 template <class Arch>
 VectorMathTable make_vector_math_table() {
   return {{&exp_n<Arch, float>, &log_n<Arch, float>, &tanh_n<Arch, float>, &sigmoid_n<Arch, float>},

@@ -7,34 +7,35 @@
 namespace tapegrad {
 namespace detail {
 
+namespace {
+
 template <class T>
-void vector_exp(const T* x, T* y, std::size_t n) {
+void exp_n(const T* x, T* y, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
 }
 template <class T>
-void vector_log(const T* x, T* y, std::size_t n) {
+void log_n(const T* x, T* y, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) y[i] = std::log(x[i]);
 }
 template <class T>
-void vector_tanh(const T* x, T* y, std::size_t n) {
+void tanh_n(const T* x, T* y, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
 }
 template <class T>
-void vector_sigmoid(const T* x, T* y, std::size_t n) {
+void sigmoid_n(const T* x, T* y, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
     const T e = std::exp(-std::abs(x[i]));
     y[i] = (x[i] >= 0 ? T(1) : e) / (T(1) + e);
   }
 }
 
-template void vector_exp(const float*, float*, std::size_t);
-template void vector_exp(const double*, double*, std::size_t);
-template void vector_log(const float*, float*, std::size_t);
-template void vector_log(const double*, double*, std::size_t);
-template void vector_tanh(const float*, float*, std::size_t);
-template void vector_tanh(const double*, double*, std::size_t);
-template void vector_sigmoid(const float*, float*, std::size_t);
-template void vector_sigmoid(const double*, double*, std::size_t);
+}  // namespace
+
+const VectorMathTable& vector_math_table() {
+  static const VectorMathTable table{{&exp_n<float>, &log_n<float>, &tanh_n<float>, &sigmoid_n<float>},
+                                     {&exp_n<double>, &log_n<double>, &tanh_n<double>, &sigmoid_n<double>}};
+  return table;
+}
 
 }  // namespace detail
 }  // namespace tapegrad

@@ -1,10 +1,8 @@
 // The GradBench tool (bench/gradbench): the worked examples of ../shared/GRADBENCH.md §3, finite
 // differences of every objective, and the protocol, message by message.
-#include <doctest/doctest.h>
+#include "helpers.hpp"
 
-#include <cmath>
 #include <functional>
-#include <random>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -28,14 +26,6 @@ void check_close(const Array& actual, const Array& expected, double tol) {
 }
 
 void check_close(double actual, double expected, double tol) { check_close(Array(actual), Array(expected), tol); }
-
-Array random_array(const std::vector<std::size_t>& shape, unsigned seed, double lo, double hi) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> u(lo, hi);
-  Array a = Array::from_shape(shape);
-  for (double& v : a) v = u(rng);
-  return a;
-}
 
 // Central differences of f at x, coordinate by coordinate, against `gradient`.
 void check_finite_differences(const std::function<double(const Array&)>& f, const Array& x, const Array& gradient) {

@@ -223,9 +223,9 @@ RunResult run(const Config& c, std::ostream& all_out, Team& team) {
   const std::size_t ranks = static_cast<std::size_t>(team.size()), global_batch = c.batch_size * ranks;
   // In a team, the images left over after the largest multiple of the ranks are not used.
   const std::size_t n = train.labels.size() / ranks * ranks, steps = (n + global_batch - 1) / global_batch;
-  if (n == 0) throw tg::ValueError("fashion_mnist: " + std::to_string(train.labels.size()) +
-                                   " training images cannot be shared by " + std::to_string(ranks) + " ranks");
-  std::vector<std::size_t> mine;
+  if (n == 0)
+    tg::throw_value_error("fashion_mnist", std::to_string(train.labels.size()) +
+                                               " training images cannot be shared by " + std::to_string(ranks) + " ranks");
   const auto start = Clock::now();
   std::size_t global_step = 0;
   xt::xarray<float> images;
@@ -238,8 +238,8 @@ RunResult run(const Config& c, std::ostream& all_out, Team& team) {
     for (std::size_t step = 0; step < steps; ++step, ++global_step) {
       const std::size_t b = step * global_batch, e = std::min(n, b + global_batch);
       // This rank's share of the global batch (all of it in a team of one).
-      std::vector<std::size_t> batch(order.begin() + std::ptrdiff_t(b), order.begin() + std::ptrdiff_t(e));
-      mine = team.shard(std::move(batch));
+      const std::vector<std::size_t> mine =
+          team.shard(std::vector<std::size_t>(order.begin() + std::ptrdiff_t(b), order.begin() + std::ptrdiff_t(e)));
       gather(train, mine, 0, mine.size(), images, labels);
       double loss = 0;
       {
