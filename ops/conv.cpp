@@ -77,6 +77,66 @@ void for_each_patch_row(const Patches& p, F row, std::size_t first_image, std::s
         }
 }
 
+// Whether one image's zero-padded planes, (C, H + 2ph, W + 2pw), are no larger than its columns.
+// They are then built, and im2col and col2im run as plain row copies without bounds checks;
+// otherwise (padding far beyond the windows the strides visit) the rows are clipped one by one.
+bool pads_cheaply(const Patches& p) {
+  return (p.h + 2 * p.ph) * (p.w + 2 * p.pw) <= p.kh * p.kw * p.oh * p.ow;
+}
+
+// Image n's planes with their zero padding: the image itself when there is no padding, else a
+// padded copy in `buffer`.
+template <class T>
+const T* padded_planes(const Patches& p, const T* x, std::size_t n, std::vector<T>& buffer) {
+  const T* image = x + n * p.c * p.h * p.w;
+  if (p.ph == 0 && p.pw == 0) return image;
+  const std::size_t hp = p.h + 2 * p.ph, wp = p.w + 2 * p.pw;
+  buffer.assign(p.c * hp * wp, T(0));
+  for (std::size_t c = 0; c < p.c; ++c)
+    for (std::size_t y = 0; y < p.h; ++y) {
+      const T* row = image + (c * p.h + y) * p.w;
+      std::copy(row, row + p.w, buffer.data() + (c * hp + y + p.ph) * wp + p.pw);
+    }
+  return buffer.data();
+}
+
+// Calls f(r, offset) for every row r = (c, i, j) of one image's columns, offset being the padded
+// planes' element under output position (0, 0).
+template <class F>
+void for_each_kernel_offset(const Patches& p, F f) {
+  const std::size_t hp = p.h + 2 * p.ph, wp = p.w + 2 * p.pw;
+  for (std::size_t c = 0; c < p.c; ++c)
+    for (std::size_t i = 0; i < p.kh; ++i)
+      for (std::size_t j = 0; j < p.kw; ++j) f((c * p.kh + i) * p.kw + j, (c * hp + i) * wp + j);
+}
+
+// to[oy, ox] = from[oy * row_stride + ox * step] over (rows, cols): one row of the columns.
+template <class T>
+void gather_rows(const T* __restrict from, std::size_t row_stride, std::size_t step, T* __restrict to,
+                 std::size_t rows, std::size_t cols) {
+  for (std::size_t oy = 0; oy < rows; ++oy, from += row_stride, to += cols) {
+    if (step == 1) {
+      for (std::size_t ox = 0; ox < cols; ++ox) to[ox] = from[ox];
+    } else {
+      for (std::size_t ox = 0; ox < cols; ++ox) to[ox] = from[ox * step];
+    }
+  }
+}
+
+// The adjoint: to[oy * row_stride + ox * step] += from[oy, ox]. Within one row of the columns no
+// two positions meet, so the pointers do not alias.
+template <class T>
+void scatter_rows(const T* __restrict from, T* __restrict to, std::size_t row_stride, std::size_t step,
+                  std::size_t rows, std::size_t cols) {
+  for (std::size_t oy = 0; oy < rows; ++oy, from += cols, to += row_stride) {
+    if (step == 1) {
+      for (std::size_t ox = 0; ox < cols; ++ox) to[ox] += from[ox];
+    } else {
+      for (std::size_t ox = 0; ox < cols; ++ox) to[ox * step] += from[ox];
+    }
+  }
+}
+
 // Images are split over the tg::Parallel threads, if any: each writes its own rows.
 template <class F>
 void for_each_patch_row(const Patches& p, F row) {
@@ -116,22 +176,31 @@ Tensor<T> im2col(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding) 
   xt::xarray<T> cols = detail::empty_array<T>({p.n, p.rows(), p.cols()});
   const T* src = x.value().data();
   T* dst = cols.data();
-  const std::size_t sw = p.sw;
-  for_each_patch_row(p, [&](std::size_t col, bool inside, std::ptrdiff_t in, std::size_t first, std::size_t last) {
-    T* out = dst + col;
-    if (!inside || first >= last) {
-      std::fill(out, out + p.ow, T(0));
-      return;
-    }
-    std::fill(out, out + first, T(0));
-    const T* row = src + in;   // row[ox * sw] is the input element of output column ox
-    if (sw == 1) {
-      for (std::size_t ox = first; ox < last; ++ox) out[ox] = row[ox];   // short rows: no memmove call
-    } else {
+  const std::size_t sw = p.sw, L = p.cols(), wp = p.w + 2 * p.pw;
+  if (pads_cheaply(p)) {
+    detail::parallel_for(p.n, [&](std::size_t first, std::size_t last) {
+      std::vector<T> buffer;
+      for (std::size_t n = first; n < last; ++n) {
+        const T* planes = padded_planes(p, src, n, buffer);
+        T* image_cols = dst + n * p.rows() * L;
+        for_each_kernel_offset(p, [&](std::size_t r, std::size_t offset) {
+          gather_rows(planes + offset, p.sh * wp, sw, image_cols + r * L, p.oh, p.ow);
+        });
+      }
+    });
+  } else {
+    for_each_patch_row(p, [&](std::size_t col, bool inside, std::ptrdiff_t in, std::size_t first, std::size_t last) {
+      T* out = dst + col;
+      if (!inside || first >= last) {
+        std::fill(out, out + p.ow, T(0));
+        return;
+      }
+      std::fill(out, out + first, T(0));
+      const T* row = src + in;   // row[ox * sw] is the input element of output column ox
       for (std::size_t ox = first; ox < last; ++ox) out[ox] = row[ox * sw];
-    }
-    std::fill(out + last, out + p.ow, T(0));
-  });
+      std::fill(out + last, out + p.ow, T(0));
+    });
+  }
   return record<T>("im2col", {x}, std::move(cols), [shape, kernel, stride, padding](const VjpArgs<T>& g) {
     return Grads<T>{col2im(g.grad, shape, kernel, stride, padding)};
   }, Saved::nothing);
@@ -149,17 +218,36 @@ Tensor<T> col2im(const Tensor<T>& cols, const Shape& input_shape, Size2 kernel, 
   xt::xarray<T> x = xt::zeros<T>(input_shape);
   const T* src = cols.value().data();
   T* dst = x.data();
-  const std::size_t sw = p.sw;
-  for_each_patch_row(p, [&](std::size_t col, bool inside, std::ptrdiff_t in, std::size_t first, std::size_t last) {
-    if (!inside) return;
-    const T* from = src + col;
-    T* row = dst + in;
-    if (sw == 1) {
-      for (std::size_t ox = first; ox < last; ++ox) row[ox] += from[ox];
-    } else {
+  const std::size_t sw = p.sw, L = p.cols(), wp = p.w + 2 * p.pw, hp = p.h + 2 * p.ph;
+  if (pads_cheaply(p)) {
+    // Each image's columns summed into its padded planes, whose inside is then its part of x.
+    const bool padded = p.ph > 0 || p.pw > 0;
+    detail::parallel_for(p.n, [&](std::size_t first, std::size_t last) {
+      std::vector<T> buffer;
+      for (std::size_t n = first; n < last; ++n) {
+        T* image = dst + n * p.c * p.h * p.w;
+        if (padded) buffer.assign(p.c * hp * wp, T(0));
+        T* planes = padded ? buffer.data() : image;
+        const T* image_cols = src + n * p.rows() * L;
+        for_each_kernel_offset(p, [&](std::size_t r, std::size_t offset) {
+          scatter_rows(image_cols + r * L, planes + offset, p.sh * wp, sw, p.oh, p.ow);
+        });
+        if (!padded) continue;
+        for (std::size_t c = 0; c < p.c; ++c)
+          for (std::size_t y = 0; y < p.h; ++y) {
+            const T* row = planes + (c * hp + y + p.ph) * wp + p.pw;
+            std::copy(row, row + p.w, image + (c * p.h + y) * p.w);
+          }
+      }
+    });
+  } else {
+    for_each_patch_row(p, [&](std::size_t col, bool inside, std::ptrdiff_t in, std::size_t first, std::size_t last) {
+      if (!inside) return;
+      const T* from = src + col;
+      T* row = dst + in;
       for (std::size_t ox = first; ox < last; ++ox) row[ox * sw] += from[ox];
-    }
-  });
+    });
+  }
   return record<T>("col2im", {cols}, std::move(x), [kernel, stride, padding](const VjpArgs<T>& g) {
     return Grads<T>{im2col(g.grad, kernel, stride, padding)};
   }, Saved::nothing);

@@ -70,24 +70,36 @@ template <class T>
 Tensor<T> avg_pool2d_backward(const Tensor<T>& grad, const Shape& input_shape, Size2 kernel, Size2 stride,
                               Size2 padding) {
   const Windows g = windows("avg_pool2d", input_shape, kernel, stride, padding);
-  xt::xarray<T> x = xt::zeros<T>(input_shape);
   const T scale = T(1) / T(g.kh * g.kw);
   const T* src = grad.value().data();
-  T* dst = x.data();
+  xt::xarray<T> x;
   if (tiles(g)) {
-    // Windows that tile the input: each element gets its window's gradient, written once.
+    // Windows that tile the input: each element gets its window's gradient, written once; the
+    // rows and columns past the last whole window get none.
+    x = detail::empty_array<T>(input_shape);
+    T* dst = x.data();
+    const std::size_t covered = g.ow * g.kw;
     detail::parallel_for(g.planes, [&](std::size_t first, std::size_t last) {
-      for (std::size_t p = first; p < last; ++p)
+      for (std::size_t p = first; p < last; ++p) {
         for (std::size_t oy = 0; oy < g.oh; ++oy) {
           const T* go = src + (p * g.oh + oy) * g.ow;
-          for (std::size_t i = 0; i < g.kh; ++i) {
-            T* row = dst + (p * g.h + oy * g.kh + i) * g.w;
+          T* row = dst + (p * g.h + oy * g.kh) * g.w;
+          if (g.kw == 2) {
+            for (std::size_t ox = 0; ox < g.ow; ++ox) row[2 * ox] = row[2 * ox + 1] = go[ox] * scale;
+          } else {
             for (std::size_t ox = 0; ox < g.ow; ++ox)
               for (std::size_t j = 0; j < g.kw; ++j) row[ox * g.kw + j] = go[ox] * scale;
           }
+          std::fill(row + covered, row + g.w, T(0));
+          for (std::size_t i = 1; i < g.kh; ++i) std::copy(row, row + g.w, row + i * g.w);
         }
+        T* rest = dst + (p * g.h + g.oh * g.kh) * g.w;
+        std::fill(rest, dst + (p + 1) * g.h * g.w, T(0));
+      }
     });
   } else {
+    x = xt::zeros<T>(input_shape);
+    T* dst = x.data();
     for_each_window_element(g, [&](std::size_t out, std::size_t in) { dst[in] += src[out] * scale; });
   }
   return record<T>("avg_pool2d_backward", {grad}, std::move(x), [kernel, stride, padding](const VjpArgs<T>& a) {
@@ -136,26 +148,38 @@ Tensor<T> avg_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 paddi
   check_defined<T>("avg_pool2d", {&x});
   const Shape s = x.shape();
   const Windows g = windows("avg_pool2d", s, kernel, stride, padding);
-  xt::xarray<T> y = xt::zeros<T>(g.output(s));
   const T scale = T(1) / T(g.kh * g.kw);
   const T* src = x.value().data();
-  T* dst = y.data();
+  xt::xarray<T> y;
   if (tiles(g)) {
+    y = detail::empty_array<T>(g.output(s));
+    T* dst = y.data();
     detail::parallel_for(g.planes, [&](std::size_t first, std::size_t last) {
       for (std::size_t p = first; p < last; ++p)
         for (std::size_t oy = 0; oy < g.oh; ++oy) {
           T* out = dst + (p * g.oh + oy) * g.ow;
+          const T* top = src + (p * g.h + oy * g.kh) * g.w;
+          if (g.kh == 2 && g.kw == 2) {
+            const T* bottom = top + g.w;
+            for (std::size_t ox = 0; ox < g.ow; ++ox)
+              out[ox] = ((top[2 * ox] + top[2 * ox + 1]) + (bottom[2 * ox] + bottom[2 * ox + 1])) * scale;
+            continue;
+          }
+          std::fill(out, out + g.ow, T(0));
           for (std::size_t i = 0; i < g.kh; ++i) {
-            const T* row = src + (p * g.h + oy * g.kh + i) * g.w;
+            const T* row = top + i * g.w;
             for (std::size_t ox = 0; ox < g.ow; ++ox)
               for (std::size_t j = 0; j < g.kw; ++j) out[ox] += row[ox * g.kw + j];
           }
+          for (std::size_t ox = 0; ox < g.ow; ++ox) out[ox] *= scale;
         }
     });
   } else {
+    y = xt::zeros<T>(g.output(s));
+    T* dst = y.data();
     for_each_window_element(g, [&](std::size_t out, std::size_t in) { dst[out] += src[in]; });
+    for (std::size_t i = 0; i < y.size(); ++i) dst[i] *= scale;
   }
-  for (std::size_t i = 0; i < y.size(); ++i) dst[i] *= scale;
   return record<T>("avg_pool2d", {x}, std::move(y), [s, kernel, stride, padding](const VjpArgs<T>& a) {
     return Grads<T>{avg_pool2d_backward(a.grad, s, kernel, stride, padding)};
   }, Saved::nothing);

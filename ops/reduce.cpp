@@ -41,10 +41,34 @@ Shape dropped_shape(const Shape& shape, const std::vector<bool>& mask) {
   return out;
 }
 
+// The sum of a row in double, in eight running sums: independent additions the compiler can keep
+// in one vector register.
+template <class T>
+double row_sum(const T* row, std::size_t n) {
+  double lanes[8] = {};
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (std::size_t j = 0; j < 8; ++j) lanes[j] += double(row[i + j]);
+  for (; i < n; ++i) lanes[0] += double(row[i]);
+  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+}
+
 // Sum over the masked axes, accumulated in double (float sums of many terms lose digits).
 template <class T>
-xt::xarray<T> sum_kernel(const xt::xarray<T>& x, const std::vector<bool>& mask, const Shape& out_shape) {
-  const Shape shape = shape_of(x);
+xt::xarray<T> sum_kernel(const xt::xarray<T>& x, const std::vector<bool>& summed, const Shape& out_shape) {
+  // Neighbouring axes that are both summed or both kept act as one: (N, C, H, W) summed over
+  // (0, 2, 3) is (N, C, H*W) summed over (0, 2), whose rows are long.
+  Shape shape;
+  std::vector<bool> mask;
+  const Shape full = shape_of(x);
+  for (std::size_t k = 0; k < full.size(); ++k) {
+    if (k > 0 && mask.back() == summed[k]) {
+      shape.back() *= full[k];
+    } else {
+      shape.push_back(full[k]);
+      mask.push_back(summed[k]);
+    }
+  }
   const Shape keep = kept_shape(shape, mask);
   std::vector<double> acc(detail::element_count(keep), 0.0);
   // Reduced axes forming one block: x is (outer, reduced, inner), summed with unit-stride loops.
@@ -61,20 +85,7 @@ xt::xarray<T> sum_kernel(const xt::xarray<T>& x, const std::vector<bool>& mask, 
     for (std::size_t k = 0; k < shape.size(); ++k) (k < first ? outer : k < last ? reduced : inner) *= shape[k];
     const T* src = x.data();
     if (inner == 1) {
-      // Whole rows: four running sums keep the additions independent.
-      for (std::size_t o = 0; o < outer; ++o) {
-        const T* row = src + o * reduced;
-        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        std::size_t r = 0;
-        for (; r + 4 <= reduced; r += 4) {
-          s0 += row[r];
-          s1 += row[r + 1];
-          s2 += row[r + 2];
-          s3 += row[r + 3];
-        }
-        for (; r < reduced; ++r) s0 += row[r];
-        acc[o] = (s0 + s1) + (s2 + s3);
-      }
+      for (std::size_t o = 0; o < outer; ++o) acc[o] = row_sum(src + o * reduced, reduced);
       outer = 0;
     }
     for (std::size_t o = 0; o < outer; ++o) {
@@ -107,14 +118,7 @@ xt::xarray<T> sum_kernel(const xt::xarray<T>& x, const std::vector<bool>& mask, 
   detail::strided_loop(rows, src_rows, 0, dst_rows, 0, [&](std::ptrdiff_t s, std::ptrdiff_t d) {
     const T* row = src + s;
     if (last_reduced) {
-      double s0 = 0, s1 = 0;
-      std::size_t i = 0;
-      for (; i + 2 <= inner; i += 2) {
-        s0 += row[i];
-        s1 += row[i + 1];
-      }
-      if (i < inner) s0 += row[i];
-      acc[std::size_t(d)] += s0 + s1;
+      acc[std::size_t(d)] += row_sum(row, inner);
     } else {
       double* a = acc.data() + d;
       for (std::size_t i = 0; i < inner; ++i) a[i] += row[i];

@@ -36,6 +36,7 @@ const Case cases[] = {
     {{2, 1, 5, 5}, {2, 1, 5, 5}, 1, 2, false},       // 5x5 kernel, padding 2, no bias
     {{1, 3, 4, 6}, {5, 3, 1, 1}, 1, 0, true},        // 1x1 kernel
     {{2, 2, 9, 8}, {3, 2, 3, 2}, {2, 3}, {1, 0}, true},  // per-axis stride and padding, odd sizes
+    {{1, 2, 5, 6}, {2, 2, 1, 2}, 3, 2, true},        // stride beyond the kernel: rows clipped, no padded copy
 };
 
 }  // namespace
@@ -73,6 +74,11 @@ TEST_CASE("im2col and col2im are adjoint, and differentiate to second order") {
   const Arr c = random_array(cols.shape(), 441);
   const TD back = tg::col2im(TD(c), {2, 3, 5, 4}, {3, 2}, {2, 1}, {1, 1});
   CHECK(xt::sum(cols.value() * c)() == doctest::Approx(xt::sum(x * back.value())()));
+  // The same where the padding is far larger than the windows the stride visits.
+  const TD sparse = tg::im2col(TD(x), {1, 2}, {4, 3}, {3, 2});
+  const Arr d = random_array(sparse.shape(), 445);
+  const TD sparse_back = tg::col2im(TD(d), {2, 3, 5, 4}, {1, 2}, {4, 3}, {3, 2});
+  CHECK(xt::sum(sparse.value() * d)() == doctest::Approx(xt::sum(x * sparse_back.value())()));
   check_gradients([](const Inputs& v) { return tg::col2im(v[0], {1, 2, 4, 4}, 3, 1, 1); }, {leaf({1, 18, 16}, 442)});
   // d2/dx2 of sum(conv(x, w)^2) / 2 applied to v is conv^T(conv(v)): checked by finite differences
   // of the first derivative, which is itself a recorded graph.

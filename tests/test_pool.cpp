@@ -44,6 +44,11 @@ TEST_CASE("pooling gradients") {
   check_gradients([](const Inputs& v) { return tg::avg_pool2d(v[0], 2); }, {x});
   check_gradients([](const Inputs& v) { return tg::avg_pool2d(v[0], 3, 2); }, {x});
   check_gradients([](const Inputs& v) { return tg::avg_pool2d(v[0], 3, 2, 1); }, {x});
+  // Tiling windows (stride = kernel) that leave the last rows and columns out.
+  const TD odd = leaf({2, 2, 5, 7}, 503);
+  check_gradients([](const Inputs& v) { return tg::avg_pool2d(v[0], 2); }, {odd});
+  check_gradients([](const Inputs& v) { return tg::avg_pool2d(v[0], 3); }, {odd});
+  check_gradients([](const Inputs& v) { return tg::avg_pool2d(v[0], {2, 3}, {2, 3}); }, {odd});
   check_gradients([](const Inputs& v) { return tg::max_pool2d(v[0], 2); }, {x});
   check_gradients([](const Inputs& v) { return tg::max_pool2d(v[0], {3, 2}, {1, 2}); }, {x});
 }
