@@ -239,6 +239,16 @@ Tensor<T> sigmoid_backward(const Tensor<T>& grad, const Tensor<T>& y) {
                    });
 }
 
+// z = grad where y > 0, else 0;  dgrad = gz where y > 0,  dy = 0 (the step has no slope)
+template <class T>
+Tensor<T> relu_backward(const Tensor<T>& grad, const Tensor<T>& y) {
+  return record<T>("relu_backward", {grad, y},
+                   zip("relu_backward", grad.value(), y.value(), [](T g, T v) { return v > 0 ? g : T(0); }),
+                   [y](const VjpArgs<T>& g) {
+                     return Grads<T>{g.needs_grad(0) ? relu_backward(g.grad, y) : Tensor<T>(), Tensor<T>()};
+                   });
+}
+
 }  // namespace
 
 // y = tanh(x);  dx = grad * (1 - y^2)
@@ -265,11 +275,7 @@ Tensor<T> relu(const Tensor<T>& x) {
   check_defined<T>("relu", {&x});
   return record<T>(
       "relu", {x}, map(x.value(), [](T v) { return v > 0 ? v : T(0); }),
-      [](const VjpArgs<T>& g) {
-        Tensor<T> mask(map(g.output.value(), [](T v) { return T(v > 0); }));
-        return Grads<T>{g.grad * mask};
-      },
-      Saved::output);
+      [](const VjpArgs<T>& g) { return Grads<T>{relu_backward(g.grad, g.output)}; }, Saved::output);
 }
 
 // Explicit instantiations: the kernels compile here once, not in users' code.

@@ -176,6 +176,12 @@ TEST_CASE("second derivatives through create_graph") {
     CHECK(all_close(second(tg::log(x)), Arr(-1 / (v * v)), 1e-12));
     CHECK(all_close(second(tg::sqrt(x)), Arr(-0.25 * xt::pow(v, -1.5)), 1e-12));
     CHECK(all_close(second(1.0 / x), Arr(2 / (v * v * v)), 1e-12));
+    // relu's backward is an op of its own: d2/dz2 sum(relu(z)^3) = 6 relu(z), 0 below the kink.
+    const TD z(Arr{-0.8, 0.4, 1.2}, true);
+    const TD r = tg::relu(z);
+    const TD gz = tg::grad(tg::sum(r * r * r), {z}, true)[0];
+    CHECK(all_close(gz.value(), Arr{0.0, 0.48, 4.32}, 1e-12));
+    CHECK(all_close(tg::grad(tg::sum(gz), {z})[0].value(), Arr{0.0, 2.4, 7.2}, 1e-12));
   }
 }
 
