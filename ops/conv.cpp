@@ -1,11 +1,10 @@
 #include "conv.hpp"
 
-#include "elementwise.hpp"
+#include <limits>
+
 #include "kernels.hpp"
 #include "../core/parallel.hpp"
-#include "linalg.hpp"
 #include "reduce.hpp"
-#include "shape.hpp"
 
 namespace tapegrad {
 
@@ -36,11 +35,13 @@ namespace {
 template <class T>
 using Grads = std::vector<Tensor<T>>;
 
-// The geometry shared by im2col and col2im, checked.
+// The geometry of a kernel sliding over (N, C, H, W) images, checked: one image's columns are
+// (rows, cols) = (C*kh*kw, Ho*Wo).
 struct Patches {
   std::size_t n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow;
   std::size_t rows() const { return c * kh * kw; }
   std::size_t cols() const { return oh * ow; }
+  std::size_t image() const { return c * h * w; }
 };
 
 Patches patches(const std::string& op, const Shape& x, Size2 kernel, Size2 stride, Size2 padding) {
@@ -50,36 +51,35 @@ Patches patches(const std::string& op, const Shape& x, Size2 kernel, Size2 strid
   return p;
 }
 
-// Walks every row of the columns: for each (n, c, i, j) and output row oy, calls
-// row(column_offset, inside, input_offset, first, last): inside is false when the input row lies in
-// the padding; input_offset + ox*sw is the input element of output column ox in [first, last),
-// the output columns whose input column ox*sw - pw + j lies inside the input.
+// Walks every row of image n's columns: for each (c, i, j) and output row oy, calls
+// row(column_offset, inside, input_offset, first, last), column_offset within the image's
+// columns: inside is false when the input row lies in the padding; input_offset + ox*sw is the
+// input element of output column ox in [first, last), the output columns whose input column
+// ox*sw - pw + j lies inside the input.
 template <class F>
-void for_each_patch_row(const Patches& p, F row, std::size_t first_image, std::size_t last_image) {
-  const std::size_t L = p.cols(), RL = p.rows() * L;
-  for (std::size_t n = first_image; n < last_image; ++n)
-    for (std::size_t c = 0; c < p.c; ++c)
-      for (std::size_t i = 0; i < p.kh; ++i)
-        for (std::size_t j = 0; j < p.kw; ++j) {
-          const std::size_t r = (c * p.kh + i) * p.kw + j;
-          // ox*sw + j - pw in [0, W)  <=>  ox in [first, last)
-          const std::size_t first = j >= p.pw ? 0 : (p.pw - j + p.sw - 1) / p.sw;
-          const std::size_t last = p.w + p.pw > j ? std::min(p.ow, (p.w + p.pw - j - 1) / p.sw + 1) : 0;
-          for (std::size_t oy = 0; oy < p.oh; ++oy) {
-            const std::ptrdiff_t y = std::ptrdiff_t(oy * p.sh + i) - std::ptrdiff_t(p.ph);
-            const std::size_t col = n * RL + r * L + oy * p.ow;
-            const bool inside = y >= 0 && y < std::ptrdiff_t(p.h);
-            const std::ptrdiff_t in = inside ? std::ptrdiff_t(((n * p.c + c) * p.h + std::size_t(y)) * p.w) +
-                                                   std::ptrdiff_t(j) - std::ptrdiff_t(p.pw)
-                                             : 0;
-            row(col, inside, in, first, last);
-          }
+void for_each_patch_row(const Patches& p, std::size_t n, F row) {
+  const std::size_t L = p.cols();
+  for (std::size_t c = 0; c < p.c; ++c)
+    for (std::size_t i = 0; i < p.kh; ++i)
+      for (std::size_t j = 0; j < p.kw; ++j) {
+        const std::size_t r = (c * p.kh + i) * p.kw + j;
+        // ox*sw + j - pw in [0, W)  <=>  ox in [first, last)
+        const std::size_t first = j >= p.pw ? 0 : (p.pw - j + p.sw - 1) / p.sw;
+        const std::size_t last = p.w + p.pw > j ? std::min(p.ow, (p.w + p.pw - j - 1) / p.sw + 1) : 0;
+        for (std::size_t oy = 0; oy < p.oh; ++oy) {
+          const std::ptrdiff_t y = std::ptrdiff_t(oy * p.sh + i) - std::ptrdiff_t(p.ph);
+          const bool inside = y >= 0 && y < std::ptrdiff_t(p.h);
+          const std::ptrdiff_t in = inside ? std::ptrdiff_t(((n * p.c + c) * p.h + std::size_t(y)) * p.w) +
+                                                 std::ptrdiff_t(j) - std::ptrdiff_t(p.pw)
+                                           : 0;
+          row(r * L + oy * p.ow, inside, in, first, last);
         }
+      }
 }
 
 // Whether one image's zero-padded planes, (C, H + 2ph, W + 2pw), are no larger than its columns.
-// They are then built, and im2col and col2im run as plain row copies without bounds checks;
-// otherwise (padding far beyond the windows the strides visit) the rows are clipped one by one.
+// They are then built, and the columns are plain row copies without bounds checks; otherwise
+// (padding far beyond the windows the strides visit) the rows are clipped one by one.
 bool pads_cheaply(const Patches& p) {
   return (p.h + 2 * p.ph) * (p.w + 2 * p.pw) <= p.kh * p.kw * p.oh * p.ow;
 }
@@ -88,7 +88,7 @@ bool pads_cheaply(const Patches& p) {
 // padded copy in `buffer`.
 template <class T>
 const T* padded_planes(const Patches& p, const T* x, std::size_t n, std::vector<T>& buffer) {
-  const T* image = x + n * p.c * p.h * p.w;
+  const T* image = x + n * p.image();
   if (p.ph == 0 && p.pw == 0) return image;
   const std::size_t hp = p.h + 2 * p.ph, wp = p.w + 2 * p.pw;
   buffer.assign(p.c * hp * wp, T(0));
@@ -137,31 +137,175 @@ void scatter_rows(const T* __restrict from, T* __restrict to, std::size_t row_st
   }
 }
 
-// Images are split over the tg::Parallel threads, if any: each writes its own rows.
-template <class F>
-void for_each_patch_row(const Patches& p, F row) {
-  detail::parallel_for(p.n, [&](std::size_t begin, std::size_t end) { for_each_patch_row(p, row, begin, end); });
+// cols = image n of x as columns (rows() x cols()); `padded` is scratch space.
+template <class T>
+void image_columns(const Patches& p, const T* x, std::size_t n, std::vector<T>& padded, T* cols) {
+  const std::size_t L = p.cols(), wp = p.w + 2 * p.pw;
+  if (pads_cheaply(p)) {
+    const T* planes = padded_planes(p, x, n, padded);
+    for_each_kernel_offset(p, [&](std::size_t r, std::size_t offset) {
+      gather_rows(planes + offset, p.sh * wp, p.sw, cols + r * L, p.oh, p.ow);
+    });
+    return;
+  }
+  for_each_patch_row(p, n, [&](std::size_t col, bool inside, std::ptrdiff_t in, std::size_t first, std::size_t last) {
+    T* out = cols + col;
+    if (!inside || first >= last) {
+      std::fill(out, out + p.ow, T(0));
+      return;
+    }
+    std::fill(out, out + first, T(0));
+    const T* row = x + in;   // row[ox * sw] is the input element of output column ox
+    for (std::size_t ox = first; ox < last; ++ox) out[ox] = row[ox * p.sw];
+    std::fill(out + last, out + p.ow, T(0));
+  });
 }
 
-// The GEMMs' (N, K, L) output plus a bias per channel, as (N, K, Ho, Wo) in one pass.
-//   y[n, k, :] = x[n, k, :] + b[k];  dx = reshape(grad),  db = sum of grad over n and positions
+// Image n of x = its columns summed back into the positions they came from (the adjoint of
+// image_columns); every element of image n is written.
 template <class T>
-Tensor<T> add_bias_nchw(const Tensor<T>& x, const Tensor<T>& b, const Shape& shape) {
-  const Shape xs = x.shape();
-  const std::size_t N = xs[0], K = xs[1], L = xs[2];
-  xt::xarray<T> y = detail::empty_array<T>(shape);
-  const T* src = x.value().data();
-  const T* bias = b.value().data();
-  T* dst = y.data();
-  for (std::size_t n = 0; n < N; ++n)
-    for (std::size_t k = 0; k < K; ++k) {
-      const std::size_t at = (n * K + k) * L;
-      for (std::size_t l = 0; l < L; ++l) dst[at + l] = src[at + l] + bias[k];
+void image_from_columns(const Patches& p, const T* cols, std::size_t n, std::vector<T>& padded, T* x) {
+  const std::size_t L = p.cols(), wp = p.w + 2 * p.pw, hp = p.h + 2 * p.ph;
+  T* image = x + n * p.image();
+  const bool pad = p.ph > 0 || p.pw > 0;
+  if (pads_cheaply(p)) {
+    // Summed into the padded planes, whose inside is then the image.
+    if (pad) padded.assign(p.c * hp * wp, T(0));
+    else std::fill(image, image + p.image(), T(0));
+    T* planes = pad ? padded.data() : image;
+    for_each_kernel_offset(p, [&](std::size_t r, std::size_t offset) {
+      scatter_rows(cols + r * L, planes + offset, p.sh * wp, p.sw, p.oh, p.ow);
+    });
+    if (!pad) return;
+    for (std::size_t c = 0; c < p.c; ++c)
+      for (std::size_t y = 0; y < p.h; ++y) {
+        const T* row = planes + (c * hp + y + p.ph) * wp + p.pw;
+        std::copy(row, row + p.w, image + (c * p.h + y) * p.w);
+      }
+    return;
+  }
+  std::fill(image, image + p.image(), T(0));
+  for_each_patch_row(p, n, [&](std::size_t col, bool inside, std::ptrdiff_t in, std::size_t first, std::size_t last) {
+    if (!inside) return;
+    const T* from = cols + col;
+    T* row = x + in;
+    for (std::size_t ox = first; ox < last; ++ox) row[ox * p.sw] += from[ox];
+  });
+}
+
+// BLAS takes int dimensions: a ShapeError naming `op` beyond them.
+void check_blas_dims(const std::string& op, const Shape& x, const Shape& w, const Patches& p) {
+  for (std::size_t d : {p.rows(), p.cols(), w[0]})
+    if (d > std::size_t(std::numeric_limits<int>::max()))
+      throw_shape_error(op, "input shape " + shape_str(x) + " and weight shape " + shape_str(w) +
+                                ": a matrix dimension of the product (" + std::to_string(d) +
+                                ") exceeds 2^31 - 1, the BLAS limit");
+}
+
+// The weight gradient sums one product per image. Images are taken in fixed blocks, each summed
+// on its own, then the blocks in order: the result does not depend on the thread count.
+constexpr std::size_t weight_grad_block = 8;
+
+template <class T>
+Tensor<T> conv2d_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& b, Size2 stride, Size2 padding);
+template <class T>
+Tensor<T> conv2d_input_grad(const Tensor<T>& grad, const Tensor<T>& w, const Shape& x_shape, Size2 stride,
+                            Size2 padding);
+
+// dW[k, (c,i,j)] = sum over images n and positions l of grad[n, k, l] * columns(x)[n, (c,i,j), l];
+//   dx = conv2d_input_grad(grad, gw),  dgrad = conv2d(x, gw)   (bilinear in x and grad)
+template <class T>
+Tensor<T> conv2d_weight_grad(const Tensor<T>& x, const Tensor<T>& grad, const Shape& w_shape, Size2 stride,
+                             Size2 padding) {
+  const Shape x_shape = x.shape();
+  const Patches p = patches("conv2d_weight_grad", x_shape, {w_shape[2], w_shape[3]}, stride, padding);
+  const std::size_t K = w_shape[0], R = p.rows(), L = p.cols();
+  const std::size_t blocks = (p.n + weight_grad_block - 1) / weight_grad_block;
+  std::vector<T> partial(blocks * K * R);
+  const T* xs = x.value().data();
+  const T* gs = grad.value().data();
+  detail::parallel_for(blocks, [&](std::size_t first, std::size_t last) {
+    std::vector<T> cols(R * L), padded;
+    for (std::size_t block = first; block < last; ++block) {
+      T* sum = partial.data() + block * K * R;
+      const std::size_t begin = block * weight_grad_block, end = std::min(p.n, begin + weight_grad_block);
+      for (std::size_t n = begin; n < end; ++n) {
+        image_columns(p, xs, n, padded, cols.data());
+        detail::gemm(false, true, K, R, L, gs + n * K * L, L, cols.data(), L, n == begin ? T(0) : T(1), sum, R);
+      }
     }
-  return record<T>("add_bias", {x, b}, std::move(y), [xs](const VjpArgs<T>& g) {
-    return Grads<T>{g.needs_grad(0) ? reshape(g.grad, xs) : Tensor<T>(),
-                    g.needs_grad(1) ? sum(g.grad, {0, 2, 3}) : Tensor<T>()};
-  }, Saved::nothing);
+  });
+  xt::xarray<T> dw = xt::zeros<T>(w_shape);
+  T* out = dw.data();
+  for (std::size_t block = 0; block < blocks; ++block)
+    for (std::size_t e = 0; e < K * R; ++e) out[e] += partial[block * K * R + e];
+  return record<T>("conv2d_weight_grad", {x, grad}, std::move(dw), [x, grad, x_shape, stride, padding](const VjpArgs<T>& g) {
+    return Grads<T>{g.needs_grad(0) ? conv2d_input_grad(grad, g.grad, x_shape, stride, padding) : Tensor<T>(),
+                    g.needs_grad(1) ? conv2d_forward(x, g.grad, Tensor<T>(), stride, padding) : Tensor<T>()};
+  });
+}
+
+// dx[n] = columns summed back (col2im) of w^T grad[n];
+//   dgrad = conv2d(gx, w),  dw = conv2d_weight_grad(gx, grad)   (bilinear in grad and w)
+template <class T>
+Tensor<T> conv2d_input_grad(const Tensor<T>& grad, const Tensor<T>& w, const Shape& x_shape, Size2 stride,
+                            Size2 padding) {
+  const Shape w_shape = w.shape();
+  const Patches p = patches("conv2d_input_grad", x_shape, {w_shape[2], w_shape[3]}, stride, padding);
+  const std::size_t K = w_shape[0], R = p.rows(), L = p.cols();
+  xt::xarray<T> dx = detail::empty_array<T>(x_shape);
+  const T* ws = w.value().data();
+  const T* gs = grad.value().data();
+  T* out = dx.data();
+  detail::parallel_for(p.n, [&](std::size_t first, std::size_t last) {
+    std::vector<T> cols(R * L), padded;
+    for (std::size_t n = first; n < last; ++n) {
+      detail::gemm(true, false, R, L, K, ws, R, gs + n * K * L, L, T(0), cols.data(), L);
+      image_from_columns(p, cols.data(), n, padded, out);
+    }
+  });
+  return record<T>("conv2d_input_grad", {grad, w}, std::move(dx), [grad, w, w_shape, stride, padding](const VjpArgs<T>& g) {
+    return Grads<T>{g.needs_grad(0) ? conv2d_forward(g.grad, w, Tensor<T>(), stride, padding) : Tensor<T>(),
+                    g.needs_grad(1) ? conv2d_weight_grad(g.grad, grad, w_shape, stride, padding) : Tensor<T>()};
+  });
+}
+
+// y[n] = w (K, C*kh*kw) @ columns(x)[n] + b, image by image: each image's columns are built in a
+// buffer that stays in cache for its product, and are built again by the weight gradient rather
+// than kept.
+//   dx = conv2d_input_grad(grad, w),  dw = conv2d_weight_grad(x, grad),  db = sum of grad over (n, y, x)
+template <class T>
+Tensor<T> conv2d_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& b, Size2 stride, Size2 padding) {
+  const Shape x_shape = x.shape(), w_shape = w.shape();
+  const Patches p = patches("conv2d", x_shape, {w_shape[2], w_shape[3]}, stride, padding);
+  check_blas_dims("conv2d", x_shape, w_shape, p);
+  const std::size_t K = w_shape[0], R = p.rows(), L = p.cols();
+  const Shape out_shape{p.n, K, p.oh, p.ow};
+  detail::checked_count("conv2d", out_shape);
+  xt::xarray<T> y = detail::empty_array<T>(out_shape);
+  const T* xs = x.value().data();
+  const T* ws = w.value().data();
+  const T* bias = b.defined() ? b.value().data() : nullptr;
+  T* out = y.data();
+  detail::parallel_for(p.n, [&](std::size_t first, std::size_t last) {
+    std::vector<T> cols(R * L), padded;
+    for (std::size_t n = first; n < last; ++n) {
+      T* image = out + n * K * L;
+      image_columns(p, xs, n, padded, cols.data());
+      detail::gemm(false, false, K, L, R, ws, R, cols.data(), L, T(0), image, L);
+      if (!bias) continue;
+      for (std::size_t k = 0; k < K; ++k)
+        for (std::size_t l = 0; l < L; ++l) image[k * L + l] += bias[k];
+    }
+  });
+  const bool has_bias = b.defined();
+  auto vjp = [x, w, x_shape, w_shape, stride, padding, has_bias](const VjpArgs<T>& g) {
+    Grads<T> grads{g.needs_grad(0) ? conv2d_input_grad(g.grad, w, x_shape, stride, padding) : Tensor<T>(),
+                   g.needs_grad(1) ? conv2d_weight_grad(x, g.grad, w_shape, stride, padding) : Tensor<T>()};
+    if (has_bias) grads.push_back(g.needs_grad(2) ? sum(g.grad, {0, 2, 3}) : Tensor<T>());
+    return grads;
+  };
+  return has_bias ? record<T>("conv2d", {x, w, b}, std::move(y), vjp) : record<T>("conv2d", {x, w}, std::move(y), vjp);
 }
 
 }  // namespace
@@ -176,31 +320,11 @@ Tensor<T> im2col(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding) 
   xt::xarray<T> cols = detail::empty_array<T>({p.n, p.rows(), p.cols()});
   const T* src = x.value().data();
   T* dst = cols.data();
-  const std::size_t sw = p.sw, L = p.cols(), wp = p.w + 2 * p.pw;
-  if (pads_cheaply(p)) {
-    detail::parallel_for(p.n, [&](std::size_t first, std::size_t last) {
-      std::vector<T> buffer;
-      for (std::size_t n = first; n < last; ++n) {
-        const T* planes = padded_planes(p, src, n, buffer);
-        T* image_cols = dst + n * p.rows() * L;
-        for_each_kernel_offset(p, [&](std::size_t r, std::size_t offset) {
-          gather_rows(planes + offset, p.sh * wp, sw, image_cols + r * L, p.oh, p.ow);
-        });
-      }
-    });
-  } else {
-    for_each_patch_row(p, [&](std::size_t col, bool inside, std::ptrdiff_t in, std::size_t first, std::size_t last) {
-      T* out = dst + col;
-      if (!inside || first >= last) {
-        std::fill(out, out + p.ow, T(0));
-        return;
-      }
-      std::fill(out, out + first, T(0));
-      const T* row = src + in;   // row[ox * sw] is the input element of output column ox
-      for (std::size_t ox = first; ox < last; ++ox) out[ox] = row[ox * sw];
-      std::fill(out + last, out + p.ow, T(0));
-    });
-  }
+  // Images are split over the tg::Parallel threads, if any: each writes its own columns.
+  detail::parallel_for(p.n, [&](std::size_t first, std::size_t last) {
+    std::vector<T> padded;
+    for (std::size_t n = first; n < last; ++n) image_columns(p, src, n, padded, dst + n * p.rows() * p.cols());
+  });
   return record<T>("im2col", {x}, std::move(cols), [shape, kernel, stride, padding](const VjpArgs<T>& g) {
     return Grads<T>{col2im(g.grad, shape, kernel, stride, padding)};
   }, Saved::nothing);
@@ -215,47 +339,20 @@ Tensor<T> col2im(const Tensor<T>& cols, const Shape& input_shape, Size2 kernel, 
   if (cols.shape() != expected)
     throw_shape_error("col2im", "columns of shape " + shape_str(cols.shape()) + " do not fit input shape " +
                                     shape_str(input_shape) + " (expected " + shape_str(expected) + ")");
-  xt::xarray<T> x = xt::zeros<T>(input_shape);
+  xt::xarray<T> x = detail::empty_array<T>(input_shape);
   const T* src = cols.value().data();
   T* dst = x.data();
-  const std::size_t sw = p.sw, L = p.cols(), wp = p.w + 2 * p.pw, hp = p.h + 2 * p.ph;
-  if (pads_cheaply(p)) {
-    // Each image's columns summed into its padded planes, whose inside is then its part of x.
-    const bool padded = p.ph > 0 || p.pw > 0;
-    detail::parallel_for(p.n, [&](std::size_t first, std::size_t last) {
-      std::vector<T> buffer;
-      for (std::size_t n = first; n < last; ++n) {
-        T* image = dst + n * p.c * p.h * p.w;
-        if (padded) buffer.assign(p.c * hp * wp, T(0));
-        T* planes = padded ? buffer.data() : image;
-        const T* image_cols = src + n * p.rows() * L;
-        for_each_kernel_offset(p, [&](std::size_t r, std::size_t offset) {
-          scatter_rows(image_cols + r * L, planes + offset, p.sh * wp, sw, p.oh, p.ow);
-        });
-        if (!padded) continue;
-        for (std::size_t c = 0; c < p.c; ++c)
-          for (std::size_t y = 0; y < p.h; ++y) {
-            const T* row = planes + (c * hp + y + p.ph) * wp + p.pw;
-            std::copy(row, row + p.w, image + (c * p.h + y) * p.w);
-          }
-      }
-    });
-  } else {
-    for_each_patch_row(p, [&](std::size_t col, bool inside, std::ptrdiff_t in, std::size_t first, std::size_t last) {
-      if (!inside) return;
-      const T* from = src + col;
-      T* row = dst + in;
-      for (std::size_t ox = first; ox < last; ++ox) row[ox * sw] += from[ox];
-    });
-  }
+  detail::parallel_for(p.n, [&](std::size_t first, std::size_t last) {
+    std::vector<T> padded;
+    for (std::size_t n = first; n < last; ++n) image_from_columns(p, src + n * p.rows() * p.cols(), n, padded, dst);
+  });
   return record<T>("col2im", {cols}, std::move(x), [kernel, stride, padding](const VjpArgs<T>& g) {
     return Grads<T>{im2col(g.grad, kernel, stride, padding)};
   }, Saved::nothing);
 }
 
-// y[n] = W (K, C*kh*kw) @ im2col(x)[n] + b: one small GEMM per image (OpenBLAS runs these
-// without packing, the columns of one image staying in cache). Composed of im2col, matmul, add
-// and reshape, whose VJPs give dW (per-image GEMMs summed over the batch), dx (col2im) and db.
+// The shapes checked, then conv2d_forward: one primitive whose VJP is two more (input and weight
+// gradients), each differentiable in terms of the three.
 template <class T>
 Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& b, Size2 stride, Size2 padding) {
   check_defined<T>("conv2d", {&x, &w});
@@ -271,11 +368,7 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& b, Siz
     throw_shape_error("conv2d", "bias shape " + shape_str(b.shape()) + " does not match the " +
                                     std::to_string(ws[0]) + " output channels of weight shape " + shape_str(ws) +
                                     " (expected (" + std::to_string(ws[0]) + "))");
-  const Patches p = patches("conv2d", xs, {ws[2], ws[3]}, stride, padding);
-  const Tensor<T> cols = im2col(x, {ws[2], ws[3]}, stride, padding);   // (N, C*kh*kw, L)
-  Tensor<T> y = matmul(reshape(w, {ws[0], p.rows()}), cols);          // (N, K, L)
-  const Shape out{p.n, ws[0], p.oh, p.ow};
-  return b.defined() ? add_bias_nchw(y, b, out) : reshape(y, out);
+  return conv2d_forward(x, w, b, stride, padding);
 }
 
 template Tensor<float> conv2d(const Tensor<float>&, const Tensor<float>&, const Tensor<float>&, Size2, Size2);

@@ -1,5 +1,7 @@
 #include "kernels.hpp"
 
+#include <cblas.h>
+
 namespace tapegrad {
 namespace detail {
 
@@ -74,6 +76,33 @@ Strides broadcast_strides(const Shape& from, const Shape& to) {
   for (std::size_t k = 0; k < from.size(); ++k)
     strides[lead + k] = from[k] == 1 ? 0 : own[k];
   return strides;
+}
+
+namespace {
+
+template <class T, class Blas>
+void gemm_or_scale(Blas blas, bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T* a,
+                   std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {   // BLAS may skip the scaling when there is nothing to multiply
+    for (std::size_t i = 0; i < m; ++i)
+      for (std::size_t j = 0; j < n; ++j) c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
+    return;
+  }
+  blas(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n), int(k), T(1), a,
+       int(lda), b, int(ldb), beta, c, int(ldc));
+}
+
+}  // namespace
+
+void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
+          const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc) {
+  gemm_or_scale(cblas_sgemm, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+}
+
+void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a, std::size_t lda,
+          const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc) {
+  gemm_or_scale(cblas_dgemm, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace detail

@@ -37,6 +37,13 @@ std::size_t normalize_axis(const std::string& op, std::ptrdiff_t axis, std::size
 // Strides of `from` read as if broadcast to `to` (0 along broadcast dimensions).
 Strides broadcast_strides(const Shape& from, const Shape& to);
 
+// C = op(A) op(B) + beta C, row-major, through BLAS (dimensions checked to fit an int by the
+// caller). Zero dimensions are allowed: k = 0 leaves beta C.
+void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
+          const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc);
+void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a, std::size_t lda,
+          const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc);
+
 // Calls f(src_offset, dst_offset) for every multi-index of `shape`, in row-major order.
 template <class F>
 void strided_loop(const Shape& shape, const Strides& src_strides, std::ptrdiff_t src_offset,

@@ -16,18 +16,6 @@ namespace {
 template <class T>
 using Grads = std::vector<Tensor<T>>;
 
-void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
-          const float* b, std::size_t ldb, float* c, std::size_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n),
-              int(k), 1.0f, a, int(lda), b, int(ldb), 0.0f, c, int(ldc));
-}
-
-void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a, std::size_t lda,
-          const double* b, std::size_t ldb, double* c, std::size_t ldc) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n),
-              int(k), 1.0, a, int(lda), b, int(ldb), 0.0, c, int(ldc));
-}
-
 std::string dims(const char* name, std::size_t axis) {
   return std::string(name) + ".shape[" + std::to_string(axis) + "]";
 }
@@ -89,7 +77,7 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb) {
     // One GEMM per batch entry, the entries split over the tg::Parallel threads if any.
     detail::parallel_for(off_a.size(), [&](std::size_t begin, std::size_t end) {
       for (std::size_t i = begin; i < end; ++i)
-        gemm(ta, tb, m, n, k, pa + off_a[i], lda, pb + off_b[i], ldb, po + i * m * n, n);
+        detail::gemm(ta, tb, m, n, k, pa + off_a[i], lda, pb + off_b[i], ldb, T(0), po + i * m * n, n);
     });
   }
   return record<T>("matmul", {a, b}, std::move(out), [a, b, ta, tb](const VjpArgs<T>& g) {

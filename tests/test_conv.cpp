@@ -90,3 +90,18 @@ TEST_CASE("im2col and col2im are adjoint, and differentiate to second order") {
       },
       {leaf({1, 1, 4, 4}, 444)});
 }
+
+TEST_CASE("conv2d's input and weight gradients differentiate again, in both arguments") {
+  // The gradients of sum(conv(x, w, b)^3) / 3 with respect to x and to w are each checked as
+  // functions of x, w and b: every branch of the three convolution ops' VJPs is taken.
+  const Inputs in{leaf({2, 2, 5, 4}, 446), leaf({3, 2, 3, 2}, 447), leaf({3}, 448)};
+  for (const std::size_t which : {0, 1, 2}) {
+    CAPTURE(which);
+    check_gradients(
+        [which](const Inputs& v) {
+          const TD y = tg::conv2d(v[0], v[1], v[2], {2, 1}, {1, 1});
+          return tg::grad(tg::sum(y * y * y) / 3.0, {v[0], v[1], v[2]}, true)[which];
+        },
+        in);
+  }
+}

@@ -19,7 +19,8 @@ std::vector<xt::xarray<float>> run_model(const xt::xarray<float>& images) {
 }  // namespace
 
 TEST_CASE("threads of tg::Parallel give bitwise the outputs and gradients of one thread") {
-  xt::xarray<float> images = xt::cast<float>(random_array({7, 2, 12, 12}, 5));   // 7 images: uneven split
+  // 19 images: uneven splits, and three blocks of the weight gradient's per-image sums (8, 8, 3)
+  xt::xarray<float> images = xt::cast<float>(random_array({19, 2, 12, 12}, 5));
   const auto serial = run_model(images);
   for (const int threads : {2, 3}) {
     tg::Parallel parallel(threads);
