@@ -13,10 +13,12 @@ struct ThreadPool;
 }
 
 // While alive, tapegrad's batched kernels run on this thread split their work image by image (or
-// plane by plane) over `threads` threads, this one included: batched matrix products (so
-// convolutions), im2col/col2im and pooling. OpenBLAS runs on one thread meanwhile (its previous
-// setting comes back after; the setting is process-wide), so the two never oversubscribe the cores. Each image is computed by
-// one thread in the same order of operations: results are bitwise those of one thread.
+// plane by plane) over `threads` threads, this one included: batched matrix products,
+// convolutions and their gradients, im2col/col2im and pooling. OpenBLAS runs on one thread
+// meanwhile (its previous setting comes back after; the setting is process-wide), so the two never
+// oversubscribe the cores. Each image is computed by one thread in the same order of operations
+// (a convolution's weight gradient sums fixed blocks of images): results are bitwise those of one
+// thread.
 // Guards nest; the innermost applies. Other threads are unaffected.
 class Parallel {
  public:

@@ -1,4 +1,5 @@
-// 2-D convolution (NCHW) as im2col + GEMM; im2col and col2im are primitives with each other as VJP.
+// 2-D convolution (NCHW): per image, patches as columns then a GEMM; its input and weight
+// gradients are primitives too. im2col and col2im are primitives with each other as VJP.
 #ifndef TAPEGRAD_OPS_CONV_HPP
 #define TAPEGRAD_OPS_CONV_HPP
 
