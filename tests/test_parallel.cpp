@@ -54,3 +54,22 @@ TEST_CASE("parallel threads and the tape: a gradient check of conv2d under tg::P
   check_gradients([](const Inputs& in) { return tg::conv2d(in[0], in[1], in[2], 1, 1); },
                   {leaf({3, 2, 5, 5}, 1), leaf({4, 2, 3, 3}, 2), leaf({4}, 3)});
 }
+
+TEST_CASE("large elementwise ops split in chunks over threads give bitwise the results of one thread") {
+  // 100,003 elements: four chunks of 2^15, the last one short.
+  const xt::xarray<float> a = xt::cast<float>(random_array({100003}, 6)), b = xt::cast<float>(random_array({100003}, 7));
+  auto run = [&] {
+    const TF x(a, true), y(b, true);
+    tg::Tape tape;
+    const TF z = tg::relu(x) * tg::tanh(y) + tg::exp(x) / (y * y + 1.0f);
+    tg::sum(z * z).backward();
+    return std::vector<xt::xarray<float>>{z.value(), x.grad(), y.grad()};
+  };
+  const auto serial = run();
+  tg::Parallel parallel(2);
+  const auto split = run();
+  for (std::size_t i = 0; i < serial.size(); ++i) {
+    INFO("array ", i);
+    CHECK(std::equal(split[i].begin(), split[i].end(), serial[i].begin(), serial[i].end()));
+  }
+}
