@@ -38,6 +38,24 @@ namespace detail {
 // pool of this thread, or f(0, n) on this thread when there is none or n < 2. Returns when all
 // ranges are done; an exception thrown by f is rethrown here.
 void parallel_for(std::size_t n, const std::function<void(std::size_t, std::size_t)>& f);
+
+// Elements per task when a loop over independent elements (elementwise ops, optimizer updates)
+// is split over the threads; shorter loops run on the calling thread alone. Each element is
+// computed alone, so any split gives the same bits.
+constexpr std::size_t element_chunk = std::size_t(1) << 15;
+
+// Calls f(begin, end) over [0, n): in chunks of element_chunk over the tg::Parallel threads when
+// n spans two chunks or more, else once on this thread.
+template <class F>
+void parallel_elements(std::size_t n, F f) {
+  if (n < 2 * element_chunk) {
+    f(std::size_t(0), n);
+    return;
+  }
+  parallel_for((n + element_chunk - 1) / element_chunk, [&](std::size_t first, std::size_t last) {
+    f(first * element_chunk, last * element_chunk < n ? last * element_chunk : n);
+  });
+}
 }  // namespace detail
 
 }  // namespace tapegrad

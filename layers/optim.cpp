@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../core/parallel.hpp"
+
 namespace tapegrad {
 
 namespace {
@@ -66,7 +68,9 @@ void SGD<T>::step() {
     const T* g = grad.data();
     T* w = p.mutable_value().data();
     if (mu == T(0)) {
-      for (std::size_t j = 0; j < n; ++j) w[j] -= lr * (g[j] + wd * w[j]);
+      detail::parallel_elements(n, [&](std::size_t begin, std::size_t end) {
+        for (std::size_t j = begin; j < end; ++j) w[j] -= lr * (g[j] + wd * w[j]);
+      });
       continue;
     }
     // One loop per case, with no branch inside, so that each vectorizes.
@@ -75,20 +79,23 @@ void SGD<T>::step() {
     started_[i] = true;
     T* v = velocity_[i].data();
     const T decay = mu * first;
-    if (nesterov_) {
-      for (std::size_t j = 0; j < n; ++j) {
-        const T step = g[j] + wd * w[j];
-        const T vj = decay * v[j] + step;
-        v[j] = vj;
-        w[j] -= lr * (step + mu * vj);
+    const bool nesterov = nesterov_;
+    detail::parallel_elements(n, [&](std::size_t begin, std::size_t end) {
+      if (nesterov) {
+        for (std::size_t j = begin; j < end; ++j) {
+          const T step = g[j] + wd * w[j];
+          const T vj = decay * v[j] + step;
+          v[j] = vj;
+          w[j] -= lr * (step + mu * vj);
+        }
+      } else {
+        for (std::size_t j = begin; j < end; ++j) {
+          const T vj = decay * v[j] + g[j] + wd * w[j];
+          v[j] = vj;
+          w[j] -= lr * vj;
+        }
       }
-    } else {
-      for (std::size_t j = 0; j < n; ++j) {
-        const T vj = decay * v[j] + g[j] + wd * w[j];
-        v[j] = vj;
-        w[j] -= lr * vj;
-      }
-    }
+    });
   }
 }
 
@@ -127,12 +134,14 @@ void Adam<T>::step() {
     T* m = m_[i].data();
     T* v = v_[i].data();
     T* w = p.mutable_value().data();
-    for (std::size_t j = 0; j < n; ++j) {
-      const T gj = g[j] + wd * w[j];
-      m[j] = b1 * m[j] + one_minus_b1 * gj;
-      v[j] = b2 * v[j] + one_minus_b2 * gj * gj;
-      w[j] -= lr * (m[j] / c1) / (std::sqrt(v[j] / c2) + eps);
-    }
+    detail::parallel_elements(n, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t j = begin; j < end; ++j) {
+        const T gj = g[j] + wd * w[j];
+        m[j] = b1 * m[j] + one_minus_b1 * gj;
+        v[j] = b2 * v[j] + one_minus_b2 * gj * gj;
+        w[j] -= lr * (m[j] / c1) / (std::sqrt(v[j] / c2) + eps);
+      }
+    });
   }
 }
 

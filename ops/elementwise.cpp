@@ -13,31 +13,13 @@ namespace {
 
 using detail::shape_of;
 
-// Elements per task when a large elementwise op is split over the tg::Parallel threads; smaller
-// arrays run on the calling thread alone. Every element is computed alone, so any split gives
-// the same bits.
-constexpr std::size_t elementwise_chunk = std::size_t(1) << 15;
-
-// Calls f(begin, end) over [0, n): in chunks over the tg::Parallel threads if n is large.
-template <class F>
-void for_ranges(std::size_t n, F f) {
-  if (n < 2 * elementwise_chunk) {
-    f(std::size_t(0), n);
-    return;
-  }
-  const std::size_t chunks = (n + elementwise_chunk - 1) / elementwise_chunk;
-  detail::parallel_for(chunks, [&](std::size_t first, std::size_t last) {
-    f(first * elementwise_chunk, std::min(n, last * elementwise_chunk));
-  });
-}
-
 // An array of x's shape with f applied to every element.
 template <class T, class F>
 xt::xarray<T> map(const xt::xarray<T>& x, F f) {
   xt::xarray<T> out = xt::xarray<T>::from_shape(x.shape());
   const T* src = x.data();
   T* dst = out.data();
-  for_ranges(x.size(), [&](std::size_t begin, std::size_t end) {
+  detail::parallel_elements(x.size(), [&](std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i) dst[i] = f(src[i]);
   });
   return out;
@@ -49,7 +31,7 @@ xt::xarray<T> map_n(const xt::xarray<T>& x, void (*kernel)(const T*, T*, std::si
   xt::xarray<T> out = xt::xarray<T>::from_shape(x.shape());
   const T* src = x.data();
   T* dst = out.data();
-  for_ranges(x.size(), [&](std::size_t begin, std::size_t end) { kernel(src + begin, dst + begin, end - begin); });
+  detail::parallel_elements(x.size(), [&](std::size_t begin, std::size_t end) { kernel(src + begin, dst + begin, end - begin); });
   return out;
 }
 
@@ -61,7 +43,7 @@ xt::xarray<T> zip(const std::string& op, const xt::xarray<T>& a, const xt::xarra
     const T* pa = a.data();
     const T* pb = b.data();
     T* po = out.data();
-    for_ranges(a.size(), [&](std::size_t begin, std::size_t end) {
+    detail::parallel_elements(a.size(), [&](std::size_t begin, std::size_t end) {
       for (std::size_t i = begin; i < end; ++i) po[i] = f(pa[i], pb[i]);
     });
     return out;

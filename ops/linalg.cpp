@@ -16,6 +16,11 @@ namespace {
 template <class T>
 using Grads = std::vector<Tensor<T>>;
 
+// A single product of at least split_work multiply-adds, with at least two panels of
+// split_columns columns, is split by columns over the tg::Parallel threads. Panel edges fall on
+// multiples of 64 columns, where OpenBLAS's kernels compute each element as in one whole call.
+constexpr std::size_t split_columns = 64, split_work = std::size_t(1) << 21;
+
 std::string dims(const char* name, std::size_t axis) {
   return std::string(name) + ".shape[" + std::to_string(axis) + "]";
 }
@@ -74,11 +79,21 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb) {
     const T* pa = a.value().data();
     const T* pb = b.value().data();
     T* po = out.data();
-    // One GEMM per batch entry, the entries split over the tg::Parallel threads if any.
-    detail::parallel_for(off_a.size(), [&](std::size_t begin, std::size_t end) {
-      for (std::size_t i = begin; i < end; ++i)
-        detail::gemm(ta, tb, m, n, k, pa + off_a[i], lda, pb + off_b[i], ldb, T(0), po + i * m * n, n);
-    });
+    if (off_a.size() == 1 && n >= 2 * split_columns && m * n * k >= split_work) {
+      // One large product: its columns split over the tg::Parallel threads if any, in panels of
+      // split_columns (one GEMM call per thread; without threads, one call as below).
+      const std::size_t panels = (n + split_columns - 1) / split_columns;
+      detail::parallel_for(panels, [&](std::size_t first, std::size_t last) {
+        const std::size_t j = first * split_columns, width = std::min(n, last * split_columns) - j;
+        detail::gemm(ta, tb, m, width, k, pa, lda, pb + (tb ? j * ldb : j), ldb, T(0), po + j, n);
+      });
+    } else {
+      // One GEMM per batch entry, the entries split over the tg::Parallel threads if any.
+      detail::parallel_for(off_a.size(), [&](std::size_t begin, std::size_t end) {
+        for (std::size_t i = begin; i < end; ++i)
+          detail::gemm(ta, tb, m, n, k, pa + off_a[i], lda, pb + off_b[i], ldb, T(0), po + i * m * n, n);
+      });
+    }
   }
   return record<T>("matmul", {a, b}, std::move(out), [a, b, ta, tb](const VjpArgs<T>& g) {
     Tensor<T> da, db;

@@ -73,3 +73,36 @@ TEST_CASE("large elementwise ops split in chunks over threads give bitwise the r
     CHECK(std::equal(split[i].begin(), split[i].end(), serial[i].begin(), serial[i].end()));
   }
 }
+
+TEST_CASE("a large matrix product split by columns over threads, and the optimizer's update, match one thread") {
+  // 64 x 784 @ 784 x 256 (12.8 M multiply-adds): split into panels of 64 columns. OpenBLAS
+  // computes each element the same in a panel as in one whole call, so the bits match.
+  const xt::xarray<float> images = xt::cast<float>(random_array({64, 784}, 8));
+  auto run = [&] {
+    tg::ManualSeed seed(3);
+    tg::Linear<float> layer(784, 256);
+    tg::SGD<float> opt(layer.parameters(), 0.1, 0.9);
+    std::vector<xt::xarray<float>> out;
+    for (int step = 0; step < 2; ++step) {
+      tg::Tape tape;
+      const TF y = tg::relu(layer(TF(images)));
+      tg::sum(y * y).backward();
+      out.push_back(y.value());
+      for (const auto& p : layer.parameters()) out.push_back(p.grad());
+      opt.step();
+      opt.zero_grad();
+    }
+    for (const auto& p : layer.parameters()) out.push_back(p.value());
+    return out;
+  };
+  const auto serial = run();
+  for (const int threads : {2, 3}) {
+    tg::Parallel parallel(threads);
+    const auto split = run();
+    REQUIRE(split.size() == serial.size());
+    for (std::size_t i = 0; i < serial.size(); ++i) {
+      INFO("threads ", threads, ", array ", i);
+      CHECK(std::equal(split[i].begin(), split[i].end(), serial[i].begin(), serial[i].end()));
+    }
+  }
+}
