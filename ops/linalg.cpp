@@ -17,9 +17,9 @@ template <class T>
 using Grads = std::vector<Tensor<T>>;
 
 // A single product of at least split_work multiply-adds, with at least two panels of
-// split_columns columns, is split by columns over the tg::Parallel threads. Panel edges fall on
-// multiples of 64 columns, where OpenBLAS's kernels compute each element as in one whole call.
-constexpr std::size_t split_columns = 64, split_work = std::size_t(1) << 21;
+// split_panel rows or columns, is split over the tg::Parallel threads. Panel edges fall on
+// multiples of 64, where OpenBLAS's kernels compute each element as in one whole call.
+constexpr std::size_t split_panel = 64, split_work = std::size_t(1) << 21;
 
 std::string dims(const char* name, std::size_t axis) {
   return std::string(name) + ".shape[" + std::to_string(axis) + "]";
@@ -79,13 +79,17 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb) {
     const T* pa = a.value().data();
     const T* pb = b.value().data();
     T* po = out.data();
-    if (off_a.size() == 1 && n >= 2 * split_columns && m * n * k >= split_work) {
-      // One large product: its columns split over the tg::Parallel threads if any, in panels of
-      // split_columns (one GEMM call per thread; without threads, one call as below).
-      const std::size_t panels = (n + split_columns - 1) / split_columns;
+    if (off_a.size() == 1 && std::max(m, n) >= 2 * split_panel && m * n * k >= split_work) {
+      // One large product: the longer of its rows and columns split over the tg::Parallel threads
+      // if any, in panels of split_panel (one GEMM call per thread; without threads, one call).
+      const bool by_rows = m >= n;
+      const std::size_t extent = by_rows ? m : n, panels = (extent + split_panel - 1) / split_panel;
       detail::parallel_for(panels, [&](std::size_t first, std::size_t last) {
-        const std::size_t j = first * split_columns, width = std::min(n, last * split_columns) - j;
-        detail::gemm(ta, tb, m, width, k, pa, lda, pb + (tb ? j * ldb : j), ldb, T(0), po + j, n);
+        const std::size_t i = first * split_panel, width = std::min(extent, last * split_panel) - i;
+        if (by_rows)
+          detail::gemm(ta, tb, width, n, k, pa + (ta ? i : i * lda), lda, pb, ldb, T(0), po + i * n, n);
+        else
+          detail::gemm(ta, tb, m, width, k, pa, lda, pb + (tb ? i * ldb : i), ldb, T(0), po + i, n);
       });
     } else {
       // One GEMM per batch entry, the entries split over the tg::Parallel threads if any.
