@@ -15,19 +15,28 @@ namespace {
 Shape shape_of(const xt::xarray<float>& v) { return Shape(v.shape().begin(), v.shape().end()); }
 Shape shape_of(const xt::xarray<double>& v) { return Shape(v.shape().begin(), v.shape().end()); }
 
-// Gradients by node during one reverse walk; a node holds float or double gradients.
+// Gradients by node during one reverse walk; a node holds float or double gradients. Only the
+// walked output's type is allocated (of<T>): entries of the other type, which no gradient can
+// reach, find theirs empty (existing<T>).
 struct GradStore {
+  std::size_t nodes;
   std::vector<Tensor<float>> f;
   std::vector<Tensor<double>> d;
   std::vector<char> keep;   // nodes whose gradient the caller asked for: not consumed by the walk
-  explicit GradStore(std::size_t nodes) : f(nodes), d(nodes), keep(nodes, 0) {}
+  explicit GradStore(std::size_t count) : nodes(count), keep(count, 0) {}
   template <class T>
-  std::vector<Tensor<T>>& of();
+  std::vector<Tensor<T>>& existing();
+  template <class T>
+  std::vector<Tensor<T>>& of() {
+    auto& grads = existing<T>();
+    if (grads.empty()) grads.resize(nodes);
+    return grads;
+  }
 };
 template <>
-std::vector<Tensor<float>>& GradStore::of<float>() { return f; }
+std::vector<Tensor<float>>& GradStore::existing<float>() { return f; }
 template <>
-std::vector<Tensor<double>>& GradStore::of<double>() { return d; }
+std::vector<Tensor<double>>& GradStore::existing<double>() { return d; }
 
 }  // namespace
 
@@ -51,18 +60,22 @@ bool owned_by_another_thread(std::uint64_t tape_id) {
   return it != owners.owner.end() && it->second != std::this_thread::get_id();
 }
 
-// A shape kept by an entry: held inline up to rank 4, so recording allocates nothing for it.
-using StoredShape = xt::xarray<double>::shape_type;
-
 using tapegrad::shape_str;
 std::string shape_str(const StoredShape& s) { return tapegrad::shape_str(Shape(s.begin(), s.end())); }
+
+// "(2, 3), (3)", or "none".
+template <class S>
+std::string shapes_str(const std::vector<S>& shapes) {
+  std::string s;
+  for (std::size_t i = 0; i < shapes.size(); ++i) s += (i ? ", " : "") + shape_str(shapes[i]);
+  return shapes.empty() ? "none" : s;
+}
 
 struct EntryBase {
   std::string op;
   std::size_t position = 0;          // index on the tape
   std::shared_ptr<const std::string> label;   // the tg::Label active when recorded, or null
-  std::vector<std::size_t> inputs;   // node per input, no_node for inputs needing no gradient
-  std::vector<StoredShape> input_shapes;
+  std::vector<RecordedInput> inputs;   // node (no_node for inputs needing no gradient) and shape
   std::size_t output = 0;
   StoredShape output_shape;
   bool released = false;
@@ -80,6 +93,11 @@ struct EntryBase {
   std::string where() const {
     return "'" + op + "' (#" + std::to_string(position) + " on the tape" +
            (label ? ", label '" + *label + "'" : std::string()) + ")";
+  }
+  std::string input_shapes_str() const {
+    std::vector<StoredShape> shapes;
+    for (const auto& in : inputs) shapes.push_back(in.shape);
+    return shapes_str(shapes);
   }
   // Drops the VJP and saved values (backward with retain_graph=false, once the walk succeeded).
   virtual void release() = 0;
@@ -160,13 +178,6 @@ std::string first_non_finite(const xt::xarray<T>& v) {
   return "";
 }
 
-template <class S>
-std::string shapes_str(const std::vector<S>& shapes) {
-  std::string s;
-  for (std::size_t i = 0; i < shapes.size(); ++i) s += (i ? ", " : "") + shape_str(shapes[i]);
-  return shapes.empty() ? "none" : s;
-}
-
 [[noreturn]] void throw_anomaly(const std::string& op, const std::string& message) {
   throw AnomalyError(op + ": " + message);
 }
@@ -197,14 +208,10 @@ Tensor<T> accumulate(const Tensor<T>& a, const Tensor<T>& b, bool create_graph) 
 
 template <class T>
 struct Entry final : EntryBase {
-  // An input the VJP reads, and its version when the op was recorded. Weak: the entry must not
-  // keep alive what the VJP does not (a tensor nobody holds cannot be changed).
-  struct SavedInput {
-    std::weak_ptr<TensorImpl<T>> impl;
-    std::uint64_t version = 0;
-  };
   VjpFunction<T> vjp;
-  std::vector<SavedInput> saved_inputs;   // empty, or one per input
+  // Empty, or one per input: what the VJP reads (VjpArgs::input, or its own captures), kept
+  // alive with the entry until backward releases it.
+  std::vector<SavedInput<T>> saved_inputs;
   std::shared_ptr<TensorImpl<T>> kept_output;
   std::uint64_t output_version = 0;
 
@@ -218,8 +225,8 @@ struct Entry final : EntryBase {
                                         "Change it after backward, or change a copy (detach())");
     };
     for (std::size_t i = 0; i < saved_inputs.size(); ++i)
-      if (const auto impl = saved_inputs[i].impl.lock(); impl && impl->version != saved_inputs[i].version)
-        changed("input " + std::to_string(i) + " (shape " + shape_str(input_shapes[i]) + ")",
+      if (const auto& impl = saved_inputs[i].tensor.impl(); impl->version != saved_inputs[i].version)
+        changed("input " + std::to_string(i) + " (shape " + shape_str(inputs[i].shape) + ")",
                 saved_inputs[i].version, impl->version);
     if (kept_output && kept_output->version != output_version)
       changed("the output (shape " + shape_str(output_shape) + ")", output_version,
@@ -227,7 +234,7 @@ struct Entry final : EntryBase {
   }
 
   void backprop(GradStore& store, bool create_graph) override {
-    auto& grads = store.of<T>();
+    auto& grads = store.existing<T>();
     if (output >= grads.size() || !grads[output].defined()) return;
     if (released)
       throw_usage_error("backward",
@@ -240,31 +247,31 @@ struct Entry final : EntryBase {
     const Tensor<T> out = kept_output ? Tensor<T>(kept_output) : Tensor<T>();
     // The VJP may append entries (create_graph) and so move this->entries' storage; it never
     // moves *this, which the tape owns through a unique_ptr.
-    std::vector<Tensor<T>> input_grads = vjp(VjpArgs<T>{grad, out, inputs, input_shapes});
+    std::vector<Tensor<T>> input_grads = vjp(VjpArgs<T>{grad, out, inputs, saved_inputs});
     if (input_grads.size() != inputs.size())
       throw_usage_error("backward", "VJP of " + where() + " returned " +
                                         std::to_string(input_grads.size()) + " gradients for " +
                                         std::to_string(inputs.size()) + " inputs");
     for (std::size_t i = 0; i < inputs.size(); ++i) {
-      if (inputs[i] == no_node || !input_grads[i].defined()) continue;
-      if (input_grads[i].value().shape() != input_shapes[i])
+      if (inputs[i].node == no_node || !input_grads[i].defined()) continue;
+      if (input_grads[i].value().shape() != inputs[i].shape)
         throw_shape_error("backward", "VJP of " + where() + " returned a gradient of shape " +
                                           shape_str(input_grads[i].shape()) + " for input " + std::to_string(i) +
-                                          " of shape " + shape_str(input_shapes[i]));
+                                          " of shape " + shape_str(inputs[i].shape));
       if (thread_state().detect_anomaly) {
         const std::string bad = first_non_finite(input_grads[i].value());
         if (!bad.empty())
           throw_anomaly(op, "backward produced " + bad + " in the gradient of input " +
-                                std::to_string(i) + " (shape " + shape_str(input_shapes[i]) +
+                                std::to_string(i) + " (shape " + shape_str(inputs[i].shape) +
                                 "); op #" + std::to_string(position) + " on the tape" +
                                 (label ? ", label '" + *label + "'" : std::string()) +
-                                ", input shapes " + shapes_str(input_shapes) +
+                                ", input shapes " + input_shapes_str() +
                                 "; its incoming gradient " +
                                 (first_non_finite(grad.value()).empty() ? "was finite"
                                                                         : "was not finite") +
                                 " (anomaly detection)");
       }
-      Tensor<T>& slot = grads[inputs[i]];
+      Tensor<T>& slot = grads[inputs[i].node];
       slot = slot.defined() ? accumulate(slot, input_grads[i], create_graph)
                             : std::move(input_grads[i]);
     }
@@ -472,7 +479,7 @@ std::string Tape::str() const {
   for (const auto& entry : owned(impl_, "str").entries) {
     const auto& e = *entry;
     os << '#' << e.position << ' ' << e.op;
-    for (const auto& s : e.input_shapes) os << ' ' << detail::shape_str(s);
+    for (const auto& in : e.inputs) os << ' ' << detail::shape_str(in.shape);
     os << " -> " << detail::shape_str(e.output_shape) << " node " << e.output;
     if (e.label) os << " [" << *e.label << ']';
     os << '\n';
@@ -508,17 +515,17 @@ std::string Tape::dot() const {
   for (std::size_t i = 0; i < impl_->entries.size(); ++i) {
     const auto& e = *impl_->entries[i];
     for (std::size_t k = 0; k < e.inputs.size(); ++k) {
-      const std::size_t node = e.inputs[k];
+      const std::size_t node = e.inputs[k].node;
       std::string from;
       if (node == no_node) {
         from = "const" + std::to_string(constants++);
-        os << "  " << from << " [shape=plaintext, label=\"const\\n" << detail::shape_str(e.input_shapes[k]) << "\"];\n";
+        os << "  " << from << " [shape=plaintext, label=\"const\\n" << detail::shape_str(e.inputs[k].shape) << "\"];\n";
       } else if (producer[node] != no_node) {
         from = "op" + std::to_string(producer[node]);
       } else {
         from = "leaf" + std::to_string(node);
         if (!leaf_drawn[node])
-          os << "  " << from << " [shape=ellipse, label=\"leaf\\n" << detail::shape_str(e.input_shapes[k]) << "\"];\n";
+          os << "  " << from << " [shape=ellipse, label=\"leaf\\n" << detail::shape_str(e.inputs[k].shape) << "\"];\n";
         leaf_drawn[node] = true;
       }
       os << "  " << from << " -> op" << i << ";\n";
@@ -605,9 +612,7 @@ Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, xt::xarr
   const bool check_anomaly = state.detect_anomaly && !state.in_backward;
   if (!recording) {
     if (check_anomaly) check_forward_anomaly(op, inputs, value, "(not recorded)");
-    auto out = std::make_shared<detail::TensorImpl<T>>();
-    out->value = std::move(value);
-    return Tensor<T>(std::move(out));
+    return Tensor<T>(std::make_shared<detail::TensorImpl<T>>(std::move(value)));
   }
 
   detail::TapeImpl& tape = *state.live.back();
@@ -629,8 +634,7 @@ Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, xt::xarr
     check_forward_anomaly(op, inputs, value,
                           any_requires_grad ? "#" + std::to_string(tape.entries.size()) + " on the tape"
                                             : "(not recorded: no input requires grad)");
-  auto out = std::make_shared<detail::TensorImpl<T>>();
-  out->value = std::move(value);
+  auto out = std::make_shared<detail::TensorImpl<T>>(std::move(value));
   if (!any_requires_grad) return Tensor<T>(std::move(out));
   if (!vjp) throw_usage_error(op, "recorded without a VJP function");
 
@@ -639,21 +643,18 @@ Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, xt::xarr
   entry->position = tape.entries.size();
   if (!state.labels.empty()) entry->label = state.labels.back();
   entry->inputs.reserve(inputs.size());
-  entry->input_shapes.reserve(inputs.size());
   const bool saves_inputs = saved == Saved::inputs || saved == Saved::inputs_and_output;
   const bool saves_output = saved == Saved::output || saved == Saved::inputs_and_output;
   if (saves_inputs) entry->saved_inputs.reserve(inputs.size());
   std::size_t saved_bytes = 0;
-  std::size_t shape_bytes = 0;
   for (const auto& x : inputs) {
     const auto& impl = x.impl();
-    entry->inputs.push_back(impl->tape_id == tape.id ? impl->node
-                            : impl->requires_grad     ? tape.leaf_node(impl)
-                                                      : no_node);
-    entry->input_shapes.push_back(impl->value.shape());
-    shape_bytes += entry->input_shapes.back().size() * sizeof(std::size_t);
+    entry->inputs.push_back({impl->tape_id == tape.id ? impl->node
+                             : impl->requires_grad     ? tape.leaf_node(impl)
+                                                       : no_node,
+                             impl->value.shape()});
     if (saves_inputs) {
-      entry->saved_inputs.push_back({impl, impl->version});
+      entry->saved_inputs.push_back({x, impl->version});
       saved_bytes += value_bytes(*impl);
     }
   }
@@ -669,10 +670,9 @@ Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, xt::xarr
     saved_bytes += value_bytes(*out);
   }
   entry->saved_bytes = saved_bytes;
-  entry->bytes = sizeof(detail::Entry<T>) + op.size() + saved_bytes + shape_bytes +
-                 entry->output_shape.size() * sizeof(std::size_t) +
-                 inputs.size() * (sizeof(std::size_t) + sizeof(detail::StoredShape) +
-                                  (saves_inputs ? sizeof(typename detail::Entry<T>::SavedInput) : 0));
+  // Shapes are held inline (StoredShape), so the entry's own size covers them up to rank 4.
+  entry->bytes = sizeof(detail::Entry<T>) + op.size() + saved_bytes +
+                 inputs.size() * (sizeof(detail::RecordedInput) + (saves_inputs ? sizeof(detail::SavedInput<T>) : 0));
   detail::entry_bytes_alive.fetch_add(entry->bytes, std::memory_order_relaxed);
   tape.entries.push_back(std::move(entry));
   return Tensor<T>(std::move(out));

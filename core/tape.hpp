@@ -103,18 +103,44 @@ bool is_recording();
 
 constexpr std::size_t no_node = std::numeric_limits<std::size_t>::max();
 
+namespace detail {
+// A shape kept by the tape: held inline up to rank 4, so recording allocates nothing for it.
+using StoredShape = xt::xarray<double>::shape_type;
+// What an entry keeps of each input: its node on the tape (no_node when it needs no gradient)
+// and its shape when the op was recorded.
+struct RecordedInput {
+  std::size_t node;
+  StoredShape shape;
+};
+// An input kept for the VJP to read, and its version when the op was recorded.
+template <class T>
+struct SavedInput {
+  Tensor<T> tensor;
+  std::uint64_t version;
+};
+}  // namespace detail
+
 // What a vector-Jacobian product receives.
 template <class T>
 struct VjpArgs {
   const Tensor<T>& grad;     // dL/d(output), of the output's shape
   const Tensor<T>& output;   // the op's output if its entry saved it (Saved::output), else undefined
-  const std::vector<std::size_t>& input_nodes;
-  const std::vector<typename xt::xarray<T>::shape_type>& input_shapes;   // as recorded
+  const std::vector<detail::RecordedInput>& inputs;
+  const std::vector<detail::SavedInput<T>>& saved;   // one per input if the entry saved them, else empty
   // False for inputs that need no gradient (constants): the VJP may leave them undefined.
-  bool needs_grad(std::size_t input) const { return input_nodes[input] != no_node; }
-  // The shape input `input` had when the op was recorded: what a VJP sums a broadcast gradient
-  // down to, without capturing it.
-  const typename xt::xarray<T>::shape_type& input_shape(std::size_t input) const { return input_shapes[input]; }
+  bool needs_grad(std::size_t i) const { return inputs[i].node != no_node; }
+  // The shape input i had when the op was recorded: what a VJP sums a broadcast gradient down
+  // to, without capturing it.
+  const detail::StoredShape& input_shape(std::size_t i) const { return inputs[i].shape; }
+  // Input i itself, if the op saved its inputs (Saved::inputs or Saved::inputs_and_output): what
+  // a VJP reads without capturing it (a closure that captures nothing allocates nothing).
+  const Tensor<T>& input(std::size_t i) const {
+    if (i >= saved.size())
+      throw_usage_error("backward", "a VJP read input " + std::to_string(i) + " of an op that saved " +
+                                        std::to_string(saved.size()) +
+                                        " inputs (record it with Saved::inputs to read them)");
+    return saved[i].tensor;
+  }
 };
 
 // What a VJP reads besides the gradient. Before running it, backward checks that none of these

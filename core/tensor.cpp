@@ -23,8 +23,7 @@ Shape to_shape(const xt::svector<std::size_t, 4>& s) { return Shape(s.begin(), s
 
 template <class T>
 Tensor<T>::Tensor(xt::xarray<T> value, bool requires_grad)
-    : impl_(std::make_shared<detail::TensorImpl<T>>()) {
-  impl_->value = std::move(value);
+    : impl_(std::make_shared<detail::TensorImpl<T>>(std::move(value))) {
   impl_->requires_grad = requires_grad;
 }
 

@@ -33,6 +33,9 @@ std::size_t live_tensor_count();
 // What a handle points to. Shared by every copy of the handle.
 template <class T>
 struct TensorImpl {
+  TensorImpl() = default;
+  // Moved in: a default-constructed xarray would allocate its one 0-D element first.
+  explicit TensorImpl(xt::xarray<T>&& v) : value(std::move(v)) {}
   xt::xarray<T> value;
   // The accumulated gradient, null until a backward reaches the tensor. A pointer: most tensors
   // (every op's output) never get one, and an empty xarray is 240 bytes per op.

@@ -12,9 +12,11 @@ template <class T>
 tg::Tensor<T> softplus(const tg::Tensor<T>& x) {
   // Forward on values: log1p(e^-|x|) + max(x, 0) does not overflow for large x.
   xt::xarray<T> y = xt::log1p(xt::exp(-xt::abs(x.value()))) + xt::maximum(x.value(), T(0));
-  // The VJP uses tapegrad ops, so it can itself be recorded (second derivatives).
-  return tg::record<T>("softplus", {x}, std::move(y), [x](const tg::VjpArgs<T>& g) {
-    return std::vector<tg::Tensor<T>>{g.grad * tg::sigmoid(x)};
+  // The VJP uses tapegrad ops, so it can itself be recorded (second derivatives). It reads x
+  // through g.input(0) (the entry saved its inputs: Saved::inputs, the default) rather than
+  // capturing it.
+  return tg::record<T>("softplus", {x}, std::move(y), [](const tg::VjpArgs<T>& g) {
+    return std::vector<tg::Tensor<T>>{g.grad * tg::sigmoid(g.input(0))};
   });
 }
 

@@ -87,9 +87,8 @@ using Grads = std::vector<Tensor<T>>;
 // A gradient of the output's shape summed down to input i's recorded shape (broadcasting undone).
 template <class T>
 Tensor<T> to_input(const Tensor<T>& grad, const VjpArgs<T>& g, std::size_t i) {
-  const auto& shape = g.input_shape(i);
-  if (grad.value().shape() == shape) return grad;
-  return sum_to(grad, Shape(shape.begin(), shape.end()));
+  if (grad.value().shape() == g.input_shape(i)) return grad;
+  return sum_to(grad, detail::recorded_shape(g, i));
 }
 
 }  // namespace
@@ -121,7 +120,9 @@ template <class T>
 Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
   check_defined<T>("mul", {&a, &b});
   return record<T>("mul", {a, b}, zip("mul", a.value(), b.value(), std::multiplies<T>()),
-                   [a, b](const VjpArgs<T>& g) {
+                   [](const VjpArgs<T>& g) {
+                     const Tensor<T>& a = g.input(0);
+                     const Tensor<T>& b = g.input(1);
                      // x * x: one gradient 2 x grad, given to the first input only, instead of two
                      // equal products that backward would then add.
                      if (a.impl() == b.impl()) return Grads<T>{g.grad * (a * T(2)), Tensor<T>()};
@@ -135,11 +136,11 @@ template <class T>
 Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
   check_defined<T>("div", {&a, &b});
   return record<T>("div", {a, b}, zip("div", a.value(), b.value(), std::divides<T>()),
-                   [a, b](const VjpArgs<T>& g) {
-                     return Grads<T>{
-                         g.needs_grad(0) ? sum_to(g.grad / b, a.shape()) : Tensor<T>(),
-                         g.needs_grad(1) ? neg(sum_to(g.grad * a / (b * b), b.shape()))
-                                         : Tensor<T>()};
+                   [](const VjpArgs<T>& g) {
+                     const Tensor<T>& a = g.input(0);
+                     const Tensor<T>& b = g.input(1);
+                     return Grads<T>{g.needs_grad(0) ? to_input(g.grad / b, g, 0) : Tensor<T>(),
+                                     g.needs_grad(1) ? neg(to_input(g.grad * a / (b * b), g, 1)) : Tensor<T>()};
                    });
 }
 
@@ -164,7 +165,10 @@ template <class T>
 Tensor<T> rdiv(scalar_t<T> s, const Tensor<T>& x) {
   check_defined<T>("rdiv_scalar", {&x});
   return record<T>("rdiv_scalar", {x}, map(x.value(), [s](T v) { return s / v; }),
-                   [s, x](const VjpArgs<T>& g) { return Grads<T>{g.grad * (-s) / (x * x)}; });
+                   [s](const VjpArgs<T>& g) {
+                     const Tensor<T>& x = g.input(0);
+                     return Grads<T>{g.grad * (-s) / (x * x)};
+                   });
 }
 
 // y = -x;  dx = -grad
@@ -189,7 +193,7 @@ template <class T>
 Tensor<T> log(const Tensor<T>& x) {
   check_defined<T>("log", {&x});
   return record<T>("log", {x}, map_n(x.value(), &detail::vector_log<T>),
-                   [x](const VjpArgs<T>& g) { return Grads<T>{g.grad / x}; });
+                   [](const VjpArgs<T>& g) { return Grads<T>{g.grad / g.input(0)}; });
 }
 
 // y = sqrt(x);  dx = grad / (2 y)
@@ -206,10 +210,10 @@ template <class T>
 Tensor<T> pow(const Tensor<T>& x, scalar_t<T> p) {
   check_defined<T>("pow", {&x});
   return record<T>("pow", {x}, map(x.value(), [p](T v) { return std::pow(v, p); }),
-                   [x, p](const VjpArgs<T>& g) {
+                   [p](const VjpArgs<T>& g) {
                      if (p == T(0)) return Grads<T>{g.grad * T(0)};
                      if (p == T(1)) return Grads<T>{g.grad};
-                     return Grads<T>{g.grad * (pow(x, p - T(1)) * p)};
+                     return Grads<T>{g.grad * (pow(g.input(0), p - T(1)) * p)};
                    });
 }
 
@@ -218,8 +222,8 @@ template <class T>
 Tensor<T> abs(const Tensor<T>& x) {
   check_defined<T>("abs", {&x});
   return record<T>("abs", {x}, map(x.value(), [](T v) { return std::abs(v); }),
-                   [x](const VjpArgs<T>& g) {
-                     Tensor<T> sign(map(x.value(), [](T v) { return T((v > 0) - (v < 0)); }));
+                   [](const VjpArgs<T>& g) {
+                     Tensor<T> sign(map(g.input(0).value(), [](T v) { return T((v > 0) - (v < 0)); }));
                      return Grads<T>{g.grad * sign};
                    });
 }
@@ -232,7 +236,9 @@ template <class T>
 Tensor<T> tanh_backward(const Tensor<T>& grad, const Tensor<T>& y) {
   return record<T>("tanh_backward", {grad, y},
                    zip("tanh_backward", grad.value(), y.value(), [](T g, T v) { return g * (T(1) - v * v); }),
-                   [grad, y](const VjpArgs<T>& g) {
+                   [](const VjpArgs<T>& g) {
+                     const Tensor<T>& grad = g.input(0);
+                     const Tensor<T>& y = g.input(1);
                      return Grads<T>{g.needs_grad(0) ? tanh_backward(g.grad, y) : Tensor<T>(),
                                      g.needs_grad(1) ? g.grad * grad * y * T(-2) : Tensor<T>()};
                    });
@@ -243,7 +249,9 @@ template <class T>
 Tensor<T> sigmoid_backward(const Tensor<T>& grad, const Tensor<T>& y) {
   return record<T>("sigmoid_backward", {grad, y},
                    zip("sigmoid_backward", grad.value(), y.value(), [](T g, T v) { return g * v * (T(1) - v); }),
-                   [grad, y](const VjpArgs<T>& g) {
+                   [](const VjpArgs<T>& g) {
+                     const Tensor<T>& grad = g.input(0);
+                     const Tensor<T>& y = g.input(1);
                      return Grads<T>{g.needs_grad(0) ? sigmoid_backward(g.grad, y) : Tensor<T>(),
                                      g.needs_grad(1) ? g.grad * grad * (y * T(-2) + T(1)) : Tensor<T>()};
                    });
@@ -254,8 +262,8 @@ template <class T>
 Tensor<T> relu_backward(const Tensor<T>& grad, const Tensor<T>& y) {
   return record<T>("relu_backward", {grad, y},
                    zip("relu_backward", grad.value(), y.value(), [](T g, T v) { return v > 0 ? g : T(0); }),
-                   [y](const VjpArgs<T>& g) {
-                     return Grads<T>{g.needs_grad(0) ? relu_backward(g.grad, y) : Tensor<T>(), Tensor<T>()};
+                   [](const VjpArgs<T>& g) {
+                     return Grads<T>{g.needs_grad(0) ? relu_backward(g.grad, g.input(1)) : Tensor<T>(), Tensor<T>()};
                    });
 }
 

@@ -99,7 +99,9 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb) {
       });
     }
   }
-  return record<T>("matmul", {a, b}, std::move(out), [a, b, ta, tb](const VjpArgs<T>& g) {
+  return record<T>("matmul", {a, b}, std::move(out), [ta, tb](const VjpArgs<T>& g) {
+    const Tensor<T>& a = g.input(0);
+    const Tensor<T>& b = g.input(1);
     Tensor<T> da, db;
     if (g.needs_grad(0))
       da = sum_to(ta ? matmul(b, g.grad, tb, true) : matmul(g.grad, b, false, !tb), a.shape());

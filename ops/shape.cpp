@@ -10,6 +10,7 @@ namespace tapegrad {
 
 namespace {
 
+using detail::recorded_shape;
 using detail::shape_of;
 using detail::Strides;
 
@@ -65,7 +66,8 @@ Tensor<T> reshape(const Tensor<T>& x, const Shape& shape) {
   xt::xarray<T> out = detail::empty_array<T>(shape);
   std::copy(x.value().data(), x.value().data() + x.size(), out.data());
   return record<T>("reshape", {x}, std::move(out),
-                   [from](const VjpArgs<T>& g) { return Grads<T>{reshape(g.grad, from)}; }, Saved::nothing);
+                   [](const VjpArgs<T>& g) { return Grads<T>{reshape(g.grad, recorded_shape(g, 0))}; },
+                   Saved::nothing);
 }
 
 // y[i...] = x[perm applied];  dx = transpose(grad, inverse(perm))
@@ -125,7 +127,8 @@ Tensor<T> broadcast_to(const Tensor<T>& x, const Shape& shape) {
   detail::copy_strided(shape, x.value().data(), detail::broadcast_strides(from, shape), 0, out.data(),
                        detail::row_major_strides(shape), 0);
   return record<T>("broadcast_to", {x}, std::move(out),
-                   [from](const VjpArgs<T>& g) { return Grads<T>{sum_to(g.grad, from)}; }, Saved::nothing);
+                   [](const VjpArgs<T>& g) { return Grads<T>{sum_to(g.grad, recorded_shape(g, 0))}; },
+                   Saved::nothing);
 }
 
 // y = x[start:stop:step] along axis;  dx = grad placed back into zeros of x's shape

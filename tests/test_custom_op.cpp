@@ -43,3 +43,27 @@ TEST_CASE("a custom op with two inputs where one needs no gradient") {
   };
   check_gradients([&](const Inputs& in) { return tg::sum(huber(in[0], delta)); }, {r});
 }
+
+TEST_CASE("a VJP reads the saved inputs through g.input(i), and only when they were saved") {
+  // y = a * b^2 with a captureless VJP: da = grad b^2, db = 2 grad a b
+  auto product = [](const TD& a, const TD& b, tg::Saved saved) {
+    Arr y = a.value() * b.value() * b.value();
+    return tg::record<double>("a_b2", {a, b}, std::move(y), [](const tg::VjpArgs<double>& g) {
+      const TD& a = g.input(0);
+      const TD& b = g.input(1);
+      return std::vector<TD>{g.grad * b * b, g.grad * a * b * 2.0};
+    }, saved);
+  };
+  check_gradients([&](const Inputs& in) { return product(in[0], in[1], tg::Saved::inputs); },
+                  {leaf({2, 3}, 310), leaf({2, 3}, 311)});
+  // Second order through the saved inputs: d2/da db sum(a b^2) = 2b.
+  const TD a = leaf({3}, 312), b = leaf({3}, 313);
+  tg::Tape tape;
+  const TD da = tg::grad(tg::sum(product(a, b, tg::Saved::inputs_and_output)), {a}, true)[0];
+  CHECK(all_close(tg::grad(tg::sum(da), {b})[0].value(), Arr(2.0 * b.value()), 1e-12));
+  // An op that said it saves nothing has no inputs to read: a clear error, not a crash.
+  const TD y = product(a, b, tg::Saved::nothing);
+  CHECK_THROWS_WITH_AS(tg::sum(y).backward(),
+                       "backward: a VJP read input 0 of an op that saved 0 inputs (record it with Saved::inputs to read them)",
+                       tg::UsageError);
+}
