@@ -106,6 +106,11 @@ ThreadPool*& active_pool() {
 }
 }  // namespace
 
+bool parallel_active() {
+  const ThreadPool* pool = active_pool();
+  return pool && !pool->workers.empty();
+}
+
 void parallel_for(std::size_t n, const std::function<void(std::size_t, std::size_t)>& f) {
   ThreadPool* pool = active_pool();
   if (!pool || pool->workers.empty() || n < 2) {

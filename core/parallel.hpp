@@ -40,6 +40,8 @@ namespace detail {
 // pool of this thread, or f(0, n) on this thread when there is none or n < 2. Returns when all
 // ranges are done; an exception thrown by f is rethrown here.
 void parallel_for(std::size_t n, const std::function<void(std::size_t, std::size_t)>& f);
+// Whether a tg::Parallel pool of two threads or more is active on this thread.
+bool parallel_active();
 
 // Elements per task when a loop over independent elements (elementwise ops, optimizer updates)
 // is split over the threads; shorter loops run on the calling thread alone. Each element is
@@ -50,7 +52,7 @@ constexpr std::size_t element_chunk = std::size_t(1) << 15;
 // n spans two chunks or more, else once on this thread.
 template <class F>
 void parallel_elements(std::size_t n, F f) {
-  if (n < 2 * element_chunk) {
+  if (n < 2 * element_chunk || !parallel_active()) {
     f(std::size_t(0), n);
     return;
   }

@@ -202,6 +202,12 @@ void check_blas_dims(const std::string& op, const Shape& x, const Shape& w, cons
                                 ") exceeds 2^31 - 1, the BLAS limit");
 }
 
+// The patches of x under w's (K, C, kh, kw) kernel.
+Patches kernel_patches(const std::string& op, const Shape& x_shape, const Shape& w_shape, Size2 stride,
+                       Size2 padding) {
+  return patches(op, x_shape, {w_shape[2], w_shape[3]}, stride, padding);
+}
+
 // The weight gradient sums one product per image. Images are taken in fixed blocks, each summed
 // on its own, then the blocks in order: the result does not depend on the thread count.
 constexpr std::size_t weight_grad_block = 8;
@@ -217,8 +223,7 @@ Tensor<T> conv2d_input_grad(const Tensor<T>& grad, const Tensor<T>& w, const Sha
 template <class T>
 Tensor<T> conv2d_weight_grad(const Tensor<T>& x, const Tensor<T>& grad, const Shape& w_shape, Size2 stride,
                              Size2 padding) {
-  const Shape x_shape = x.shape();
-  const Patches p = patches("conv2d_weight_grad", x_shape, {w_shape[2], w_shape[3]}, stride, padding);
+  const Patches p = kernel_patches("conv2d_weight_grad", x.shape(), w_shape, stride, padding);
   const std::size_t K = w_shape[0], R = p.rows(), L = p.cols();
   const std::size_t blocks = (p.n + weight_grad_block - 1) / weight_grad_block;
   std::vector<T> partial(blocks * K * R);
@@ -239,8 +244,10 @@ Tensor<T> conv2d_weight_grad(const Tensor<T>& x, const Tensor<T>& grad, const Sh
   T* out = dw.data();
   for (std::size_t block = 0; block < blocks; ++block)
     for (std::size_t e = 0; e < K * R; ++e) out[e] += partial[block * K * R + e];
-  return record<T>("conv2d_weight_grad", {x, grad}, std::move(dw), [x, grad, x_shape, stride, padding](const VjpArgs<T>& g) {
-    return Grads<T>{g.needs_grad(0) ? conv2d_input_grad(grad, g.grad, x_shape, stride, padding) : Tensor<T>(),
+  return record<T>("conv2d_weight_grad", {x, grad}, std::move(dw), [stride, padding](const VjpArgs<T>& g) {
+    const Tensor<T>& x = g.input(0);
+    const Tensor<T>& grad = g.input(1);
+    return Grads<T>{g.needs_grad(0) ? conv2d_input_grad(grad, g.grad, x.shape(), stride, padding) : Tensor<T>(),
                     g.needs_grad(1) ? conv2d_forward(x, g.grad, Tensor<T>(), stride, padding) : Tensor<T>()};
   });
 }
@@ -250,9 +257,8 @@ Tensor<T> conv2d_weight_grad(const Tensor<T>& x, const Tensor<T>& grad, const Sh
 template <class T>
 Tensor<T> conv2d_input_grad(const Tensor<T>& grad, const Tensor<T>& w, const Shape& x_shape, Size2 stride,
                             Size2 padding) {
-  const Shape w_shape = w.shape();
-  const Patches p = patches("conv2d_input_grad", x_shape, {w_shape[2], w_shape[3]}, stride, padding);
-  const std::size_t K = w_shape[0], R = p.rows(), L = p.cols();
+  const Patches p = kernel_patches("conv2d_input_grad", x_shape, w.shape(), stride, padding);
+  const std::size_t K = w.shape()[0], R = p.rows(), L = p.cols();
   xt::xarray<T> dx = detail::empty_array<T>(x_shape);
   const T* ws = w.value().data();
   const T* gs = grad.value().data();
@@ -264,9 +270,11 @@ Tensor<T> conv2d_input_grad(const Tensor<T>& grad, const Tensor<T>& w, const Sha
       image_from_columns(p, cols.data(), n, padded, out);
     }
   });
-  return record<T>("conv2d_input_grad", {grad, w}, std::move(dx), [grad, w, w_shape, stride, padding](const VjpArgs<T>& g) {
+  return record<T>("conv2d_input_grad", {grad, w}, std::move(dx), [stride, padding](const VjpArgs<T>& g) {
+    const Tensor<T>& grad = g.input(0);
+    const Tensor<T>& w = g.input(1);
     return Grads<T>{g.needs_grad(0) ? conv2d_forward(g.grad, w, Tensor<T>(), stride, padding) : Tensor<T>(),
-                    g.needs_grad(1) ? conv2d_weight_grad(g.grad, grad, w_shape, stride, padding) : Tensor<T>()};
+                    g.needs_grad(1) ? conv2d_weight_grad(g.grad, grad, w.shape(), stride, padding) : Tensor<T>()};
   });
 }
 
@@ -277,9 +285,9 @@ Tensor<T> conv2d_input_grad(const Tensor<T>& grad, const Tensor<T>& w, const Sha
 template <class T>
 Tensor<T> conv2d_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& b, Size2 stride, Size2 padding) {
   const Shape x_shape = x.shape(), w_shape = w.shape();
-  const Patches p = patches("conv2d", x_shape, {w_shape[2], w_shape[3]}, stride, padding);
-  check_blas_dims("conv2d", x_shape, w_shape, p);
+  const Patches p = kernel_patches("conv2d", x_shape, w_shape, stride, padding);
   const std::size_t K = w_shape[0], R = p.rows(), L = p.cols();
+  check_blas_dims("conv2d", x_shape, w_shape, p);
   const Shape out_shape{p.n, K, p.oh, p.ow};
   detail::checked_count("conv2d", out_shape);
   xt::xarray<T> y = detail::empty_array<T>(out_shape);
@@ -298,14 +306,15 @@ Tensor<T> conv2d_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>
         for (std::size_t l = 0; l < L; ++l) image[k * L + l] += bias[k];
     }
   });
-  const bool has_bias = b.defined();
-  auto vjp = [x, w, x_shape, w_shape, stride, padding, has_bias](const VjpArgs<T>& g) {
-    Grads<T> grads{g.needs_grad(0) ? conv2d_input_grad(g.grad, w, x_shape, stride, padding) : Tensor<T>(),
-                   g.needs_grad(1) ? conv2d_weight_grad(x, g.grad, w_shape, stride, padding) : Tensor<T>()};
-    if (has_bias) grads.push_back(g.needs_grad(2) ? sum(g.grad, {0, 2, 3}) : Tensor<T>());
+  auto vjp = [stride, padding](const VjpArgs<T>& g) {
+    const Tensor<T>& x = g.input(0);
+    const Tensor<T>& w = g.input(1);
+    Grads<T> grads{g.needs_grad(0) ? conv2d_input_grad(g.grad, w, x.shape(), stride, padding) : Tensor<T>(),
+                   g.needs_grad(1) ? conv2d_weight_grad(x, g.grad, w.shape(), stride, padding) : Tensor<T>()};
+    if (g.inputs.size() == 3) grads.push_back(g.needs_grad(2) ? sum(g.grad, {0, 2, 3}) : Tensor<T>());
     return grads;
   };
-  return has_bias ? record<T>("conv2d", {x, w, b}, std::move(y), vjp) : record<T>("conv2d", {x, w}, std::move(y), vjp);
+  return b.defined() ? record<T>("conv2d", {x, w, b}, std::move(y), vjp) : record<T>("conv2d", {x, w}, std::move(y), vjp);
 }
 
 }  // namespace
