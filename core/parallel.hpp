@@ -18,8 +18,8 @@ struct ThreadPool;
 // meanwhile (its previous setting comes back after; the setting is process-wide), so the two never
 // oversubscribe the cores. Each image is computed by one thread in the same order of operations
 // (a convolution's weight gradient sums fixed blocks of images); a single large matrix product
-// is split by 64-column panels, which OpenBLAS computes element by element as in one call; large
-// elementwise ops and optimizer updates are split by chunks. Results are bitwise those of one
+// is split by panels of 64 rows or columns, which OpenBLAS computes element by element as in one
+// call; large elementwise ops and optimizer updates are split by chunks. Results are bitwise those of one
 // thread with OpenBLAS on one thread (tested).
 // Guards nest; the innermost applies. Other threads are unaffected.
 class Parallel {
