@@ -105,3 +105,29 @@ TEST_CASE("conv2d's input and weight gradients differentiate again, in both argu
         in);
   }
 }
+
+TEST_CASE("conv2d with an empty batch, no input channels or no output channels") {
+  tg::Tape tape;
+  // No images: an empty output, and a weight gradient of zeros.
+  const TD x0(Arr::from_shape({0, 2, 5, 5}), true), w(Arr(random_array({3, 2, 3, 3}, 450))), b(Arr{1.0, 2.0, 3.0});
+  const TD wg(w.value(), true), bg(b.value(), true);
+  const TD y0 = tg::conv2d(x0, wg, bg, 1, 1);
+  CHECK(y0.shape() == tg::Shape{0, 3, 5, 5});
+  tg::sum(y0).backward();
+  CHECK(all_close(wg.grad(), Arr(xt::zeros<double>({3, 2, 3, 3}))));
+  CHECK(all_close(bg.grad(), Arr(xt::zeros<double>({3}))));
+  CHECK(same_shape(x0.grad(), {0, 2, 5, 5}));
+  // No input channels: the output is the bias alone; the weight gradient is empty.
+  const TD xc(Arr::from_shape({2, 0, 4, 4}), true), wc(Arr::from_shape({3, 0, 3, 3}), true);
+  const TD yc = tg::conv2d(xc, wc, b);
+  CHECK(all_close(yc.value(), Arr(xt::ones<double>({2, 3, 2, 2}) * xt::reshape_view(b.value(), {1, 3, 1, 1}))));
+  tg::sum(yc).backward();
+  CHECK(same_shape(wc.grad(), {3, 0, 3, 3}));
+  CHECK(same_shape(xc.grad(), {2, 0, 4, 4}));
+  // No output channels: an empty output; the input gradient is zeros.
+  const TD xk(Arr(random_array({2, 2, 4, 4}, 451)), true), wk(Arr::from_shape({0, 2, 3, 3}), true);
+  const TD yk = tg::conv2d(xk, wk, TD());
+  CHECK(yk.shape() == tg::Shape{2, 0, 2, 2});
+  tg::sum(yk).backward();
+  CHECK(all_close(xk.grad(), Arr(xt::zeros<double>({2, 2, 4, 4}))));
+}
