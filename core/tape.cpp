@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <memory_resource>
 #include <cmath>
 #include <mutex>
 #include <sstream>
@@ -75,14 +76,17 @@ struct EntryBase {
   std::string op;
   std::size_t position = 0;          // index on the tape
   std::shared_ptr<const std::string> label;   // the tg::Label active when recorded, or null
-  std::vector<RecordedInput> inputs;   // node (no_node for inputs needing no gradient) and shape
+  std::pmr::vector<RecordedInput> inputs;   // node (no_node for inputs needing no gradient) and shape
   std::size_t output = 0;
   StoredShape output_shape;
   bool released = false;
   bool walked = false;   // reached by the current reverse walk
   std::size_t bytes = 0;         // accounted in entry_bytes_alive, saved_bytes included
   std::size_t saved_bytes = 0;   // the saved values' share, given back by release()
-  EntryBase() { entries_alive.fetch_add(1, std::memory_order_relaxed); }
+  // Its lists are allocated from `arena` (the tape's), beside the entry itself.
+  explicit EntryBase(std::pmr::memory_resource* arena) : inputs(arena) {
+    entries_alive.fetch_add(1, std::memory_order_relaxed);
+  }
   virtual ~EntryBase() {
     entries_alive.fetch_sub(1, std::memory_order_relaxed);
     entry_bytes_alive.fetch_sub(bytes, std::memory_order_relaxed);
@@ -118,10 +122,20 @@ ThreadState& thread_state() {
   return state;
 }
 
+// Entries live in their tape's arena: destroying one runs its destructor only; the arena frees
+// the memory with the tape.
+struct DestroyEntry {
+  void operator()(EntryBase* e) const { e->~EntryBase(); }
+};
+using EntryPtr = std::unique_ptr<EntryBase, DestroyEntry>;
+
 struct TapeImpl {
   std::uint64_t id;
   std::thread::id owner = std::this_thread::get_id();
-  std::vector<std::unique_ptr<EntryBase>> entries;
+  // Before the entries: destroyed after them. Entries recorded one after another sit side by side,
+  // so the reverse walk reads memory in order instead of chasing scattered allocations.
+  std::pmr::monotonic_buffer_resource arena{std::size_t(1) << 16};
+  std::vector<EntryPtr> entries;
   std::size_t num_nodes = 0;
   // Leaves that require grad get a node the first time an op on this tape reads them.
   std::unordered_map<const void*, std::size_t> leaf_nodes;
@@ -211,7 +225,8 @@ struct Entry final : EntryBase {
   VjpFunction<T> vjp;
   // Empty, or one per input: what the VJP reads (VjpArgs::input, or its own captures), kept
   // alive with the entry until backward releases it.
-  std::vector<SavedInput<T>> saved_inputs;
+  std::pmr::vector<SavedInput<T>> saved_inputs;
+  explicit Entry(std::pmr::memory_resource* arena) : EntryBase(arena), saved_inputs(arena) {}
   std::shared_ptr<TensorImpl<T>> kept_output;
   std::uint64_t output_version = 0;
 
@@ -638,7 +653,8 @@ Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, xt::xarr
   if (!any_requires_grad) return Tensor<T>(std::move(out));
   if (!vjp) throw_usage_error(op, "recorded without a VJP function");
 
-  auto entry = std::make_unique<detail::Entry<T>>();
+  detail::EntryPtr owner(new (tape.arena.allocate(sizeof(detail::Entry<T>), alignof(detail::Entry<T>))) detail::Entry<T>(&tape.arena));
+  auto* entry = static_cast<detail::Entry<T>*>(owner.get());
   entry->op = op;
   entry->position = tape.entries.size();
   if (!state.labels.empty()) entry->label = state.labels.back();
@@ -674,7 +690,7 @@ Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, xt::xarr
   entry->bytes = sizeof(detail::Entry<T>) + op.size() + saved_bytes +
                  inputs.size() * (sizeof(detail::RecordedInput) + (saves_inputs ? sizeof(detail::SavedInput<T>) : 0));
   detail::entry_bytes_alive.fetch_add(entry->bytes, std::memory_order_relaxed);
-  tape.entries.push_back(std::move(entry));
+  tape.entries.push_back(std::move(owner));
   return Tensor<T>(std::move(out));
 }
 

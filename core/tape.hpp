@@ -8,6 +8,7 @@
 #include <initializer_list>
 #include <limits>
 #include <memory>
+#include <memory_resource>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -125,8 +126,8 @@ template <class T>
 struct VjpArgs {
   const Tensor<T>& grad;     // dL/d(output), of the output's shape
   const Tensor<T>& output;   // the op's output if its entry saved it (Saved::output), else undefined
-  const std::vector<detail::RecordedInput>& inputs;
-  const std::vector<detail::SavedInput<T>>& saved;   // one per input if the entry saved them, else empty
+  const std::pmr::vector<detail::RecordedInput>& inputs;
+  const std::pmr::vector<detail::SavedInput<T>>& saved;   // one per input if the entry saved them, else empty
   // False for inputs that need no gradient (constants): the VJP may leave them undefined.
   bool needs_grad(std::size_t i) const { return inputs[i].node != no_node; }
   // The shape input i had when the op was recorded: what a VJP sums a broadcast gradient down
