@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <istream>
 #include <map>
 #include <ostream>
@@ -164,8 +165,17 @@ json timed(const json& input, const char* eval, json& timings, Prepare prepare, 
 
 // --- the modules ------------------------------------------------------------------------------
 
-using Function = json (*)(const json& input, json& timings);
+using Function = std::function<json(const json& input, json& timings)>;
 using Module = std::map<std::string, Function>;
+
+// A function of an eval: `parse` reads the message's input (timed as "prepare"), `run` is the
+// timed evaluation.
+template <class Parse, class Run>
+Function timed_function(const char* eval, Parse parse, Run run) {
+  return [eval, parse, run](const json& in, json& timings) {
+    return timed(in, eval, timings, [&] { return parse(in); }, run);
+  };
+}
 
 struct LlsqInput {
   Tensor x;
@@ -206,51 +216,16 @@ const std::map<std::string, Module>& modules() {
       {"hello",
        {{"square", [](const json& in, json&) -> json { return to_json(hello_square(hello_number(in)), "hello"); }},
         {"double", [](const json& in, json&) -> json { return to_json(hello_double(hello_number(in)), "hello"); }}}},
-      {"lse",
-       {{"primal",
-         [](const json& in, json& t) {
-           return timed(in, "lse", t, [&] { return lse_input(in); }, [](const Tensor& x) { return lse_primal(x); });
-         }},
-        {"gradient",
-         [](const json& in, json& t) {
-           return timed(in, "lse", t, [&] { return lse_input(in); }, [](const Tensor& x) { return lse_gradient(x); });
-         }}}},
-      {"llsq",
-       {{"primal",
-         [](const json& in, json& t) {
-           return timed(in, "llsq", t, [&] { return llsq_input(in); }, [](const LlsqInput& p) { return llsq_primal(p.x, p.n); });
-         }},
-        {"gradient",
-         [](const json& in, json& t) {
-           return timed(in, "llsq", t, [&] { return llsq_input(in); }, [](const LlsqInput& p) { return llsq_gradient(p.x, p.n); });
-         }}}},
-      {"ode",
-       {{"primal",
-         [](const json& in, json& t) {
-           return timed(in, "ode", t, [&] { return ode_input(in); }, [](const OdeInput& p) { return ode_primal(p.x, p.s); });
-         }},
-        {"gradient",
-         [](const json& in, json& t) {
-           return timed(in, "ode", t, [&] { return ode_input(in); }, [](const OdeInput& p) { return ode_gradient(p.x, p.s); });
-         }}}},
-      {"gmm",
-       {{"objective",
-         [](const json& in, json& t) {
-           return timed(in, "gmm", t, [&] { return gmm_input(in); }, [](const GmmInput& g) { return gmm_objective(g); });
-         }},
-        {"jacobian",
-         [](const json& in, json& t) {
-           return timed(in, "gmm", t, [&] { return gmm_input(in); }, [](const GmmInput& g) { return gmm_jacobian(g); });
-         }}}},
-      {"lstm",
-       {{"objective",
-         [](const json& in, json& t) {
-           return timed(in, "lstm", t, [&] { return lstm_input(in); }, [](const LstmInput& p) { return lstm_objective(p); });
-         }},
-        {"jacobian",
-         [](const json& in, json& t) {
-           return timed(in, "lstm", t, [&] { return lstm_input(in); }, [](const LstmInput& p) { return lstm_jacobian(p); });
-         }}}},
+      {"lse", {{"primal", timed_function("lse", lse_input, lse_primal)},
+               {"gradient", timed_function("lse", lse_input, lse_gradient)}}},
+      {"llsq", {{"primal", timed_function("llsq", llsq_input, [](const LlsqInput& p) { return llsq_primal(p.x, p.n); })},
+                {"gradient", timed_function("llsq", llsq_input, [](const LlsqInput& p) { return llsq_gradient(p.x, p.n); })}}},
+      {"ode", {{"primal", timed_function("ode", ode_input, [](const OdeInput& p) { return ode_primal(p.x, p.s); })},
+               {"gradient", timed_function("ode", ode_input, [](const OdeInput& p) { return ode_gradient(p.x, p.s); })}}},
+      {"gmm", {{"objective", timed_function("gmm", gmm_input, gmm_objective)},
+               {"jacobian", timed_function("gmm", gmm_input, gmm_jacobian)}}},
+      {"lstm", {{"objective", timed_function("lstm", lstm_input, lstm_objective)},
+                {"jacobian", timed_function("lstm", lstm_input, lstm_jacobian)}}},
   };
   return all;
 }
