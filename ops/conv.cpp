@@ -257,8 +257,9 @@ Tensor<T> conv2d_weight_grad(const Tensor<T>& x, const Tensor<T>& grad, const Sh
 template <class T>
 Tensor<T> conv2d_input_grad(const Tensor<T>& grad, const Tensor<T>& w, const Shape& x_shape, Size2 stride,
                             Size2 padding) {
-  const Patches p = kernel_patches("conv2d_input_grad", x_shape, w.shape(), stride, padding);
-  const std::size_t K = w.shape()[0], R = p.rows(), L = p.cols();
+  const Shape w_shape = w.shape();
+  const Patches p = kernel_patches("conv2d_input_grad", x_shape, w_shape, stride, padding);
+  const std::size_t K = w_shape[0], R = p.rows(), L = p.cols();
   xt::xarray<T> dx = detail::empty_array<T>(x_shape);
   const T* ws = w.value().data();
   const T* gs = grad.value().data();
