@@ -80,7 +80,6 @@ struct EntryBase {
   std::size_t output = 0;
   StoredShape output_shape;
   bool released = false;
-  bool walked = false;   // reached by the current reverse walk
   std::size_t bytes = 0;         // accounted in entry_bytes_alive, saved_bytes included
   std::size_t saved_bytes = 0;   // the saved values' share, given back by release()
   // Its lists are allocated from `arena` (the tape's), beside the entry itself.
@@ -105,8 +104,14 @@ struct EntryBase {
   }
   // Drops the VJP and saved values (backward with retain_graph=false, once the walk succeeded).
   virtual void release() = 0;
-  // Applies the VJP if the output has a gradient; accumulates into the inputs' gradients.
-  virtual void backprop(GradStore& store, bool create_graph) = 0;
+  // Applies the VJP if the output has a gradient; accumulates into the inputs' gradients. False
+  // when there was no gradient to apply.
+  virtual bool backprop(GradStore& store, bool create_graph) = 0;
+  // Asks the cache for what backprop will read, a few entries ahead of the walk: on a long tape of
+  // small ops those reads are cache misses, scattered over the heap, and they dominate the walk.
+  // First the states of the saved values and the inputs' gradient slots (states), then, once the
+  // states have arrived, the values' elements (!states).
+  virtual void prefetch(GradStore& store, bool states) const = 0;
 };
 
 struct ThreadState {
@@ -207,7 +212,7 @@ void add_into(xt::xarray<T>& into, const xt::xarray<T>& from) {
 // The tape's own op: a gradient flowing into a node from two places.  y = a + b;  da = db = grad
 template <class T>
 Tensor<T> accumulate(const Tensor<T>& a, const Tensor<T>& b, bool create_graph) {
-  if (!create_graph && a.impl().use_count() == 1 && a.value().shape() == b.value().shape()) {
+  if (!create_graph && a.impl().use_count() == 1 && detail::same_shape(a.value().shape(), b.value().shape())) {
     // Only the walk holds a: add into it rather than allocate (a fan-out node such as a weight
     // used at every time step receives one gradient per use).
     add_into(a.impl()->value, b.value());
@@ -248,9 +253,9 @@ struct Entry final : EntryBase {
               kept_output->version);
   }
 
-  void backprop(GradStore& store, bool create_graph) override {
+  bool backprop(GradStore& store, bool create_graph) override {
     auto& grads = store.existing<T>();
-    if (output >= grads.size() || !grads[output].defined()) return;
+    if (output >= grads.size() || !grads[output].defined()) return false;
     if (released)
       throw_usage_error("backward",
                         "the saved values of " + where() +
@@ -269,7 +274,7 @@ struct Entry final : EntryBase {
                                         std::to_string(inputs.size()) + " inputs");
     for (std::size_t i = 0; i < inputs.size(); ++i) {
       if (inputs[i].node == no_node || !input_grads[i].defined()) continue;
-      if (input_grads[i].value().shape() != inputs[i].shape)
+      if (!detail::same_shape(input_grads[i].value().shape(), inputs[i].shape))
         throw_shape_error("backward", "VJP of " + where() + " returned a gradient of shape " +
                                           shape_str(input_grads[i].shape()) + " for input " + std::to_string(i) +
                                           " of shape " + shape_str(inputs[i].shape));
@@ -290,7 +295,25 @@ struct Entry final : EntryBase {
       slot = slot.defined() ? accumulate(slot, input_grads[i], create_graph)
                             : std::move(input_grads[i]);
     }
-    walked = true;
+    return true;
+  }
+
+  void prefetch(GradStore& store, bool states) const override {
+    const auto fetch = [&](const TensorImpl<T>* impl) {
+      if (!impl) return;
+      if (!states) {
+        __builtin_prefetch(impl->value.data());
+        return;
+      }
+      __builtin_prefetch(impl);                  // version, shape
+      __builtin_prefetch(&impl->value.storage());   // where the elements are
+    };
+    for (const SavedInput<T>& s : saved_inputs) fetch(s.tensor.impl().get());
+    fetch(kept_output.get());
+    if (!states) return;
+    const auto& grads = store.existing<T>();
+    for (const RecordedInput& in : inputs)
+      if (in.node < grads.size()) __builtin_prefetch(&grads[in.node]);
   }
 
   void release() override {
@@ -386,17 +409,21 @@ GradStore reverse_walk(TapeImpl& tape, const Tensor<T>& y, xt::xarray<T> seed, b
   // With create_graph the VJPs record onto y's tape, even when a newer tape is active.
   ActiveTape active(create_graph ? &tape : nullptr);
   const std::size_t end = tape.entries.size();
-  try {
-    for (std::size_t i = end; i-- > 0;) tape.entries[i]->backprop(store, create_graph);
-  } catch (...) {
-    for (std::size_t i = 0; i < end; ++i) tape.entries[i]->walked = false;
-    throw;
+  // How far ahead of the walk the cache is asked for an entry (its first bytes: the entry itself
+  // and the lists recorded after it in the arena), then for what it points to (prefetch()).
+  constexpr std::size_t entry_ahead = 16, states_ahead = 8, values_ahead = 4;
+  std::vector<std::size_t> walked;   // entries whose VJP ran, to release once the walk succeeded
+  for (std::size_t i = end; i-- > 0;) {
+    if (i >= entry_ahead) {
+      const char* entry = reinterpret_cast<const char*>(tape.entries[i - entry_ahead].get());
+      for (std::size_t offset = 0; offset < 512; offset += 64) __builtin_prefetch(entry + offset);
+    }
+    if (i >= states_ahead) tape.entries[i - states_ahead]->prefetch(store, true);
+    if (i >= values_ahead) tape.entries[i - values_ahead]->prefetch(store, false);
+    if (tape.entries[i]->backprop(store, create_graph) && !retain_graph) walked.push_back(i);
   }
   // Saved values are released only after the whole walk succeeded, like the leaves' gradients.
-  for (std::size_t i = 0; i < end; ++i) {
-    if (tape.entries[i]->walked && !retain_graph) tape.entries[i]->release();
-    tape.entries[i]->walked = false;
-  }
+  for (std::size_t i : walked) tape.entries[i]->release();
   return store;
 }
 
@@ -617,7 +644,7 @@ bool detail::appends_entry(InputSpan<T> inputs) {
 }
 
 template <class T>
-Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, xt::xarray<T> value, VjpFunction<T> vjp,
+Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, xt::xarray<T>&& value, VjpFunction<T>&& vjp,
                             Saved saved) {
   for (std::size_t i = 0; i < inputs.size(); ++i)
     if (!inputs[i].defined())
@@ -718,10 +745,10 @@ std::vector<Tensor<T>> grad(const Tensor<T>& y, const std::vector<Tensor<T>>& xs
 
 template bool detail::appends_entry<float>(InputSpan<float>);
 template bool detail::appends_entry<double>(InputSpan<double>);
-template Tensor<float> detail::record_op<float>(const std::string&, InputSpan<float>, xt::xarray<float>,
-                                                VjpFunction<float>, Saved);
-template Tensor<double> detail::record_op<double>(const std::string&, InputSpan<double>, xt::xarray<double>,
-                                                  VjpFunction<double>, Saved);
+template Tensor<float> detail::record_op<float>(const std::string&, InputSpan<float>, xt::xarray<float>&&,
+                                                VjpFunction<float>&&, Saved);
+template Tensor<double> detail::record_op<double>(const std::string&, InputSpan<double>, xt::xarray<double>&&,
+                                                  VjpFunction<double>&&, Saved);
 template void Tensor<float>::backward(bool) const;
 template void Tensor<double>::backward(bool) const;
 template void Tensor<float>::backward(const xt::xarray<float>&, bool) const;

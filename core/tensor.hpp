@@ -36,16 +36,28 @@ struct TensorImpl {
   TensorImpl() = default;
   // Moved in: a default-constructed xarray would allocate its one 0-D element first.
   explicit TensorImpl(xt::xarray<T>&& v) : value(std::move(v)) {}
+  // The small fields first, in the cache line that also holds the value's shape: backward reads
+  // a saved input's version, shape and data, and on a long tape each line read is a cache miss.
+  std::uint64_t version = 0;   // bumped by every in-place change of value
+  std::uint64_t tape_id = 0;   // the tape whose op produced this tensor; 0 for a leaf or a constant
+  std::size_t node = 0;        // its node on that tape
+  bool requires_grad = false;
+  LiveTensorCount counted;
   xt::xarray<T> value;
   // The accumulated gradient, null until a backward reaches the tensor. A pointer: most tensors
   // (every op's output) never get one, and an empty xarray is 240 bytes per op.
   std::unique_ptr<xt::xarray<T>> grad;
-  bool requires_grad = false;
-  std::uint64_t tape_id = 0;   // the tape whose op produced this tensor; 0 for a leaf or a constant
-  std::size_t node = 0;        // its node on that tape
-  std::uint64_t version = 0;   // bumped by every in-place change of value
-  LiveTensorCount counted;
 };
+
+// a == b for two shapes (xtensor's or tapegrad's), inline: operator== calls memcmp, and an op
+// compares shapes several times on its way through the tape.
+template <class A, class B>
+bool same_shape(const A& a, const B& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i] != b[i]) return false;
+  return true;
+}
 
 }  // namespace detail
 

@@ -38,7 +38,7 @@ xt::xarray<T> map_n(const xt::xarray<T>& x, void (*kernel)(const T*, T*, std::si
 // f(a, b) over the broadcast shape of a and b, checked first.
 template <class T, class F>
 xt::xarray<T> zip(const std::string& op, const xt::xarray<T>& a, const xt::xarray<T>& b, F f) {
-  if (a.shape() == b.shape()) {
+  if (detail::same_shape(a.shape(), b.shape())) {
     xt::xarray<T> out = xt::xarray<T>::from_shape(a.shape());
     const T* pa = a.data();
     const T* pb = b.data();
@@ -87,7 +87,7 @@ using Grads = std::vector<Tensor<T>>;
 // A gradient of the output's shape summed down to input i's recorded shape (broadcasting undone).
 template <class T>
 Tensor<T> to_input(const Tensor<T>& grad, const VjpArgs<T>& g, std::size_t i) {
-  if (grad.value().shape() == g.input_shape(i)) return grad;
+  if (detail::same_shape(grad.value().shape(), g.input_shape(i))) return grad;
   return sum_to(grad, detail::recorded_shape(g, i));
 }
 
