@@ -212,15 +212,25 @@ void add_into(xt::xarray<T>& into, const xt::xarray<T>& from) {
 // The tape's own op: a gradient flowing into a node from two places.  y = a + b;  da = db = grad
 template <class T>
 Tensor<T> accumulate(const Tensor<T>& a, const Tensor<T>& b, bool create_graph) {
-  if (!create_graph && a.impl().use_count() == 1 && detail::same_shape(a.value().shape(), b.value().shape())) {
+  // Each matches the shape its op recorded for the node; they differ only if a leaf was reshaped
+  // (mutable_value) between two ops that read it.
+  if (!detail::same_shape(a.value().shape(), b.value().shape()))
+    throw_shape_error("backward", "gradients of shapes " + shape_str(a.shape()) + " and " + shape_str(b.shape()) +
+                                      " reach one tensor (was it reshaped through mutable_value() after an op read it?)");
+  if (!create_graph && a.impl().use_count() == 1) {
     // Only the walk holds a: add into it rather than allocate (a fan-out node such as a weight
     // used at every time step receives one gradient per use).
     add_into(a.impl()->value, b.value());
     return a;
   }
-  xt::xarray<T> sum = a.value() + b.value();
+  OutputState<T> sum = new_output<T>(a.value().shape());
+  T* out = sum->value.data();
+  const T* pa = a.value().data();
+  const T* pb = b.value().data();
+  for (std::size_t i = 0, n = a.size(); i < n; ++i) out[i] = pa[i] + pb[i];
   if (!create_graph) return Tensor<T>(std::move(sum));
-  return record<T>("accumulate_grad", {a, b}, std::move(sum), [](const VjpArgs<T>& args) {
+  const Tensor<T>* inputs[] = {&a, &b};
+  return record_lambda<T>("accumulate_grad", {inputs, 2}, std::move(sum), [](const VjpArgs<T>& args) {
     return std::vector<Tensor<T>>{args.grad, args.grad};
   }, Saved::nothing);
 }
@@ -638,13 +648,13 @@ template <class T>
 bool detail::appends_entry(InputSpan<T> inputs) {
   const auto& state = detail::thread_state();
   if (!state.grad_enabled || state.live.empty()) return false;
-  for (const Tensor<T>& x : inputs)
-    if (x.defined() && x.impl()->requires_grad) return true;
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    if (inputs[i].defined() && inputs[i].impl()->requires_grad) return true;
   return false;
 }
 
 template <class T>
-Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, xt::xarray<T>&& value, VjpFunction<T>&& vjp,
+Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, VjpFunction<T>&& vjp,
                             Saved saved) {
   for (std::size_t i = 0; i < inputs.size(); ++i)
     if (!inputs[i].defined())
@@ -653,8 +663,8 @@ Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, xt::xarr
   const bool recording = state.grad_enabled && !state.live.empty();
   const bool check_anomaly = state.detect_anomaly && !state.in_backward;
   if (!recording) {
-    if (check_anomaly) check_forward_anomaly(op, inputs, value, "(not recorded)");
-    return Tensor<T>(std::make_shared<detail::TensorImpl<T>>(std::move(value)));
+    if (check_anomaly) check_forward_anomaly(op, inputs, out->value, "(not recorded)");
+    return Tensor<T>(std::move(out));
   }
 
   detail::TapeImpl& tape = *state.live.back();
@@ -673,10 +683,9 @@ Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, xt::xarr
     any_requires_grad = any_requires_grad || in.requires_grad;
   }
   if (check_anomaly)
-    check_forward_anomaly(op, inputs, value,
+    check_forward_anomaly(op, inputs, out->value,
                           any_requires_grad ? "#" + std::to_string(tape.entries.size()) + " on the tape"
                                             : "(not recorded: no input requires grad)");
-  auto out = std::make_shared<detail::TensorImpl<T>>(std::move(value));
   if (!any_requires_grad) return Tensor<T>(std::move(out));
   if (!vjp) throw_usage_error(op, "recorded without a VJP function");
 
@@ -690,7 +699,8 @@ Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, xt::xarr
   const bool saves_output = saved == Saved::output || saved == Saved::inputs_and_output;
   if (saves_inputs) entry->saved_inputs.reserve(inputs.size());
   std::size_t saved_bytes = 0;
-  for (const auto& x : inputs) {
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor<T>& x = inputs[i];
     const auto& impl = x.impl();
     entry->inputs.push_back({impl->tape_id == tape.id ? impl->node
                              : impl->requires_grad     ? tape.leaf_node(impl)
@@ -745,9 +755,9 @@ std::vector<Tensor<T>> grad(const Tensor<T>& y, const std::vector<Tensor<T>>& xs
 
 template bool detail::appends_entry<float>(InputSpan<float>);
 template bool detail::appends_entry<double>(InputSpan<double>);
-template Tensor<float> detail::record_op<float>(const std::string&, InputSpan<float>, xt::xarray<float>&&,
+template Tensor<float> detail::record_op<float>(const std::string&, InputSpan<float>, OutputState<float>&&,
                                                 VjpFunction<float>&&, Saved);
-template Tensor<double> detail::record_op<double>(const std::string&, InputSpan<double>, xt::xarray<double>&&,
+template Tensor<double> detail::record_op<double>(const std::string&, InputSpan<double>, OutputState<double>&&,
                                                   VjpFunction<double>&&, Saved);
 template void Tensor<float>::backward(bool) const;
 template void Tensor<double>::backward(bool) const;

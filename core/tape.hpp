@@ -160,33 +160,48 @@ template <class T>
 using VjpFunction = std::function<std::vector<Tensor<T>>(const VjpArgs<T>&)>;
 
 namespace detail {
-// The inputs of an op, not owned: a vector's or a braced list's elements.
+// The inputs of an op, not owned: a vector's or a braced list's elements, or (built-in ops)
+// pointers to them, which copy no handle.
 template <class T>
-struct InputSpan {
-  const Tensor<T>* first;
-  std::size_t count;
-  std::size_t size() const { return count; }
-  const Tensor<T>& operator[](std::size_t i) const { return first[i]; }
-  const Tensor<T>* begin() const { return first; }
-  const Tensor<T>* end() const { return first + count; }
+class InputSpan {
+ public:
+  InputSpan(const Tensor<T>* first, std::size_t count) : tensors_(first), count_(count) {}
+  InputSpan(const Tensor<T>* const* pointers, std::size_t count) : pointers_(pointers), count_(count) {}
+  std::size_t size() const { return count_; }
+  const Tensor<T>& operator[](std::size_t i) const { return tensors_ ? tensors_[i] : *pointers_[i]; }
+
+ private:
+  const Tensor<T>* tensors_ = nullptr;
+  const Tensor<T>* const* pointers_ = nullptr;
+  std::size_t count_;
 };
+// An op's output state, its value built in place (moving an xt::xarray swaps its shape, strides
+// and backstrides element by element: about 35 ns, as much as building it).
+template <class T>
+using OutputState = std::shared_ptr<TensorImpl<T>>;
+// A state whose value has this shape and uninitialized elements, for the op to fill.
+template <class T, class S>
+OutputState<T> new_output(const S& shape) {
+  return std::make_shared<TensorImpl<T>>(typename TensorImpl<T>::Uninitialized(), shape);
+}
 // True when record() appends an entry for these inputs: recording on this thread and an input
 // requires grad.
 template <class T>
 bool appends_entry(InputSpan<T> inputs);
-// The value and the VJP come by rvalue reference: moving an xt::xarray swaps its shape, strides
-// and backstrides element by element (about 35 ns), so each op's value is moved once, into its
-// tensor, whatever path it takes.
 template <class T>
-Tensor<T> record_op(const std::string& op, InputSpan<T> inputs, xt::xarray<T>&& value, VjpFunction<T>&& vjp,
+Tensor<T> record_op(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, VjpFunction<T>&& vjp,
                     Saved saved);
 // A VJP given as a lambda becomes a VjpFunction (a heap allocation, copies of what it captures)
 // only when an entry is appended, not for values computed without a tape or inside a backward pass.
 template <class T, class F>
-Tensor<T> record_lambda(const std::string& op, InputSpan<T> inputs, xt::xarray<T>&& value, F&& vjp, Saved saved) {
+Tensor<T> record_lambda(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, F&& vjp, Saved saved) {
   VjpFunction<T> function;
   if (appends_entry(inputs)) function = std::forward<F>(vjp);
-  return record_op<T>(op, inputs, std::move(value), std::move(function), saved);
+  return record_op<T>(op, inputs, std::move(out), std::move(function), saved);
+}
+template <class T>
+OutputState<T> output_of(xt::xarray<T>&& value) {
+  return std::make_shared<TensorImpl<T>>(std::move(value));
 }
 template <class T, class F>
 using IfLambda = std::enable_if_t<!std::is_same<std::decay_t<F>, VjpFunction<T>>::value>;
@@ -197,20 +212,25 @@ using IfLambda = std::enable_if_t<!std::is_same<std::decay_t<F>, VjpFunction<T>>
 // requires grad, appends an entry that will call `vjp` during backward. `saved` says what the VJP
 // reads; with an output, the entry keeps the output alive so the VJP can read it without
 // capturing it. The inputs come as a vector or a braced list ({a, b}: nothing allocated).
+// (Elementwise built-in ops build their output in place and pass their inputs by pointer, then
+// take the same path: detail::record_lambda.)
 template <class T>
 Tensor<T> record(const std::string& op, const std::vector<Tensor<T>>& inputs, xt::xarray<T> value,
                  VjpFunction<T> vjp, Saved saved = Saved::inputs) {
-  return detail::record_op<T>(op, {inputs.data(), inputs.size()}, std::move(value), std::move(vjp), saved);
+  return detail::record_op<T>(op, {inputs.data(), inputs.size()}, detail::output_of(std::move(value)),
+                              std::move(vjp), saved);
 }
 template <class T, class F, class = detail::IfLambda<T, F>>
 Tensor<T> record(const std::string& op, const std::vector<Tensor<T>>& inputs, xt::xarray<T> value, F&& vjp,
                  Saved saved = Saved::inputs) {
-  return detail::record_lambda<T>(op, {inputs.data(), inputs.size()}, std::move(value), std::forward<F>(vjp), saved);
+  return detail::record_lambda<T>(op, {inputs.data(), inputs.size()}, detail::output_of(std::move(value)),
+                                  std::forward<F>(vjp), saved);
 }
 template <class T, class F, class = detail::IfLambda<T, F>>
 Tensor<T> record(const std::string& op, std::initializer_list<Tensor<T>> inputs, xt::xarray<T> value, F&& vjp,
                  Saved saved = Saved::inputs) {
-  return detail::record_lambda<T>(op, {inputs.begin(), inputs.size()}, std::move(value), std::forward<F>(vjp), saved);
+  return detail::record_lambda<T>(op, {inputs.begin(), inputs.size()}, detail::output_of(std::move(value)),
+                                  std::forward<F>(vjp), saved);
 }
 
 // Gradients of y with respect to xs, returned rather than accumulated into grad(). A tensor of xs

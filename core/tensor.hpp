@@ -36,6 +36,10 @@ struct TensorImpl {
   TensorImpl() = default;
   // Moved in: a default-constructed xarray would allocate its one 0-D element first.
   explicit TensorImpl(xt::xarray<T>&& v) : value(std::move(v)) {}
+  // A value of `shape` built in place, its elements uninitialized (see detail::new_output).
+  struct Uninitialized {};
+  template <class S>
+  TensorImpl(Uninitialized, const S& shape) : value(xt::xarray<T>::from_shape(shape)) {}
   // The small fields first, in the cache line that also holds the value's shape: backward reads
   // a saved input's version, shape and data, and on a long tape each line read is a cache miss.
   std::uint64_t version = 0;   // bumped by every in-place change of value

@@ -13,36 +13,38 @@ namespace {
 
 using detail::shape_of;
 
-// An array of x's shape with f applied to every element.
+using detail::OutputState;
+
+// An output of x's shape with f applied to every element.
 template <class T, class F>
-xt::xarray<T> map(const xt::xarray<T>& x, F f) {
-  xt::xarray<T> out = xt::xarray<T>::from_shape(x.shape());
+OutputState<T> map(const xt::xarray<T>& x, F f) {
+  OutputState<T> out = detail::new_output<T>(x.shape());
   const T* src = x.data();
-  T* dst = out.data();
+  T* dst = out->value.data();
   detail::parallel_elements(x.size(), [&](std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i) dst[i] = f(src[i]);
   });
   return out;
 }
 
-// An array of x's shape from an array kernel (vector_math.hpp).
+// An output of x's shape from an array kernel (vector_math.hpp).
 template <class T>
-xt::xarray<T> map_n(const xt::xarray<T>& x, void (*kernel)(const T*, T*, std::size_t)) {
-  xt::xarray<T> out = xt::xarray<T>::from_shape(x.shape());
+OutputState<T> map_n(const xt::xarray<T>& x, void (*kernel)(const T*, T*, std::size_t)) {
+  OutputState<T> out = detail::new_output<T>(x.shape());
   const T* src = x.data();
-  T* dst = out.data();
+  T* dst = out->value.data();
   detail::parallel_elements(x.size(), [&](std::size_t begin, std::size_t end) { kernel(src + begin, dst + begin, end - begin); });
   return out;
 }
 
 // f(a, b) over the broadcast shape of a and b, checked first.
 template <class T, class F>
-xt::xarray<T> zip(const std::string& op, const xt::xarray<T>& a, const xt::xarray<T>& b, F f) {
+OutputState<T> zip(const char* op, const xt::xarray<T>& a, const xt::xarray<T>& b, F f) {
   if (detail::same_shape(a.shape(), b.shape())) {
-    xt::xarray<T> out = xt::xarray<T>::from_shape(a.shape());
+    OutputState<T> out = detail::new_output<T>(a.shape());
     const T* pa = a.data();
     const T* pb = b.data();
-    T* po = out.data();
+    T* po = out->value.data();
     detail::parallel_elements(a.size(), [&](std::size_t begin, std::size_t end) {
       for (std::size_t i = begin; i < end; ++i) po[i] = f(pa[i], pb[i]);
     });
@@ -50,12 +52,12 @@ xt::xarray<T> zip(const std::string& op, const xt::xarray<T>& a, const xt::xarra
   }
   const Shape sa = shape_of(a), sb = shape_of(b);
   const Shape shape = detail::broadcast_shapes(op, sa, sb);
-  xt::xarray<T> out = detail::empty_array<T>(shape);
+  OutputState<T> out = detail::new_output<T>(shape);
   const detail::Strides stride_a = detail::broadcast_strides(sa, shape);
   const detail::Strides stride_b = detail::broadcast_strides(sb, shape);
   const T* pa = a.data();
   const T* pb = b.data();
-  T* po = out.data();
+  T* po = out->value.data();
   // Rows of the last axis, each with its own tight loop: a and b advance by 1 or stay (stride 0).
   const std::size_t inner = shape.back();
   const std::ptrdiff_t step_a = stride_a.back(), step_b = stride_b.back();
@@ -84,6 +86,14 @@ xt::xarray<T> zip(const std::string& op, const xt::xarray<T>& a, const xt::xarra
 template <class T>
 using Grads = std::vector<Tensor<T>>;
 
+// record() for an output built in place by map, map_n or zip, the inputs passed by pointer: the
+// same recording, without moving the value or copying the input handles.
+template <class T, class F>
+Tensor<T> record_output(const char* op, std::initializer_list<const Tensor<T>*> inputs, OutputState<T>&& out,
+                        F&& vjp, Saved saved = Saved::inputs) {
+  return detail::record_lambda<T>(op, {inputs.begin(), inputs.size()}, std::move(out), std::forward<F>(vjp), saved);
+}
+
 // A gradient of the output's shape summed down to input i's recorded shape (broadcasting undone).
 template <class T>
 Tensor<T> to_input(const Tensor<T>& grad, const VjpArgs<T>& g, std::size_t i) {
@@ -97,7 +107,7 @@ Tensor<T> to_input(const Tensor<T>& grad, const VjpArgs<T>& g, std::size_t i) {
 template <class T>
 Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
   check_defined<T>("add", {&a, &b});
-  return record<T>("add", {a, b}, zip("add", a.value(), b.value(), std::plus<T>()),
+  return record_output<T>("add", {&a, &b}, zip("add", a.value(), b.value(), std::plus<T>()),
                    [](const VjpArgs<T>& g) {
                      return Grads<T>{g.needs_grad(0) ? to_input(g.grad, g, 0) : Tensor<T>(),
                                      g.needs_grad(1) ? to_input(g.grad, g, 1) : Tensor<T>()};
@@ -108,7 +118,7 @@ Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
 template <class T>
 Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
   check_defined<T>("sub", {&a, &b});
-  return record<T>("sub", {a, b}, zip("sub", a.value(), b.value(), std::minus<T>()),
+  return record_output<T>("sub", {&a, &b}, zip("sub", a.value(), b.value(), std::minus<T>()),
                    [](const VjpArgs<T>& g) {
                      return Grads<T>{g.needs_grad(0) ? to_input(g.grad, g, 0) : Tensor<T>(),
                                      g.needs_grad(1) ? neg(to_input(g.grad, g, 1)) : Tensor<T>()};
@@ -119,7 +129,7 @@ Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
 template <class T>
 Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
   check_defined<T>("mul", {&a, &b});
-  return record<T>("mul", {a, b}, zip("mul", a.value(), b.value(), std::multiplies<T>()),
+  return record_output<T>("mul", {&a, &b}, zip("mul", a.value(), b.value(), std::multiplies<T>()),
                    [](const VjpArgs<T>& g) {
                      const Tensor<T>& a = g.input(0);
                      const Tensor<T>& b = g.input(1);
@@ -135,7 +145,7 @@ Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
 template <class T>
 Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
   check_defined<T>("div", {&a, &b});
-  return record<T>("div", {a, b}, zip("div", a.value(), b.value(), std::divides<T>()),
+  return record_output<T>("div", {&a, &b}, zip("div", a.value(), b.value(), std::divides<T>()),
                    [](const VjpArgs<T>& g) {
                      const Tensor<T>& a = g.input(0);
                      const Tensor<T>& b = g.input(1);
@@ -148,7 +158,7 @@ Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
 template <class T>
 Tensor<T> add(const Tensor<T>& x, scalar_t<T> s) {
   check_defined<T>("add", {&x});
-  return record<T>("add_scalar", {x}, map(x.value(), [s](T v) { return v + s; }),
+  return record_output<T>("add_scalar", {&x}, map(x.value(), [s](T v) { return v + s; }),
                    [](const VjpArgs<T>& g) { return Grads<T>{g.grad}; }, Saved::nothing);
 }
 
@@ -156,7 +166,7 @@ Tensor<T> add(const Tensor<T>& x, scalar_t<T> s) {
 template <class T>
 Tensor<T> mul(const Tensor<T>& x, scalar_t<T> s) {
   check_defined<T>("mul", {&x});
-  return record<T>("mul_scalar", {x}, map(x.value(), [s](T v) { return v * s; }),
+  return record_output<T>("mul_scalar", {&x}, map(x.value(), [s](T v) { return v * s; }),
                    [s](const VjpArgs<T>& g) { return Grads<T>{g.grad * s}; }, Saved::nothing);
 }
 
@@ -164,7 +174,7 @@ Tensor<T> mul(const Tensor<T>& x, scalar_t<T> s) {
 template <class T>
 Tensor<T> rdiv(scalar_t<T> s, const Tensor<T>& x) {
   check_defined<T>("rdiv_scalar", {&x});
-  return record<T>("rdiv_scalar", {x}, map(x.value(), [s](T v) { return s / v; }),
+  return record_output<T>("rdiv_scalar", {&x}, map(x.value(), [s](T v) { return s / v; }),
                    [s](const VjpArgs<T>& g) {
                      const Tensor<T>& x = g.input(0);
                      return Grads<T>{g.grad * (-s) / (x * x)};
@@ -175,7 +185,7 @@ Tensor<T> rdiv(scalar_t<T> s, const Tensor<T>& x) {
 template <class T>
 Tensor<T> neg(const Tensor<T>& x) {
   check_defined<T>("neg", {&x});
-  return record<T>("neg", {x}, map(x.value(), [](T v) { return -v; }),
+  return record_output<T>("neg", {&x}, map(x.value(), [](T v) { return -v; }),
                    [](const VjpArgs<T>& g) { return Grads<T>{neg(g.grad)}; }, Saved::nothing);
 }
 
@@ -183,8 +193,7 @@ Tensor<T> neg(const Tensor<T>& x) {
 template <class T>
 Tensor<T> exp(const Tensor<T>& x) {
   check_defined<T>("exp", {&x});
-  return record<T>(
-      "exp", {x}, map_n(x.value(), &detail::vector_exp<T>),
+  return record_output<T>("exp", {&x}, map_n(x.value(), &detail::vector_exp<T>),
       [](const VjpArgs<T>& g) { return Grads<T>{g.grad * g.output}; }, Saved::output);
 }
 
@@ -192,7 +201,7 @@ Tensor<T> exp(const Tensor<T>& x) {
 template <class T>
 Tensor<T> log(const Tensor<T>& x) {
   check_defined<T>("log", {&x});
-  return record<T>("log", {x}, map_n(x.value(), &detail::vector_log<T>),
+  return record_output<T>("log", {&x}, map_n(x.value(), &detail::vector_log<T>),
                    [](const VjpArgs<T>& g) { return Grads<T>{g.grad / g.input(0)}; });
 }
 
@@ -200,8 +209,7 @@ Tensor<T> log(const Tensor<T>& x) {
 template <class T>
 Tensor<T> sqrt(const Tensor<T>& x) {
   check_defined<T>("sqrt", {&x});
-  return record<T>(
-      "sqrt", {x}, map(x.value(), [](T v) { return std::sqrt(v); }),
+  return record_output<T>("sqrt", {&x}, map(x.value(), [](T v) { return std::sqrt(v); }),
       [](const VjpArgs<T>& g) { return Grads<T>{g.grad / (g.output * T(2))}; }, Saved::output);
 }
 
@@ -209,7 +217,7 @@ Tensor<T> sqrt(const Tensor<T>& x) {
 template <class T>
 Tensor<T> pow(const Tensor<T>& x, scalar_t<T> p) {
   check_defined<T>("pow", {&x});
-  return record<T>("pow", {x}, map(x.value(), [p](T v) { return std::pow(v, p); }),
+  return record_output<T>("pow", {&x}, map(x.value(), [p](T v) { return std::pow(v, p); }),
                    [p](const VjpArgs<T>& g) {
                      if (p == T(0)) return Grads<T>{g.grad * T(0)};
                      if (p == T(1)) return Grads<T>{g.grad};
@@ -221,7 +229,7 @@ Tensor<T> pow(const Tensor<T>& x, scalar_t<T> p) {
 template <class T>
 Tensor<T> abs(const Tensor<T>& x) {
   check_defined<T>("abs", {&x});
-  return record<T>("abs", {x}, map(x.value(), [](T v) { return std::abs(v); }),
+  return record_output<T>("abs", {&x}, map(x.value(), [](T v) { return std::abs(v); }),
                    [](const VjpArgs<T>& g) {
                      Tensor<T> sign(map(g.input(0).value(), [](T v) { return T((v > 0) - (v < 0)); }));
                      return Grads<T>{g.grad * sign};
@@ -234,7 +242,7 @@ namespace {
 // z = grad * (1 - y^2);  dgrad = gz * (1 - y^2),  dy = -2 gz grad y
 template <class T>
 Tensor<T> tanh_backward(const Tensor<T>& grad, const Tensor<T>& y) {
-  return record<T>("tanh_backward", {grad, y},
+  return record_output<T>("tanh_backward", {&grad, &y},
                    zip("tanh_backward", grad.value(), y.value(), [](T g, T v) { return g * (T(1) - v * v); }),
                    [](const VjpArgs<T>& g) {
                      const Tensor<T>& grad = g.input(0);
@@ -247,7 +255,7 @@ Tensor<T> tanh_backward(const Tensor<T>& grad, const Tensor<T>& y) {
 // z = grad * y (1 - y);  dgrad = gz * y (1 - y),  dy = gz grad (1 - 2y)
 template <class T>
 Tensor<T> sigmoid_backward(const Tensor<T>& grad, const Tensor<T>& y) {
-  return record<T>("sigmoid_backward", {grad, y},
+  return record_output<T>("sigmoid_backward", {&grad, &y},
                    zip("sigmoid_backward", grad.value(), y.value(), [](T g, T v) { return g * v * (T(1) - v); }),
                    [](const VjpArgs<T>& g) {
                      const Tensor<T>& grad = g.input(0);
@@ -260,7 +268,7 @@ Tensor<T> sigmoid_backward(const Tensor<T>& grad, const Tensor<T>& y) {
 // z = grad where y > 0, else 0;  dgrad = gz where y > 0,  dy = 0 (the step has no slope)
 template <class T>
 Tensor<T> relu_backward(const Tensor<T>& grad, const Tensor<T>& y) {
-  return record<T>("relu_backward", {grad, y},
+  return record_output<T>("relu_backward", {&grad, &y},
                    zip("relu_backward", grad.value(), y.value(), [](T g, T v) { return v > 0 ? g : T(0); }),
                    [](const VjpArgs<T>& g) {
                      return Grads<T>{g.needs_grad(0) ? relu_backward(g.grad, g.input(1)) : Tensor<T>(), Tensor<T>()};
@@ -273,8 +281,7 @@ Tensor<T> relu_backward(const Tensor<T>& grad, const Tensor<T>& y) {
 template <class T>
 Tensor<T> tanh(const Tensor<T>& x) {
   check_defined<T>("tanh", {&x});
-  return record<T>(
-      "tanh", {x}, map_n(x.value(), &detail::vector_tanh<T>),
+  return record_output<T>("tanh", {&x}, map_n(x.value(), &detail::vector_tanh<T>),
       [](const VjpArgs<T>& g) { return Grads<T>{tanh_backward(g.grad, g.output)}; }, Saved::output);
 }
 
@@ -282,8 +289,7 @@ Tensor<T> tanh(const Tensor<T>& x) {
 template <class T>
 Tensor<T> sigmoid(const Tensor<T>& x) {
   check_defined<T>("sigmoid", {&x});
-  return record<T>(
-      "sigmoid", {x}, map_n(x.value(), &detail::vector_sigmoid<T>),
+  return record_output<T>("sigmoid", {&x}, map_n(x.value(), &detail::vector_sigmoid<T>),
       [](const VjpArgs<T>& g) { return Grads<T>{sigmoid_backward(g.grad, g.output)}; }, Saved::output);
 }
 
@@ -291,8 +297,7 @@ Tensor<T> sigmoid(const Tensor<T>& x) {
 template <class T>
 Tensor<T> relu(const Tensor<T>& x) {
   check_defined<T>("relu", {&x});
-  return record<T>(
-      "relu", {x}, map(x.value(), [](T v) { return v > 0 ? v : T(0); }),
+  return record_output<T>("relu", {&x}, map(x.value(), [](T v) { return v > 0 ? v : T(0); }),
       [](const VjpArgs<T>& g) { return Grads<T>{relu_backward(g.grad, g.output)}; }, Saved::output);
 }
 

@@ -18,6 +18,17 @@ TEST_CASE("backward walks the tape once: fan-out accumulates") {
   CHECK(tape.str().find("mul") != std::string::npos);
 }
 
+TEST_CASE("a leaf reshaped between two ops that read it: backward names the two shapes, changes no grad") {
+  TD x(Arr{{1., 2., 3.}, {4., 5., 6.}}, true);
+  tg::Tape tape;
+  const TD first = tg::sum(x * 2.0);   // mul_scalar saves nothing: no version check can catch it
+  x.mutable_value().reshape({3, 2});
+  const TD second = tg::sum(x * 3.0);
+  CHECK_THROWS_WITH_AS((first + second).backward(), doctest::Contains("gradients of shapes (3, 2) and (2, 3) reach one tensor"),
+                       tg::ShapeError);
+  CHECK_FALSE(x.has_grad());
+}
+
 TEST_CASE("gradients accumulate across backward calls until zero_grad") {
   TD w(Arr{2.0}, true);
   tg::Tape tape;
