@@ -76,14 +76,14 @@ struct EntryBase {
   std::string op;
   std::size_t position = 0;          // index on the tape
   std::shared_ptr<const std::string> label;   // the tg::Label active when recorded, or null
-  std::pmr::vector<RecordedInput> inputs;   // node (no_node for inputs needing no gradient) and shape
+  EntryList<RecordedInput> inputs;   // node (no_node for inputs needing no gradient) and shape
   std::size_t output = 0;
   StoredShape output_shape;
   bool released = false;
   std::size_t bytes = 0;         // accounted in entry_bytes_alive, saved_bytes included
   std::size_t saved_bytes = 0;   // the saved values' share, given back by release()
-  // Its lists are allocated from `arena` (the tape's), beside the entry itself.
-  explicit EntryBase(std::pmr::memory_resource* arena) : inputs(arena) {
+  // Its lists live right after it, in the same block of the tape's arena (record_op).
+  EntryBase(const std::string& op, RecordedInput* input_room) : op(op), inputs(input_room) {
     entries_alive.fetch_add(1, std::memory_order_relaxed);
   }
   virtual ~EntryBase() {
@@ -240,8 +240,9 @@ struct Entry final : EntryBase {
   VjpFunction<T> vjp;
   // Empty, or one per input: what the VJP reads (VjpArgs::input, or its own captures), kept
   // alive with the entry until backward releases it.
-  std::pmr::vector<SavedInput<T>> saved_inputs;
-  explicit Entry(std::pmr::memory_resource* arena) : EntryBase(arena), saved_inputs(arena) {}
+  EntryList<SavedInput<T>> saved_inputs;
+  Entry(const std::string& op, RecordedInput* input_room, SavedInput<T>* saved_room)
+      : EntryBase(op, input_room), saved_inputs(saved_room) {}
   std::shared_ptr<TensorImpl<T>> kept_output;
   std::uint64_t output_version = 0;
 
@@ -689,25 +690,32 @@ Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, OutputSt
   if (!any_requires_grad) return Tensor<T>(std::move(out));
   if (!vjp) throw_usage_error(op, "recorded without a VJP function");
 
-  detail::EntryPtr owner(new (tape.arena.allocate(sizeof(detail::Entry<T>), alignof(detail::Entry<T>))) detail::Entry<T>(&tape.arena));
-  auto* entry = static_cast<detail::Entry<T>*>(owner.get());
-  entry->op = op;
-  entry->position = tape.entries.size();
-  if (!state.labels.empty()) entry->label = state.labels.back();
-  entry->inputs.reserve(inputs.size());
   const bool saves_inputs = saved == Saved::inputs || saved == Saved::inputs_and_output;
   const bool saves_output = saved == Saved::output || saved == Saved::inputs_and_output;
-  if (saves_inputs) entry->saved_inputs.reserve(inputs.size());
+  // One block of the arena: the entry, then room for its input records, then for its saved inputs.
+  using Entry = detail::Entry<T>;
+  using RecordedInput = detail::RecordedInput;
+  using SavedInput = detail::SavedInput<T>;
+  static_assert(sizeof(Entry) % alignof(RecordedInput) == 0 && sizeof(RecordedInput) % alignof(SavedInput) == 0,
+                "the entry's lists follow it unpadded");
+  const std::size_t records_at = sizeof(Entry), saved_at = records_at + inputs.size() * sizeof(RecordedInput);
+  const std::size_t block_size = saved_at + (saves_inputs ? inputs.size() * sizeof(SavedInput) : 0);
+  char* block = static_cast<char*>(tape.arena.allocate(block_size, alignof(Entry)));
+  detail::EntryPtr owner(new (block) Entry(op, reinterpret_cast<RecordedInput*>(block + records_at),
+                                           reinterpret_cast<SavedInput*>(block + saved_at)));
+  auto* entry = static_cast<Entry*>(owner.get());
+  entry->position = tape.entries.size();
+  if (!state.labels.empty()) entry->label = state.labels.back();
   std::size_t saved_bytes = 0;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const Tensor<T>& x = inputs[i];
     const auto& impl = x.impl();
-    entry->inputs.push_back({impl->tape_id == tape.id ? impl->node
-                             : impl->requires_grad     ? tape.leaf_node(impl)
-                                                       : no_node,
-                             impl->value.shape()});
+    entry->inputs.emplace_back(impl->tape_id == tape.id ? impl->node
+                               : impl->requires_grad     ? tape.leaf_node(impl)
+                                                         : no_node,
+                               impl->value.shape());
     if (saves_inputs) {
-      entry->saved_inputs.push_back({x, impl->version});
+      entry->saved_inputs.emplace_back(x, impl->version);
       saved_bytes += value_bytes(*impl);
     }
   }
@@ -724,8 +732,7 @@ Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, OutputSt
   }
   entry->saved_bytes = saved_bytes;
   // Shapes are held inline (StoredShape), so the entry's own size covers them up to rank 4.
-  entry->bytes = sizeof(detail::Entry<T>) + op.size() + saved_bytes +
-                 inputs.size() * (sizeof(detail::RecordedInput) + (saves_inputs ? sizeof(detail::SavedInput<T>) : 0));
+  entry->bytes = block_size + op.size() + saved_bytes;
   detail::entry_bytes_alive.fetch_add(entry->bytes, std::memory_order_relaxed);
   tape.entries.push_back(std::move(owner));
   return Tensor<T>(std::move(out));

@@ -8,7 +8,7 @@
 #include <initializer_list>
 #include <limits>
 #include <memory>
-#include <memory_resource>
+#include <new>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -119,6 +119,37 @@ struct SavedInput {
   Tensor<T> tensor;
   std::uint64_t version;
 };
+// A list an entry keeps in its tape's arena, in the same block as the entry: its elements are
+// built one by one into room reserved with the entry, and destroyed with it.
+template <class X>
+class EntryList {
+ public:
+  EntryList() = default;
+  explicit EntryList(X* room) : first_(room) {}
+  EntryList(const EntryList&) = delete;
+  EntryList& operator=(const EntryList&) = delete;
+  ~EntryList() { clear(); }
+  std::size_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
+  const X& operator[](std::size_t i) const { return first_[i]; }
+  const X* begin() const { return first_; }
+  const X* end() const { return first_ + count_; }
+  // Built in place (X{args...}) in the room reserved for it: the caller reserved one element
+  // more than size().
+  template <class... Args>
+  void emplace_back(Args&&... args) {
+    new (first_ + count_) X{std::forward<Args>(args)...};
+    ++count_;
+  }
+  void clear() {
+    for (std::size_t i = count_; i-- > 0;) first_[i].~X();
+    count_ = 0;
+  }
+
+ private:
+  X* first_ = nullptr;
+  std::size_t count_ = 0;
+};
 }  // namespace detail
 
 // What a vector-Jacobian product receives.
@@ -126,8 +157,8 @@ template <class T>
 struct VjpArgs {
   const Tensor<T>& grad;     // dL/d(output), of the output's shape
   const Tensor<T>& output;   // the op's output if its entry saved it (Saved::output), else undefined
-  const std::pmr::vector<detail::RecordedInput>& inputs;
-  const std::pmr::vector<detail::SavedInput<T>>& saved;   // one per input if the entry saved them, else empty
+  const detail::EntryList<detail::RecordedInput>& inputs;
+  const detail::EntryList<detail::SavedInput<T>>& saved;   // one per input if the entry saved them, else empty
   // False for inputs that need no gradient (constants): the VJP may leave them undefined.
   bool needs_grad(std::size_t i) const { return inputs[i].node != no_node; }
   // The shape input i had when the op was recorded: what a VJP sums a broadcast gradient down
