@@ -278,7 +278,7 @@ struct Entry final : EntryBase {
     const Tensor<T> out = kept_output ? Tensor<T>(kept_output) : Tensor<T>();
     // The VJP may append entries (create_graph) and so move this->entries' storage; it never
     // moves *this, which the tape owns through a unique_ptr.
-    std::vector<Tensor<T>> input_grads = vjp(VjpArgs<T>{grad, out, inputs, saved_inputs});
+    Gradients<T> input_grads = vjp(VjpArgs<T>{grad, out, inputs, saved_inputs});
     if (input_grads.size() != inputs.size())
       throw_usage_error("backward", "VJP of " + where() + " returned " +
                                         std::to_string(input_grads.size()) + " gradients for " +

@@ -185,10 +185,53 @@ enum class Saved {
   inputs_and_output,
 };
 
+// One gradient per input, what a VJP returns. Built like a std::vector (a braced list, a count of
+// undefined tensors, push_back) or from one; up to three are held inline, so back-propagating
+// through an op allocates no list.
+template <class T>
+class Gradients {
+ public:
+  Gradients() = default;
+  Gradients(std::initializer_list<Tensor<T>> grads) {
+    for (const Tensor<T>& g : grads) push_back(g);
+  }
+  explicit Gradients(std::size_t count) {
+    for (std::size_t i = 0; i < count; ++i) push_back(Tensor<T>());
+  }
+  // A VJP may return a std::vector<Tensor<T>>: it converts.
+  Gradients(std::vector<Tensor<T>> grads) {
+    if (grads.size() > inline_capacity) {
+      count_ = grads.size();
+      spilled_ = std::move(grads);
+      return;
+    }
+    for (Tensor<T>& g : grads) push_back(std::move(g));
+  }
+  std::size_t size() const { return count_; }
+  Tensor<T>& operator[](std::size_t i) { return count_ > inline_capacity ? spilled_[i] : inline_[i]; }
+  const Tensor<T>& operator[](std::size_t i) const { return count_ > inline_capacity ? spilled_[i] : inline_[i]; }
+  void push_back(Tensor<T> g) {
+    if (count_ < inline_capacity) {
+      inline_[count_++] = std::move(g);
+      return;
+    }
+    if (count_ == inline_capacity)
+      for (Tensor<T>& held : inline_) spilled_.push_back(std::move(held));
+    spilled_.push_back(std::move(g));
+    ++count_;
+  }
+
+ private:
+  static constexpr std::size_t inline_capacity = 3;
+  Tensor<T> inline_[inline_capacity];
+  std::vector<Tensor<T>> spilled_;   // all of them, once there are more than inline_capacity
+  std::size_t count_ = 0;
+};
+
 // Returns one gradient per input, each of that input's shape, or an undefined Tensor for an
 // input that gets none. Written with tapegrad's own ops, it can itself be recorded (higher order).
 template <class T>
-using VjpFunction = std::function<std::vector<Tensor<T>>(const VjpArgs<T>&)>;
+using VjpFunction = std::function<Gradients<T>(const VjpArgs<T>&)>;
 
 namespace detail {
 // The inputs of an op, not owned: a vector's or a braced list's elements, or (built-in ops)

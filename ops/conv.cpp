@@ -33,7 +33,7 @@ Size2 detail::window_output(const std::string& op, const Shape& x, Size2 kernel,
 namespace {
 
 template <class T>
-using Grads = std::vector<Tensor<T>>;
+using Grads = Gradients<T>;
 
 // The geometry of a kernel sliding over (N, C, H, W) images, checked: one image's columns are
 // (rows, cols) = (C*kh*kw, Ho*Wo).

@@ -84,7 +84,7 @@ OutputState<T> zip(const char* op, const xt::xarray<T>& a, const xt::xarray<T>& 
 }
 
 template <class T>
-using Grads = std::vector<Tensor<T>>;
+using Grads = Gradients<T>;
 
 // record() for an output built in place by map, map_n or zip, the inputs passed by pointer: the
 // same recording, without moving the value or copying the input handles.

@@ -14,7 +14,7 @@ namespace tapegrad {
 namespace {
 
 template <class T>
-using Grads = std::vector<Tensor<T>>;
+using Grads = Gradients<T>;
 
 // A single product of at least split_work multiply-adds, with at least two panels of
 // split_panel rows or columns, is split over the tg::Parallel threads. Panel edges fall on

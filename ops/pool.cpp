@@ -11,7 +11,7 @@ namespace tapegrad {
 namespace {
 
 template <class T>
-using Grads = std::vector<Tensor<T>>;
+using Grads = Gradients<T>;
 
 struct Windows {
   std::size_t planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow;

@@ -14,7 +14,7 @@ namespace {
 using detail::shape_of;
 
 template <class T>
-using Grads = std::vector<Tensor<T>>;
+using Grads = Gradients<T>;
 
 // The reduced axes as a sorted mask, checked.
 std::vector<bool> axis_mask(const std::string& op, const Axes& axes, std::size_t rank) {

@@ -15,7 +15,7 @@ using detail::shape_of;
 using detail::Strides;
 
 template <class T>
-using Grads = std::vector<Tensor<T>>;
+using Grads = Gradients<T>;
 
 // Python's slice rules: negative indices count from the end; out-of-range bounds are clamped.
 struct SliceRange {

@@ -44,6 +44,26 @@ TEST_CASE("a custom op with two inputs where one needs no gradient") {
   check_gradients([&](const Inputs& in) { return tg::sum(huber(in[0], delta)); }, {r});
 }
 
+TEST_CASE("a custom op with four inputs: its VJP's std::vector becomes tg::Gradients") {
+  // y = a b + c d;  da = grad b, db = grad a, dc = grad d, dd = grad c
+  auto two_products = [](const TD& a, const TD& b, const TD& c, const TD& d) {
+    Arr y = a.value() * b.value() + c.value() * d.value();
+    return tg::record<double>("two_products", {a, b, c, d}, std::move(y), [](const tg::VjpArgs<double>& g) {
+      return std::vector<TD>{g.grad * g.input(1), g.grad * g.input(0), g.grad * g.input(3), g.grad * g.input(2)};
+    });
+  };
+  check_gradients([&](const Inputs& in) { return two_products(in[0], in[1], in[2], in[3]); },
+                  {leaf({2, 3}, 320), leaf({2, 3}, 321), leaf({2, 3}, 322), leaf({2, 3}, 323)});
+  tg::Gradients<double> grads{TD(Arr{1.0}), TD(), TD(Arr{3.0})};
+  grads.push_back(TD(Arr{4.0}));
+  grads.push_back(TD(Arr{5.0}));
+  REQUIRE(grads.size() == 5);
+  CHECK(grads[0].item() == 1.0);
+  CHECK_FALSE(grads[1].defined());
+  CHECK(grads[2].item() == 3.0);
+  CHECK(grads[4].item() == 5.0);
+}
+
 TEST_CASE("a VJP reads the saved inputs through g.input(i), and only when they were saved") {
   // y = a * b^2 with a captureless VJP: da = grad b^2, db = 2 grad a b
   auto product = [](const TD& a, const TD& b, tg::Saved saved) {

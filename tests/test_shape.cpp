@@ -56,6 +56,9 @@ TEST_CASE("shape ops: gradients") {
                   {leaf({2, 3}, 37), leaf({1, 3}, 38)});
   check_gradients([](const Inputs& in) { return tg::concat<double>({in[0], in[1]}, -1); },
                   {leaf({2, 1}, 39), leaf({2, 4}, 40)});
+  // Five inputs: more gradients than tg::Gradients holds inline.
+  check_gradients([](const Inputs& in) { return tg::concat<double>({in[0], in[1], tg::exp(in[0]), in[2], in[1] * 2.0}, 1); },
+                  {leaf({2, 1}, 42), leaf({2, 3}, 43), leaf({2, 2}, 44)});
   check_gradients([](const Inputs& in) { return tg::pad(in[0], {{1, 2}, {0, 3}}, 0.5) * tg::pad(in[0], {{1, 2}, {0, 3}}); },
                   {leaf({2, 3}, 41)});
 }
