@@ -243,7 +243,7 @@ struct Entry final : EntryBase {
   EntryList<SavedInput<T>> saved_inputs;
   Entry(const std::string& op, RecordedInput* input_room, SavedInput<T>* saved_room)
       : EntryBase(op, input_room), saved_inputs(saved_room) {}
-  std::shared_ptr<TensorImpl<T>> kept_output;
+  Tensor<T> kept_output;   // undefined unless the op saved its output
   std::uint64_t output_version = 0;
 
   void check_saved_values() const {
@@ -259,9 +259,9 @@ struct Entry final : EntryBase {
       if (const auto& impl = saved_inputs[i].tensor.impl(); impl->version != saved_inputs[i].version)
         changed("input " + std::to_string(i) + " (shape " + shape_str(inputs[i].shape) + ")",
                 saved_inputs[i].version, impl->version);
-    if (kept_output && kept_output->version != output_version)
+    if (kept_output.defined() && kept_output.impl()->version != output_version)
       changed("the output (shape " + shape_str(output_shape) + ")", output_version,
-              kept_output->version);
+              kept_output.impl()->version);
   }
 
   bool backprop(GradStore& store, bool create_graph) override {
@@ -275,10 +275,9 @@ struct Entry final : EntryBase {
     check_saved_values();
     // Consumed here unless asked for: intermediate gradients die as soon as they are used.
     const Tensor<T> grad = store.keep[output] ? grads[output] : std::move(grads[output]);
-    const Tensor<T> out = kept_output ? Tensor<T>(kept_output) : Tensor<T>();
     // The VJP may append entries (create_graph) and so move this->entries' storage; it never
     // moves *this, which the tape owns through a unique_ptr.
-    Gradients<T> input_grads = vjp(VjpArgs<T>{grad, out, inputs, saved_inputs});
+    Gradients<T> input_grads = vjp(VjpArgs<T>{grad, kept_output, inputs, saved_inputs});
     if (input_grads.size() != inputs.size())
       throw_usage_error("backward", "VJP of " + where() + " returned " +
                                         std::to_string(input_grads.size()) + " gradients for " +
@@ -320,7 +319,7 @@ struct Entry final : EntryBase {
       __builtin_prefetch(&impl->value.storage());   // where the elements are
     };
     for (const SavedInput<T>& s : saved_inputs) fetch(s.tensor.impl().get());
-    fetch(kept_output.get());
+    fetch(kept_output.impl().get());
     if (!states) return;
     const auto& grads = store.existing<T>();
     for (const RecordedInput& in : inputs)
@@ -330,7 +329,7 @@ struct Entry final : EntryBase {
   void release() override {
     vjp = nullptr;
     saved_inputs.clear();
-    kept_output.reset();
+    kept_output = Tensor<T>();
     released = true;
     entry_bytes_alive.fetch_sub(saved_bytes, std::memory_order_relaxed);
     bytes -= saved_bytes;
@@ -726,7 +725,7 @@ Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, OutputSt
   entry->output_shape = out->value.shape();
   entry->vjp = std::move(vjp);
   if (saves_output) {
-    entry->kept_output = out;
+    entry->kept_output = Tensor<T>(out);
     entry->output_version = out->version;
     saved_bytes += value_bytes(*out);
   }

@@ -96,7 +96,7 @@ Tensor<T> record_output(const char* op, std::initializer_list<const Tensor<T>*> 
 
 // A gradient of the output's shape summed down to input i's recorded shape (broadcasting undone).
 template <class T>
-Tensor<T> to_input(const Tensor<T>& grad, const VjpArgs<T>& g, std::size_t i) {
+Tensor<T> to_input(Tensor<T> grad, const VjpArgs<T>& g, std::size_t i) {
   if (detail::same_shape(grad.value().shape(), g.input_shape(i))) return grad;
   return sum_to(grad, detail::recorded_shape(g, i));
 }
