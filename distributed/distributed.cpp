@@ -185,7 +185,10 @@ void abort_all(const std::string& message, int exit_code) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
   }
-  std::cerr << "rank " << rank << " of " << size << ": " << message << std::endl;
+  // One write for the whole line: written piece by piece (std::cerr is unbuffered), it reached
+  // the terminal cut in two by Open MPI's abort banner.
+  const std::string line = "rank " + std::to_string(rank) + " of " + std::to_string(size) + ": " + message + "\n";
+  std::cerr << line << std::flush;
   if (initialized && !finalized) MPI_Abort(MPI_COMM_WORLD, exit_code);
   std::_Exit(exit_code);
 }
