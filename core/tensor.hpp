@@ -33,7 +33,6 @@ std::size_t live_tensor_count();
 // What a handle points to. Shared by every copy of the handle.
 template <class T>
 struct TensorImpl {
-  TensorImpl() = default;
   // Moved in: a default-constructed xarray would allocate its one 0-D element first.
   explicit TensorImpl(xt::xarray<T>&& v) : value(std::move(v)) {}
   // A value of `shape` built in place, its elements uninitialized (see detail::new_output).

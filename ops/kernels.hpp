@@ -96,12 +96,6 @@ xt::xarray<T> empty_array(const Shape& shape) {
   return xt::xarray<T>::from_shape(shape);
 }
 
-// Whether an array has the given shape, without building a Shape (hot paths run it per op).
-template <class T>
-bool has_shape(const xt::xarray<T>& a, const Shape& shape) {
-  return a.dimension() == shape.size() && std::equal(shape.begin(), shape.end(), a.shape().begin());
-}
-
 }  // namespace detail
 }  // namespace tapegrad
 

@@ -263,7 +263,7 @@ Tensor<T> max(const Tensor<T>& x, const Axes& axes, bool keepdims) {
 template <class T>
 Tensor<T> sum_to(const Tensor<T>& x, const Shape& shape) {
   check_defined<T>("sum_to", {&x});
-  if (detail::has_shape(x.value(), shape)) return x;
+  if (detail::same_shape(x.value().shape(), shape)) return x;
   const Shape from = x.shape();
   if (!detail::broadcasts_to(shape, from))
     throw_shape_error("sum_to", "cannot sum shape " + shape_str(from) + " down to " +
