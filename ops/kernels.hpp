@@ -3,7 +3,6 @@
 #ifndef TAPEGRAD_OPS_KERNELS_HPP
 #define TAPEGRAD_OPS_KERNELS_HPP
 
-#include <algorithm>
 #include <cstddef>
 #include <string>
 #include <vector>
