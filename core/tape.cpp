@@ -4,6 +4,7 @@
 #include <atomic>
 #include <memory_resource>
 #include <cmath>
+#include <cstring>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -62,7 +63,7 @@ bool owned_by_another_thread(std::uint64_t tape_id) {
 }
 
 using tapegrad::shape_str;
-std::string shape_str(const StoredShape& s) { return tapegrad::shape_str(Shape(s.begin(), s.end())); }
+std::string shape_str(const RecordedShape& s) { return tapegrad::shape_str(s); }
 
 // "(2, 3), (3)", or "none".
 template <class S>
@@ -72,33 +73,38 @@ std::string shapes_str(const std::vector<S>& shapes) {
   return shapes.empty() ? "none" : s;
 }
 
+// An entry is small, since a long tape of small ops is bound by memory: what it keeps besides
+// itself (its op's name, its lists, the shapes' dimensions) lives in the same block of the tape's
+// arena, right after it (record_op), and the label it names is kept alive by its tape.
 struct EntryBase {
-  std::string op;
+  const char* op;                    // NUL-terminated, in the entry's block
   std::size_t position = 0;          // index on the tape
-  std::shared_ptr<const std::string> label;   // the tg::Label active when recorded, or null
+  const std::string* label = nullptr;   // the tg::Label active when recorded, or null
   EntryList<RecordedInput> inputs;   // node (no_node for inputs needing no gradient) and shape
   std::size_t output = 0;
-  StoredShape output_shape;
+  RecordedShape output_shape;
+  std::size_t saved_bytes = 0;       // the saved values' share of bytes(), given back by release()
+  std::uint32_t block_bytes;         // the entry's block of the arena
   bool released = false;
-  std::size_t bytes = 0;         // accounted in entry_bytes_alive, saved_bytes included
-  std::size_t saved_bytes = 0;   // the saved values' share, given back by release()
-  // Its lists live right after it, in the same block of the tape's arena (record_op).
-  EntryBase(const std::string& op, RecordedInput* input_room) : op(op), inputs(input_room) {
+  EntryBase(const char* op, RecordedInput* input_room, RecordedShape output_shape, std::uint32_t block_bytes)
+      : op(op), inputs(input_room), output_shape(output_shape), block_bytes(block_bytes) {
     entries_alive.fetch_add(1, std::memory_order_relaxed);
   }
   virtual ~EntryBase() {
     entries_alive.fetch_sub(1, std::memory_order_relaxed);
-    entry_bytes_alive.fetch_sub(bytes, std::memory_order_relaxed);
+    entry_bytes_alive.fetch_sub(bytes(), std::memory_order_relaxed);
   }
+  // What it accounts for in entry_bytes_alive.
+  std::size_t bytes() const { return block_bytes + saved_bytes; }
   EntryBase(const EntryBase&) = delete;
   EntryBase& operator=(const EntryBase&) = delete;
   // "'mul' (#3 on the tape, label 'decoder')"
   std::string where() const {
-    return "'" + op + "' (#" + std::to_string(position) + " on the tape" +
+    return std::string("'") + op + "' (#" + std::to_string(position) + " on the tape" +
            (label ? ", label '" + *label + "'" : std::string()) + ")";
   }
   std::string input_shapes_str() const {
-    std::vector<StoredShape> shapes;
+    std::vector<Shape> shapes;
     for (const auto& in : inputs) shapes.push_back(in.shape);
     return shapes_str(shapes);
   }
@@ -142,6 +148,8 @@ struct TapeImpl {
   std::pmr::monotonic_buffer_resource arena{std::size_t(1) << 16};
   std::vector<EntryPtr> entries;
   std::size_t num_nodes = 0;
+  // The labels its entries name, each once (entries recorded under one label follow each other).
+  std::vector<std::shared_ptr<const std::string>> labels;
   // Leaves that require grad get a node the first time an op on this tape reads them.
   std::unordered_map<const void*, std::size_t> leaf_nodes;
   std::vector<std::pair<std::size_t, std::shared_ptr<TensorImpl<float>>>> leaves_f;
@@ -241,8 +249,9 @@ struct Entry final : EntryBase {
   // Empty, or one per input: what the VJP reads (VjpArgs::input, or its own captures), kept
   // alive with the entry until backward releases it.
   EntryList<SavedInput<T>> saved_inputs;
-  Entry(const std::string& op, RecordedInput* input_room, SavedInput<T>* saved_room)
-      : EntryBase(op, input_room), saved_inputs(saved_room) {}
+  Entry(const char* op, RecordedInput* input_room, SavedInput<T>* saved_room, RecordedShape output_shape,
+        std::uint32_t block_bytes)
+      : EntryBase(op, input_room, output_shape, block_bytes), saved_inputs(saved_room) {}
   Tensor<T> kept_output;   // undefined unless the op saved its output
   std::uint64_t output_version = 0;
 
@@ -332,7 +341,6 @@ struct Entry final : EntryBase {
     kept_output = Tensor<T>();
     released = true;
     entry_bytes_alive.fetch_sub(saved_bytes, std::memory_order_relaxed);
-    bytes -= saved_bytes;
     saved_bytes = 0;
   }
 };
@@ -522,7 +530,7 @@ std::size_t Tape::size() const { return owned(impl_, "size").entries.size(); }
 
 std::size_t Tape::bytes() const {
   std::size_t total = 0;
-  for (const auto& e : owned(impl_, "bytes").entries) total += e->bytes;
+  for (const auto& e : owned(impl_, "bytes").entries) total += e->bytes();
   return total;
 }
 
@@ -691,20 +699,42 @@ Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, OutputSt
 
   const bool saves_inputs = saved == Saved::inputs || saved == Saved::inputs_and_output;
   const bool saves_output = saved == Saved::output || saved == Saved::inputs_and_output;
-  // One block of the arena: the entry, then room for its input records, then for its saved inputs.
+  // One block of the arena: the entry, its input records, its saved inputs, the dimensions of the
+  // shapes it records (the output's, then each input's), and its op's name.
   using Entry = detail::Entry<T>;
   using RecordedInput = detail::RecordedInput;
   using SavedInput = detail::SavedInput<T>;
-  static_assert(sizeof(Entry) % alignof(RecordedInput) == 0 && sizeof(RecordedInput) % alignof(SavedInput) == 0,
-                "the entry's lists follow it unpadded");
+  static_assert(sizeof(Entry) % alignof(RecordedInput) == 0 && sizeof(RecordedInput) % alignof(SavedInput) == 0 &&
+                    sizeof(SavedInput) % alignof(std::size_t) == 0 && alignof(Entry) >= alignof(std::size_t),
+                "the entry's lists and dimensions follow it unpadded");
+  std::size_t num_dims = out->value.dimension();
+  for (std::size_t i = 0; i < inputs.size(); ++i) num_dims += inputs[i].impl()->value.dimension();
   const std::size_t records_at = sizeof(Entry), saved_at = records_at + inputs.size() * sizeof(RecordedInput);
-  const std::size_t block_size = saved_at + (saves_inputs ? inputs.size() * sizeof(SavedInput) : 0);
+  const std::size_t dims_at = saved_at + (saves_inputs ? inputs.size() * sizeof(SavedInput) : 0);
+  const std::size_t name_at = dims_at + num_dims * sizeof(std::size_t);
+  const std::size_t block_size = name_at + op.size() + 1;
+  if (block_size > std::numeric_limits<std::uint32_t>::max())
+    throw_usage_error(op, "an op with " + std::to_string(inputs.size()) + " inputs of " + std::to_string(num_dims) +
+                              " dimensions in all is too large to record (its tape entry would exceed 4 GiB)");
   char* block = static_cast<char*>(tape.arena.allocate(block_size, alignof(Entry)));
-  detail::EntryPtr owner(new (block) Entry(op, reinterpret_cast<RecordedInput*>(block + records_at),
-                                           reinterpret_cast<SavedInput*>(block + saved_at)));
+  std::memcpy(block + name_at, op.c_str(), op.size() + 1);
+  auto* dims = reinterpret_cast<std::size_t*>(block + dims_at);
+  // Copies a shape into the block's dimensions; returns it as recorded there.
+  const auto record_shape = [&dims](const auto& shape) {
+    const RecordedShape recorded(dims, shape.size());
+    dims = std::copy(shape.begin(), shape.end(), dims);
+    return recorded;
+  };
+  detail::EntryPtr owner(new (block) Entry(block + name_at, reinterpret_cast<RecordedInput*>(block + records_at),
+                                           reinterpret_cast<SavedInput*>(block + saved_at),
+                                           record_shape(out->value.shape()),
+                                           static_cast<std::uint32_t>(block_size)));
   auto* entry = static_cast<Entry*>(owner.get());
   entry->position = tape.entries.size();
-  if (!state.labels.empty()) entry->label = state.labels.back();
+  if (!state.labels.empty()) {
+    if (tape.labels.empty() || tape.labels.back() != state.labels.back()) tape.labels.push_back(state.labels.back());
+    entry->label = tape.labels.back().get();
+  }
   std::size_t saved_bytes = 0;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const Tensor<T>& x = inputs[i];
@@ -712,7 +742,7 @@ Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, OutputSt
     entry->inputs.emplace_back(impl->tape_id == tape.id ? impl->node
                                : impl->requires_grad     ? tape.leaf_node(impl)
                                                          : no_node,
-                               impl->value.shape());
+                               record_shape(impl->value.shape()));
     if (saves_inputs) {
       entry->saved_inputs.emplace_back(x, impl->version);
       saved_bytes += value_bytes(*impl);
@@ -722,7 +752,6 @@ Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, OutputSt
   out->tape_id = tape.id;
   out->node = tape.num_nodes++;
   entry->output = out->node;
-  entry->output_shape = out->value.shape();
   entry->vjp = std::move(vjp);
   if (saves_output) {
     entry->kept_output = Tensor<T>(out);
@@ -730,9 +759,7 @@ Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, OutputSt
     saved_bytes += value_bytes(*out);
   }
   entry->saved_bytes = saved_bytes;
-  // Shapes are held inline (StoredShape), so the entry's own size covers them up to rank 4.
-  entry->bytes = block_size + op.size() + saved_bytes;
-  detail::entry_bytes_alive.fetch_add(entry->bytes, std::memory_order_relaxed);
+  detail::entry_bytes_alive.fetch_add(entry->bytes(), std::memory_order_relaxed);
   tape.entries.push_back(std::move(owner));
   return Tensor<T>(std::move(out));
 }

@@ -98,7 +98,7 @@ Tensor<T> record_output(const char* op, std::initializer_list<const Tensor<T>*> 
 template <class T>
 Tensor<T> to_input(Tensor<T> grad, const VjpArgs<T>& g, std::size_t i) {
   if (detail::same_shape(grad.value().shape(), g.input_shape(i))) return grad;
-  return sum_to(grad, detail::recorded_shape(g, i));
+  return sum_to(grad, g.input_shape(i));
 }
 
 }  // namespace

@@ -82,13 +82,6 @@ void copy_strided(const Shape& shape, const T* src, const Strides& src_strides,
                [&](std::ptrdiff_t s, std::ptrdiff_t d) { dst[d] = src[s]; });
 }
 
-// The shape input i of an op had when the op was recorded, for a VJP that captures nothing.
-template <class T>
-Shape recorded_shape(const VjpArgs<T>& g, std::size_t i) {
-  const auto& shape = g.input_shape(i);
-  return Shape(shape.begin(), shape.end());
-}
-
 // An array of `shape` with uninitialised elements.
 template <class T>
 xt::xarray<T> empty_array(const Shape& shape) {

@@ -10,7 +10,6 @@ namespace tapegrad {
 
 namespace {
 
-using detail::recorded_shape;
 using detail::shape_of;
 using detail::Strides;
 
@@ -66,7 +65,7 @@ Tensor<T> reshape(const Tensor<T>& x, const Shape& shape) {
   xt::xarray<T> out = detail::empty_array<T>(shape);
   std::copy(x.value().data(), x.value().data() + x.size(), out.data());
   return record<T>("reshape", {x}, std::move(out),
-                   [](const VjpArgs<T>& g) { return Grads<T>{reshape(g.grad, recorded_shape(g, 0))}; },
+                   [](const VjpArgs<T>& g) { return Grads<T>{reshape(g.grad, g.input_shape(0))}; },
                    Saved::nothing);
 }
 
@@ -127,7 +126,7 @@ Tensor<T> broadcast_to(const Tensor<T>& x, const Shape& shape) {
   detail::copy_strided(shape, x.value().data(), detail::broadcast_strides(from, shape), 0, out.data(),
                        detail::row_major_strides(shape), 0);
   return record<T>("broadcast_to", {x}, std::move(out),
-                   [](const VjpArgs<T>& g) { return Grads<T>{sum_to(g.grad, recorded_shape(g, 0))}; },
+                   [](const VjpArgs<T>& g) { return Grads<T>{sum_to(g.grad, g.input_shape(0))}; },
                    Saved::nothing);
 }
 

@@ -87,3 +87,25 @@ TEST_CASE("a VJP reads the saved inputs through g.input(i), and only when they w
                        "backward: a VJP read input 0 of an op that saved 0 inputs (record it with Saved::inputs to read them)",
                        tg::UsageError);
 }
+
+TEST_CASE("a VJP reads each input's shape as recorded, of any rank, and converts it to tg::Shape") {
+  // y = a * b, b of rank 0 broadcast over a of rank 5;  da = grad * b,  db = sum(grad * a)
+  const std::string name = "scale_a_rank_5_tensor_by_a_scalar_named_at_length";   // past any inline string
+  std::vector<tg::Shape> seen;
+  auto scale = [&](const TD& a, const TD& b) {
+    Arr y = a.value() * b.value();
+    return tg::record<double>(name, {a, b}, std::move(y), [&seen](const tg::VjpArgs<double>& g) {
+      seen = {g.input_shape(0), g.input_shape(1)};
+      const tg::Shape scalar = g.input_shape(1);
+      return std::vector<TD>{g.grad * g.input(1), tg::sum_to(g.grad * g.input(0), scalar)};
+    });
+  };
+  const TD a = leaf({2, 1, 3, 1, 2}, 330), b(Arr(2.5), true);
+  check_gradients([&](const Inputs& in) { return scale(in[0], in[1]); }, {a, b});
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[0] == tg::Shape{2, 1, 3, 1, 2});
+  CHECK(seen[1] == tg::Shape{});
+  tg::Tape tape;
+  scale(a, b);
+  CHECK(tape.str().find("#0 " + name + " (2, 1, 3, 1, 2) () -> (2, 1, 3, 1, 2)") != std::string::npos);
+}
