@@ -97,3 +97,33 @@ TEST_CASE("the live-tensor count sees tensors that are kept, and their release")
   }
   CHECK(tg::memory_stats().live_tensors == before);
 }
+
+TEST_CASE("memory_stats counts tensors and entries made on threads that exit, and handed between threads") {
+  const TD x = leaf({4}, 5);
+  const tg::MemoryStats before = tg::memory_stats();
+  std::vector<TD> handed;   // made on workers, destroyed here
+  for (int round = 0; round < 3; ++round) {
+    std::vector<std::thread> workers;
+    std::vector<TD> made(4);
+    for (std::size_t w = 0; w < made.size(); ++w)
+      workers.emplace_back([&x, &made, w] {
+        tg::Tape tape;
+        made[w] = tg::exp(x * static_cast<double>(w));
+        CHECK(tg::memory_stats().tape_entries >= 2);
+        CHECK(tg::grad(tg::sum(made[w]), {x})[0].shape() == tg::Shape{4});   // x's grad() is not written
+        made[w] = made[w].detach();
+      });
+    for (auto& worker : workers) worker.join();
+    handed.insert(handed.end(), made.begin(), made.end());
+    const tg::MemoryStats now = tg::memory_stats();
+    CHECK(now.live_tensors == before.live_tensors + handed.size());
+    CHECK(now.tape_entries == before.tape_entries);
+    CHECK(now.tape_bytes == before.tape_bytes);
+  }
+  // Made on this thread, destroyed on another.
+  std::vector<TD> here;
+  for (int i = 0; i < 10; ++i) here.push_back(tg::exp(x));
+  std::thread([moved = std::move(here)]() mutable { moved.clear(); }).join();
+  handed.clear();
+  CHECK(tg::memory_stats().live_tensors == before.live_tensors);
+}
