@@ -78,7 +78,6 @@ std::string shapes_str(const std::vector<S>& shapes) {
 // arena, right after it (record_op), and the label it names is kept alive by its tape.
 struct EntryBase {
   const char* op;                    // NUL-terminated, in the entry's block
-  std::size_t position = 0;          // index on the tape
   const std::string* label = nullptr;   // the tg::Label active when recorded, or null
   EntryList<RecordedInput> inputs;   // node (no_node for inputs needing no gradient) and shape
   std::size_t output = 0;
@@ -86,6 +85,8 @@ struct EntryBase {
   std::size_t saved_bytes = 0;       // the saved values' share of bytes(), given back by release()
   std::uint32_t block_bytes;         // the entry's block of the arena
   bool released = false;
+  bool keeps_output = false;         // a SavedInput record of the output follows the input records
+  bool holds_function = false;       // the VJP is a VjpFunction, right after the entry
   EntryBase(const char* op, RecordedInput* input_room, RecordedShape output_shape, std::uint32_t block_bytes)
       : op(op), inputs(input_room), output_shape(output_shape), block_bytes(block_bytes) {
     entries_alive.fetch_add(1, std::memory_order_relaxed);
@@ -98,8 +99,8 @@ struct EntryBase {
   std::size_t bytes() const { return block_bytes + saved_bytes; }
   EntryBase(const EntryBase&) = delete;
   EntryBase& operator=(const EntryBase&) = delete;
-  // "'mul' (#3 on the tape, label 'decoder')"
-  std::string where() const {
+  // "'mul' (#3 on the tape, label 'decoder')", for the entry at `position` on its tape.
+  std::string where(std::size_t position) const {
     return std::string("'") + op + "' (#" + std::to_string(position) + " on the tape" +
            (label ? ", label '" + *label + "'" : std::string()) + ")";
   }
@@ -112,7 +113,7 @@ struct EntryBase {
   virtual void release() = 0;
   // Applies the VJP if the output has a gradient; accumulates into the inputs' gradients. False
   // when there was no gradient to apply.
-  virtual bool backprop(GradStore& store, bool create_graph) = 0;
+  virtual bool backprop(GradStore& store, bool create_graph, std::size_t position) = 0;
   // Asks the cache for what backprop will read, a few entries ahead of the walk: on a long tape of
   // small ops those reads are cache misses, scattered over the heap, and they dominate the walk.
   // First the states of the saved values and the inputs' gradient slots (states), then, once the
@@ -245,19 +246,42 @@ Tensor<T> accumulate(const Tensor<T>& a, const Tensor<T>& b, bool create_graph) 
 
 template <class T>
 struct Entry final : EntryBase {
-  VjpFunction<T> vjp;
+  VjpPointer<T> vjp_pointer = nullptr;   // the VJP, unless it is a VjpFunction (holds_function)
   // Empty, or one per input: what the VJP reads (VjpArgs::input, or its own captures), kept
   // alive with the entry until backward releases it.
   EntryList<SavedInput<T>> saved_inputs;
   Entry(const char* op, RecordedInput* input_room, SavedInput<T>* saved_room, RecordedShape output_shape,
         std::uint32_t block_bytes)
       : EntryBase(op, input_room, output_shape, block_bytes), saved_inputs(saved_room) {}
-  Tensor<T> kept_output;   // undefined unless the op saved its output
-  std::uint64_t output_version = 0;
+  ~Entry() override { release_saved(); }
+  // The output and its version when recorded, if the op saved it (keeps_output); else null. Kept
+  // in the block, right after the input records: an op that does not save it pays nothing.
+  SavedInput<T>* kept_output() const {
+    if (!keeps_output) return nullptr;
+    const char* room = reinterpret_cast<const char*>(inputs.end());
+    return std::launder(reinterpret_cast<SavedInput<T>*>(const_cast<char*>(room)));
+  }
+  // The VJP when it is a VjpFunction (holds_function), in the block right after the entry.
+  VjpFunction<T>* function() const {
+    const char* room = reinterpret_cast<const char*>(this) + sizeof(Entry);
+    return std::launder(reinterpret_cast<VjpFunction<T>*>(const_cast<char*>(room)));
+  }
+  // Destroys the VJP and the saved output (saved_inputs clears itself).
+  void release_saved() {
+    if (keeps_output) kept_output()->~SavedInput<T>();
+    keeps_output = false;
+    if (holds_function) function()->~VjpFunction<T>();
+    holds_function = false;
+    vjp_pointer = nullptr;
+  }
+  static const Tensor<T>& undefined_output() {
+    static const Tensor<T> undefined;
+    return undefined;
+  }
 
-  void check_saved_values() const {
+  void check_saved_values(std::size_t position) const {
     auto changed = [&](const std::string& what, std::uint64_t then, std::uint64_t now) {
-      throw_usage_error("backward", what + " of " + where() +
+      throw_usage_error("backward", what + " of " + where(position) +
                                         " was modified in place after the op was recorded "
                                         "(version " + std::to_string(then) + " -> " +
                                         std::to_string(now) +
@@ -268,33 +292,34 @@ struct Entry final : EntryBase {
       if (const auto& impl = saved_inputs[i].tensor.impl(); impl->version != saved_inputs[i].version)
         changed("input " + std::to_string(i) + " (shape " + shape_str(inputs[i].shape) + ")",
                 saved_inputs[i].version, impl->version);
-    if (kept_output.defined() && kept_output.impl()->version != output_version)
-      changed("the output (shape " + shape_str(output_shape) + ")", output_version,
-              kept_output.impl()->version);
+    if (const SavedInput<T>* kept = kept_output(); kept && kept->tensor.impl()->version != kept->version)
+      changed("the output (shape " + shape_str(output_shape) + ")", kept->version, kept->tensor.impl()->version);
   }
 
-  bool backprop(GradStore& store, bool create_graph) override {
+  bool backprop(GradStore& store, bool create_graph, std::size_t position) override {
     auto& grads = store.existing<T>();
     if (output >= grads.size() || !grads[output].defined()) return false;
     if (released)
       throw_usage_error("backward",
-                        "the saved values of " + where() +
+                        "the saved values of " + where(position) +
                             " were released by an earlier backward with retain_graph=false; "
                             "keep the default retain_graph=true to back-propagate twice");
-    check_saved_values();
+    check_saved_values(position);
     // Consumed here unless asked for: intermediate gradients die as soon as they are used.
     const Tensor<T> grad = store.keep[output] ? grads[output] : std::move(grads[output]);
     // The VJP may append entries (create_graph) and so move this->entries' storage; it never
     // moves *this, which the tape owns through a unique_ptr.
-    Gradients<T> input_grads = vjp(VjpArgs<T>{grad, kept_output, inputs, saved_inputs});
+    const SavedInput<T>* kept = kept_output();
+    const VjpArgs<T> args{grad, kept ? kept->tensor : undefined_output(), inputs, saved_inputs};
+    Gradients<T> input_grads = holds_function ? (*function())(args) : vjp_pointer(args);
     if (input_grads.size() != inputs.size())
-      throw_usage_error("backward", "VJP of " + where() + " returned " +
+      throw_usage_error("backward", "VJP of " + where(position) + " returned " +
                                         std::to_string(input_grads.size()) + " gradients for " +
                                         std::to_string(inputs.size()) + " inputs");
     for (std::size_t i = 0; i < inputs.size(); ++i) {
       if (inputs[i].node == no_node || !input_grads[i].defined()) continue;
       if (!detail::same_shape(input_grads[i].value().shape(), inputs[i].shape))
-        throw_shape_error("backward", "VJP of " + where() + " returned a gradient of shape " +
+        throw_shape_error("backward", "VJP of " + where(position) + " returned a gradient of shape " +
                                           shape_str(input_grads[i].shape()) + " for input " + std::to_string(i) +
                                           " of shape " + shape_str(inputs[i].shape));
       if (thread_state().detect_anomaly) {
@@ -328,7 +353,7 @@ struct Entry final : EntryBase {
       __builtin_prefetch(&impl->value.storage());   // where the elements are
     };
     for (const SavedInput<T>& s : saved_inputs) fetch(s.tensor.impl().get());
-    fetch(kept_output.impl().get());
+    if (const SavedInput<T>* kept = kept_output()) fetch(kept->tensor.impl().get());
     if (!states) return;
     const auto& grads = store.existing<T>();
     for (const RecordedInput& in : inputs)
@@ -336,9 +361,8 @@ struct Entry final : EntryBase {
   }
 
   void release() override {
-    vjp = nullptr;
     saved_inputs.clear();
-    kept_output = Tensor<T>();
+    release_saved();
     released = true;
     entry_bytes_alive.fetch_sub(saved_bytes, std::memory_order_relaxed);
     saved_bytes = 0;
@@ -438,7 +462,7 @@ GradStore reverse_walk(TapeImpl& tape, const Tensor<T>& y, xt::xarray<T> seed, b
     }
     if (i >= states_ahead) tape.entries[i - states_ahead]->prefetch(store, true);
     if (i >= values_ahead) tape.entries[i - values_ahead]->prefetch(store, false);
-    if (tape.entries[i]->backprop(store, create_graph) && !retain_graph) walked.push_back(i);
+    if (tape.entries[i]->backprop(store, create_graph, i) && !retain_graph) walked.push_back(i);
   }
   // Saved values are released only after the whole walk succeeded, like the leaves' gradients.
   for (std::size_t i : walked) tape.entries[i]->release();
@@ -536,9 +560,10 @@ std::size_t Tape::bytes() const {
 
 std::string Tape::str() const {
   std::ostringstream os;
-  for (const auto& entry : owned(impl_, "str").entries) {
-    const auto& e = *entry;
-    os << '#' << e.position << ' ' << e.op;
+  const auto& entries = owned(impl_, "str").entries;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const auto& e = *entries[i];
+    os << '#' << i << ' ' << e.op;
     for (const auto& in : e.inputs) os << ' ' << detail::shape_str(in.shape);
     os << " -> " << detail::shape_str(e.output_shape) << " node " << e.output;
     if (e.label) os << " [" << *e.label << ']';
@@ -661,9 +686,12 @@ bool detail::appends_entry(InputSpan<T> inputs) {
   return false;
 }
 
-template <class T>
-Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, VjpFunction<T>&& vjp,
-                            Saved saved) {
+namespace detail {
+namespace {
+// record_op, for a VJP given as a VjpFunction or as a VjpPointer.
+template <class T, class Vjp>
+Tensor<T> record_entry(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, Vjp&& vjp, Saved saved) {
+  constexpr bool is_function = std::is_same<std::decay_t<Vjp>, VjpFunction<T>>::value;
   for (std::size_t i = 0; i < inputs.size(); ++i)
     if (!inputs[i].defined())
       throw_usage_error(op, "input " + std::to_string(i) + " is an undefined tensor");
@@ -699,17 +727,21 @@ Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, OutputSt
 
   const bool saves_inputs = saved == Saved::inputs || saved == Saved::inputs_and_output;
   const bool saves_output = saved == Saved::output || saved == Saved::inputs_and_output;
-  // One block of the arena: the entry, its input records, its saved inputs, the dimensions of the
-  // shapes it records (the output's, then each input's), and its op's name.
+  // One block of the arena: the entry, its VjpFunction (if it is one), its input records, its saved
+  // output, its saved inputs, the dimensions of the shapes it records (the output's, then each
+  // input's), and its op's name.
   using Entry = detail::Entry<T>;
   using RecordedInput = detail::RecordedInput;
   using SavedInput = detail::SavedInput<T>;
-  static_assert(sizeof(Entry) % alignof(RecordedInput) == 0 && sizeof(RecordedInput) % alignof(SavedInput) == 0 &&
+  static_assert(sizeof(Entry) % alignof(VjpFunction<T>) == 0 && sizeof(VjpFunction<T>) % alignof(RecordedInput) == 0 &&
+                    sizeof(Entry) % alignof(RecordedInput) == 0 && sizeof(RecordedInput) % alignof(SavedInput) == 0 &&
                     sizeof(SavedInput) % alignof(std::size_t) == 0 && alignof(Entry) >= alignof(std::size_t),
                 "the entry's lists and dimensions follow it unpadded");
   std::size_t num_dims = out->value.dimension();
   for (std::size_t i = 0; i < inputs.size(); ++i) num_dims += inputs[i].impl()->value.dimension();
-  const std::size_t records_at = sizeof(Entry), saved_at = records_at + inputs.size() * sizeof(RecordedInput);
+  const std::size_t records_at = sizeof(Entry) + (is_function ? sizeof(VjpFunction<T>) : 0);
+  const std::size_t kept_at = records_at + inputs.size() * sizeof(RecordedInput);
+  const std::size_t saved_at = kept_at + (saves_output ? sizeof(SavedInput) : 0);
   const std::size_t dims_at = saved_at + (saves_inputs ? inputs.size() * sizeof(SavedInput) : 0);
   const std::size_t name_at = dims_at + num_dims * sizeof(std::size_t);
   const std::size_t block_size = name_at + op.size() + 1;
@@ -730,7 +762,6 @@ Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, OutputSt
                                            record_shape(out->value.shape()),
                                            static_cast<std::uint32_t>(block_size)));
   auto* entry = static_cast<Entry*>(owner.get());
-  entry->position = tape.entries.size();
   if (!state.labels.empty()) {
     if (tape.labels.empty() || tape.labels.back() != state.labels.back()) tape.labels.push_back(state.labels.back());
     entry->label = tape.labels.back().get();
@@ -752,16 +783,35 @@ Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, OutputSt
   out->tape_id = tape.id;
   out->node = tape.num_nodes++;
   entry->output = out->node;
-  entry->vjp = std::move(vjp);
+  if constexpr (is_function) {
+    new (block + sizeof(Entry)) VjpFunction<T>(std::move(vjp));
+    entry->holds_function = true;   // function() finds it right after the entry
+  } else {
+    entry->vjp_pointer = vjp;
+  }
   if (saves_output) {
-    entry->kept_output = Tensor<T>(out);
-    entry->output_version = out->version;
+    new (block + kept_at) SavedInput{Tensor<T>(out), out->version};
+    entry->keeps_output = true;   // kept_output() finds it at kept_at
     saved_bytes += value_bytes(*out);
   }
   entry->saved_bytes = saved_bytes;
   detail::entry_bytes_alive.fetch_add(entry->bytes(), std::memory_order_relaxed);
   tape.entries.push_back(std::move(owner));
   return Tensor<T>(std::move(out));
+}
+}  // namespace
+}  // namespace detail
+
+template <class T>
+Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, VjpFunction<T>&& vjp,
+                            Saved saved) {
+  return record_entry<T>(op, inputs, std::move(out), std::move(vjp), saved);
+}
+
+template <class T>
+Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, VjpPointer<T> vjp,
+                            Saved saved) {
+  return record_entry<T>(op, inputs, std::move(out), vjp, saved);
 }
 
 template <class T>
@@ -792,6 +842,10 @@ template Tensor<float> detail::record_op<float>(const std::string&, InputSpan<fl
                                                 VjpFunction<float>&&, Saved);
 template Tensor<double> detail::record_op<double>(const std::string&, InputSpan<double>, OutputState<double>&&,
                                                   VjpFunction<double>&&, Saved);
+template Tensor<float> detail::record_op<float>(const std::string&, InputSpan<float>, OutputState<float>&&,
+                                                VjpPointer<float>, Saved);
+template Tensor<double> detail::record_op<double>(const std::string&, InputSpan<double>, OutputState<double>&&,
+                                                  VjpPointer<double>, Saved);
 template void Tensor<float>::backward(bool) const;
 template void Tensor<double>::backward(bool) const;
 template void Tensor<float>::backward(const xt::xarray<float>&, bool) const;
