@@ -175,8 +175,7 @@ struct VjpArgs {
   // False for inputs that need no gradient (constants): the VJP may leave them undefined.
   bool needs_grad(std::size_t i) const { return inputs[i].node != no_node; }
   // The shape input i had when the op was recorded: what a VJP sums a broadcast gradient down
-  // to, without capturing it.
-  // It converts to a tg::Shape.
+  // to, without capturing it. It converts to a tg::Shape.
   detail::RecordedShape input_shape(std::size_t i) const { return inputs[i].shape; }
   // Input i itself, if the op saved its inputs (Saved::inputs or Saved::inputs_and_output): what
   // a VJP reads without capturing it (a closure that captures nothing allocates nothing).
