@@ -63,7 +63,6 @@ bool owned_by_another_thread(std::uint64_t tape_id) {
 }
 
 using tapegrad::shape_str;
-std::string shape_str(const RecordedShape& s) { return tapegrad::shape_str(s); }
 
 // "(2, 3), (3)", or "none".
 template <class S>
