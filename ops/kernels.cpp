@@ -78,10 +78,22 @@ Strides broadcast_strides(const Shape& from, const Shape& to) {
   return strides;
 }
 
+// OpenBLAS packs both factors into cache-sized panels before multiplying; libxsmm's kernels read
+// them in place. For a product with a short side (a batch of 64 rows, or k = 64 in a weight
+// gradient) the packing is a large share of the time, and the JIT kernels were 10-25 % faster
+// (bench/RESULTS.md, "GEMM kernels"). They do no cache blocking of their own, so they take only
+// products whose first factor, and a 64-column block of the second, fit in half of a 1 MB L2
+// cache; below 2^18 multiply-adds, or under 96 columns, the two measured the same or BLAS won.
+bool prefers_jit_gemm(bool tb, std::size_t m, std::size_t n, std::size_t k, std::size_t element_size) {
+  constexpr std::size_t half_l2 = std::size_t(512) << 10;
+  return !tb && n >= 96 && m * n * k >= (std::size_t(1) << 18) && m * k * element_size <= half_l2 &&
+         64 * k * element_size <= half_l2;
+}
+
 namespace {
 
 template <class T, class Blas>
-void gemm_or_scale(Blas blas, bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T* a,
+void gemm_or_scale(Blas blas, bool jit, bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T* a,
                    std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
   if (m == 0 || n == 0) return;
   if (k == 0) {   // BLAS may skip the scaling when there is nothing to multiply
@@ -89,20 +101,31 @@ void gemm_or_scale(Blas blas, bool ta, bool tb, std::size_t m, std::size_t n, st
       for (std::size_t j = 0; j < n; ++j) c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
     return;
   }
+  if (jit && jit_gemm(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc)) return;
   blas(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n), int(k), T(1), a,
        int(lda), b, int(ldb), beta, c, int(ldc));
 }
 
 }  // namespace
 
+void gemm(bool jit, bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
+          const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc) {
+  gemm_or_scale(cblas_sgemm, jit, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+}
+
+void gemm(bool jit, bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a, std::size_t lda,
+          const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc) {
+  gemm_or_scale(cblas_dgemm, jit, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+}
+
 void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
           const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc) {
-  gemm_or_scale(cblas_sgemm, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+  gemm(prefers_jit_gemm(tb, m, n, k, sizeof(float)), ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
 
 void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a, std::size_t lda,
           const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc) {
-  gemm_or_scale(cblas_dgemm, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+  gemm(prefers_jit_gemm(tb, m, n, k, sizeof(double)), ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace detail

@@ -37,12 +37,25 @@ std::size_t normalize_axis(const std::string& op, std::ptrdiff_t axis, std::size
 // Strides of `from` read as if broadcast to `to` (0 along broadcast dimensions).
 Strides broadcast_strides(const Shape& from, const Shape& to);
 
-// C = op(A) op(B) + beta C, row-major, through BLAS (dimensions checked to fit an int by the
-// caller). Zero dimensions are allowed: k = 0 leaves beta C.
+// C = op(A) op(B) + beta C, row-major (dimensions checked to fit an int by the caller). Zero
+// dimensions are allowed: k = 0 leaves beta C. Through libxsmm's JIT kernels where
+// prefers_jit_gemm says they are faster, else through BLAS; `jit` makes that choice for a panel
+// of a larger product, so that every panel takes the path the whole product would.
 void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
           const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc);
 void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a, std::size_t lda,
           const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc);
+void gemm(bool jit, bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a,
+          std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc);
+void gemm(bool jit, bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a,
+          std::size_t lda, const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc);
+bool prefers_jit_gemm(bool tb, std::size_t m, std::size_t n, std::size_t k, std::size_t element_size);
+// The same product through libxsmm's JIT kernels; false, C untouched, where there is no kernel
+// (a transposed B, beta other than 0 or 1, a CPU libxsmm cannot compile for, a build without it).
+bool jit_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
+              const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc);
+bool jit_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a, std::size_t lda,
+              const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc);
 
 // Calls f(src_offset, dst_offset) for every multi-index of `shape`, in row-major order.
 template <class F>

@@ -18,7 +18,8 @@ using Grads = Gradients<T>;
 
 // A single product of at least split_work multiply-adds, with at least two panels of
 // split_panel rows or columns, is split over the tg::Parallel threads. Panel edges fall on
-// multiples of 64, where OpenBLAS's kernels compute each element as in one whole call.
+// multiples of 64, where OpenBLAS's kernels and libxsmm's 64-column blocks compute each element
+// as in one whole call; every panel takes the kernels the whole product would.
 constexpr std::size_t split_panel = 64, split_work = std::size_t(1) << 21;
 
 std::string dims(const char* name, std::size_t axis) {
@@ -82,14 +83,14 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb) {
     if (off_a.size() == 1 && std::max(m, n) >= 2 * split_panel && m * n * k >= split_work) {
       // One large product: the longer of its rows and columns split over the tg::Parallel threads
       // if any, in panels of split_panel (one GEMM call per thread; without threads, one call).
-      const bool by_rows = m >= n;
+      const bool by_rows = m >= n, jit = detail::prefers_jit_gemm(tb, m, n, k, sizeof(T));
       const std::size_t extent = by_rows ? m : n, panels = (extent + split_panel - 1) / split_panel;
       detail::parallel_for(panels, [&](std::size_t first, std::size_t last) {
         const std::size_t i = first * split_panel, width = std::min(extent, last * split_panel) - i;
         if (by_rows)
-          detail::gemm(ta, tb, width, n, k, pa + (ta ? i : i * lda), lda, pb, ldb, T(0), po + i * n, n);
+          detail::gemm(jit, ta, tb, width, n, k, pa + (ta ? i : i * lda), lda, pb, ldb, T(0), po + i * n, n);
         else
-          detail::gemm(ta, tb, m, width, k, pa, lda, pb + (tb ? i * ldb : i), ldb, T(0), po + i, n);
+          detail::gemm(jit, ta, tb, m, width, k, pa, lda, pb + (tb ? i * ldb : i), ldb, T(0), po + i, n);
       });
     } else {
       // One GEMM per batch entry, the entries split over the tg::Parallel threads if any.

@@ -2,7 +2,7 @@
 # is missing, and sets the build settings they share.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PACKAGES=(cmake g++ make libxtensor-dev xtl-dev libxsimd-dev libopenblas-dev doctest-dev zlib1g-dev libcli11-dev)
+PACKAGES=(cmake g++ make libxtensor-dev xtl-dev libxsimd-dev libopenblas-dev libxsmm-dev doctest-dev zlib1g-dev libcli11-dev)
 JOBS="${JOBS:-$(nproc)}"
 
 missing_packages() {

@@ -2,6 +2,8 @@
 
 #include <xtensor/xview.hpp>
 
+#include <tapegrad/ops/kernels.hpp>
+
 namespace {
 // C[b, i, j] = sum_l A[b, i, l] B[b, l, j], by loops, with broadcasting of a batch of 1.
 Arr naive_matmul(const Arr& a, const Arr& b) {
@@ -39,6 +41,60 @@ TEST_CASE("matmul batched with broadcast leading dimensions, and 1-D operands") 
   // k = 0 gives zeros; empty batches give empty results.
   CHECK(all_close(tg::matmul(TD(Arr::from_shape({2, 0})), TD(Arr::from_shape({0, 3}))).value(),
                   Arr(xt::zeros<double>({2, 3}))));
+}
+
+TEST_CASE("matmul where libxsmm's kernels take the product: values and gradients against naive loops") {
+  // Shapes inside detail::prefers_jit_gemm (a batch of 64 times a 784 x 256 weight; its weight
+  // gradient, k = 64; 100 columns: one block of 64 and a tail of 36) and one outside it (1024 x
+  // 1024 first factor), in both types, with each operand transposed.
+  struct Case { std::size_t m, k, n; };
+  for (const Case c : {Case{64, 784, 256}, Case{784, 64, 256}, Case{64, 300, 100}, Case{1024, 1024, 96}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        CAPTURE(c.m);
+        CAPTURE(c.k);
+        CAPTURE(c.n);
+        CAPTURE(ta);
+        CAPTURE(tb);
+        const Arr a = random_array({c.m, c.k}, 72), b = random_array({c.k, c.n}, 73);
+        const Arr stored_a = ta ? Arr(xt::transpose(a)) : a, stored_b = tb ? Arr(xt::transpose(b)) : b;
+        const Arr expected = naive_matmul(a, b);
+        CHECK(all_close(tg::matmul(TD(stored_a), TD(stored_b), ta, tb).value(), expected, 1e-12));
+        const xt::xarray<float> fa = xt::cast<float>(stored_a), fb = xt::cast<float>(stored_b);
+        CHECK(all_close(tg::matmul(TF(fa), TF(fb), ta, tb).value(), expected, 1e-4));
+        if (c.m * c.k > 100000) continue;   // the naive gradients below would take seconds
+        // d/dA sum(W * AB) = W B^T and d/dB = A^T W, stored transposed where the operand was.
+        const Arr weights = random_array({c.m, c.n}, 74);
+        const TD ta_leaf(stored_a, true), tb_leaf(stored_b, true);
+        tg::Tape tape;
+        tg::sum(tg::matmul(ta_leaf, tb_leaf, ta, tb) * TD(weights)).backward();
+        const Arr da = naive_matmul(weights, xt::transpose(b)), db = naive_matmul(xt::transpose(a), weights);
+        CHECK(all_close(ta_leaf.grad(), ta ? Arr(xt::transpose(da)) : da, 1e-11));
+        CHECK(all_close(tb_leaf.grad(), tb ? Arr(xt::transpose(db)) : db, 1e-11));
+      }
+}
+
+TEST_CASE("detail::jit_gemm: beta 0 and 1, leading dimensions wider than the matrices, and what it refuses") {
+  // C (70 x 130, in a 70 x 140 array) = A (70 x 90, in 70 x 100) B (90 x 130, in 90 x 150) + beta C.
+  const std::size_t m = 70, k = 90, n = 130, lda = 100, ldb = 150, ldc = 140;
+  const Arr a_store = random_array({m, lda}, 75), b_store = random_array({k, ldb}, 76),
+            c_store = random_array({m, ldc}, 77);
+  const Arr a = xt::view(a_store, xt::all(), xt::range(0, k)), b = xt::view(b_store, xt::all(), xt::range(0, n));
+  const Arr product = naive_matmul(a, b);
+  for (const double beta : {0.0, 1.0}) {
+    CAPTURE(beta);
+    Arr c = c_store;
+    if (!tg::detail::jit_gemm(false, false, m, n, k, a_store.data(), lda, b_store.data(), ldb, beta, c.data(), ldc))
+      continue;   // a build or CPU without libxsmm: nothing to check here, BLAS does it all
+    const Arr inside = xt::view(c, xt::all(), xt::range(0, n)), outside = xt::view(c, xt::all(), xt::range(n, ldc));
+    CHECK(all_close(inside, product + beta * Arr(xt::view(c_store, xt::all(), xt::range(0, n))), 1e-12));
+    CHECK(outside == Arr(xt::view(c_store, xt::all(), xt::range(n, ldc))));   // the padding is not written
+  }
+  // A transposed B and a beta other than 0 or 1 have no kernel: false, and C is left as it was.
+  Arr c = c_store;
+  CHECK_FALSE(tg::detail::jit_gemm(false, true, m, n, k, a_store.data(), lda, b_store.data(), ldb, 0.0, c.data(), ldc));
+  CHECK_FALSE(tg::detail::jit_gemm(false, false, m, n, k, a_store.data(), lda, b_store.data(), ldb, 0.5, c.data(), ldc));
+  CHECK(c == c_store);
 }
 
 TEST_CASE("matmul: gradients, 2-D, batched with broadcasting, transposed, 1-D") {
