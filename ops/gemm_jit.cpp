@@ -1,4 +1,5 @@
 // detail::jit_gemm through libxsmm's JIT kernels (the build's choice when libxsmm is found).
+#include <immintrin.h>
 #include <libxsmm.h>
 
 #include <type_traits>
@@ -9,6 +10,12 @@ namespace tapegrad {
 namespace detail {
 
 namespace {
+
+// libxsmm's AVX and AVX-512 kernels return with the upper halves of the vector registers in use
+// (no vzeroupper). The SSE code after them then ran 3x slower: the SGD update of a 784 x 256
+// weight took 600 us instead of 205. So the registers are cleared after each product.
+__attribute__((target("avx"))) void clear_upper_registers() { _mm256_zeroupper(); }
+const bool cpu_has_avx = __builtin_cpu_supports("avx");
 
 // Row-major C (m x n) = op(A) op(B) + beta C is column-major C' (n x m) = op(B') op(A') + beta C',
 // where B' and A' are the same arrays: libxsmm's kernels are column-major. C' is computed in
@@ -41,6 +48,7 @@ bool jit_gemm_impl(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k
   std::size_t j = 0;
   for (; j + width <= n; j += width) whole(b + j, a, c + j);
   if (tail) last(b + j, a, c + j);
+  if (cpu_has_avx) clear_upper_registers();
   return true;
 }
 
