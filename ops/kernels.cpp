@@ -86,8 +86,9 @@ Strides broadcast_strides(const Shape& from, const Shape& to) {
 // cache; below 2^18 multiply-adds, or under 96 columns, the two measured the same or BLAS won.
 bool prefers_jit_gemm(bool tb, std::size_t m, std::size_t n, std::size_t k, std::size_t element_size) {
   constexpr std::size_t half_l2 = std::size_t(512) << 10;
-  return !tb && n >= 96 && m * n * k >= (std::size_t(1) << 18) && m * k * element_size <= half_l2 &&
-         64 * k * element_size <= half_l2;
+  // The sizes first: they bound m k, so that m n k cannot wrap.
+  return !tb && m * k * element_size <= half_l2 && 64 * k * element_size <= half_l2 && n >= 96 &&
+         m * n * k >= (std::size_t(1) << 18);
 }
 
 namespace {
