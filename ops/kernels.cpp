@@ -79,16 +79,15 @@ Strides broadcast_strides(const Shape& from, const Shape& to) {
 }
 
 // OpenBLAS packs both factors into cache-sized panels before multiplying; libxsmm's kernels read
-// them in place. For a product with a short side (a batch of 64 rows, or k = 64 in a weight
-// gradient) the packing is a large share of the time, and the JIT kernels were 10-25 % faster
-// (bench/RESULTS.md, "GEMM kernels"). They do no cache blocking of their own, so they take only
-// products whose first factor, and a 64-column block of the second, fit in half of a 1 MB L2
-// cache; below 2^18 multiply-adds, or under 96 columns, the two measured the same or BLAS won.
+// them in place. For a product with a short side (a batch of 64 rows, k = 64 in a weight
+// gradient, 32 or 64 columns) the packing is a large share of the time, and the JIT kernels were
+// 10-35 % faster (bench/RESULTS.md, "GEMM kernels"). They do no cache blocking of their own, so
+// they take only products whose first factor, and a 64-column block of the second, fit in half
+// of a 1 MB L2 cache. Under 32 columns, or with a first factor under 16384 elements, the two
+// measured the same or BLAS won.
 bool prefers_jit_gemm(bool tb, std::size_t m, std::size_t n, std::size_t k, std::size_t element_size) {
   constexpr std::size_t half_l2 = std::size_t(512) << 10;
-  // The sizes first: they bound m k, so that m n k cannot wrap.
-  return !tb && m * k * element_size <= half_l2 && 64 * k * element_size <= half_l2 && n >= 96 &&
-         m * n * k >= (std::size_t(1) << 18);
+  return !tb && n >= 32 && m * k >= 16384 && m * k * element_size <= half_l2 && 64 * k * element_size <= half_l2;
 }
 
 namespace {

@@ -45,10 +45,11 @@ TEST_CASE("matmul batched with broadcast leading dimensions, and 1-D operands") 
 
 TEST_CASE("matmul where libxsmm's kernels take the product: values and gradients against naive loops") {
   // Shapes inside detail::prefers_jit_gemm (a batch of 64 times a 784 x 256 weight; its weight
-  // gradient, k = 64; 100 columns: one block of 64 and a tail of 36) and one outside it (1024 x
-  // 1024 first factor), in both types, with each operand transposed.
+  // gradient, k = 64; 100 columns: one block of 64 and a tail of 36; 32 columns, one narrow
+  // block) and one outside it (1024 x 1024 first factor), in both types, each operand transposed.
   struct Case { std::size_t m, k, n; };
-  for (const Case c : {Case{64, 784, 256}, Case{784, 64, 256}, Case{64, 300, 100}, Case{1024, 1024, 96}})
+  for (const Case c : {Case{64, 784, 256}, Case{784, 64, 256}, Case{64, 300, 100}, Case{1000, 64, 32},
+                       Case{1024, 1024, 96}})
     for (bool ta : {false, true})
       for (bool tb : {false, true}) {
         CAPTURE(c.m);

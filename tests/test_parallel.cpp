@@ -110,3 +110,34 @@ TEST_CASE("a large matrix product split by columns over threads, and the optimiz
   }
   tg::set_num_threads(blas_threads);
 }
+
+TEST_CASE("a tall product split by rows over threads matches one thread bitwise, on libxsmm's kernels or BLAS") {
+  // 2048 x 64 @ 64 x 64 (8.4 M multiply-adds) is split into panels of 64 rows. In float its first
+  // factor (512 KB) is within detail::prefers_jit_gemm, so every panel runs libxsmm's kernels; in
+  // double (1 MB) it is not, and the panels run OpenBLAS. The gradients are not split: a's has a
+  // transposed B, b's (64 x 2048 @ 2048 x 64) has 64 rows and 64 columns.
+  const int blas_threads = tg::num_threads();
+  tg::set_num_threads(1);
+  auto run = [](auto zero) {
+    using T = decltype(zero);
+    const tg::Tensor<T> a(xt::xarray<T>(xt::cast<T>(random_array({2048, 64}, 10))), true);
+    const tg::Tensor<T> b(xt::xarray<T>(xt::cast<T>(random_array({64, 64}, 11))), true);
+    tg::Tape tape;
+    const tg::Tensor<T> c = tg::matmul(a, b);
+    tg::sum(c * c).backward();
+    return std::vector<xt::xarray<T>>{c.value(), a.grad(), b.grad()};
+  };
+  const auto serial_float = run(0.0f);
+  const auto serial_double = run(0.0);
+  for (const int threads : {2, 3}) {
+    tg::Parallel parallel(threads);
+    const auto split_float = run(0.0f);
+    const auto split_double = run(0.0);
+    for (std::size_t i = 0; i < serial_float.size(); ++i) {
+      INFO("threads ", threads, ", array ", i);
+      CHECK(split_float[i] == serial_float[i]);
+      CHECK(split_double[i] == serial_double[i]);
+    }
+  }
+  tg::set_num_threads(blas_threads);
+}
