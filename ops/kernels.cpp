@@ -84,10 +84,12 @@ Strides broadcast_strides(const Shape& from, const Shape& to) {
 // 10-35 % faster (bench/RESULTS.md, "GEMM kernels"). They do no cache blocking of their own, so
 // they take only products whose first factor, and a 64-column block of the second, fit in half
 // of a 1 MB L2 cache. Under 32 columns, or with a first factor under 16384 elements, the two
-// measured the same or BLAS won.
+// measured the same or BLAS won. A kernel runs on one thread: with OpenBLAS on several (as
+// tg::set_num_threads asks, outside tg::Parallel), OpenBLAS keeps every product.
 bool prefers_jit_gemm(bool tb, std::size_t m, std::size_t n, std::size_t k, std::size_t element_size) {
   constexpr std::size_t half_l2 = std::size_t(512) << 10;
-  return !tb && n >= 32 && m * k >= 16384 && m * k * element_size <= half_l2 && 64 * k * element_size <= half_l2;
+  return !tb && n >= 32 && m * k >= 16384 && m * k * element_size <= half_l2 && 64 * k * element_size <= half_l2 &&
+         openblas_get_num_threads() == 1;
 }
 
 namespace {

@@ -1,6 +1,8 @@
 // tg::Parallel: batched kernels split over threads give bitwise the results of one thread.
 #include "helpers.hpp"
 
+#include <tapegrad/ops/kernels.hpp>
+
 namespace {
 // Forward and backward of a conv + pool model in float; returns the output and every gradient.
 std::vector<xt::xarray<float>> run_model(const xt::xarray<float>& images) {
@@ -47,6 +49,24 @@ TEST_CASE("tg::Parallel restores OpenBLAS's threads, nests, and refuses a bad th
   CHECK(tg::num_threads() == 2);
   tg::set_num_threads(1);
   CHECK_THROWS_WITH_AS(tg::Parallel(0), "Parallel: threads must be between 1 and 1024, got 0", tg::ValueError);
+}
+
+TEST_CASE("libxsmm's kernels take a product only where measured faster, and only with OpenBLAS on one thread") {
+  const int blas_threads = tg::num_threads();
+  tg::set_num_threads(1);
+  CHECK(tg::detail::prefers_jit_gemm(false, 64, 256, 784, sizeof(double)));   // the MLP step's forward
+  CHECK(tg::detail::prefers_jit_gemm(false, 784, 256, 64, sizeof(float)));    // and its weight gradient
+  CHECK_FALSE(tg::detail::prefers_jit_gemm(true, 64, 784, 256, sizeof(double)));       // B transposed
+  CHECK_FALSE(tg::detail::prefers_jit_gemm(false, 64, 10, 256, sizeof(double)));       // 10 columns
+  CHECK_FALSE(tg::detail::prefers_jit_gemm(false, 64, 84, 120, sizeof(double)));       // first factor 64 x 120
+  CHECK_FALSE(tg::detail::prefers_jit_gemm(false, 1024, 1024, 1024, sizeof(float)));   // beyond the L2 cache
+  tg::set_num_threads(2);   // OpenBLAS splits the product over its threads; a kernel would run on one
+  CHECK_FALSE(tg::detail::prefers_jit_gemm(false, 64, 256, 784, sizeof(double)));
+  {
+    tg::Parallel parallel(2);   // OpenBLAS back on one thread: tapegrad's panels run the kernels
+    CHECK(tg::detail::prefers_jit_gemm(false, 64, 256, 784, sizeof(double)));
+  }
+  tg::set_num_threads(blas_threads);
 }
 
 TEST_CASE("parallel threads and the tape: a gradient check of conv2d under tg::Parallel") {
