@@ -1,7 +1,8 @@
-// Intra-op parallelism: batched kernels split their images over a pool of threads.
+// Intra-op parallelism: kernels split their work, in pieces fixed by the shapes, over a pool of threads.
 #ifndef TAPEGRAD_CORE_PARALLEL_HPP
 #define TAPEGRAD_CORE_PARALLEL_HPP
 
+#include <algorithm>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -12,15 +13,16 @@ namespace detail {
 struct ThreadPool;
 }
 
-// While alive, tapegrad's batched kernels run on this thread split their work image by image (or
-// plane by plane) over `threads` threads, this one included: batched matrix products,
-// convolutions and their gradients, im2col/col2im and pooling. OpenBLAS runs on one thread
-// meanwhile (its previous setting comes back after; the setting is process-wide), so the two never
-// oversubscribe the cores. Each image is computed by one thread in the same order of operations
-// (a convolution's weight gradient sums fixed blocks of images); a single large matrix product
-// is split by panels of 64 rows or columns, which OpenBLAS computes element by element as in one
-// call; large elementwise ops and optimizer updates are split by chunks. Results are bitwise those of one
-// thread with OpenBLAS on one thread (tested).
+// While alive, tapegrad's batched kernels run on this thread split their work over `threads`
+// threads, this one included: batched matrix products, convolutions and their gradients,
+// im2col/col2im, pooling, a single large matrix product, large elementwise ops and optimizer
+// updates. OpenBLAS runs on one thread meanwhile (its previous setting comes back after; the
+// setting is process-wide), so the two never oversubscribe the cores.
+// Results are bitwise those of one thread, by construction: the work is cut into pieces that
+// depend on the shapes alone (one image or plane, a fixed block of images for a convolution's
+// weight gradient, a fixed panel of a large product, a fixed chunk of elements), each computed by
+// one call in one order of operations; one thread computes the same pieces in sequence. This
+// holds whatever kernels OpenBLAS or libxsmm pick on the host (tested).
 // Guards nest; the innermost applies. Other threads are unaffected.
 class Parallel {
  public:
@@ -38,27 +40,26 @@ class Parallel {
 namespace detail {
 // Calls f(begin, end) on disjoint ranges covering [0, n): split over the active tg::Parallel
 // pool of this thread, or f(0, n) on this thread when there is none or n < 2. Returns when all
-// ranges are done; an exception thrown by f is rethrown here.
+// ranges are done; an exception thrown by f is rethrown here. The ranges depend on the thread
+// count: callers make each item's result independent of the range that holds it.
 void parallel_for(std::size_t n, const std::function<void(std::size_t, std::size_t)>& f);
 // Whether a tg::Parallel pool of two threads or more is active on this thread.
 bool parallel_active();
 
-// Elements per task when a loop over independent elements (elementwise ops, optimizer updates)
-// is split over the threads; shorter loops run on the calling thread alone. Each element is
-// computed alone, so any split gives the same bits.
+// Elements per piece of a loop over independent elements (elementwise ops, optimizer updates).
 constexpr std::size_t element_chunk = std::size_t(1) << 15;
 
-// Calls f(begin, end) over [0, n): in chunks of element_chunk over the tg::Parallel threads when
-// n spans two chunks or more, else once on this thread.
+// Calls f(begin, end) on the chunks of element_chunk elements that cover [0, n), the last one
+// short: over the tg::Parallel threads when there are two chunks or more, else on this thread,
+// chunk by chunk in either case.
 template <class F>
 void parallel_elements(std::size_t n, F f) {
-  if (n < 2 * element_chunk || !parallel_active()) {
-    f(std::size_t(0), n);
-    return;
-  }
-  parallel_for((n + element_chunk - 1) / element_chunk, [&](std::size_t first, std::size_t last) {
-    f(first * element_chunk, last * element_chunk < n ? last * element_chunk : n);
-  });
+  const auto chunks = [&](std::size_t first, std::size_t last) {
+    for (std::size_t c = first; c < last; ++c) f(c * element_chunk, std::min(n, (c + 1) * element_chunk));
+  };
+  const std::size_t count = (n + element_chunk - 1) / element_chunk;
+  if (count < 2 || !parallel_active()) chunks(0, count);
+  else parallel_for(count, chunks);
 }
 }  // namespace detail
 

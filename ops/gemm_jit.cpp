@@ -23,7 +23,8 @@ __attribute__((target("avx"))) void clear_upper_registers() { _mm256_zeroupper()
 // double kernels round some elements differently depending on how many rows a call covers (up to
 // 167 ulp for blocks 33-40 columns wide), so the blocks start at row 0 and column 0 of each call:
 // a panel of a larger product starting on a multiple of 64 then runs the same kernels on the same
-// elements as the whole product, and gives its bits (what tg::Parallel's panels rely on).
+// elements as the whole product, and gives its bits (matmul's pieces need not rely on it: one
+// thread runs the same pieces as several).
 template <class T>
 bool jit_gemm_impl(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T* a, std::size_t lda,
                    const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {

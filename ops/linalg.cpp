@@ -16,11 +16,21 @@ namespace {
 template <class T>
 using Grads = Gradients<T>;
 
-// A single product of at least split_work multiply-adds, with at least two panels of
-// split_panel rows or columns, is split over the tg::Parallel threads. Panel edges fall on
-// multiples of 64, where OpenBLAS's kernels and libxsmm's 64-column blocks compute each element
-// as in one whole call; every panel takes the kernels the whole product would.
-constexpr std::size_t split_panel = 64, split_work = std::size_t(1) << 21;
+// A single product of at least split_work multiply-adds is computed in pieces along the longer
+// of its rows and columns, one GEMM call per piece. The pieces depend on the shape alone: one
+// thread computes them in sequence, tg::Parallel's threads side by side, so every thread count
+// gives the same bits whatever kernels OpenBLAS or libxsmm choose (some of OpenBLAS's kernels
+// round a row panel differently from the whole product). On libxsmm's kernels a piece is 64 rows
+// or columns, the size of their blocks, and costs nothing; OpenBLAS packs the other factor again
+// for each piece, so its pieces are 256 wide, or a quarter of the extent beyond 1024 (measured at
+// one thread: 2-10 % above one call, against 10-45 % for pieces of 64; bench/RESULTS.md).
+constexpr std::size_t jit_piece = 64, blas_piece = 256, split_work = std::size_t(1) << 21;
+
+std::size_t piece_width(bool jit, std::size_t extent) {
+  if (jit) return jit_piece;
+  const std::size_t quarter = (extent / 4 + jit_piece - 1) / jit_piece * jit_piece;
+  return std::max(blas_piece, quarter);
+}
 
 std::string dims(const char* name, std::size_t axis) {
   return std::string(name) + ".shape[" + std::to_string(axis) + "]";
@@ -80,17 +90,17 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb) {
     const T* pa = a.value().data();
     const T* pb = b.value().data();
     T* po = out.data();
-    if (off_a.size() == 1 && std::max(m, n) >= 2 * split_panel && m * n * k >= split_work) {
-      // One large product: the longer of its rows and columns split over the tg::Parallel threads
-      // if any, in panels of split_panel (one GEMM call per thread; without threads, one call).
-      const bool by_rows = m >= n, jit = detail::prefers_jit_gemm(tb, m, n, k, sizeof(T));
-      const std::size_t extent = by_rows ? m : n, panels = (extent + split_panel - 1) / split_panel;
-      detail::parallel_for(panels, [&](std::size_t first, std::size_t last) {
-        const std::size_t i = first * split_panel, width = std::min(extent, last * split_panel) - i;
-        if (by_rows)
-          detail::gemm(jit, ta, tb, width, n, k, pa + (ta ? i : i * lda), lda, pb, ldb, T(0), po + i * n, n);
-        else
-          detail::gemm(jit, ta, tb, m, width, k, pa, lda, pb + (tb ? i * ldb : i), ldb, T(0), po + i, n);
+    const bool by_rows = m >= n, jit = detail::prefers_jit_gemm(tb, m, n, k, sizeof(T));
+    const std::size_t extent = by_rows ? m : n, piece = piece_width(jit, extent);
+    if (off_a.size() == 1 && extent >= 2 * piece && m * n * k >= split_work) {
+      detail::parallel_for((extent + piece - 1) / piece, [&](std::size_t first, std::size_t last) {
+        for (std::size_t i = first * piece; i < std::min(extent, last * piece); i += piece) {
+          const std::size_t width = std::min(piece, extent - i);
+          if (by_rows)
+            detail::gemm(jit, ta, tb, width, n, k, pa + (ta ? i : i * lda), lda, pb, ldb, T(0), po + i * n, n);
+          else
+            detail::gemm(jit, ta, tb, m, width, k, pa, lda, pb + (tb ? i * ldb : i), ldb, T(0), po + i, n);
+        }
       });
     } else {
       // One GEMM per batch entry, the entries split over the tg::Parallel threads if any.

@@ -1,39 +1,62 @@
-// tg::Parallel: batched kernels split over threads give bitwise the results of one thread.
+// tg::Parallel: work split over threads gives bitwise the results of one thread, whatever kernels
+// OpenBLAS and libxsmm pick on this host.
 #include "helpers.hpp"
 
 #include <tapegrad/ops/kernels.hpp>
 
 namespace {
-// Forward and backward of a conv + pool model in float; returns the output and every gradient.
-std::vector<xt::xarray<float>> run_model(const xt::xarray<float>& images) {
-  tg::ManualSeed seed(9);
-  tg::Sequential<float> model(tg::Conv2d<float>(2, 4, 3, 1, 1), tg::ReLU<float>(), tg::MaxPool2d<float>(2),
-                              tg::Conv2d<float>(4, 6, 3, tg::Conv2dOptions{2, 1}), tg::Tanh<float>(),
-                              tg::AvgPool2d<float>(2, 1, 1), tg::Flatten<float>());
-  const TF x(images, true);
+// Runs f() once on this thread, then under tg::Parallel with 2 and 3 threads, and checks that every
+// array it returns is bitwise the same.
+template <class F>
+void check_same_bits_at_any_thread_count(F f) {
+  const auto serial = f();
+  for (const int threads : {2, 3}) {
+    tg::Parallel parallel(threads);
+    const auto split = f();
+    REQUIRE(split.size() == serial.size());
+    for (std::size_t i = 0; i < serial.size(); ++i) {
+      INFO("threads ", threads, ", array ", i);
+      CHECK(split[i].shape() == serial[i].shape());
+      CHECK(std::equal(split[i].begin(), split[i].end(), serial[i].begin(), serial[i].end()));
+    }
+  }
+}
+
+// c = a @ b (b transposed when tb) and the gradients of sum(c * c): the product and both gradient
+// products, each split into pieces when large.
+template <class T>
+std::vector<xt::xarray<T>> product_and_gradients(const tg::Shape& a_shape, const tg::Shape& b_shape, bool tb) {
+  const tg::Tensor<T> a(xt::xarray<T>(xt::cast<T>(random_array(a_shape, 10))), true);
+  const tg::Tensor<T> b(xt::xarray<T>(xt::cast<T>(random_array(b_shape, 11))), true);
   tg::Tape tape;
-  const TF y = model(x);
+  const tg::Tensor<T> c = tg::matmul(a, b, false, tb);
+  tg::sum(c * c).backward();
+  return {c.value(), a.grad(), b.grad()};
+}
+
+// Forward and backward of a conv + pool model; returns the output and every gradient.
+template <class T>
+std::vector<xt::xarray<T>> run_model(const xt::xarray<T>& images) {
+  tg::ManualSeed seed(9);
+  tg::Sequential<T> model(tg::Conv2d<T>(2, 4, 3, 1, 1), tg::ReLU<T>(), tg::MaxPool2d<T>(2),
+                          tg::Conv2d<T>(4, 6, 3, tg::Conv2dOptions{2, 1}), tg::Tanh<T>(), tg::AvgPool2d<T>(2, 1, 1),
+                          tg::Flatten<T>());
+  const tg::Tensor<T> x(images, true);
+  tg::Tape tape;
+  const tg::Tensor<T> y = model(x);
   tg::sum(y * y).backward();
-  std::vector<xt::xarray<float>> out{y.value(), x.grad()};
+  std::vector<xt::xarray<T>> out{y.value(), x.grad()};
   for (const auto& p : model.parameters()) out.push_back(p.grad());
   return out;
 }
 }  // namespace
 
-TEST_CASE("threads of tg::Parallel give bitwise the outputs and gradients of one thread") {
+TEST_CASE("convolutions, pooling and their gradients under tg::Parallel threads give one thread's bits") {
   // 19 images: uneven splits, and three blocks of the weight gradient's per-image sums (8, 8, 3)
-  xt::xarray<float> images = xt::cast<float>(random_array({19, 2, 12, 12}, 5));
-  const auto serial = run_model(images);
-  for (const int threads : {2, 3}) {
-    tg::Parallel parallel(threads);
-    const auto split = run_model(images);
-    REQUIRE(split.size() == serial.size());
-    for (std::size_t i = 0; i < serial.size(); ++i) {
-      INFO("threads ", threads, ", array ", i);
-      CHECK(split[i].shape() == serial[i].shape());
-      CHECK(std::equal(split[i].begin(), split[i].end(), serial[i].begin()));
-    }
-  }
+  const xt::xarray<double> images = random_array({19, 2, 12, 12}, 5);
+  const xt::xarray<float> images_float = xt::cast<float>(images);
+  check_same_bits_at_any_thread_count([&] { return run_model(images_float); });
+  check_same_bits_at_any_thread_count([&] { return run_model(images); });
 }
 
 TEST_CASE("tg::Parallel restores OpenBLAS's threads, nests, and refuses a bad thread count") {
@@ -85,83 +108,75 @@ TEST_CASE("large elementwise ops split in chunks over threads give bitwise the r
     tg::sum(z * z).backward();
     return std::vector<xt::xarray<float>>{z.value(), x.grad(), y.grad()};
   };
-  const auto serial = run();
-  tg::Parallel parallel(2);
-  const auto split = run();
-  for (std::size_t i = 0; i < serial.size(); ++i) {
-    INFO("array ", i);
-    CHECK(std::equal(split[i].begin(), split[i].end(), serial[i].begin(), serial[i].end()));
-  }
+  check_same_bits_at_any_thread_count(run);
 }
 
-TEST_CASE("a large matrix product split by columns over threads, and the optimizer's update, match one thread") {
-  // 64 x 784 @ 784 x 256 (12.8 M multiply-adds): split into panels of 64 columns. OpenBLAS
-  // computes each element the same in a panel as in one whole call, so the bits match those of
-  // one call on one OpenBLAS thread (its own threads split the product their own way).
+TEST_CASE("single large products split by rows and by columns, on libxsmm's kernels and on OpenBLAS, give one thread's bits") {
+  // The pieces of a large product depend on its shape alone, so 1, 2 and 3 threads give the same
+  // bits whatever kernels OpenBLAS or libxsmm use on this host (OPENBLAS_CORETYPE included).
   const int blas_threads = tg::num_threads();
   tg::set_num_threads(1);
-  const xt::xarray<float> images = xt::cast<float>(random_array({64, 784}, 8));
-  auto run = [&] {
-    tg::ManualSeed seed(3);
-    tg::Linear<float> layer(784, 256);
-    tg::SGD<float> opt(layer.parameters(), 0.1, 0.9);
-    std::vector<xt::xarray<float>> out;
-    for (int step = 0; step < 2; ++step) {
-      tg::Tape tape;
-      const TF y = tg::relu(layer(TF(images)));
-      tg::sum(y * y).backward();
-      out.push_back(y.value());
-      for (const auto& p : layer.parameters()) out.push_back(p.grad());
-      opt.step();
-      opt.zero_grad();
-    }
-    for (const auto& p : layer.parameters()) out.push_back(p.value());
-    return out;
+  struct Case {
+    const char* what;
+    tg::Shape a, b;
+    bool tb, jit;
   };
-  const auto serial = run();
-  for (const int threads : {2, 3}) {
-    tg::Parallel parallel(threads);
-    const auto split = run();
-    REQUIRE(split.size() == serial.size());
-    for (std::size_t i = 0; i < serial.size(); ++i) {
-      INFO("threads ", threads, ", array ", i);
-      CHECK(std::equal(split[i].begin(), split[i].end(), serial[i].begin(), serial[i].end()));
-    }
+  const Case cases[] = {
+      // c by rows on libxsmm (64-row pieces); a's gradient by rows on OpenBLAS (B transposed: 256-row pieces)
+      {"tall: 1024 x 64 @ 64 x 100", {1024, 64}, {64, 100}, false, true},
+      // c by columns on libxsmm; a's gradient (64 x 256 @ 256 x 784, B transposed) by columns on OpenBLAS;
+      // b's gradient (784 x 64 @ 64 x 256) by rows on libxsmm
+      {"wide: 64 x 784 @ 784 x 256", {64, 784}, {784, 256}, false, true},
+      // c by rows on OpenBLAS (the first factor exceeds the kernels' cache rule)
+      {"large: 600 x 1024 @ 1024 x 80", {600, 1024}, {1024, 80}, false, false},
+      // c by columns on OpenBLAS (B transposed)
+      {"transposed: 96 x 200 @ (700 x 200)^T", {96, 200}, {700, 200}, true, false},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    const std::size_t m = c.a[0], k = c.a[1], n = c.tb ? c.b[0] : c.b[1];
+    CHECK(tg::detail::prefers_jit_gemm(c.tb, m, n, k, sizeof(float)) == c.jit);
+    CHECK(tg::detail::prefers_jit_gemm(c.tb, m, n, k, sizeof(double)) == c.jit);
+    check_same_bits_at_any_thread_count([&] { return product_and_gradients<float>(c.a, c.b, c.tb); });
+    check_same_bits_at_any_thread_count([&] { return product_and_gradients<double>(c.a, c.b, c.tb); });
   }
   tg::set_num_threads(blas_threads);
 }
 
-TEST_CASE("a tall product split by rows over threads matches one thread bitwise, on libxsmm's kernels") {
-  // 1024 x 64 @ 64 x 100 (6.6 M multiply-adds) is split into panels of 64 rows, and its first
-  // factor (256 KB in float, 512 KB in double) is within detail::prefers_jit_gemm: every panel runs
-  // libxsmm's kernels, on a block of 64 columns and one of 36. libxsmm's AVX-512 double kernels
-  // round such a 36-column block differently for different row counts, so this fails unless the
-  // panels run the same kernels as the whole product. a's gradient (B transposed) is split by rows
-  // on OpenBLAS; b's (64 x 1024 @ 1024 x 100) runs whole on libxsmm.
+TEST_CASE("the optimizers' updates, split in chunks over threads, give one thread's bits") {
+  // A Linear(784, 256) layer: 200,704 weights, seven chunks of 2^15 (the last one short).
   const int blas_threads = tg::num_threads();
   tg::set_num_threads(1);
-  CHECK(tg::detail::prefers_jit_gemm(false, 1024, 100, 64, sizeof(double)));
-  CHECK(tg::detail::prefers_jit_gemm(false, 1024, 100, 64, sizeof(float)));
-  auto run = [](auto zero) {
-    using T = decltype(zero);
-    const tg::Tensor<T> a(xt::xarray<T>(xt::cast<T>(random_array({1024, 64}, 10))), true);
-    const tg::Tensor<T> b(xt::xarray<T>(xt::cast<T>(random_array({64, 100}, 11))), true);
-    tg::Tape tape;
-    const tg::Tensor<T> c = tg::matmul(a, b);
-    tg::sum(c * c).backward();
-    return std::vector<xt::xarray<T>>{c.value(), a.grad(), b.grad()};
+  const xt::xarray<float> images = xt::cast<float>(random_array({64, 784}, 8));
+  auto train = [&](auto make_optimizer) {
+    return [&, make_optimizer] {
+      tg::ManualSeed seed(3);
+      tg::Linear<float> layer(784, 256);
+      auto opt = make_optimizer(layer.parameters());
+      std::vector<xt::xarray<float>> out;
+      for (int step = 0; step < 3; ++step) {
+        tg::Tape tape;
+        const TF y = tg::relu(layer(TF(images)));
+        tg::sum(y * y).backward();
+        opt.step();
+        opt.zero_grad();
+      }
+      for (const auto& p : layer.parameters()) out.push_back(p.value());
+      return out;
+    };
   };
-  const auto serial_float = run(0.0f);
-  const auto serial_double = run(0.0);
-  for (const int threads : {2, 3}) {
-    tg::Parallel parallel(threads);
-    const auto split_float = run(0.0f);
-    const auto split_double = run(0.0);
-    for (std::size_t i = 0; i < serial_float.size(); ++i) {
-      INFO("threads ", threads, ", array ", i);
-      CHECK(split_float[i] == serial_float[i]);
-      CHECK(split_double[i] == serial_double[i]);
-    }
+  SUBCASE("SGD with momentum") {
+    check_same_bits_at_any_thread_count(train([](auto params) { return tg::SGD<float>(params, 0.01, 0.9, 1e-4); }));
+  }
+  SUBCASE("SGD with Nesterov momentum") {
+    check_same_bits_at_any_thread_count(
+        train([](auto params) { return tg::SGD<float>(params, 0.01, 0.9, 0.0, true); }));
+  }
+  SUBCASE("plain SGD") {
+    check_same_bits_at_any_thread_count(train([](auto params) { return tg::SGD<float>(params, 0.01); }));
+  }
+  SUBCASE("Adam") {
+    check_same_bits_at_any_thread_count(train([](auto params) { return tg::Adam<float>(params, 1e-3); }));
   }
   tg::set_num_threads(blas_threads);
 }
