@@ -16,7 +16,7 @@ ensure_packages() {
   local missing
   missing=$(missing_packages "$@" | tr '\n' ' ')
   [ -z "${missing// /}" ] && return 0
-  echo "tapegrad: installing missing Debian packages: $missing"
+  echo "tapegrad: installing missing Debian packages: $missing" >&2
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing; } >&2; then

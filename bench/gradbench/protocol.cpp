@@ -247,14 +247,14 @@ std::string implemented() {
   return names;
 }
 
-json respond(const json& message, std::ostream& err) {
+json respond(const json& message, std::ostream& err, int threads) {
   if (!message.is_object()) throw ProtocolError(std::string("a message must be a JSON object, got ") + message.type_name());
   const json& id = required(message, "id", &json::is_number_integer, "integer");
   const std::string kind = required(message, "kind", &json::is_string, "string").get<std::string>();
   json response{{"id", id}};
   if (kind == "start") {
     response["tool"] = "tapegrad";
-    response["config"] = {{"precision", "float64"}, {"threads", 1}};
+    response["config"] = {{"precision", "float64"}, {"threads", threads}};
   } else if (kind == "define") {
     const std::string module = required(message, "module", &json::is_string, "string").get<std::string>();
     response["success"] = modules().count(module) == 1;
@@ -291,7 +291,7 @@ json respond(const json& message, std::ostream& err) {
 
 }  // namespace
 
-int serve(std::istream& in, std::ostream& out, std::ostream& err) {
+int serve(std::istream& in, std::ostream& out, std::ostream& err, int threads) {
   std::string line;
   for (std::size_t number = 1; std::getline(in, line); ++number) {
     json message;
@@ -302,7 +302,7 @@ int serve(std::istream& in, std::ostream& out, std::ostream& err) {
       return 2;
     }
     try {
-      out << respond(message, err).dump(-1, ' ', false, json::error_handler_t::replace) << '\n' << std::flush;
+      out << respond(message, err, threads).dump(-1, ' ', false, json::error_handler_t::replace) << '\n' << std::flush;
     } catch (const ProtocolError& e) {
       err << "tapegrad-gradbench: line " << number << ": " << e.what() << "\n";
       return 2;

@@ -1,24 +1,36 @@
 // tapegrad-gradbench: tapegrad as a GradBench tool. Speaks GradBench's JSON-Lines protocol on
 // stdin/stdout (diagnostics on stderr) and exits 0 at end of input, 2 on a malformed line.
-// Single-threaded, as GradBench's C++ tools run.
+// One thread, as GradBench's C++ tools run; with --multithreaded (GradBench's flag for tools that
+// use threads), the evals run under tg::Parallel on every core.
 #include <malloc.h>
 
+#include <algorithm>
 #include <iostream>
+#include <optional>
 #include <string>
+#include <thread>
 
+#include <tapegrad/core/parallel.hpp>
 #include <tapegrad/ops/linalg.hpp>
 
 #include "protocol.hpp"
 
 int main(int argc, char** argv) {
-  if (argc > 1) {
-    const std::string arg = argv[1];
-    std::cerr << (arg == "--help" || arg == "-h" ? "" : "tapegrad-gradbench: unexpected argument '" + arg + "'\n")
-              << "usage: tapegrad-gradbench < messages.jsonl\n"
+  bool multithreaded = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--multithreaded") {
+      multithreaded = true;
+      continue;
+    }
+    const bool help = arg == "--help" || arg == "-h";
+    std::cerr << (help ? "" : "tapegrad-gradbench: unexpected argument '" + arg + "'\n")
+              << "usage: tapegrad-gradbench [--multithreaded] < messages.jsonl\n"
                  "Answers GradBench's messages (one JSON object per line) on standard output; the evals hello,\n"
-                 "lse, llsq, ode, gmm and lstm are implemented. Under GradBench: gradbench run --eval lse\n"
+                 "lse, llsq, ode, gmm and lstm are implemented. One thread; --multithreaded splits tapegrad's\n"
+                 "kernels over every core (tg::Parallel). Under GradBench: gradbench run --eval lse\n"
                  "--tool '<path>/tapegrad-gradbench'\n";
-    return arg == "--help" || arg == "-h" ? 0 : 2;
+    return help ? 0 : 2;
   }
   // The same allocator settings as bench/gradbench/pytorch_tool.py: freed memory stays in the
   // process (gmm's 50 MB arrays were otherwise mapped afresh each run: page faults took half of
@@ -28,5 +40,8 @@ int main(int argc, char** argv) {
   mallopt(M_MXFAST, 0);
   std::ios::sync_with_stdio(false);
   tapegrad::set_num_threads(1);
-  return gradbench::serve(std::cin, std::cout, std::cerr);
+  const int threads = multithreaded ? std::max(1, int(std::thread::hardware_concurrency())) : 1;
+  std::optional<tapegrad::Parallel> parallel;
+  if (threads > 1) parallel.emplace(threads);
+  return gradbench::serve(std::cin, std::cout, std::cerr, threads);
 }
