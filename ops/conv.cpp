@@ -161,6 +161,44 @@ void image_columns(const Patches& p, const T* x, std::size_t n, std::vector<T>& 
   });
 }
 
+// to[ox * to_step + j] = from[ox * from_step + j] for ox < count, j < width (= Width unless 0).
+template <std::size_t Width, class T>
+void copy_runs(const T* __restrict from, std::size_t from_step, T* __restrict to, std::size_t to_step,
+               std::size_t count, std::size_t width) {
+  const std::size_t w = Width ? Width : width;
+  for (std::size_t ox = 0; ox < count; ++ox, from += from_step, to += to_step)
+    for (std::size_t j = 0; j < w; ++j) to[j] = from[j];
+}
+
+// colsT = image n of x as transposed columns, (cols() x rows()): one row per output position,
+// the patch under it. With the padded planes each row is C*kh runs of kw elements; otherwise the
+// columns are built and transposed.
+template <class T>
+void image_columns_transposed(const Patches& p, const T* x, std::size_t n, std::vector<T>& padded,
+                              std::vector<T>& scratch, T* colsT) {
+  const std::size_t R = p.rows(), L = p.cols();
+  if (!pads_cheaply(p)) {
+    scratch.resize(R * L);
+    image_columns(p, x, n, padded, scratch.data());
+    for (std::size_t r = 0; r < R; ++r)
+      for (std::size_t l = 0; l < L; ++l) colsT[l * R + r] = scratch[r * L + l];
+    return;
+  }
+  const T* planes = padded_planes(p, x, n, padded);
+  const std::size_t hp = p.h + 2 * p.ph, wp = p.w + 2 * p.pw;
+  for (std::size_t c = 0; c < p.c; ++c)
+    for (std::size_t i = 0; i < p.kh; ++i)
+      for (std::size_t oy = 0; oy < p.oh; ++oy) {
+        const T* from = planes + (c * hp + oy * p.sh + i) * wp;
+        T* to = colsT + oy * p.ow * R + (c * p.kh + i) * p.kw;
+        switch (p.kw) {   // the common widths with a fixed-length copy
+          case 3: copy_runs<3>(from, p.sw, to, R, p.ow, 3); break;
+          case 5: copy_runs<5>(from, p.sw, to, R, p.ow, 5); break;
+          default: copy_runs<0>(from, p.sw, to, R, p.ow, p.kw);
+        }
+      }
+}
+
 // Image n of x = its columns summed back into the positions they came from (the adjoint of
 // image_columns); every element of image n is written.
 template <class T>
@@ -229,14 +267,24 @@ Tensor<T> conv2d_weight_grad(const Tensor<T>& x, const Tensor<T>& grad, const Sh
   std::vector<T> partial(blocks * K * R);
   const T* xs = x.value().data();
   const T* gs = grad.value().data();
+  // grad[n] (K x L) times the image's columns transposed: as (L x R) columns, a plain product that
+  // libxsmm's kernels take where they are faster (detail::prefers_jit_gemm); else B transposed,
+  // for OpenBLAS, which computes that faster than the plain product of the same shape.
+  const bool transposed = detail::prefers_jit_gemm(false, K, R, L, sizeof(T));
   detail::parallel_for(blocks, [&](std::size_t first, std::size_t last) {
-    std::vector<T> cols(R * L), padded;
+    std::vector<T> cols(R * L), padded, scratch;
     for (std::size_t block = first; block < last; ++block) {
       T* sum = partial.data() + block * K * R;
       const std::size_t begin = block * weight_grad_block, end = std::min(p.n, begin + weight_grad_block);
       for (std::size_t n = begin; n < end; ++n) {
-        image_columns(p, xs, n, padded, cols.data());
-        detail::gemm(false, true, K, R, L, gs + n * K * L, L, cols.data(), L, n == begin ? T(0) : T(1), sum, R);
+        const T beta = n == begin ? T(0) : T(1);
+        if (transposed) {
+          image_columns_transposed(p, xs, n, padded, scratch, cols.data());
+          detail::gemm(true, false, false, K, R, L, gs + n * K * L, L, cols.data(), R, beta, sum, R);
+        } else {
+          image_columns(p, xs, n, padded, cols.data());
+          detail::gemm(false, false, true, K, R, L, gs + n * K * L, L, cols.data(), L, beta, sum, R);
+        }
       }
     }
   });

@@ -79,17 +79,20 @@ Strides broadcast_strides(const Shape& from, const Shape& to) {
 }
 
 // OpenBLAS packs both factors into cache-sized panels before multiplying; libxsmm's kernels read
-// them in place. For a product with a short side (a batch of 64 rows, k = 64 in a weight
-// gradient, 32 or 64 columns) the packing is a large share of the time, and the JIT kernels were
-// 10-35 % faster (bench/RESULTS.md, "GEMM kernels"). They do no cache blocking of their own, so
-// they take only products whose first factor, and a 64-column block of the second, fit in half
-// of a 1 MB L2 cache. Under 32 columns, or with a first factor under 16384 elements, the two
-// measured the same or BLAS won. A kernel runs on one thread: with OpenBLAS on several (as
-// tg::set_num_threads asks, outside tg::Parallel), OpenBLAS keeps every product.
+// them in place, and libxsmm generates them for the CPU it runs on, whereas OpenBLAS runs the
+// kernels OPENBLAS_CORETYPE names where it is set (some hosts pin its AVX2 ones on AVX-512 CPUs).
+// Measured one product at a time (bench/gemm_kernels; bench/RESULTS.md, "GEMM kernels"), the JIT
+// kernels ran every product of the benchmarks' models (the convolutions' per-image products, the
+// Linear layers' of 16 columns or more) at 0.2-0.6 of OpenBLAS's time on its AVX2 kernels, and at
+// 0.5-1.0 on its AVX-512 ones. They do no cache blocking of their own, so they take only products
+// whose first factor, and a 64-column block of the second, fit in half of a 1 MB L2 cache; under
+// 16 columns OpenBLAS won on one host. A kernel runs on one thread: with OpenBLAS on several (as
+// tg::set_num_threads asks, outside tg::Parallel), OpenBLAS keeps the products it would split,
+// those of more than 2^18 multiply-adds (OpenBLAS 0.3's GEMM runs smaller ones on one thread).
 bool prefers_jit_gemm(bool tb, std::size_t m, std::size_t n, std::size_t k, std::size_t element_size) {
-  constexpr std::size_t half_l2 = std::size_t(512) << 10;
-  return !tb && n >= 32 && m * k >= 16384 && m * k * element_size <= half_l2 && 64 * k * element_size <= half_l2 &&
-         openblas_get_num_threads() == 1;
+  constexpr std::size_t half_l2 = std::size_t(512) << 10, one_blas_thread = std::size_t(1) << 18;
+  return !tb && n >= 16 && m * k * element_size <= half_l2 && 64 * k * element_size <= half_l2 &&
+         (m * n * k <= one_blas_thread || openblas_get_num_threads() == 1);
 }
 
 namespace {

@@ -49,8 +49,8 @@ void gemm(bool jit, bool ta, bool tb, std::size_t m, std::size_t n, std::size_t 
           std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc);
 void gemm(bool jit, bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a,
           std::size_t lda, const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc);
-// Whether libxsmm's kernels were measured faster than BLAS for a product of this shape, with
-// OpenBLAS on one thread (false while OpenBLAS runs on several: a kernel runs on one).
+// Whether libxsmm's kernels were measured faster than BLAS for a product of this shape (false for
+// a product OpenBLAS would split over its threads while it has several: a kernel runs on one).
 bool prefers_jit_gemm(bool tb, std::size_t m, std::size_t n, std::size_t k, std::size_t element_size);
 // The same product through libxsmm's JIT kernels; false, C untouched, where there is no kernel
 // (a transposed B, beta other than 0 or 1, a CPU libxsmm cannot compile for, a build without it).

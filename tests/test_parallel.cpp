@@ -9,7 +9,12 @@ namespace {
 // array it returns is bitwise the same.
 template <class F>
 void check_same_bits_at_any_thread_count(F f) {
+  // The reference: this thread alone, with OpenBLAS on one thread as under tg::Parallel (on
+  // several, OpenBLAS splits a product its own way).
+  const int blas_threads = tg::num_threads();
+  tg::set_num_threads(1);
   const auto serial = f();
+  tg::set_num_threads(blas_threads);
   for (const int threads : {2, 3}) {
     tg::Parallel parallel(threads);
     const auto split = f();
@@ -74,19 +79,22 @@ TEST_CASE("tg::Parallel restores OpenBLAS's threads, nests, and refuses a bad th
   CHECK_THROWS_WITH_AS(tg::Parallel(0), "Parallel: threads must be between 1 and 1024, got 0", tg::ValueError);
 }
 
-TEST_CASE("libxsmm's kernels take a product only where measured faster, and only with OpenBLAS on one thread") {
+TEST_CASE("libxsmm's kernels take a product only where measured faster, and one OpenBLAS would split only with OpenBLAS on one thread") {
   const int blas_threads = tg::num_threads();
   tg::set_num_threads(1);
   CHECK(tg::detail::prefers_jit_gemm(false, 64, 256, 784, sizeof(double)));   // the MLP step's forward
   CHECK(tg::detail::prefers_jit_gemm(false, 784, 256, 64, sizeof(float)));    // and its weight gradient
+  CHECK(tg::detail::prefers_jit_gemm(false, 64, 84, 120, sizeof(double)));    // LeNet's fc2
+  CHECK(tg::detail::prefers_jit_gemm(false, 6, 784, 25, sizeof(float)));      // conv1 per image
+  CHECK(tg::detail::prefers_jit_gemm(false, 6, 25, 784, sizeof(float)));      // its weight gradient
   CHECK_FALSE(tg::detail::prefers_jit_gemm(true, 64, 784, 256, sizeof(double)));       // B transposed
   CHECK_FALSE(tg::detail::prefers_jit_gemm(false, 64, 10, 256, sizeof(double)));       // 10 columns
-  CHECK_FALSE(tg::detail::prefers_jit_gemm(false, 64, 84, 120, sizeof(double)));       // first factor 64 x 120
   CHECK_FALSE(tg::detail::prefers_jit_gemm(false, 1024, 1024, 1024, sizeof(float)));   // beyond the L2 cache
-  tg::set_num_threads(2);   // OpenBLAS splits the product over its threads; a kernel would run on one
+  tg::set_num_threads(2);   // OpenBLAS splits the larger products over its threads; a kernel would run on one
   CHECK_FALSE(tg::detail::prefers_jit_gemm(false, 64, 256, 784, sizeof(double)));
+  CHECK(tg::detail::prefers_jit_gemm(false, 6, 784, 25, sizeof(float)));   // 2^17 multiply-adds: one thread anyway
   {
-    tg::Parallel parallel(2);   // OpenBLAS back on one thread: tapegrad's panels run the kernels
+    tg::Parallel parallel(2);   // OpenBLAS back on one thread: tapegrad's pieces run the kernels
     CHECK(tg::detail::prefers_jit_gemm(false, 64, 256, 784, sizeof(double)));
   }
   tg::set_num_threads(blas_threads);
@@ -145,8 +153,6 @@ TEST_CASE("single large products split by rows and by columns, on libxsmm's kern
 
 TEST_CASE("the optimizers' updates, split in chunks over threads, give one thread's bits") {
   // A Linear(784, 256) layer: 200,704 weights, seven chunks of 2^15 (the last one short).
-  const int blas_threads = tg::num_threads();
-  tg::set_num_threads(1);
   const xt::xarray<float> images = xt::cast<float>(random_array({64, 784}, 8));
   auto train = [&](auto make_optimizer) {
     return [&, make_optimizer] {
@@ -178,5 +184,4 @@ TEST_CASE("the optimizers' updates, split in chunks over threads, give one threa
   SUBCASE("Adam") {
     check_same_bits_at_any_thread_count(train([](auto params) { return tg::Adam<float>(params, 1e-3); }));
   }
-  tg::set_num_threads(blas_threads);
 }
