@@ -37,6 +37,8 @@ const Case cases[] = {
     {{1, 3, 4, 6}, {5, 3, 1, 1}, 1, 0, true},        // 1x1 kernel
     {{2, 2, 9, 8}, {3, 2, 3, 2}, {2, 3}, {1, 0}, true},  // per-axis stride and padding, odd sizes
     {{1, 2, 5, 6}, {2, 2, 1, 2}, 3, 2, true},        // stride beyond the kernel: rows clipped, no padded copy
+    // 16 rows of columns or more: the weight gradient takes them transposed (these without a padded copy)
+    {{2, 4, 5, 6}, {2, 4, 2, 2}, 3, 2, true},
 };
 
 }  // namespace
