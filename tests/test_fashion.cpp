@@ -112,3 +112,37 @@ TEST_CASE("a short LeNet-5 run on a generated tiny data set: checked gradients, 
   // The saved parameters load back.
   CHECK(tg::load_npy<float>((dir / "out" / "parameters" / "7.weight.npy").string()).shape()[0] == 400);
 }
+
+TEST_CASE("fashion_mnist trains to the same bits on 1, 2 and 3 threads") {
+  const TempDir tmp("tapegrad-fashion-threads-");
+  const fs::path& dir = tmp.path;
+  fs::create_directories(dir / "data");
+  write_tiny_fashion(dir / "data", "train", 160, 3);
+  write_tiny_fashion(dir / "data", "t10k", 40, 4);
+  std::vector<std::vector<xt::xarray<float>>> runs;
+  std::vector<double> losses;
+  for (const int threads : {1, 2, 3}) {
+    fashion::Config c;
+    c.data = (dir / "data").string();
+    c.out = (dir / ("out" + std::to_string(threads))).string();
+    c.batch_size = 32;
+    c.check_images = 0;
+    c.threads = threads;
+    std::ostringstream log;
+    const fashion::RunResult r = fashion::run(c, log);
+    REQUIRE(r.epochs.size() == 1);
+    losses.push_back(r.epochs[0].train_loss);
+    std::vector<xt::xarray<float>> parameters;
+    for (const char* name : {"0.weight", "0.bias", "3.weight", "7.weight", "9.weight", "11.bias"})
+      parameters.push_back(tg::load_npy<float>((fs::path(c.out) / "parameters" / (std::string(name) + ".npy")).string()));
+    runs.push_back(parameters);
+  }
+  for (std::size_t t = 1; t < runs.size(); ++t) {
+    CAPTURE(t + 1);
+    CHECK(losses[t] == losses[0]);
+    for (std::size_t i = 0; i < runs[0].size(); ++i) {
+      CAPTURE(i);
+      CHECK(std::equal(runs[t][i].begin(), runs[t][i].end(), runs[0][i].begin(), runs[0][i].end()));
+    }
+  }
+}

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <optional>
 #include <iostream>
 #include <sstream>
 
@@ -56,7 +57,7 @@ std::optional<Config> parse_config(int argc, const char* const* argv, int& exit_
   app.add_option("--lr", c.lr, "SGD learning rate")->check(positive)->capture_default_str();
   app.add_option("--momentum", c.momentum, "SGD momentum, in [0, 1)")->check(CLI::Range(0.0, 0.999999))->capture_default_str();
   app.add_option("--seed", c.seed, "seeds the initial weights and the shuffling")->check(whole)->capture_default_str();
-  app.add_option("--threads", c.threads, "OpenBLAS threads")->check(CLI::Range(1, 256))->capture_default_str();
+  app.add_option("--threads", c.threads, "threads (tg::Parallel): the same numbers for any count")->check(CLI::Range(1, 256))->capture_default_str();
   app.add_option("--data", c.data, "directory holding the four Fashion-MNIST .gz files")->capture_default_str();
   app.add_option("--out", c.out, "directory for metrics, parameters and plots")->capture_default_str();
   app.add_option("--limit", c.limit, "use only the first N training images (0: all)")->check(whole)->capture_default_str();
@@ -197,7 +198,11 @@ RunResult run(const Config& c, std::ostream& out) {
 }
 
 RunResult run(const Config& c, std::ostream& all_out, Team& team) {
-  tg::set_num_threads(c.threads);
+  // The work of each step split over the threads in pieces fixed by the shapes: any thread count
+  // gives the bits of one.
+  tg::set_num_threads(1);
+  std::optional<tg::Parallel> parallel;
+  if (c.threads > 1) parallel.emplace(c.threads);
   const bool lead = team.rank() == 0;
   std::ostream null_stream(nullptr);
   std::ostream& out = lead ? all_out : null_stream;
