@@ -56,7 +56,6 @@ const Product products[] = {
     {"square 1024", false, false, 1024, 1024, 1024},
 };
 
-template <class T>
 double median_us(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -91,7 +90,7 @@ void measure(const Product& p, int reps) {
     tb.push_back(blas_us);
     tj.push_back(jit_us);
   }
-  const double mb = median_us<T>(tb), mj = median_us<T>(tj);
+  const double mb = median_us(tb), mj = median_us(tj);
   const bool rule = detail::prefers_jit_gemm(p.tb, p.m, p.n, p.k, sizeof(T));
   char jit_text[64] = "no kernel";
   if (has_kernel) std::snprintf(jit_text, sizeof jit_text, "%10.2f  %5.2f", mj, mj / mb);
