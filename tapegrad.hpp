@@ -20,7 +20,7 @@
 #include "layers/module.hpp"
 #include "layers/layers.hpp"
 #include "layers/optim.hpp"
-#include "layers/serialize.hpp"
-#include "data/idx.hpp"
+#include "io/numpy.hpp"
+#include "io/idx.hpp"
 
 #endif

@@ -4,23 +4,18 @@
 #include <sstream>
 
 #include "errors.hpp"
+#include "tensor.hpp"
 
 namespace tapegrad {
 
 namespace {
 
 using Array = xt::xarray<double>;
-
-Shape shape_of(const Array& a) { return Shape(a.shape().begin(), a.shape().end()); }
+using detail::shape_of;
 
 bool close(double x, double y, double rtol, double atol) { return std::abs(x - y) <= atol + rtol * std::abs(y); }
 
-bool matches(const Array& x, const Array& y, double rtol, double atol) {
-  if (shape_of(x) != shape_of(y)) return false;
-  for (std::size_t i = 0; i < x.size(); ++i)
-    if (!close(x.data()[i], y.data()[i], rtol, atol)) return false;
-  return true;
-}
+bool matches(const Array& x, const Array& y, double rtol, double atol) { return detail::all_close(x, y, rtol, atol); }
 
 double dot(const Array& a, const Array& b) {
   double s = 0;
@@ -109,6 +104,13 @@ Diagnosis single_pattern(const Array& h, const Array& r, const DiagnosisCandidat
 std::string Diagnosis::str() const {
   if (!found()) return detail.empty() ? "no simple pattern explains the difference" : detail;
   return detail.empty() ? pattern : pattern + " (" + detail + ")";
+}
+
+bool detail::all_close(const xt::xarray<double>& x, const xt::xarray<double>& y, double rtol, double atol) {
+  if (shape_of(x) != shape_of(y)) return false;
+  for (std::size_t i = 0; i < x.size(); ++i)
+    if (!close(x.data()[i], y.data()[i], rtol, atol)) return false;
+  return true;
 }
 
 Diagnosis diagnose(const Array& hand, const Array& reference, const DiagnosisCandidates& candidates, double rtol,

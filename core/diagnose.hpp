@@ -50,6 +50,11 @@ struct Diagnosis {
 Diagnosis diagnose(const xt::xarray<double>& hand, const xt::xarray<double>& reference,
                    const DiagnosisCandidates& candidates = {}, double rtol = 1e-4, double atol = 1e-7);
 
+namespace detail {
+// Same shape, and |x - y| <= atol + rtol * |y| for every element: what "match" means above.
+bool all_close(const xt::xarray<double>& x, const xt::xarray<double>& y, double rtol, double atol);
+}  // namespace detail
+
 }  // namespace tapegrad
 
 #endif

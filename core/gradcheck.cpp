@@ -12,10 +12,9 @@ namespace tapegrad {
 namespace {
 
 using Array = xt::xarray<double>;
+using detail::shape_of;
 // A Jacobian block: rows are output elements, columns the elements of one input.
 using Matrix = std::vector<std::vector<double>>;
-
-Shape shape_of(const Array& a) { return Shape(a.shape().begin(), a.shape().end()); }
 
 std::string multi_index(std::size_t flat, const Shape& shape) { return shape_str(unravel_index(flat, shape)); }
 

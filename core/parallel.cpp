@@ -9,8 +9,9 @@
 #include <thread>
 #include <vector>
 
+#include <cblas.h>
+
 #include "errors.hpp"
-#include "../ops/linalg.hpp"
 
 namespace tapegrad {
 namespace detail {
@@ -129,6 +130,13 @@ void parallel_for(std::size_t n, const std::function<void(std::size_t, std::size
 }
 
 }  // namespace detail
+
+void set_num_threads(int threads) {
+  if (threads < 1) throw_value_error("set_num_threads", "threads must be >= 1, got " + std::to_string(threads));
+  openblas_set_num_threads(threads);
+}
+
+int num_threads() { return openblas_get_num_threads(); }
 
 Parallel::Parallel(int threads) : previous_(detail::active_pool()), previous_blas_threads_(num_threads()) {
   if (threads < 1 || threads > 1024)

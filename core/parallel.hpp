@@ -13,6 +13,11 @@ namespace detail {
 struct ThreadPool;
 }
 
+// Threads OpenBLAS uses for matrix products (a process-wide setting). tapegrad's own kernels run
+// on the calling thread, or split over the threads of a tg::Parallel guard.
+void set_num_threads(int threads);
+int num_threads();
+
 // While alive, tapegrad's batched kernels run on this thread split their work over `threads`
 // threads, this one included: batched matrix products, convolutions and their gradients,
 // im2col/col2im, pooling, a single large matrix product, large elementwise ops and optimizer

@@ -14,9 +14,6 @@ namespace tapegrad {
 namespace detail {
 namespace {
 
-Shape shape_of(const xt::xarray<float>& v) { return Shape(v.shape().begin(), v.shape().end()); }
-Shape shape_of(const xt::xarray<double>& v) { return Shape(v.shape().begin(), v.shape().end()); }
-
 // Gradients by node during one reverse walk; a node holds float or double gradients. Only the
 // walked output's type is allocated (of<T>): entries of the other type, which no gradient can
 // reach, find theirs empty (existing<T>).

@@ -15,6 +15,12 @@ namespace tapegrad {
 
 namespace detail {
 
+// An array's shape as a tg::Shape.
+template <class T>
+Shape shape_of(const xt::xarray<T>& a) {
+  return Shape(a.shape().begin(), a.shape().end());
+}
+
 template <class T>
 struct identity {
   using type = T;

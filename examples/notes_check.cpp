@@ -1,5 +1,5 @@
-// Checks every derivative in the backpropagation notes (../shared/seeds, numbered N1-N18 in
-// NOTES_EN.md) three ways: as the notes write it, against the autodiff and against finite
+// Checks every derivative in the backpropagation notes (numbered N1-N18 in docs/derivations.md)
+// three ways: as the notes write it, against the autodiff and against finite
 // differences. Prints a table (Markdown), or JSON with --json. Exit 0 when every formula has a
 // verdict and every corrected formula holds.
 #include <tapegrad/notes/notes.hpp>

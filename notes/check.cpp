@@ -36,13 +36,6 @@ Array uniform(const Shape& shape, std::mt19937_64& rng, double lo, double hi) {
   return a;
 }
 
-bool close(const Array& x, const Array& y, double rtol, double atol) {
-  if (x.shape() != y.shape()) return false;
-  for (std::size_t i = 0; i < x.size(); ++i)
-    if (!(std::abs(x.data()[i] - y.data()[i]) <= atol + rtol * std::abs(y.data()[i]))) return false;
-  return true;
-}
-
 Array reshaped(Array a, const Shape& shape) {
   a.reshape(shape);
   return a;
@@ -61,10 +54,11 @@ FormulaCheck evaluate(const std::string& id, const std::vector<Sample>& samples,
   bool holds = true, consistent = true;
   Diagnosis first;
   for (const Sample& s : samples) {
-    if (!close(s.autodiff, s.numeric, numeric_rtol, numeric_atol))
+    if (!detail::all_close(s.autodiff, s.numeric, numeric_rtol, numeric_atol))
       throw std::runtime_error("notes_check: " + id + ": the autodiff disagrees with finite differences");
     c.max_abs_error = std::max(c.max_abs_error, double(xt::amax(xt::abs(s.hand - s.autodiff))()));
-    const bool ok = close(s.hand, s.autodiff, exact_rtol, exact_atol) && close(s.hand, s.numeric, numeric_rtol, numeric_atol);
+    const bool ok = detail::all_close(s.hand, s.autodiff, exact_rtol, exact_atol) &&
+                      detail::all_close(s.hand, s.numeric, numeric_rtol, numeric_atol);
     if (!ok && diagnosis) {
       // The pattern must explain every failing case, not only the first.
       const Diagnosis d = diagnose(s.hand, s.autodiff, s.candidates, exact_rtol, exact_atol);

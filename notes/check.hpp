@@ -15,7 +15,7 @@ struct FormulaCheck {
 };
 
 struct FormulaResult {
-  std::string id;             // "N3" ... "N18", as in NOTES_EN.md
+  std::string id;             // "N3" ... "N18", as in docs/derivations.md
   std::string section;
   std::string formula;        // as the notes write it
   std::string reading;        // what had to be read into it to compute it, if anything

@@ -17,11 +17,6 @@ namespace detail {
 
 using Strides = std::vector<std::ptrdiff_t>;
 
-template <class T>
-Shape shape_of(const xt::xarray<T>& a) {
-  return Shape(a.shape().begin(), a.shape().end());
-}
-
 std::size_t element_count(const Shape& shape);
 // The element count of a shape an op is about to create: a ShapeError naming `op` when a dimension
 // or the count (zero dimensions aside) exceeds 2^48, before any size arithmetic can wrap.

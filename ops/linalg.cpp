@@ -1,7 +1,5 @@
 #include "linalg.hpp"
 
-#include <cblas.h>
-
 #include <limits>
 
 #include "kernels.hpp"
@@ -158,13 +156,6 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
   }
   return matmul(a, b, false, false);
 }
-
-void set_num_threads(int threads) {
-  if (threads < 1) throw_value_error("set_num_threads", "threads must be >= 1, got " + std::to_string(threads));
-  openblas_set_num_threads(threads);
-}
-
-int num_threads() { return openblas_get_num_threads(); }
 
 template Tensor<float> matmul(const Tensor<float>&, const Tensor<float>&);
 template Tensor<float> matmul(const Tensor<float>&, const Tensor<float>&, bool, bool);

@@ -1,4 +1,4 @@
-// Matrix products through OpenBLAS.
+// Matrix products: OpenBLAS, or libxsmm's JIT kernels where those are faster.
 #ifndef TAPEGRAD_OPS_LINALG_HPP
 #define TAPEGRAD_OPS_LINALG_HPP
 
@@ -13,11 +13,6 @@ template <class T> Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b);
 // Both operands at least 2-D.
 template <class T>
 Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool transpose_a, bool transpose_b);
-
-// Threads OpenBLAS uses for matrix products (a process-wide setting). tapegrad's own kernels run
-// on the calling thread, or split over the threads of a tg::Parallel guard.
-void set_num_threads(int threads);
-int num_threads();
 
 }  // namespace tapegrad
 

@@ -26,6 +26,13 @@ void write_tiny_fashion(const fs::path& dir, const std::string& split, std::size
   tg::write_idx((dir / (split + "-labels-idx1-ubyte.gz")).string(), labels);
 }
 
+// A tiny data set in dir/data: `train` and `test` images, drawn from `seed`.
+void write_tiny_data_set(const fs::path& dir, std::size_t train, std::size_t test, unsigned seed) {
+  fs::create_directories(dir / "data");
+  write_tiny_fashion(dir / "data", "train", train, seed);
+  write_tiny_fashion(dir / "data", "t10k", test, seed + 1);
+}
+
 std::optional<fashion::Config> parse(std::vector<const char*> args, int& code, std::string& err) {
   args.insert(args.begin(), "fashion_mnist");
   std::ostringstream out, errs;
@@ -82,9 +89,7 @@ constexpr bool address_sanitizer = false;
 TEST_CASE("a short LeNet-5 run on a generated tiny data set: checked gradients, falling loss, outputs") {
   const TempDir tmp("tapegrad-fashion-");
   const fs::path& dir = tmp.path;
-  fs::create_directories(dir / "data");
-  write_tiny_fashion(dir / "data", "train", 256, 1);
-  write_tiny_fashion(dir / "data", "t10k", 100, 2);
+  write_tiny_data_set(dir, 256, 100, 1);
   fashion::Config c;
   c.data = (dir / "data").string();
   c.out = (dir / "out").string();
@@ -116,9 +121,7 @@ TEST_CASE("a short LeNet-5 run on a generated tiny data set: checked gradients, 
 TEST_CASE("fashion_mnist trains to the same bits on 1, 2 and 3 threads") {
   const TempDir tmp("tapegrad-fashion-threads-");
   const fs::path& dir = tmp.path;
-  fs::create_directories(dir / "data");
-  write_tiny_fashion(dir / "data", "train", 160, 3);
-  write_tiny_fashion(dir / "data", "t10k", 40, 4);
+  write_tiny_data_set(dir, 160, 40, 3);
   std::vector<std::vector<xt::xarray<float>>> runs;
   std::vector<double> losses;
   for (const int threads : {1, 2, 3}) {

@@ -1,4 +1,4 @@
-// The GradBench tool (bench/gradbench): the worked examples of ../shared/GRADBENCH.md §3, finite
+// The GradBench tool (bench/gradbench): the worked examples of bench/gradbench/README.md, finite
 // differences of every objective, and the protocol, message by message.
 #include "helpers.hpp"
 

@@ -1,5 +1,5 @@
 // GradBench's six evals written with tapegrad ops, the way a user would write them
-// (../shared/GRADBENCH.md §2). Each objective is written once, as a function of tensors: the
+// (bench/gradbench/README.md, "The evals"). Each objective is written once, as a function of tensors: the
 // primal runs it without recording, the gradient records it on a fresh tape, runs backward and
 // copies the gradient into a plain array. Shapes are checked first: bad input is a
 // tapegrad::ShapeError or ValueError naming the eval and the field.
@@ -36,7 +36,7 @@ Array llsq_gradient(const Tensor& x, std::size_t n);
 Array ode_primal(const Tensor& x, std::size_t s);
 Array ode_gradient(const Tensor& x, std::size_t s);
 
-// gmm: the log-posterior of a Gaussian mixture with a Wishart prior (GRADBENCH.md §2.5).
+// gmm: the log-posterior of a Gaussian mixture with a Wishart prior (README.md, gmm).
 struct GmmInput {
   Array x;       // (n, d) points, a constant
   Array alpha;   // (k) mixture weights (log, unnormalised)
@@ -52,7 +52,7 @@ struct GmmJacobian {
 double gmm_objective(const GmmInput& in);
 GmmJacobian gmm_jacobian(const GmmInput& in);
 
-// lstm: ADBench's diagonal LSTM loss (GRADBENCH.md §2.6); the jacobian is the gradient with
+// lstm: ADBench's diagonal LSTM loss (README.md, lstm); the jacobian is the gradient with
 // respect to main_params then extra_params, each flattened row after row.
 struct LstmInput {
   Array main_params;   // (2l, 4b): per layer a row of weights then a row of biases

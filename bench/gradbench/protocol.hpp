@@ -1,4 +1,4 @@
-// GradBench's JSON-Lines protocol (../shared/GRADBENCH.md §1): one message per line in, one
+// GradBench's JSON-Lines protocol (bench/gradbench/README.md): one message per line in, one
 // response per line out, lock-step, until end of input.
 #ifndef TAPEGRAD_BENCH_GRADBENCH_PROTOCOL_HPP
 #define TAPEGRAD_BENCH_GRADBENCH_PROTOCOL_HPP

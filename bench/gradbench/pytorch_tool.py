@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The six GradBench evals written with PyTorch, the baseline of bench/gradbench/run.
 
-Speaks the same JSON-Lines protocol as tapegrad-gradbench (../shared/GRADBENCH.md §1), float64,
+Speaks the same JSON-Lines protocol as tapegrad-gradbench (bench/gradbench/README.md), float64,
 one thread. Each objective is written once, with the same tensor ops as bench/gradbench/evals.cpp
 where PyTorch has them; the primal runs under torch.no_grad(), each gradient run makes fresh
 leaf tensors, runs forward and backward, and copies the gradient out.

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Drives tapegrad-gradbench and the PyTorch tool through GradBench's protocol, side by side.
 
-Generates each eval's default workloads as ../shared/GRADBENCH.md §2 describes, sends every
+Generates each eval's default workloads as bench/gradbench/README.md describes, sends every
 workload's primal and derivative to both tools in the same run (alternating which goes first),
 and prints per eval, workload and function: the mean "evaluate" time of each tool, the ratio
 tapegrad/PyTorch, and whether the outputs agree to 1e-6 (GradBench's comparison, at 1e-6 instead

@@ -11,7 +11,6 @@
 #include <thread>
 
 #include <tapegrad/core/parallel.hpp>
-#include <tapegrad/ops/linalg.hpp>
 
 #include "protocol.hpp"
 

@@ -17,7 +17,7 @@ constexpr double kink_margin = 1e-3;
 // Operands of log, sqrt, fractional powers and divisors are made at least this large.
 constexpr double positive_floor = 0.2;
 
-Shape shape_of(const Arr& a) { return Shape(a.shape().begin(), a.shape().end()); }
+using tapegrad::detail::shape_of;
 std::size_t count(const Shape& s) {
   return std::accumulate(s.begin(), s.end(), std::size_t(1), std::multiplies<std::size_t>());
 }

@@ -4,7 +4,7 @@
 #include <unistd.h>
 
 #include <tapegrad/tapegrad.hpp>
-#include <tapegrad/data/idx.hpp>
+#include <tapegrad/io/idx.hpp>
 
 namespace tapegrad::fuzz {
 namespace {

@@ -1,6 +1,6 @@
 // IDX files (the MNIST format), plain or gzip-compressed, and the Fashion-MNIST data set.
-#ifndef TAPEGRAD_DATA_IDX_HPP
-#define TAPEGRAD_DATA_IDX_HPP
+#ifndef TAPEGRAD_IO_IDX_HPP
+#define TAPEGRAD_IO_IDX_HPP
 
 #include <cstdint>
 #include <string>

@@ -1,4 +1,4 @@
-#include "serialize.hpp"
+#include "numpy.hpp"
 
 #include "../ops/kernels.hpp"
 

@@ -1,11 +1,11 @@
 // Parameters as NumPy files: single arrays as .npy, a module's named parameters as an .npz archive.
-#ifndef TAPEGRAD_LAYERS_SERIALIZE_HPP
-#define TAPEGRAD_LAYERS_SERIALIZE_HPP
+#ifndef TAPEGRAD_IO_NUMPY_HPP
+#define TAPEGRAD_IO_NUMPY_HPP
 
 #include <map>
 #include <string>
 
-#include "module.hpp"
+#include "../layers/module.hpp"
 
 namespace tapegrad {
 
