@@ -2,6 +2,10 @@
 
 #include <cblas.h>
 
+#include <algorithm>
+
+#include "../core/parallel.hpp"
+
 namespace tapegrad {
 namespace detail {
 
@@ -132,6 +136,67 @@ void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const d
           const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc) {
   gemm(prefers_jit_gemm(tb, m, n, k, sizeof(double)), ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
+
+namespace {
+
+// A single product of at least split_work multiply-adds is computed in pieces along the longer
+// of its rows and columns, one GEMM call per piece. The pieces depend on the shape alone: one
+// thread computes them in sequence, tg::Parallel's threads side by side, so every thread count
+// gives the same bits whatever kernels OpenBLAS or libxsmm choose (some of OpenBLAS's kernels
+// round a row panel differently from the whole product). On libxsmm's kernels a piece is 64 rows
+// or columns, the size of their blocks, and costs nothing; OpenBLAS packs the other factor again
+// for each piece, so its pieces are 256 wide, or a quarter of the extent beyond 1024 (measured at
+// one thread: 2-10 % above one call, against 10-45 % for pieces of 64; bench/RESULTS.md).
+constexpr std::size_t jit_piece = 64, blas_piece = 256, split_work = std::size_t(1) << 21;
+
+std::size_t piece_width(bool jit, std::size_t extent) {
+  if (jit) return jit_piece;
+  const std::size_t quarter = (extent / 4 + jit_piece - 1) / jit_piece * jit_piece;
+  return std::max(blas_piece, quarter);
+}
+
+}  // namespace
+
+template <class T>
+void batched_gemm(bool ta, bool tb, const Shape& batch_a, const Shape& batch_b, const Shape& out_shape,
+                  std::size_t k, const T* a, const T* b, T* c) {
+  const std::size_t rank = out_shape.size(), m = out_shape[rank - 2], n = out_shape[rank - 1];
+  if (m == 0 || n == 0 || k == 0) return;
+  const Shape batch(out_shape.begin(), out_shape.end() - 2);
+  const std::size_t lda = ta ? m : k, ldb = tb ? k : n;
+  const bool by_rows = m >= n, jit = prefers_jit_gemm(tb, m, n, k, sizeof(T));
+  const std::size_t extent = by_rows ? m : n, piece = piece_width(jit, extent);
+  if (element_count(batch) == 1 && extent >= 2 * piece && m * n * k >= split_work) {
+    parallel_for((extent + piece - 1) / piece, [&](std::size_t first, std::size_t last) {
+      for (std::size_t i = first * piece; i < std::min(extent, last * piece); i += piece) {
+        const std::size_t width = std::min(piece, extent - i);
+        if (by_rows)
+          gemm(jit, ta, tb, width, n, k, a + (ta ? i : i * lda), lda, b, ldb, T(0), c + i * n, n);
+        else
+          gemm(jit, ta, tb, m, width, k, a, lda, b + (tb ? i * ldb : i), ldb, T(0), c + i, n);
+      }
+    });
+    return;
+  }
+  // One GEMM per batch entry, at offsets with stride 0 along broadcast batch dimensions; the
+  // entries split over the tg::Parallel threads if any.
+  const auto mat_a = static_cast<std::ptrdiff_t>(m * k), mat_b = static_cast<std::ptrdiff_t>(k * n);
+  std::vector<std::ptrdiff_t> off_a, off_b;
+  strided_loop(batch, broadcast_strides(batch_a, batch), 0, broadcast_strides(batch_b, batch), 0,
+               [&](std::ptrdiff_t ia, std::ptrdiff_t ib) {
+                 off_a.push_back(ia * mat_a);
+                 off_b.push_back(ib * mat_b);
+               });
+  parallel_for(off_a.size(), [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i)
+      gemm(ta, tb, m, n, k, a + off_a[i], lda, b + off_b[i], ldb, T(0), c + i * m * n, n);
+  });
+}
+
+template void batched_gemm(bool, bool, const Shape&, const Shape&, const Shape&, std::size_t, const float*,
+                           const float*, float*);
+template void batched_gemm(bool, bool, const Shape&, const Shape&, const Shape&, std::size_t, const double*,
+                           const double*, double*);
 
 }  // namespace detail
 }  // namespace tapegrad

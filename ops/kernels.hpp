@@ -44,6 +44,13 @@ void gemm(bool jit, bool ta, bool tb, std::size_t m, std::size_t n, std::size_t 
           std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc);
 void gemm(bool jit, bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a,
           std::size_t lda, const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc);
+// C[i] = op(A[i]) op(B[i]) (beta 0) for every entry i of the batch out_shape[:-2], A's and B's
+// batch dimensions broadcast to it; out_shape ends in (m, n), k is the shared dimension. One GEMM
+// per entry, the entries split over the tg::Parallel threads; a single large product in pieces
+// fixed by its shape (kernels.cpp), so that every thread count gives the same bits.
+template <class T>
+void batched_gemm(bool ta, bool tb, const Shape& batch_a, const Shape& batch_b, const Shape& out_shape,
+                  std::size_t k, const T* a, const T* b, T* c);
 // Whether libxsmm's kernels were measured faster than BLAS for a product of this shape (false for
 // a product OpenBLAS would split over its threads while it has several: a kernel runs on one).
 bool prefers_jit_gemm(bool tb, std::size_t m, std::size_t n, std::size_t k, std::size_t element_size);
