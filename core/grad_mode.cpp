@@ -1,0 +1,38 @@
+// The thread's recording modes and guards (GradMode, NoGrad, DetectAnomaly, Label), and the
+// process's memory accounting (memory_stats).
+#include "tape.hpp"
+
+#include "tape_internals.hpp"
+
+namespace tapegrad {
+
+GradMode::GradMode(bool enabled) : previous_(detail::thread_state().grad_enabled) {
+  detail::thread_state().grad_enabled = enabled;
+}
+GradMode::~GradMode() { detail::thread_state().grad_enabled = previous_; }
+
+bool is_recording() {
+  const auto& st = detail::thread_state();
+  return st.grad_enabled && !st.live.empty();
+}
+
+DetectAnomaly::DetectAnomaly() : previous_(detail::thread_state().detect_anomaly) {
+  detail::thread_state().detect_anomaly = true;
+}
+DetectAnomaly::~DetectAnomaly() { detail::thread_state().detect_anomaly = previous_; }
+
+Label::Label(const std::string& name) {
+  auto& labels = detail::thread_state().labels;
+  labels.push_back(std::make_shared<const std::string>(labels.empty() ? name : *labels.back() + "/" + name));
+}
+Label::~Label() { detail::thread_state().labels.pop_back(); }
+
+MemoryStats memory_stats() {
+  MemoryStats stats;
+  stats.live_tensors = detail::live_tensor_count();
+  stats.tape_entries = detail::entries_alive.load(std::memory_order_relaxed);
+  stats.tape_bytes = detail::entry_bytes_alive.load(std::memory_order_relaxed);
+  return stats;
+}
+
+}  // namespace tapegrad
