@@ -83,32 +83,37 @@ TEST_CASE("matmul where libxsmm's kernels take the product: values and gradients
 }
 
 TEST_CASE("detail::jit_gemm: beta 0 and 1, A transposed or not, wide leading dimensions, and what it refuses") {
-  // C (70 x 130, in a 70 x 140 array) = op(A) (70 x 90; A in a 70 x 100 array, or A^T in a
-  // 90 x 80 one) B (90 x 130, in 90 x 150) + beta C.
-  const std::size_t m = 70, k = 90, n = 130, ldb = 150, ldc = 140;
-  const Arr b_store = random_array({k, ldb}, 76), c_store = random_array({m, ldc}, 77);
-  const Arr b = xt::view(b_store, xt::all(), xt::range(0, n));
-  const Arr c_inside = xt::view(c_store, xt::all(), xt::range(0, n));
-  const Arr c_outside = xt::view(c_store, xt::all(), xt::range(n, ldc));
-  for (const bool ta : {false, true}) {
-    const std::size_t lda = ta ? 80 : 100;
-    const Arr a_store = ta ? random_array({k, lda}, 75) : random_array({m, lda}, 75);
-    const Arr a = ta ? Arr(xt::transpose(xt::view(a_store, xt::all(), xt::range(0, m))))
-                     : Arr(xt::view(a_store, xt::all(), xt::range(0, k)));
-    const Arr product = naive_matmul(a, b);
-    for (const double beta : {0.0, 1.0}) {
-      CAPTURE(ta);
-      CAPTURE(beta);
-      Arr c = c_store;
-      const bool ran =
-          tg::detail::jit_gemm(ta, false, m, n, k, a_store.data(), lda, b_store.data(), ldb, beta, c.data(), ldc);
-      // ctest sets TAPEGRAD_EXPECT_JIT where CMake found libxsmm: there the kernels must run.
-      if (std::getenv("TAPEGRAD_EXPECT_JIT")) CHECK(ran);
-      if (!ran) continue;   // a build or CPU without libxsmm: nothing to check here, BLAS does it all
-      CHECK(all_close(Arr(xt::view(c, xt::all(), xt::range(0, n))), product + beta * c_inside, 1e-12));
-      CHECK(Arr(xt::view(c, xt::all(), xt::range(n, ldc))) == c_outside);   // the padding is not written
+  // C (70 x 130, in a 70 x 140 array) = op(A) (70 x k; A in a 70 x (k + 10) array, or A^T in a
+  // k x 80 one) B (k x 130, in k x 150) + beta C; k = 90 in one slice of the kernels' depth,
+  // k = 600 in three (256, 256, 88), each after the first adding to C.
+  const std::size_t m = 70, n = 130, ldb = 150, ldc = 140;
+  for (const std::size_t k : {90, 600})
+    for (const bool ta : {false, true}) {
+      const Arr b_store = random_array({k, ldb}, 76), c_store = random_array({m, ldc}, 77);
+      const Arr b = xt::view(b_store, xt::all(), xt::range(0, n));
+      const Arr c_inside = xt::view(c_store, xt::all(), xt::range(0, n));
+      const Arr c_outside = xt::view(c_store, xt::all(), xt::range(n, ldc));
+      const std::size_t lda = ta ? 80 : k + 10;
+      const Arr a_store = ta ? random_array({k, lda}, 75) : random_array({m, lda}, 75);
+      const Arr a = ta ? Arr(xt::transpose(xt::view(a_store, xt::all(), xt::range(0, m))))
+                       : Arr(xt::view(a_store, xt::all(), xt::range(0, k)));
+      const Arr product = naive_matmul(a, b);
+      for (const double beta : {0.0, 1.0}) {
+        CAPTURE(k);
+        CAPTURE(ta);
+        CAPTURE(beta);
+        Arr c = c_store;
+        const bool ran =
+            tg::detail::jit_gemm(ta, false, m, n, k, a_store.data(), lda, b_store.data(), ldb, beta, c.data(), ldc);
+        // ctest sets TAPEGRAD_EXPECT_JIT where CMake found libxsmm: there the kernels must run.
+        if (std::getenv("TAPEGRAD_EXPECT_JIT")) CHECK(ran);
+        if (!ran) continue;   // a build or CPU without libxsmm: nothing to check here, BLAS does it all
+        CHECK(all_close(Arr(xt::view(c, xt::all(), xt::range(0, n))), product + beta * c_inside, 1e-12));
+        CHECK(Arr(xt::view(c, xt::all(), xt::range(n, ldc))) == c_outside);   // the padding is not written
+      }
     }
-  }
+  const std::size_t k = 90;
+  const Arr b_store = random_array({k, ldb}, 76), c_store = random_array({m, ldc}, 77);
   // A transposed B and a beta other than 0 or 1 have no kernel: false, and C is left as it was.
   const Arr a_store = random_array({m, 100}, 75);
   Arr c = c_store;
