@@ -16,6 +16,14 @@
 namespace tapegrad {
 namespace detail {
 
+namespace {
+// True on a thread while a tg::Parallel guard of it is alive, and on a pool's workers.
+bool& guarded() {
+  static thread_local bool flag = false;
+  return flag;
+}
+}  // namespace
+
 // Workers that wait for a job (one range each), run it, and report back.
 struct ThreadPool {
   explicit ThreadPool(int threads) {
@@ -64,6 +72,7 @@ struct ThreadPool {
   }
 
   void work(std::size_t index) {
+    guarded() = true;
     std::size_t seen = 0;
     for (;;) {
       // Kernels come in bursts (a step calls several): spin briefly before sleeping, as waking a
@@ -107,6 +116,8 @@ ThreadPool*& active_pool() {
 }
 }  // namespace
 
+bool parallel_guarded() { return guarded(); }
+
 bool parallel_active() {
   const ThreadPool* pool = active_pool();
   return pool && !pool->workers.empty();
@@ -138,15 +149,18 @@ void set_num_threads(int threads) {
 
 int num_threads() { return openblas_get_num_threads(); }
 
-Parallel::Parallel(int threads) : previous_(detail::active_pool()), previous_blas_threads_(num_threads()) {
+Parallel::Parallel(int threads)
+    : previous_(detail::active_pool()), previous_blas_threads_(num_threads()), previously_guarded_(detail::guarded()) {
   if (threads < 1 || threads > 1024)
     throw_value_error("Parallel", "threads must be between 1 and 1024, got " + std::to_string(threads));
   pool_ = std::make_unique<detail::ThreadPool>(threads);
   set_num_threads(1);
   detail::active_pool() = pool_.get();
+  detail::guarded() = true;
 }
 
 Parallel::~Parallel() {
+  detail::guarded() = previously_guarded_;
   detail::active_pool() = previous_;
   set_num_threads(previous_blas_threads_);
 }

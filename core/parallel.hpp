@@ -23,12 +23,14 @@ int num_threads();
 // im2col/col2im, pooling, a single large matrix product, large elementwise ops and optimizer
 // updates. OpenBLAS runs on one thread meanwhile (its previous setting comes back after; the
 // setting is process-wide), so the two never oversubscribe the cores.
-// Results are bitwise those of one thread, by construction: the work is cut into pieces that
-// depend on the shapes alone (one image or plane, a fixed block of images for a convolution's
-// weight gradient, a fixed panel of a large product, a fixed chunk of elements), each computed by
-// one call in one order of operations; one thread computes the same pieces in sequence. This
-// holds whatever kernels OpenBLAS or libxsmm pick on the host (tested).
-// Guards nest; the innermost applies. Other threads are unaffected.
+// Results are bitwise those of one thread with OpenBLAS on one thread, by construction: the work
+// is cut into pieces that depend on the shapes alone (one image or plane, a fixed block of images
+// for a convolution's weight gradient, a fixed panel of a large product, a fixed chunk of
+// elements), each computed by one call in one order of operations; one thread computes the same
+// pieces in sequence. This holds whatever kernels OpenBLAS or libxsmm pick on the host (tested).
+// Guards nest; the innermost applies. Other threads' work is not split, but OpenBLAS's thread
+// count is one setting for the whole process: guards alive on several threads at once must end
+// in the reverse order of their start, or one may restore the count under another.
 class Parallel {
  public:
   explicit Parallel(int threads);
@@ -40,6 +42,7 @@ class Parallel {
   std::unique_ptr<detail::ThreadPool> pool_;
   detail::ThreadPool* previous_;
   int previous_blas_threads_;
+  bool previously_guarded_;
 };
 
 namespace detail {
@@ -50,6 +53,9 @@ namespace detail {
 void parallel_for(std::size_t n, const std::function<void(std::size_t, std::size_t)>& f);
 // Whether a tg::Parallel pool of two threads or more is active on this thread.
 bool parallel_active();
+// Whether a tg::Parallel guard is alive on this thread, or this thread is one of a pool's workers:
+// then kernels choose by shape alone, not by OpenBLAS's (process-wide) thread count.
+bool parallel_guarded();
 
 // Elements per piece of a loop over independent elements (elementwise ops, optimizer updates).
 constexpr std::size_t element_chunk = std::size_t(1) << 15;

@@ -108,12 +108,13 @@ Tensor<T> conv2d_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>
   const T* ws = w.value().data();
   const T* bias = b.defined() ? b.value().data() : nullptr;
   T* out = y.data();
+  const bool jit = detail::prefers_jit_gemm(false, K, L, R, sizeof(T));   // once, on this thread
   detail::parallel_for(p.n, [&](std::size_t first, std::size_t last) {
     std::vector<T> cols(R * L), padded;
     for (std::size_t n = first; n < last; ++n) {
       T* image = out + n * K * L;
       image_columns(p, xs, n, padded, cols.data());
-      detail::gemm(false, false, K, L, R, ws, R, cols.data(), L, T(0), image, L);
+      detail::gemm(jit, false, false, K, L, R, ws, R, cols.data(), L, T(0), image, L);
       if (!bias) continue;
       for (std::size_t k = 0; k < K; ++k)
         for (std::size_t l = 0; l < L; ++l) image[k * L + l] += bias[k];
@@ -142,10 +143,11 @@ Tensor<T> conv2d_input_grad(const Tensor<T>& grad, const Tensor<T>& w, const Sha
   const T* ws = w.value().data();
   const T* gs = grad.value().data();
   T* out = dx.data();
+  const bool jit = detail::prefers_jit_gemm(false, R, L, K, sizeof(T));   // once, on this thread
   detail::parallel_for(p.n, [&](std::size_t first, std::size_t last) {
     std::vector<T> cols(R * L), padded;
     for (std::size_t n = first; n < last; ++n) {
-      detail::gemm(true, false, R, L, K, ws, R, gs + n * K * L, L, T(0), cols.data(), L);
+      detail::gemm(jit, true, false, R, L, K, ws, R, gs + n * K * L, L, T(0), cols.data(), L);
       image_from_columns(p, cols.data(), n, padded, out);
     }
   });

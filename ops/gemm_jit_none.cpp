@@ -4,6 +4,8 @@
 namespace tapegrad {
 namespace detail {
 
+bool jit_gemm_built() { return false; }
+
 bool jit_gemm(bool, bool, std::size_t, std::size_t, std::size_t, const float*, std::size_t, const float*,
               std::size_t, float, float*, std::size_t) {
   return false;

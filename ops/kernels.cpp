@@ -91,12 +91,13 @@ Strides broadcast_strides(const Shape& from, const Shape& to) {
 // 0.5-1.0 on its AVX-512 ones. They do no cache blocking of their own, so they take only products
 // whose first factor, and a 64-column block of the second, fit in half of a 1 MB L2 cache; under
 // 16 columns OpenBLAS won on one host. A kernel runs on one thread: with OpenBLAS on several (as
-// tg::set_num_threads asks, outside tg::Parallel), OpenBLAS keeps the products it would split,
-// those of more than 2^18 multiply-adds (OpenBLAS 0.3's GEMM runs smaller ones on one thread).
+// tg::set_num_threads asks), OpenBLAS keeps the products it would split, those of more than 2^18
+// multiply-adds (OpenBLAS 0.3's GEMM runs smaller ones on one thread), except under tg::Parallel,
+// whose choices depend on the shape alone (OpenBLAS's thread count is process-wide).
 bool prefers_jit_gemm(bool tb, std::size_t m, std::size_t n, std::size_t k, std::size_t element_size) {
   constexpr std::size_t half_l2 = std::size_t(512) << 10, one_blas_thread = std::size_t(1) << 18;
-  return !tb && n >= 16 && m * k * element_size <= half_l2 && 64 * k * element_size <= half_l2 &&
-         (m * n * k <= one_blas_thread || openblas_get_num_threads() == 1);
+  return jit_gemm_built() && !tb && n >= 16 && m * k * element_size <= half_l2 && 64 * k * element_size <= half_l2 &&
+         (m * n * k <= one_blas_thread || parallel_guarded() || openblas_get_num_threads() == 1);
 }
 
 namespace {
@@ -189,7 +190,7 @@ void batched_gemm(bool ta, bool tb, const Shape& batch_a, const Shape& batch_b, 
                });
   parallel_for(off_a.size(), [&](std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i)
-      gemm(ta, tb, m, n, k, a + off_a[i], lda, b + off_b[i], ldb, T(0), c + i * m * n, n);
+      gemm(jit, ta, tb, m, n, k, a + off_a[i], lda, b + off_b[i], ldb, T(0), c + i * m * n, n);
   });
 }
 

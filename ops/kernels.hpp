@@ -51,9 +51,13 @@ void gemm(bool jit, bool ta, bool tb, std::size_t m, std::size_t n, std::size_t 
 template <class T>
 void batched_gemm(bool ta, bool tb, const Shape& batch_a, const Shape& batch_b, const Shape& out_shape,
                   std::size_t k, const T* a, const T* b, T* c);
-// Whether libxsmm's kernels were measured faster than BLAS for a product of this shape (false for
-// a product OpenBLAS would split over its threads while it has several: a kernel runs on one).
+// Whether libxsmm's kernels were measured faster than BLAS for a product of this shape; false in
+// a build without them, and for a product OpenBLAS would split over its threads while it has
+// several (a kernel runs on one), except under a tg::Parallel guard of this thread, where the
+// choice depends on the shape alone.
 bool prefers_jit_gemm(bool tb, std::size_t m, std::size_t n, std::size_t k, std::size_t element_size);
+// Whether this build has libxsmm's kernels (ops/gemm_jit.cpp) or not (ops/gemm_jit_none.cpp).
+bool jit_gemm_built();
 // The same product through libxsmm's JIT kernels; false, C untouched, where there is no kernel
 // (a transposed B, beta other than 0 or 1, a CPU libxsmm cannot compile for, a build without it).
 bool jit_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,

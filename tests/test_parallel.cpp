@@ -80,6 +80,10 @@ TEST_CASE("tg::Parallel restores OpenBLAS's threads, nests, and refuses a bad th
 }
 
 TEST_CASE("libxsmm's kernels take a product only where measured faster, and one OpenBLAS would split only with OpenBLAS on one thread") {
+  if (!tg::detail::jit_gemm_built()) {   // a build without libxsmm: OpenBLAS takes every product
+    CHECK_FALSE(tg::detail::prefers_jit_gemm(false, 64, 256, 784, sizeof(double)));
+    return;
+  }
   const int blas_threads = tg::num_threads();
   tg::set_num_threads(1);
   CHECK(tg::detail::prefers_jit_gemm(false, 64, 256, 784, sizeof(double)));   // the MLP step's forward
@@ -94,7 +98,9 @@ TEST_CASE("libxsmm's kernels take a product only where measured faster, and one 
   CHECK_FALSE(tg::detail::prefers_jit_gemm(false, 64, 256, 784, sizeof(double)));
   CHECK(tg::detail::prefers_jit_gemm(false, 6, 784, 25, sizeof(float)));   // 2^17 multiply-adds: one thread anyway
   {
-    tg::Parallel parallel(2);   // OpenBLAS back on one thread: tapegrad's pieces run the kernels
+    tg::Parallel parallel(2);   // under a guard the choice depends on the shape alone
+    CHECK(tg::detail::prefers_jit_gemm(false, 64, 256, 784, sizeof(double)));
+    tg::set_num_threads(2);   // even if another thread's guard set OpenBLAS's count meanwhile
     CHECK(tg::detail::prefers_jit_gemm(false, 64, 256, 784, sizeof(double)));
   }
   tg::set_num_threads(blas_threads);
@@ -143,8 +149,9 @@ TEST_CASE("single large products split by rows and by columns, on libxsmm's kern
   for (const Case& c : cases) {
     INFO(c.what);
     const std::size_t m = c.a[0], k = c.a[1], n = c.tb ? c.b[0] : c.b[1];
-    CHECK(tg::detail::prefers_jit_gemm(c.tb, m, n, k, sizeof(float)) == c.jit);
-    CHECK(tg::detail::prefers_jit_gemm(c.tb, m, n, k, sizeof(double)) == c.jit);
+    const bool jit = c.jit && tg::detail::jit_gemm_built();
+    CHECK(tg::detail::prefers_jit_gemm(c.tb, m, n, k, sizeof(float)) == jit);
+    CHECK(tg::detail::prefers_jit_gemm(c.tb, m, n, k, sizeof(double)) == jit);
     check_same_bits_at_any_thread_count([&] { return product_and_gradients<float>(c.a, c.b, c.tb); });
     check_same_bits_at_any_thread_count([&] { return product_and_gradients<double>(c.a, c.b, c.tb); });
   }

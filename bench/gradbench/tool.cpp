@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
   mallopt(M_MXFAST, 0);
   std::ios::sync_with_stdio(false);
   tapegrad::set_num_threads(1);
-  const int threads = multithreaded ? std::max(1, int(std::thread::hardware_concurrency())) : 1;
+  const int threads = multithreaded ? std::clamp(int(std::thread::hardware_concurrency()), 1, 1024) : 1;
   std::optional<tapegrad::Parallel> parallel;
   if (threads > 1) parallel.emplace(threads);
   return gradbench::serve(std::cin, std::cout, std::cerr, threads);
