@@ -128,16 +128,6 @@ void gemm(bool jit, bool ta, bool tb, std::size_t m, std::size_t n, std::size_t 
   gemm_or_scale(cblas_dgemm, jit, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
 
-void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
-          const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc) {
-  gemm(prefers_jit_gemm(tb, m, n, k, sizeof(float)), ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
-}
-
-void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a, std::size_t lda,
-          const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc) {
-  gemm(prefers_jit_gemm(tb, m, n, k, sizeof(double)), ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
-}
-
 namespace {
 
 // A single product of at least split_work multiply-adds is computed in pieces along the longer

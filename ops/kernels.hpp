@@ -33,13 +33,9 @@ std::size_t normalize_axis(const std::string& op, std::ptrdiff_t axis, std::size
 Strides broadcast_strides(const Shape& from, const Shape& to);
 
 // C = op(A) op(B) + beta C, row-major (dimensions checked to fit an int by the caller). Zero
-// dimensions are allowed: k = 0 leaves beta C. Through libxsmm's JIT kernels where
-// prefers_jit_gemm says they are faster, else through BLAS; `jit` makes that choice for a panel
-// of a larger product, so that every panel takes the path the whole product would.
-void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
-          const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc);
-void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a, std::size_t lda,
-          const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc);
+// dimensions are allowed: k = 0 leaves beta C. Through libxsmm's JIT kernels when `jit` (and there
+// is a kernel for the product), else through BLAS. Callers decide `jit` with prefers_jit_gemm
+// once per op, on the thread that runs it, so that every piece of the op takes the same path.
 void gemm(bool jit, bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a,
           std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc);
 void gemm(bool jit, bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a,
