@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <iostream>
-#include <optional>
 #include <string>
 #include <thread>
 
@@ -38,9 +37,7 @@ int main(int argc, char** argv) {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   mallopt(M_MXFAST, 0);
   std::ios::sync_with_stdio(false);
-  tapegrad::set_num_threads(1);
   const int threads = multithreaded ? std::clamp(int(std::thread::hardware_concurrency()), 1, 1024) : 1;
-  std::optional<tapegrad::Parallel> parallel;
-  if (threads > 1) parallel.emplace(threads);
+  tapegrad::Parallel parallel(threads);   // OpenBLAS on one thread; one thread runs inline
   return gradbench::serve(std::cin, std::cout, std::cerr, threads);
 }

@@ -198,11 +198,9 @@ RunResult run(const Config& c, std::ostream& out) {
 }
 
 RunResult run(const Config& c, std::ostream& all_out, Team& team) {
-  // The work of each step split over the threads in pieces fixed by the shapes: any thread count
-  // gives the bits of one.
-  tg::set_num_threads(1);
-  std::optional<tg::Parallel> parallel;
-  if (c.threads > 1) parallel.emplace(c.threads);
+  // The work of each step split over the threads in pieces fixed by the shapes, OpenBLAS on one
+  // thread: any thread count gives the bits of one (a guard of one thread runs everything inline).
+  tg::Parallel parallel(c.threads);
   const bool lead = team.rank() == 0;
   std::ostream null_stream(nullptr);
   std::ostream& out = lead ? all_out : null_stream;
