@@ -95,6 +95,32 @@ Tensor<T> accumulate(const Tensor<T>& a, const Tensor<T>& b, bool create_graph) 
 }
 
 template <class T>
+struct Entry;
+
+// An entry's block of the arena, laid out here only: the entry, its VjpFunction (if it holds one),
+// its input records, its saved output (if it keeps it), its saved inputs (if it saves them), the
+// dimensions of the shapes it records (the output's, then each input's), and its op's name.
+template <class T>
+struct BlockLayout {
+  std::size_t records, kept, saved, dims, name, size;
+  BlockLayout(bool holds_function, std::size_t inputs, bool keeps_output, bool saves_inputs = false,
+              std::size_t num_dims = 0, std::size_t name_length = 0) {
+    static_assert(sizeof(Entry<T>) % alignof(VjpFunction<T>) == 0 &&
+                      sizeof(VjpFunction<T>) % alignof(RecordedInput) == 0 &&
+                      sizeof(Entry<T>) % alignof(RecordedInput) == 0 &&
+                      sizeof(RecordedInput) % alignof(SavedInput<T>) == 0 &&
+                      sizeof(SavedInput<T>) % alignof(std::size_t) == 0 && alignof(Entry<T>) >= alignof(std::size_t),
+                  "the entry's lists and dimensions follow it unpadded");
+    records = sizeof(Entry<T>) + (holds_function ? sizeof(VjpFunction<T>) : 0);
+    kept = records + inputs * sizeof(RecordedInput);
+    saved = kept + (keeps_output ? sizeof(SavedInput<T>) : 0);
+    dims = saved + (saves_inputs ? inputs * sizeof(SavedInput<T>) : 0);
+    name = dims + num_dims * sizeof(std::size_t);
+    size = name + name_length + 1;
+  }
+};
+
+template <class T>
 struct Entry final : EntryBase {
   VjpPointer<T> vjp_pointer = nullptr;   // the VJP, unless it is a VjpFunction (holds_function)
   // Empty, or one per input: what the VJP reads (VjpArgs::input, or its own captures), kept
@@ -105,17 +131,16 @@ struct Entry final : EntryBase {
       : EntryBase(op, input_room, output_shape, block_bytes), saved_inputs(saved_room) {}
   ~Entry() override { release_saved(); }
   // The output and its version when recorded, if the op saved it (keeps_output); else null. Kept
-  // in the block, right after the input records: an op that does not save it pays nothing.
+  // in the block: an op that does not save it pays nothing.
   SavedInput<T>* kept_output() const {
     if (!keeps_output) return nullptr;
-    const char* room = reinterpret_cast<const char*>(inputs.end());
-    return std::launder(reinterpret_cast<SavedInput<T>*>(const_cast<char*>(room)));
+    return std::launder(reinterpret_cast<SavedInput<T>*>(block() + BlockLayout<T>(holds_function, inputs.size(), true).kept));
   }
   // The VJP when it is a VjpFunction (holds_function), in the block right after the entry.
   VjpFunction<T>* function() const {
-    const char* room = reinterpret_cast<const char*>(this) + sizeof(Entry);
-    return std::launder(reinterpret_cast<VjpFunction<T>*>(const_cast<char*>(room)));
+    return std::launder(reinterpret_cast<VjpFunction<T>*>(block() + sizeof(Entry)));
   }
+  char* block() const { return reinterpret_cast<char*>(const_cast<Entry*>(this)); }
   // Destroys the VJP and the saved output (saved_inputs clears itself).
   void release_saved() {
     if (keeps_output) kept_output()->~SavedInput<T>();
@@ -329,40 +354,26 @@ Tensor<T> record_entry(const std::string& op, InputSpan<T> inputs, OutputState<T
 
   const bool saves_inputs = saved == Saved::inputs || saved == Saved::inputs_and_output;
   const bool saves_output = saved == Saved::output || saved == Saved::inputs_and_output;
-  // One block of the arena: the entry, its VjpFunction (if it is one), its input records, its saved
-  // output, its saved inputs, the dimensions of the shapes it records (the output's, then each
-  // input's), and its op's name.
   using Entry = detail::Entry<T>;
-  using RecordedInput = detail::RecordedInput;
   using SavedInput = detail::SavedInput<T>;
-  static_assert(sizeof(Entry) % alignof(VjpFunction<T>) == 0 && sizeof(VjpFunction<T>) % alignof(RecordedInput) == 0 &&
-                    sizeof(Entry) % alignof(RecordedInput) == 0 && sizeof(RecordedInput) % alignof(SavedInput) == 0 &&
-                    sizeof(SavedInput) % alignof(std::size_t) == 0 && alignof(Entry) >= alignof(std::size_t),
-                "the entry's lists and dimensions follow it unpadded");
   std::size_t num_dims = out->value.dimension();
   for (std::size_t i = 0; i < inputs.size(); ++i) num_dims += inputs[i].impl()->value.dimension();
-  const std::size_t records_at = sizeof(Entry) + (is_function ? sizeof(VjpFunction<T>) : 0);
-  const std::size_t kept_at = records_at + inputs.size() * sizeof(RecordedInput);
-  const std::size_t saved_at = kept_at + (saves_output ? sizeof(SavedInput) : 0);
-  const std::size_t dims_at = saved_at + (saves_inputs ? inputs.size() * sizeof(SavedInput) : 0);
-  const std::size_t name_at = dims_at + num_dims * sizeof(std::size_t);
-  const std::size_t block_size = name_at + op.size() + 1;
-  if (block_size > std::numeric_limits<std::uint32_t>::max())
+  const BlockLayout<T> at(is_function, inputs.size(), saves_output, saves_inputs, num_dims, op.size());
+  if (at.size > std::numeric_limits<std::uint32_t>::max())
     throw_usage_error(op, "an op with " + std::to_string(inputs.size()) + " inputs of " + std::to_string(num_dims) +
                               " dimensions in all is too large to record (its tape entry would exceed 4 GiB)");
-  char* block = static_cast<char*>(tape.arena.allocate(block_size, alignof(Entry)));
-  std::memcpy(block + name_at, op.c_str(), op.size() + 1);
-  auto* dims = reinterpret_cast<std::size_t*>(block + dims_at);
+  char* block = static_cast<char*>(tape.arena.allocate(at.size, alignof(Entry)));
+  std::memcpy(block + at.name, op.c_str(), op.size() + 1);
+  auto* dims = reinterpret_cast<std::size_t*>(block + at.dims);
   // Copies a shape into the block's dimensions; returns it as recorded there.
   const auto record_shape = [&dims](const auto& shape) {
     const RecordedShape recorded(dims, shape.size());
     dims = std::copy(shape.begin(), shape.end(), dims);
     return recorded;
   };
-  detail::EntryPtr owner(new (block) Entry(block + name_at, reinterpret_cast<RecordedInput*>(block + records_at),
-                                           reinterpret_cast<SavedInput*>(block + saved_at),
-                                           record_shape(out->value.shape()),
-                                           static_cast<std::uint32_t>(block_size)));
+  detail::EntryPtr owner(new (block) Entry(block + at.name, reinterpret_cast<RecordedInput*>(block + at.records),
+                                           reinterpret_cast<SavedInput*>(block + at.saved),
+                                           record_shape(out->value.shape()), static_cast<std::uint32_t>(at.size)));
   auto* entry = static_cast<Entry*>(owner.get());
   if (!state.labels.empty()) {
     if (tape.labels.empty() || tape.labels.back() != state.labels.back()) tape.labels.push_back(state.labels.back());
@@ -386,14 +397,14 @@ Tensor<T> record_entry(const std::string& op, InputSpan<T> inputs, OutputState<T
   out->node = tape.num_nodes++;
   entry->output = out->node;
   if constexpr (is_function) {
-    new (block + sizeof(Entry)) VjpFunction<T>(std::move(vjp));
-    entry->holds_function = true;   // function() finds it right after the entry
+    new (entry->function()) VjpFunction<T>(std::move(vjp));
+    entry->holds_function = true;
   } else {
     entry->vjp_pointer = vjp;
   }
   if (saves_output) {
-    new (block + kept_at) SavedInput{Tensor<T>(out), out->version};
-    entry->keeps_output = true;   // kept_output() finds it at kept_at
+    new (block + at.kept) SavedInput{Tensor<T>(out), out->version};
+    entry->keeps_output = true;   // kept_output() finds it there
     saved_bytes += value_bytes(*out);
   }
   entry->saved_bytes = saved_bytes;

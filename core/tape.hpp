@@ -3,23 +3,17 @@
 #define TAPEGRAD_CORE_TAPE_HPP
 
 #include <cstddef>
-#include <cstdint>
 #include <functional>
 #include <initializer_list>
 #include <limits>
 #include <memory>
-#include <new>
 #include <string>
-#include <type_traits>
 #include <vector>
 
+#include "tape_detail.hpp"
 #include "tensor.hpp"
 
 namespace tapegrad {
-
-namespace detail {
-struct TapeImpl;
-}
 
 // While alive, records every op run on this thread (RAII). Tapes nest: the newest is active.
 // Its memory (saved values, closures) is released when it goes out of scope.
@@ -102,68 +96,9 @@ class NoGrad : public GradMode {
 // True when an op run now on this thread would be recorded.
 bool is_recording();
 
+
+// The node of an input that needs no gradient.
 constexpr std::size_t no_node = std::numeric_limits<std::size_t>::max();
-
-namespace detail {
-// A shape kept by the tape. Its dimensions live in the block of the tape's arena that holds the
-// entry (a shape held inline took 56 bytes, most of them unused, three times per binary op).
-class RecordedShape {
- public:
-  RecordedShape(const std::size_t* dims, std::size_t rank) : dims_(dims), rank_(rank) {}
-  std::size_t size() const { return rank_; }
-  std::size_t operator[](std::size_t i) const { return dims_[i]; }
-  const std::size_t* begin() const { return dims_; }
-  const std::size_t* end() const { return dims_ + rank_; }
-  operator Shape() const { return Shape(begin(), end()); }
-
- private:
-  const std::size_t* dims_;
-  std::size_t rank_;
-};
-// What an entry keeps of each input: its node on the tape (no_node when it needs no gradient)
-// and its shape when the op was recorded.
-struct RecordedInput {
-  std::size_t node;
-  RecordedShape shape;
-};
-// An input kept for the VJP to read, and its version when the op was recorded.
-template <class T>
-struct SavedInput {
-  Tensor<T> tensor;
-  std::uint64_t version;
-};
-// A list an entry keeps in its tape's arena, in the same block as the entry: its elements are
-// built one by one into room reserved with the entry, and destroyed with it.
-template <class X>
-class EntryList {
- public:
-  EntryList() = default;
-  explicit EntryList(X* room) : first_(room) {}
-  EntryList(const EntryList&) = delete;
-  EntryList& operator=(const EntryList&) = delete;
-  ~EntryList() { clear(); }
-  std::size_t size() const { return count_; }
-  bool empty() const { return count_ == 0; }
-  const X& operator[](std::size_t i) const { return first_[i]; }
-  const X* begin() const { return first_; }
-  const X* end() const { return first_ + count_; }
-  // Built in place (X{args...}) in the room reserved for it: the caller reserved one element
-  // more than size().
-  template <class... Args>
-  void emplace_back(Args&&... args) {
-    new (first_ + count_) X{std::forward<Args>(args)...};
-    ++count_;
-  }
-  void clear() {
-    for (std::size_t i = count_; i-- > 0;) first_[i].~X();
-    count_ = 0;
-  }
-
- private:
-  X* first_ = nullptr;
-  std::size_t count_ = 0;
-};
-}  // namespace detail
 
 // What a vector-Jacobian product receives.
 template <class T>
@@ -246,64 +181,6 @@ class Gradients {
 template <class T>
 using VjpFunction = std::function<Gradients<T>(const VjpArgs<T>&)>;
 
-namespace detail {
-// The inputs of an op, not owned: a vector's or a braced list's elements, or (built-in ops)
-// pointers to them, which copy no handle.
-template <class T>
-class InputSpan {
- public:
-  InputSpan(const Tensor<T>* first, std::size_t count) : tensors_(first), count_(count) {}
-  InputSpan(const Tensor<T>* const* pointers, std::size_t count) : pointers_(pointers), count_(count) {}
-  std::size_t size() const { return count_; }
-  const Tensor<T>& operator[](std::size_t i) const { return tensors_ ? tensors_[i] : *pointers_[i]; }
-
- private:
-  const Tensor<T>* tensors_ = nullptr;
-  const Tensor<T>* const* pointers_ = nullptr;
-  std::size_t count_;
-};
-// An op's output state, its value built in place (moving an xt::xarray swaps its shape, strides
-// and backstrides element by element: about 35 ns, as much as building it).
-template <class T>
-using OutputState = std::shared_ptr<TensorImpl<T>>;
-// A state whose value has this shape and uninitialized elements, for the op to fill.
-template <class T, class S>
-OutputState<T> new_output(const S& shape) {
-  return std::make_shared<TensorImpl<T>>(typename TensorImpl<T>::Uninitialized(), shape);
-}
-// True when record() appends an entry for these inputs: recording on this thread and an input
-// requires grad.
-template <class T>
-bool appends_entry(InputSpan<T> inputs);
-template <class T>
-Tensor<T> record_op(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, VjpFunction<T>&& vjp,
-                    Saved saved);
-// A VJP that captures nothing, as a plain function pointer: the entry keeps 8 bytes instead of a
-// VjpFunction's 32, and no std::function is built, moved and destroyed per op.
-template <class T>
-using VjpPointer = Gradients<T> (*)(const VjpArgs<T>&);
-template <class T>
-Tensor<T> record_op(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, VjpPointer<T> vjp, Saved saved);
-// A VJP given as a lambda that captures nothing and returns Gradients is passed as a pointer.
-// Another becomes a VjpFunction (a heap allocation, copies of what it captures) only when an entry
-// is appended, not for values computed without a tape or inside a backward pass.
-template <class T, class F>
-Tensor<T> record_lambda(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, F&& vjp, Saved saved) {
-  if constexpr (std::is_convertible<std::decay_t<F>, VjpPointer<T>>::value) {
-    return record_op<T>(op, inputs, std::move(out), static_cast<VjpPointer<T>>(vjp), saved);
-  } else {
-    VjpFunction<T> function;
-    if (appends_entry(inputs)) function = std::forward<F>(vjp);
-    return record_op<T>(op, inputs, std::move(out), std::move(function), saved);
-  }
-}
-template <class T>
-OutputState<T> output_of(xt::xarray<T>&& value) {
-  return std::make_shared<TensorImpl<T>>(std::move(value));
-}
-template <class T, class F>
-using IfLambda = std::enable_if_t<!std::is_same<std::decay_t<F>, VjpFunction<T>>::value>;
-}  // namespace detail
 
 // The one path by which every op, built-in or a user's, enters the tape: wraps `value` (the
 // forward result computed from the inputs' values) into a tensor and, if recording and any input

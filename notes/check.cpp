@@ -6,6 +6,7 @@
 #include <limits>
 #include <random>
 #include <sstream>
+#include <tuple>
 
 #include "../core/diagnose.hpp"
 #include "../core/gradcheck.hpp"
@@ -202,13 +203,14 @@ DiagnosisCandidates fc_candidates(const FcCase& c, const Array& like) {
 // ---- Section 3: average pooling ----------------------------------------------------------------
 
 struct PoolCase {
+  std::size_t H, W;
   Array dE_da, hand_dE_db, num_dE_da;
 };
 
 PoolCase pool_case(std::size_t H, std::size_t W, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   const TD a(uniform({H, W}, rng, -1, 1), true), o(uniform({H / 2, W / 2}, rng, -1, 1));
-  PoolCase c;
+  PoolCase c{H, W, {}, {}, {}};
   {
     Tape tape;
     const AveragePooling p(a, o);
@@ -255,182 +257,209 @@ ConvCase conv_case(std::size_t H, std::size_t W, std::size_t K, std::uint64_t se
   return c;
 }
 
-// ---- The table ---------------------------------------------------------------------------------
+// ---- The cases every formula is checked on ---------------------------------------------------
+
+struct Cases {
+  std::vector<SoftmaxCase> softmax;   // n classes
+  std::vector<FcCase> fc;             // m x n layers
+  std::vector<FcCase> fc_square;      // m = n: where N10's indices i and j range alike
+  std::vector<PoolCase> pool;         // H x W inputs (odd sizes drop the last row or column)
+  std::vector<ConvCase> conv;         // H x W inputs, K x K kernels, a bias per output element
+};
+
+Cases random_cases(std::size_t seeds) {
+  Cases cases;
+  for (std::size_t n : {3, 5, 10})
+    for (std::size_t s = 0; s < seeds; ++s) cases.softmax.push_back(softmax_case(n, 100 * n + s));
+  for (auto [m, n] : std::vector<std::pair<std::size_t, std::size_t>>{{3, 2}, {4, 3}, {3, 3}, {5, 5}})
+    for (std::size_t s = 0; s < seeds; ++s) {
+      cases.fc.push_back(fc_case(m, n, 1000 + 10 * m + n + 100 * s));
+      if (m == n) cases.fc_square.push_back(cases.fc.back());
+    }
+  for (auto [H, W] : std::vector<std::pair<std::size_t, std::size_t>>{{4, 4}, {6, 8}, {5, 7}})
+    for (std::size_t s = 0; s < seeds; ++s) cases.pool.push_back(pool_case(H, W, 2000 + 10 * H + W + 100 * s));
+  for (auto [H, W, K] : std::vector<std::tuple<std::size_t, std::size_t, std::size_t>>{{4, 4, 2}, {6, 5, 3}, {5, 7, 2}})
+    for (std::size_t s = 0; s < seeds; ++s) cases.conv.push_back(conv_case(H, W, K, 3000 + 100 * H + 10 * W + K + 1000 * s));
+  return cases;
+}
+
+using Samples = std::vector<Sample>;
+
+// What a diagnosis may test a hand value against, from its case.
+template <class Case>
+using CandidatesOf = DiagnosisCandidates (*)(const Case&, const Array& hand);
+
+// One sample per case: the hand value, the autodiff's and the differences' (members of the case).
+template <class Case, class Hand>
+Samples samples(const std::vector<Case>& cases, Hand hand, Array Case::*autodiff, Array Case::*numeric,
+                CandidatesOf<Case> candidates = nullptr) {
+  Samples out;
+  for (const Case& c : cases) {
+    Array h = hand(c);
+    DiagnosisCandidates d = candidates ? candidates(c, h) : DiagnosisCandidates();
+    out.push_back({std::move(h), c.*autodiff, c.*numeric, std::move(d)});
+  }
+  return out;
+}
+
+DiagnosisCandidates softmax_all(const SoftmaxCase& c, const Array&) { return softmax_candidates(c); }
+DiagnosisCandidates fc_all(const FcCase& c, const Array& hand) { return fc_candidates(c, hand); }
+
+// N5 states ∂E/∂a1 only: the first element of every value.
+template <class Hand>
+Samples first_elements(const std::vector<SoftmaxCase>& cases, Hand hand) {
+  Samples out;
+  for (const SoftmaxCase& c : cases) out.push_back(first_element(Array{hand(c)}, c));
+  return out;
+}
+
+// ---- The table: one row per formula of the notes -----------------------------------------------
 
 const char* const section_softmax = "1. softmax output";
 const char* const section_fc = "2. fully connected";
 const char* const section_pool = "3. average pooling";
 const char* const section_conv = "4. convolution";
 
-FormulaResult result(const std::string& id, const char* section, const std::string& formula,
-                     const std::string& reading, const std::vector<Sample>& samples) {
-  FormulaResult r;
-  r.id = id;
-  r.section = section;
-  r.formula = formula;
-  r.reading = reading;
-  r.check = evaluate(id, samples, &r.diagnosis);
-  if (r.check.verdict == "holds") r.diagnosis.clear();
-  return r;
-}
+// A formula as the notes write it, what had to be read into it to compute it, its samples (hand
+// function against the autodiff and the differences; null when it leaves nothing to compute), and
+// for a formula that fails, the corrected formula and its samples.
+struct FormulaRow {
+  const char* id;
+  const char* section;
+  const char* formula;
+  const char* reading;
+  Samples (*as_written)(const Cases&);
+  const char* corrected_formula = nullptr;
+  Samples (*corrected)(const Cases&) = nullptr;
+};
 
-void corrected(FormulaResult& r, const std::string& formula, const std::vector<Sample>& samples) {
-  r.has_corrected = true;
-  r.corrected_formula = formula;
-  r.corrected = evaluate(r.id + " corrected", samples, nullptr);
-}
+using SC = SoftmaxCase;
+using FC = FcCase;
+using PC = PoolCase;
+using CC = ConvCase;
+
+const FormulaRow formulas[] = {
+    {"N3", section_softmax, "∂E/∂l_i = o_i − l_i", "",
+     [](const Cases& c) {
+       return samples(c.softmax, [](const SC& s) { return n3_dE_dl(s.l, s.o); }, &SC::dE_dl, &SC::num_dE_dl,
+                      +[](const SC& s, const Array&) {
+                        DiagnosisCandidates d;
+                        d.other_gradients = {{"∂E/∂a_i", s.dE_da}};
+                        return d;
+                      });
+     },
+     "∂E/∂l_i = l_i − o_i",
+     [](const Cases& c) {
+       return samples(c.softmax, [](const SC& s) { return n3_dE_dl_corrected(s.l, s.o); }, &SC::dE_dl, &SC::num_dE_dl);
+     }},
+    {"N4", section_softmax, "∂l1/∂a1 = l1 (1 − l1)", "for every i: the diagonal entries ∂l_i/∂a_i of the softmax Jacobian",
+     [](const Cases& c) {
+       return samples(c.softmax, [](const SC& s) { return n4_dl_da_diagonal(s.l); }, &SC::diag_J, &SC::num_diag_J);
+     }},
+    {"N5", section_softmax, "∂E/∂a1 = ∂E/∂l1 · ∂l1/∂a1 = (o1 − l1) l1 (1 − l1)", "",
+     [](const Cases& c) { return first_elements(c.softmax, [](const SC& s) { return n5_dE_da1(s.l, s.o); }); },
+     "∂E/∂a1 = Σ_j ∂E/∂l_j · ∂l_j/∂a1 = l1 ((l1 − o1) − Σ_j (l_j − o_j) l_j)",
+     [](const Cases& c) { return first_elements(c.softmax, [](const SC& s) { return n5_dE_da1_corrected(s.l, s.o); }); }},
+    {"N6", section_softmax, "∂E/∂a_i = ∂E/∂l_i · ∂l_i/∂a_i = (o_i − l_i) l1 (1 − l_i)", "",
+     [](const Cases& c) {
+       return samples(c.softmax, [](const SC& s) { return n6_dE_da(s.l, s.o); }, &SC::dE_da, &SC::num_dE_da, softmax_all);
+     },
+     "∂E/∂a_i = Σ_j ∂E/∂l_j · ∂l_j/∂a_i = l_i ((l_i − o_i) − Σ_j (l_j − o_j) l_j)",
+     [](const Cases& c) {
+       return samples(c.softmax, [](const SC& s) { return n6_dE_da_corrected(s.l, s.o); }, &SC::dE_da, &SC::num_dE_da);
+     }},
+    {"N7", section_softmax, "∂E/∂b_i = ∂E/∂a_i", "a_i = z_i + b_i; ∂E/∂a_i by hand (corrected N6)",
+     [](const Cases& c) {
+       return samples(c.softmax, [](const SC& s) { return n7_dE_db(n6_dE_da_corrected(s.n7_l, s.o)); }, &SC::dE_db,
+                      &SC::num_dE_db);
+     }},
+    {"N9", section_fc,
+     "∂E/∂a1 = ∂E/∂c1 · ∂c1/∂l1 · ∂l1/∂a1 + ∂E/∂c2 · ∂c2/∂l1 · ∂l1/∂a1, with "
+     "∂c2/∂l1 = w_12, ∂c1/∂l1 = w_11, ∂l1/∂a1 = f'(a1)",
+     "for every i and n outputs: Σ_j ∂E/∂c_j w_ij f'(a_i); ∂E/∂c_j = (d_j − o_j) d_j (1 − d_j) by hand",
+     [](const Cases& c) {
+       return samples(c.fc, [](const FC& f) { return n9_dE_da(f.hand_dE_dc, f.w, f.f_prime); }, &FC::dE_da,
+                      &FC::num_dE_da, fc_all);
+     }},
+    {"N10", section_fc, "∂E/∂b_j = ∂E/∂l_i",
+     "i stands for j (computable for m = n), b_j is the bias b'_j; ∂E/∂l_i = Σ_j ∂E/∂c_j w_ij by hand",
+     [](const Cases& c) {
+       return samples(c.fc_square, [](const FC& f) { return n10_dE_db(f.hand_dE_dl); }, &FC::dE_db, &FC::num_dE_db, fc_all);
+     },
+     "∂E/∂b'_j = ∂E/∂c_j",
+     [](const Cases& c) {
+       return samples(c.fc, [](const FC& f) { return n10_dE_db_corrected(f.hand_dE_dc); }, &FC::dE_db, &FC::num_dE_db);
+     }},
+    {"N11", section_fc, "∂E/∂w_ij = ∂E/∂c_j · l_i", "∂E/∂c_j by hand",
+     [](const Cases& c) {
+       return samples(c.fc, [](const FC& f) { return n11_dE_dw(f.hand_dE_dc, f.l); }, &FC::dE_dw, &FC::num_dE_dw, fc_all);
+     }},
+    {"N12", section_fc, "∂E/∂a_i = ∂E/∂c1 · w_i1 + ∂E/∂c2 · w_i2", "for n outputs: Σ_j ∂E/∂c_j w_ij; ∂E/∂c_j by hand",
+     [](const Cases& c) {
+       return samples(c.fc, [](const FC& f) { return n12_dE_da(f.hand_dE_dc, f.w); }, &FC::dE_da, &FC::num_dE_da, fc_all);
+     },
+     "∂E/∂a_i = f'(a_i) Σ_j ∂E/∂c_j · w_ij",
+     [](const Cases& c) {
+       return samples(c.fc, [](const FC& f) { return n12_dE_da_corrected(f.hand_dE_dc, f.w, f.f_prime); }, &FC::dE_da,
+                      &FC::num_dE_da);
+     }},
+    {"N14", section_pool, "∂E/∂a_ij = 1/4 · ∂E/∂b_kl where k = ⌊i/2⌋ and l = ⌊j/2⌋",
+     "H × W input; for odd sizes the dropped last row or column reads ∂E/∂b_kl = 0; ∂E/∂b_kl = b_kl − o_kl by hand",
+     [](const Cases& c) {
+       return samples(c.pool, [](const PC& p) { return n14_dE_da(p.hand_dE_db, p.H, p.W); }, &PC::dE_da, &PC::num_dE_da);
+     }},
+    {"N16", section_conv, "∂E/∂b_ij = ∂E/∂c_ij", "∂E/∂c_ij = c_ij − o_ij by hand",
+     [](const Cases& c) {
+       return samples(c.conv, [](const CC& v) { return n16_dE_db(v.hand_dE_dc); }, &CC::dE_db, &CC::num_dE_db);
+     }},
+    {"N17", section_conv, "∂E/∂k_ij = Σ_{p=0..2} Σ_{l=0..2} ∂E/∂c_kl · a_{i+p, j+l}",
+     "c_kl is c_pl; the bound 2 is the last output index (Ho − 1, Wo − 1); ∂E/∂c_pl = c_pl − o_pl by hand",
+     [](const Cases& c) {
+       return samples(c.conv, [](const CC& v) { return n17_dE_dk(v.hand_dE_dc, v.a, v.k.shape(0)); }, &CC::dE_dk,
+                      &CC::num_dE_dk);
+     }},
+    {"N18", section_conv,
+     "∂E/∂a_ij = Σ_{k = max(0, k_size−1)}^{min(k_size, dim_input−j)} "
+     "Σ_{l = max(0, k_size−1)}^{min(k_size, dim_input−k)} (…)",
+     "the summand is left empty in the notes: nothing to compute", nullptr,
+     "∂E/∂a_ij = Σ_{p,q} ∂E/∂c_{i−p, j−q} · k_pq over 0 ≤ i−p < Ho, 0 ≤ j−q < Wo",
+     [](const Cases& c) {
+       return samples(c.conv, [](const CC& v) { return n18_dE_da_corrected(v.hand_dE_dc, v.k, v.a.shape(0), v.a.shape(1)); },
+                      &CC::dE_da, &CC::num_dE_da);
+     }},
+};
 
 }  // namespace
 
 std::vector<FormulaResult> check_notes(std::size_t seeds) {
+  const Cases cases = random_cases(seeds);
   std::vector<FormulaResult> results;
-
-  // Section 1, n classes.
-  std::vector<SoftmaxCase> sm;
-  for (std::size_t n : {3, 5, 10})
-    for (std::size_t s = 0; s < seeds; ++s) sm.push_back(softmax_case(n, 100 * n + s));
-  auto samples = [&](auto hand, auto autodiff, auto numeric, bool with_candidates) {
-    std::vector<Sample> out;
-    for (const auto& c : sm)
-      out.push_back({hand(c), autodiff(c), numeric(c), with_candidates ? softmax_candidates(c) : DiagnosisCandidates()});
-    return out;
-  };
-  auto dE_dl = [](const SoftmaxCase& c) { return c.dE_dl; };
-  auto num_dE_dl = [](const SoftmaxCase& c) { return c.num_dE_dl; };
-  auto dE_da = [](const SoftmaxCase& c) { return c.dE_da; };
-  auto num_dE_da = [](const SoftmaxCase& c) { return c.num_dE_da; };
-  {
-    auto s3 = samples([](const SoftmaxCase& c) { return n3_dE_dl(c.l, c.o); }, dE_dl, num_dE_dl, false);
-    for (std::size_t i = 0; i < s3.size(); ++i) s3[i].candidates.other_gradients = {{"∂E/∂a_i", sm[i].dE_da}};
-    FormulaResult r = result("N3", section_softmax, "∂E/∂l_i = o_i − l_i", "", s3);
-    corrected(r, "∂E/∂l_i = l_i − o_i",
-              samples([](const SoftmaxCase& c) { return n3_dE_dl_corrected(c.l, c.o); }, dE_dl, num_dE_dl, false));
-    results.push_back(r);
-  }
-  results.push_back(result("N4", section_softmax, "∂l1/∂a1 = l1 (1 − l1)",
-                           "for every i: the diagonal entries ∂l_i/∂a_i of the softmax Jacobian",
-                           samples([](const SoftmaxCase& c) { return n4_dl_da_diagonal(c.l); },
-                                   [](const SoftmaxCase& c) { return c.diag_J; },
-                                   [](const SoftmaxCase& c) { return c.num_diag_J; }, false)));
-  {
-    std::vector<Sample> s5, s5c;
-    for (const auto& c : sm) {
-      s5.push_back(first_element(Array{n5_dE_da1(c.l, c.o)}, c));
-      s5c.push_back(first_element(Array{n5_dE_da1_corrected(c.l, c.o)}, c));
+  for (const FormulaRow& row : formulas) {
+    FormulaResult r;
+    r.id = row.id;
+    r.section = row.section;
+    r.formula = row.formula;
+    r.reading = row.reading;
+    if (row.as_written) {
+      r.check = evaluate(r.id, row.as_written(cases), &r.diagnosis);
+      if (r.check.verdict == "holds") r.diagnosis.clear();
+    } else {
+      r.check.verdict = "incomplete";
+      r.check.max_abs_error = std::numeric_limits<double>::quiet_NaN();
     }
-    FormulaResult r = result("N5", section_softmax, "∂E/∂a1 = ∂E/∂l1 · ∂l1/∂a1 = (o1 − l1) l1 (1 − l1)", "", s5);
-    corrected(r, "∂E/∂a1 = Σ_j ∂E/∂l_j · ∂l_j/∂a1 = l1 ((l1 − o1) − Σ_j (l_j − o_j) l_j)", s5c);
-    results.push_back(r);
-  }
-  {
-    FormulaResult r = result("N6", section_softmax, "∂E/∂a_i = ∂E/∂l_i · ∂l_i/∂a_i = (o_i − l_i) l1 (1 − l_i)",
-                             "",
-                             samples([](const SoftmaxCase& c) { return n6_dE_da(c.l, c.o); }, dE_da, num_dE_da, true));
-    corrected(r, "∂E/∂a_i = Σ_j ∂E/∂l_j · ∂l_j/∂a_i = l_i ((l_i − o_i) − Σ_j (l_j − o_j) l_j)",
-              samples([](const SoftmaxCase& c) { return n6_dE_da_corrected(c.l, c.o); }, dE_da, num_dE_da, false));
-    results.push_back(r);
-  }
-  results.push_back(result("N7", section_softmax, "∂E/∂b_i = ∂E/∂a_i",
-                           "a_i = z_i + b_i; ∂E/∂a_i by hand (corrected N6)",
-                           samples([](const SoftmaxCase& c) { return n7_dE_db(n6_dE_da_corrected(c.n7_l, c.o)); },
-                                   [](const SoftmaxCase& c) { return c.dE_db; },
-                                   [](const SoftmaxCase& c) { return c.num_dE_db; }, false)));
-
-  // Section 2, m x n layers; N10 is computable only where its indices i and j range alike (m = n).
-  std::vector<FcCase> fc, square;
-  for (auto [m, n] : std::vector<std::pair<std::size_t, std::size_t>>{{3, 2}, {4, 3}, {3, 3}, {5, 5}})
-    for (std::size_t s = 0; s < seeds; ++s) {
-      fc.push_back(fc_case(m, n, 1000 + 10 * m + n + 100 * s));
-      if (m == n) square.push_back(fc.back());
+    if (row.corrected) {
+      r.has_corrected = true;
+      r.corrected_formula = row.corrected_formula;
+      r.corrected = evaluate(r.id + " corrected", row.corrected(cases), nullptr);
     }
-  auto fc_samples = [](const std::vector<FcCase>& cases, auto hand, auto autodiff, auto numeric) {
-    std::vector<Sample> out;
-    for (const auto& c : cases) {
-      const Array h = hand(c);
-      out.push_back({h, autodiff(c), numeric(c), fc_candidates(c, h)});
-    }
-    return out;
-  };
-  auto fc_dE_da = [](const FcCase& c) { return c.dE_da; };
-  auto fc_num_dE_da = [](const FcCase& c) { return c.num_dE_da; };
-  results.push_back(result("N9", section_fc,
-                           "∂E/∂a1 = ∂E/∂c1 · ∂c1/∂l1 · ∂l1/∂a1 + ∂E/∂c2 · ∂c2/∂l1 · ∂l1/∂a1, with "
-                           "∂c2/∂l1 = w_12, ∂c1/∂l1 = w_11, ∂l1/∂a1 = f'(a1)",
-                           "for every i and n outputs: Σ_j ∂E/∂c_j w_ij f'(a_i); ∂E/∂c_j = (d_j − o_j) d_j (1 − d_j) by hand",
-                           fc_samples(fc, [](const FcCase& c) { return n9_dE_da(c.hand_dE_dc, c.w, c.f_prime); }, fc_dE_da,
-                                      fc_num_dE_da)));
-  {
-    auto dE_db = [](const FcCase& c) { return c.dE_db; };
-    auto num_dE_db = [](const FcCase& c) { return c.num_dE_db; };
-    FormulaResult r = result("N10", section_fc, "∂E/∂b_j = ∂E/∂l_i",
-                             "i stands for j (computable for m = n), b_j is the bias b'_j; ∂E/∂l_i = Σ_j ∂E/∂c_j w_ij by hand",
-                             fc_samples(square, [](const FcCase& c) { return n10_dE_db(c.hand_dE_dl); }, dE_db, num_dE_db));
-    corrected(r, "∂E/∂b'_j = ∂E/∂c_j",
-              fc_samples(fc, [](const FcCase& c) { return n10_dE_db_corrected(c.hand_dE_dc); }, dE_db, num_dE_db));
     results.push_back(r);
-  }
-  results.push_back(result("N11", section_fc, "∂E/∂w_ij = ∂E/∂c_j · l_i", "∂E/∂c_j by hand",
-                           fc_samples(fc, [](const FcCase& c) { return n11_dE_dw(c.hand_dE_dc, c.l); },
-                                      [](const FcCase& c) { return c.dE_dw; },
-                                      [](const FcCase& c) { return c.num_dE_dw; })));
-  {
-    FormulaResult r = result("N12", section_fc, "∂E/∂a_i = ∂E/∂c1 · w_i1 + ∂E/∂c2 · w_i2",
-                             "for n outputs: Σ_j ∂E/∂c_j w_ij; ∂E/∂c_j by hand",
-                             fc_samples(fc, [](const FcCase& c) { return n12_dE_da(c.hand_dE_dc, c.w); }, fc_dE_da, fc_num_dE_da));
-    corrected(r, "∂E/∂a_i = f'(a_i) Σ_j ∂E/∂c_j · w_ij",
-              fc_samples(fc, [](const FcCase& c) { return n12_dE_da_corrected(c.hand_dE_dc, c.w, c.f_prime); }, fc_dE_da,
-                         fc_num_dE_da));
-    results.push_back(r);
-  }
-
-  // Section 3, H x W inputs (odd sizes drop the last row or column).
-  {
-    std::vector<Sample> s14;
-    for (auto [H, W] : std::vector<std::pair<std::size_t, std::size_t>>{{4, 4}, {6, 8}, {5, 7}})
-      for (std::size_t s = 0; s < seeds; ++s) {
-        const PoolCase c = pool_case(H, W, 2000 + 10 * H + W + 100 * s);
-        s14.push_back({n14_dE_da(c.hand_dE_db, H, W), c.dE_da, c.num_dE_da, {}});
-      }
-    results.push_back(result("N14", section_pool, "∂E/∂a_ij = 1/4 · ∂E/∂b_kl where k = ⌊i/2⌋ and l = ⌊j/2⌋",
-                             "H × W input; for odd sizes the dropped last row or column reads ∂E/∂b_kl = 0; "
-                             "∂E/∂b_kl = b_kl − o_kl by hand",
-                             s14));
-  }
-
-  // Section 4, H x W inputs, K x K kernels, a bias per output element.
-  {
-    std::vector<ConvCase> cv;
-    for (auto [H, W, K] : std::vector<std::tuple<std::size_t, std::size_t, std::size_t>>{{4, 4, 2}, {6, 5, 3}, {5, 7, 2}})
-      for (std::size_t s = 0; s < seeds; ++s) cv.push_back(conv_case(H, W, K, 3000 + 100 * H + 10 * W + K + 1000 * s));
-    std::vector<Sample> s16, s17, s18;
-    for (const auto& c : cv) {
-      DiagnosisCandidates d;
-      s16.push_back({n16_dE_db(c.hand_dE_dc), c.dE_db, c.num_dE_db, d});
-      s17.push_back({n17_dE_dk(c.hand_dE_dc, c.a, c.k.shape(0)), c.dE_dk, c.num_dE_dk, d});
-      s18.push_back({n18_dE_da_corrected(c.hand_dE_dc, c.k, c.a.shape(0), c.a.shape(1)), c.dE_da, c.num_dE_da, d});
-    }
-    results.push_back(result("N16", section_conv, "∂E/∂b_ij = ∂E/∂c_ij", "∂E/∂c_ij = c_ij − o_ij by hand", s16));
-    results.push_back(result("N17", section_conv, "∂E/∂k_ij = Σ_{p=0..2} Σ_{l=0..2} ∂E/∂c_kl · a_{i+p, j+l}",
-                             "c_kl is c_pl; the bound 2 is the last output index (Ho − 1, Wo − 1); "
-                             "∂E/∂c_pl = c_pl − o_pl by hand",
-                             s17));
-    FormulaResult r18;
-    r18.id = "N18";
-    r18.section = section_conv;
-    r18.formula = "∂E/∂a_ij = Σ_{k = max(0, k_size−1)}^{min(k_size, dim_input−j)} "
-                  "Σ_{l = max(0, k_size−1)}^{min(k_size, dim_input−k)} (…)";
-    r18.reading = "the summand is left empty in the notes: nothing to compute";
-    r18.check.verdict = "incomplete";
-    r18.check.max_abs_error = std::numeric_limits<double>::quiet_NaN();
-    corrected(r18, "∂E/∂a_ij = Σ_{p,q} ∂E/∂c_{i−p, j−q} · k_pq over 0 ≤ i−p < Ho, 0 ≤ j−q < Wo", s18);
-    results.push_back(r18);
   }
   return results;
 }
 
 namespace {
 
-std::string number(double v) {
+std::string scientific(double v) {
   if (std::isnan(v)) return "-";
   std::ostringstream os;
   os << std::setprecision(2) << std::scientific << v;
@@ -473,9 +502,9 @@ std::string notes_table(const std::vector<FormulaResult>& results) {
      << "|---|---|---|---|---|---|---|---|\n";
   for (const auto& r : results) {
     os << "| " << r.id << " | " << r.section << " | `" << r.formula << "` | " << r.check.verdict << " | "
-       << number(r.check.max_abs_error) << " | " << (r.diagnosis.empty() ? "-" : r.diagnosis) << " | "
+       << scientific(r.check.max_abs_error) << " | " << (r.diagnosis.empty() ? "-" : r.diagnosis) << " | "
        << (r.has_corrected ? "`" + r.corrected_formula + "`" : "-") << " | "
-       << (r.has_corrected ? r.corrected.verdict + " (" + number(r.corrected.max_abs_error) + ")" : "-") << " |\n";
+       << (r.has_corrected ? r.corrected.verdict + " (" + scientific(r.corrected.max_abs_error) + ")" : "-") << " |\n";
   }
   return os.str();
 }

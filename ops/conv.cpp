@@ -73,17 +73,18 @@ Tensor<T> conv2d_weight_grad(const Tensor<T>& x, const Tensor<T>& grad, const Sh
 // gradients), each differentiable in terms of the three.
 template <class T>
 Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& b, Size2 stride, Size2 padding) {
-  check_defined<T>("conv2d", {&x, &w});
+  constexpr char op[] = "conv2d";
+  check_defined<T>(op, {&x, &w});
   const Shape xs = x.shape(), ws = w.shape();
-  if (xs.size() != 4) throw_shape_error("conv2d", "input must be 4-D (N, C, H, W), got shape " + shape_str(xs));
+  if (xs.size() != 4) throw_shape_error(op, "input must be 4-D (N, C, H, W), got shape " + shape_str(xs));
   if (ws.size() != 4)
-    throw_shape_error("conv2d", "weight must be 4-D (K, C, kh, kw), got shape " + shape_str(ws));
+    throw_shape_error(op, "weight must be 4-D (K, C, kh, kw), got shape " + shape_str(ws));
   if (xs[1] != ws[1])
-    throw_shape_error("conv2d", "input shape " + shape_str(xs) + " and weight shape " + shape_str(ws) +
+    throw_shape_error(op, "input shape " + shape_str(xs) + " and weight shape " + shape_str(ws) +
                                     " disagree on channels (x.shape[1]=" + std::to_string(xs[1]) +
                                     " != w.shape[1]=" + std::to_string(ws[1]) + ")");
   if (b.defined() && b.shape() != Shape{ws[0]})
-    throw_shape_error("conv2d", "bias shape " + shape_str(b.shape()) + " does not match the " +
+    throw_shape_error(op, "bias shape " + shape_str(b.shape()) + " does not match the " +
                                     std::to_string(ws[0]) + " output channels of weight shape " + shape_str(ws) +
                                     " (expected (" + std::to_string(ws[0]) + "))");
   return conv2d_forward(x, w, b, stride, padding);
@@ -209,9 +210,10 @@ Tensor<T> conv2d_weight_grad(const Tensor<T>& x, const Tensor<T>& grad, const Sh
 // position: (N, C*kh*kw, Ho*Wo);  dx = col2im(grad)
 template <class T>
 Tensor<T> im2col(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding) {
-  check_defined<T>("im2col", {&x});
+  constexpr char op[] = "im2col";
+  check_defined<T>(op, {&x});
   const Shape shape = x.shape();
-  const Patches p = patches("im2col", shape, kernel, stride, padding);
+  const Patches p = patches(op, shape, kernel, stride, padding);
   xt::xarray<T> cols = detail::empty_array<T>({p.n, p.rows(), p.cols()});
   const T* src = x.value().data();
   T* dst = cols.data();
@@ -220,7 +222,7 @@ Tensor<T> im2col(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding) 
     std::vector<T> padded;
     for (std::size_t n = first; n < last; ++n) image_columns(p, src, n, padded, dst + n * p.rows() * p.cols());
   });
-  return record<T>("im2col", {x}, std::move(cols), [shape, kernel, stride, padding](const VjpArgs<T>& g) {
+  return record<T>(op, {x}, std::move(cols), [shape, kernel, stride, padding](const VjpArgs<T>& g) {
     return Grads<T>{col2im(g.grad, shape, kernel, stride, padding)};
   }, Saved::nothing);
 }
@@ -228,11 +230,12 @@ Tensor<T> im2col(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding) 
 // x = sum of columns into their positions;  dcols = im2col(grad)
 template <class T>
 Tensor<T> col2im(const Tensor<T>& cols, const Shape& input_shape, Size2 kernel, Size2 stride, Size2 padding) {
-  check_defined<T>("col2im", {&cols});
-  const Patches p = patches("col2im", input_shape, kernel, stride, padding);
+  constexpr char op[] = "col2im";
+  check_defined<T>(op, {&cols});
+  const Patches p = patches(op, input_shape, kernel, stride, padding);
   const Shape expected{p.n, p.rows(), p.cols()};
   if (cols.shape() != expected)
-    throw_shape_error("col2im", "columns of shape " + shape_str(cols.shape()) + " do not fit input shape " +
+    throw_shape_error(op, "columns of shape " + shape_str(cols.shape()) + " do not fit input shape " +
                                     shape_str(input_shape) + " (expected " + shape_str(expected) + ")");
   xt::xarray<T> x = detail::empty_array<T>(input_shape);
   const T* src = cols.value().data();
@@ -241,7 +244,7 @@ Tensor<T> col2im(const Tensor<T>& cols, const Shape& input_shape, Size2 kernel, 
     std::vector<T> padded;
     for (std::size_t n = first; n < last; ++n) image_from_columns(p, src + n * p.rows() * p.cols(), n, padded, dst);
   });
-  return record<T>("col2im", {cols}, std::move(x), [kernel, stride, padding](const VjpArgs<T>& g) {
+  return record<T>(op, {cols}, std::move(x), [kernel, stride, padding](const VjpArgs<T>& g) {
     return Grads<T>{im2col(g.grad, kernel, stride, padding)};
   }, Saved::nothing);
 }

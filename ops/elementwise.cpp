@@ -106,8 +106,9 @@ Tensor<T> to_input(Tensor<T> grad, const VjpArgs<T>& g, std::size_t i) {
 // y = a + b;  da = sum_to(grad, a.shape),  db = sum_to(grad, b.shape)
 template <class T>
 Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
-  check_defined<T>("add", {&a, &b});
-  return record_output<T>("add", {&a, &b}, zip("add", a.value(), b.value(), std::plus<T>()),
+  constexpr char op[] = "add";
+  check_defined<T>(op, {&a, &b});
+  return record_output<T>(op, {&a, &b}, zip(op, a.value(), b.value(), std::plus<T>()),
                    [](const VjpArgs<T>& g) {
                      return Grads<T>{g.needs_grad(0) ? to_input(g.grad, g, 0) : Tensor<T>(),
                                      g.needs_grad(1) ? to_input(g.grad, g, 1) : Tensor<T>()};
@@ -117,8 +118,9 @@ Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
 // y = a - b;  da = sum_to(grad, a.shape),  db = -sum_to(grad, b.shape)
 template <class T>
 Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
-  check_defined<T>("sub", {&a, &b});
-  return record_output<T>("sub", {&a, &b}, zip("sub", a.value(), b.value(), std::minus<T>()),
+  constexpr char op[] = "sub";
+  check_defined<T>(op, {&a, &b});
+  return record_output<T>(op, {&a, &b}, zip(op, a.value(), b.value(), std::minus<T>()),
                    [](const VjpArgs<T>& g) {
                      return Grads<T>{g.needs_grad(0) ? to_input(g.grad, g, 0) : Tensor<T>(),
                                      g.needs_grad(1) ? neg(to_input(g.grad, g, 1)) : Tensor<T>()};
@@ -128,8 +130,9 @@ Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
 // y = a * b;  da = sum_to(grad * b, a.shape),  db = sum_to(grad * a, b.shape);  y = x * x: dx = grad * 2x
 template <class T>
 Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
-  check_defined<T>("mul", {&a, &b});
-  return record_output<T>("mul", {&a, &b}, zip("mul", a.value(), b.value(), std::multiplies<T>()),
+  constexpr char op[] = "mul";
+  check_defined<T>(op, {&a, &b});
+  return record_output<T>(op, {&a, &b}, zip(op, a.value(), b.value(), std::multiplies<T>()),
                    [](const VjpArgs<T>& g) {
                      const Tensor<T>& a = g.input(0);
                      const Tensor<T>& b = g.input(1);
@@ -144,8 +147,9 @@ Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
 // y = a / b;  da = sum_to(grad / b, a.shape),  db = -sum_to(grad * a / (b * b), b.shape)
 template <class T>
 Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
-  check_defined<T>("div", {&a, &b});
-  return record_output<T>("div", {&a, &b}, zip("div", a.value(), b.value(), std::divides<T>()),
+  constexpr char op[] = "div";
+  check_defined<T>(op, {&a, &b});
+  return record_output<T>(op, {&a, &b}, zip(op, a.value(), b.value(), std::divides<T>()),
                    [](const VjpArgs<T>& g) {
                      const Tensor<T>& a = g.input(0);
                      const Tensor<T>& b = g.input(1);
@@ -157,24 +161,27 @@ Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
 // y = x + s;  dx = grad
 template <class T>
 Tensor<T> add(const Tensor<T>& x, scalar_t<T> s) {
-  check_defined<T>("add", {&x});
-  return record_output<T>("add_scalar", {&x}, map(x.value(), [s](T v) { return v + s; }),
+  constexpr char op[] = "add_scalar";
+  check_defined<T>(op, {&x});
+  return record_output<T>(op, {&x}, map(x.value(), [s](T v) { return v + s; }),
                    [](const VjpArgs<T>& g) { return Grads<T>{g.grad}; }, Saved::nothing);
 }
 
 // y = x * s;  dx = grad * s
 template <class T>
 Tensor<T> mul(const Tensor<T>& x, scalar_t<T> s) {
-  check_defined<T>("mul", {&x});
-  return record_output<T>("mul_scalar", {&x}, map(x.value(), [s](T v) { return v * s; }),
+  constexpr char op[] = "mul_scalar";
+  check_defined<T>(op, {&x});
+  return record_output<T>(op, {&x}, map(x.value(), [s](T v) { return v * s; }),
                    [s](const VjpArgs<T>& g) { return Grads<T>{g.grad * s}; }, Saved::nothing);
 }
 
 // y = s / x;  dx = -grad * s / (x * x)
 template <class T>
 Tensor<T> rdiv(scalar_t<T> s, const Tensor<T>& x) {
-  check_defined<T>("rdiv_scalar", {&x});
-  return record_output<T>("rdiv_scalar", {&x}, map(x.value(), [s](T v) { return s / v; }),
+  constexpr char op[] = "rdiv_scalar";
+  check_defined<T>(op, {&x});
+  return record_output<T>(op, {&x}, map(x.value(), [s](T v) { return s / v; }),
                    [s](const VjpArgs<T>& g) {
                      const Tensor<T>& x = g.input(0);
                      return Grads<T>{g.grad * (-s) / (x * x)};
@@ -184,40 +191,45 @@ Tensor<T> rdiv(scalar_t<T> s, const Tensor<T>& x) {
 // y = -x;  dx = -grad
 template <class T>
 Tensor<T> neg(const Tensor<T>& x) {
-  check_defined<T>("neg", {&x});
-  return record_output<T>("neg", {&x}, map(x.value(), [](T v) { return -v; }),
+  constexpr char op[] = "neg";
+  check_defined<T>(op, {&x});
+  return record_output<T>(op, {&x}, map(x.value(), [](T v) { return -v; }),
                    [](const VjpArgs<T>& g) { return Grads<T>{neg(g.grad)}; }, Saved::nothing);
 }
 
 // y = exp(x);  dx = grad * y
 template <class T>
 Tensor<T> exp(const Tensor<T>& x) {
-  check_defined<T>("exp", {&x});
-  return record_output<T>("exp", {&x}, map_n(x.value(), &detail::vector_exp<T>),
+  constexpr char op[] = "exp";
+  check_defined<T>(op, {&x});
+  return record_output<T>(op, {&x}, map_n(x.value(), &detail::vector_exp<T>),
       [](const VjpArgs<T>& g) { return Grads<T>{g.grad * g.output}; }, Saved::output);
 }
 
 // y = log(x);  dx = grad / x
 template <class T>
 Tensor<T> log(const Tensor<T>& x) {
-  check_defined<T>("log", {&x});
-  return record_output<T>("log", {&x}, map_n(x.value(), &detail::vector_log<T>),
+  constexpr char op[] = "log";
+  check_defined<T>(op, {&x});
+  return record_output<T>(op, {&x}, map_n(x.value(), &detail::vector_log<T>),
                    [](const VjpArgs<T>& g) { return Grads<T>{g.grad / g.input(0)}; });
 }
 
 // y = sqrt(x);  dx = grad / (2 y)
 template <class T>
 Tensor<T> sqrt(const Tensor<T>& x) {
-  check_defined<T>("sqrt", {&x});
-  return record_output<T>("sqrt", {&x}, map(x.value(), [](T v) { return std::sqrt(v); }),
+  constexpr char op[] = "sqrt";
+  check_defined<T>(op, {&x});
+  return record_output<T>(op, {&x}, map(x.value(), [](T v) { return std::sqrt(v); }),
       [](const VjpArgs<T>& g) { return Grads<T>{g.grad / (g.output * T(2))}; }, Saved::output);
 }
 
 // y = x^p;  dx = grad * p * x^(p-1)   (p = 0: dx = 0)
 template <class T>
 Tensor<T> pow(const Tensor<T>& x, scalar_t<T> p) {
-  check_defined<T>("pow", {&x});
-  return record_output<T>("pow", {&x}, map(x.value(), [p](T v) { return std::pow(v, p); }),
+  constexpr char op[] = "pow";
+  check_defined<T>(op, {&x});
+  return record_output<T>(op, {&x}, map(x.value(), [p](T v) { return std::pow(v, p); }),
                    [p](const VjpArgs<T>& g) {
                      if (p == T(0)) return Grads<T>{g.grad * T(0)};
                      if (p == T(1)) return Grads<T>{g.grad};
@@ -228,8 +240,9 @@ Tensor<T> pow(const Tensor<T>& x, scalar_t<T> p) {
 // y = |x|;  dx = grad * sign(x)   (sign(0) = 0)
 template <class T>
 Tensor<T> abs(const Tensor<T>& x) {
-  check_defined<T>("abs", {&x});
-  return record_output<T>("abs", {&x}, map(x.value(), [](T v) { return std::abs(v); }),
+  constexpr char op[] = "abs";
+  check_defined<T>(op, {&x});
+  return record_output<T>(op, {&x}, map(x.value(), [](T v) { return std::abs(v); }),
                    [](const VjpArgs<T>& g) {
                      Tensor<T> sign(map(g.input(0).value(), [](T v) { return T((v > 0) - (v < 0)); }));
                      return Grads<T>{g.grad * sign};
@@ -280,24 +293,27 @@ Tensor<T> relu_backward(const Tensor<T>& grad, const Tensor<T>& y) {
 // y = tanh(x);  dx = grad * (1 - y^2)
 template <class T>
 Tensor<T> tanh(const Tensor<T>& x) {
-  check_defined<T>("tanh", {&x});
-  return record_output<T>("tanh", {&x}, map_n(x.value(), &detail::vector_tanh<T>),
+  constexpr char op[] = "tanh";
+  check_defined<T>(op, {&x});
+  return record_output<T>(op, {&x}, map_n(x.value(), &detail::vector_tanh<T>),
       [](const VjpArgs<T>& g) { return Grads<T>{tanh_backward(g.grad, g.output)}; }, Saved::output);
 }
 
 // y = 1 / (1 + exp(-x));  dx = grad * y * (1 - y)
 template <class T>
 Tensor<T> sigmoid(const Tensor<T>& x) {
-  check_defined<T>("sigmoid", {&x});
-  return record_output<T>("sigmoid", {&x}, map_n(x.value(), &detail::vector_sigmoid<T>),
+  constexpr char op[] = "sigmoid";
+  check_defined<T>(op, {&x});
+  return record_output<T>(op, {&x}, map_n(x.value(), &detail::vector_sigmoid<T>),
       [](const VjpArgs<T>& g) { return Grads<T>{sigmoid_backward(g.grad, g.output)}; }, Saved::output);
 }
 
 // y = max(x, 0);  dx = grad * (x > 0)
 template <class T>
 Tensor<T> relu(const Tensor<T>& x) {
-  check_defined<T>("relu", {&x});
-  return record_output<T>("relu", {&x}, map(x.value(), [](T v) { return v > 0 ? v : T(0); }),
+  constexpr char op[] = "relu";
+  check_defined<T>(op, {&x});
+  return record_output<T>(op, {&x}, map(x.value(), [](T v) { return v > 0 ? v : T(0); }),
       [](const VjpArgs<T>& g) { return Grads<T>{relu_backward(g.grad, g.output)}; }, Saved::output);
 }
 

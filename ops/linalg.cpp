@@ -24,8 +24,15 @@ std::string incompatible(std::size_t lhs_axis, std::size_t lhs, std::size_t rhs_
          std::to_string(rhs_axis) + "]=" + std::to_string(rhs) + ")";
 }
 
-// The output shape of op(a) @ op(b), checked: (batch..., m, n).
-Shape product_shape(const Shape& sa, const Shape& sb, bool ta, bool tb) {
+// op(a) @ op(b) as the kernel takes it: the operands' batch dimensions, the output's shape
+// (batch..., m, n) and the length k of the sums.
+struct Product {
+  Shape batch_a, batch_b, shape;
+  std::size_t k;
+};
+
+// The product of operands of these shapes, checked.
+Product product_of(const Shape& sa, const Shape& sb, bool ta, bool tb) {
   if (sa.size() < 2 || sb.size() < 2) shapes_error(sa, sb, ": transposed operands must be at least 2-D");
   const std::size_t ra = sa.size(), rb = sb.size();
   const std::size_t m = ta ? sa[ra - 1] : sa[ra - 2], k = ta ? sa[ra - 2] : sa[ra - 1];
@@ -45,24 +52,22 @@ Shape product_shape(const Shape& sa, const Shape& sb, bool ta, bool tb) {
   shape.push_back(m);
   shape.push_back(n);
   detail::checked_count("matmul", shape);
-  return shape;
+  return {batch_a, batch_b, shape, k};
 }
 
 }  // namespace
 
 template <class T>
 Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb) {
-  check_defined<T>("matmul", {&a, &b});
-  const Shape sa = a.shape(), sb = b.shape();
-  const Shape shape = product_shape(sa, sb, ta, tb);
-  const std::size_t k = ta ? sa[sa.size() - 2] : sa.back();
+  constexpr char op[] = "matmul";
+  check_defined<T>(op, {&a, &b});
+  const Product p = product_of(a.shape(), b.shape(), ta, tb);
   // GEMM with beta = 0 writes every element; only k = 0 leaves zeros to fill.
-  xt::xarray<T> out = k == 0 ? xt::xarray<T>(xt::zeros<T>(shape)) : detail::empty_array<T>(shape);
-  detail::batched_gemm(ta, tb, Shape(sa.begin(), sa.end() - 2), Shape(sb.begin(), sb.end() - 2), shape, k,
-                       a.value().data(), b.value().data(), out.data());
+  xt::xarray<T> out = p.k == 0 ? xt::xarray<T>(xt::zeros<T>(p.shape)) : detail::empty_array<T>(p.shape);
+  detail::batched_gemm(ta, tb, p.batch_a, p.batch_b, p.shape, p.k, a.value().data(), b.value().data(), out.data());
   // C = op(A) op(B), batched;
   //   dA = sum_to(ta ? op(B) grad^T : grad op(B)^T, A.shape),  dB = sum_to(tb ? grad^T op(A) : op(A)^T grad, B.shape)
-  return record<T>("matmul", {a, b}, std::move(out), [ta, tb](const VjpArgs<T>& g) {
+  return record<T>(op, {a, b}, std::move(out), [ta, tb](const VjpArgs<T>& g) {
     const Tensor<T>& a = g.input(0);
     const Tensor<T>& b = g.input(1);
     Tensor<T> da, db;
@@ -77,7 +82,8 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb) {
 // NumPy's matmul of 1-D operands: reshaped to a row (lhs) or a column (rhs), the axis dropped after.
 template <class T>
 Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
-  check_defined<T>("matmul", {&a, &b});
+  constexpr char op[] = "matmul";
+  check_defined<T>(op, {&a, &b});
   const Shape sa = a.shape(), sb = b.shape();
   if (sa.empty() || sb.empty()) shapes_error(sa, sb, ": scalars cannot be multiplied as matrices (use *)");
   if (sa.size() == 1 && sb.size() == 1) {

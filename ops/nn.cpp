@@ -29,35 +29,39 @@ Tensor<T> shifted(const std::string& op, const Tensor<T>& x, std::ptrdiff_t axis
 
 template <class T>
 Tensor<T> softmax(const Tensor<T>& x, std::ptrdiff_t axis) {
-  check_defined<T>("softmax", {&x});
-  const Tensor<T> e = exp(shifted("softmax", x, axis));
+  constexpr char op[] = "softmax";
+  check_defined<T>(op, {&x});
+  const Tensor<T> e = exp(shifted(op, x, axis));
   return e / sum(e, {axis}, true);
 }
 
 template <class T>
 Tensor<T> log_softmax(const Tensor<T>& x, std::ptrdiff_t axis) {
-  check_defined<T>("log_softmax", {&x});
-  const Tensor<T> z = shifted("log_softmax", x, axis);
+  constexpr char op[] = "log_softmax";
+  check_defined<T>(op, {&x});
+  const Tensor<T> z = shifted(op, x, axis);
   return z - log(sum(exp(z), {axis}, true));
 }
 
 template <class T>
 Tensor<T> logsumexp(const Tensor<T>& x, std::ptrdiff_t axis, bool keepdims) {
-  check_defined<T>("logsumexp", {&x});
+  constexpr char op[] = "logsumexp";
+  check_defined<T>(op, {&x});
   Tensor<T> m;
-  const Tensor<T> z = shifted("logsumexp", x, axis, &m);
+  const Tensor<T> z = shifted(op, x, axis, &m);
   const Tensor<T> y = log(sum(exp(z), {axis}, true)) + m;
   if (keepdims) return y;
   Shape s = x.shape();
-  s.erase(s.begin() + detail::normalize_axis("logsumexp", axis, x.dim()));
+  s.erase(s.begin() + detail::normalize_axis(op, axis, x.dim()));
   return reshape(y, s);
 }
 
 template <class T>
 Tensor<T> mse_loss(const Tensor<T>& pred, const Tensor<T>& target, Reduction reduction) {
-  check_defined<T>("mse_loss", {&pred, &target});
+  constexpr char op[] = "mse_loss";
+  check_defined<T>(op, {&pred, &target});
   if (pred.shape() != target.shape())
-    throw_shape_error("mse_loss", "pred shape " + shape_str(pred.shape()) + " and target shape " +
+    throw_shape_error(op, "pred shape " + shape_str(pred.shape()) + " and target shape " +
                                       shape_str(target.shape()) + " differ");
   const Tensor<T> d = pred - target;
   return reduction == Reduction::mean ? mean(d * d) : sum(d * d);
@@ -65,17 +69,18 @@ Tensor<T> mse_loss(const Tensor<T>& pred, const Tensor<T>& target, Reduction red
 
 template <class T>
 Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<std::size_t>& labels, Reduction reduction) {
-  check_defined<T>("cross_entropy", {&logits});
+  constexpr char op[] = "cross_entropy";
+  check_defined<T>(op, {&logits});
   const Shape s = logits.shape();
   if (s.size() != 2)
-    throw_shape_error("cross_entropy", "logits must be 2-D (N, K), got shape " + shape_str(s));
+    throw_shape_error(op, "logits must be 2-D (N, K), got shape " + shape_str(s));
   if (labels.size() != s[0])
-    throw_shape_error("cross_entropy", "got " + std::to_string(labels.size()) + " labels for logits of shape " +
+    throw_shape_error(op, "got " + std::to_string(labels.size()) + " labels for logits of shape " +
                                            shape_str(s) + " (one label per row)");
   xt::xarray<T> onehot = xt::zeros<T>(s);
   for (std::size_t i = 0; i < labels.size(); ++i) {
     if (labels[i] >= s[1])
-      throw_value_error("cross_entropy", "label " + std::to_string(labels[i]) + " at index " + std::to_string(i) +
+      throw_value_error(op, "label " + std::to_string(labels[i]) + " at index " + std::to_string(i) +
                                              " is out of range for " + std::to_string(s[1]) + " classes");
     onehot(i, labels[i]) = T(1);
   }

@@ -138,16 +138,18 @@ Tensor<T> gather(const Tensor<T>& x, std::shared_ptr<const std::vector<std::size
 
 template <class T>
 Tensor<T> avg_pool2d(const Tensor<T>& x, Size2 kernel) {
-  check_defined<T>("avg_pool2d", {&x});
+  constexpr char op[] = "avg_pool2d";
+  check_defined<T>(op, {&x});
   return avg_pool2d(x, kernel, kernel, 0);
 }
 
 // y = mean of each window (zero padding counted);  dx = spread(grad) / (kh kw)
 template <class T>
 Tensor<T> avg_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding) {
-  check_defined<T>("avg_pool2d", {&x});
+  constexpr char op[] = "avg_pool2d";
+  check_defined<T>(op, {&x});
   const Shape s = x.shape();
-  const Windows g = windows("avg_pool2d", s, kernel, stride, padding);
+  const Windows g = windows(op, s, kernel, stride, padding);
   const T scale = T(1) / T(g.kh * g.kw);
   const T* src = x.value().data();
   xt::xarray<T> y;
@@ -180,23 +182,25 @@ Tensor<T> avg_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 paddi
     for_each_window_element(g, [&](std::size_t out, std::size_t in) { dst[out] += src[in]; });
     for (std::size_t i = 0; i < y.size(); ++i) dst[i] *= scale;
   }
-  return record<T>("avg_pool2d", {x}, std::move(y), [s, kernel, stride, padding](const VjpArgs<T>& a) {
+  return record<T>(op, {x}, std::move(y), [s, kernel, stride, padding](const VjpArgs<T>& a) {
     return Grads<T>{avg_pool2d_backward(a.grad, s, kernel, stride, padding)};
   }, Saved::nothing);
 }
 
 template <class T>
 Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel) {
-  check_defined<T>("max_pool2d", {&x});
+  constexpr char op[] = "max_pool2d";
+  check_defined<T>(op, {&x});
   return max_pool2d(x, kernel, kernel);
 }
 
 // y = max of each window, the first maximum in row-major window order;  dx = grad scattered to it
 template <class T>
 Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride) {
-  check_defined<T>("max_pool2d", {&x});
+  constexpr char op[] = "max_pool2d";
+  check_defined<T>(op, {&x});
   const Shape s = x.shape();
-  const Windows g = windows("max_pool2d", s, kernel, stride, 0);
+  const Windows g = windows(op, s, kernel, stride, 0);
   const Shape shape = g.output(s);
   auto index = std::make_shared<std::vector<std::size_t>>(detail::element_count(shape), std::size_t(-1));
   xt::xarray<T> y = detail::empty_array<T>(shape);
@@ -210,7 +214,7 @@ Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride) {
       dst[out] = src[in];
     }
   });
-  return record<T>("max_pool2d", {x}, std::move(y),
+  return record<T>(op, {x}, std::move(y),
                    [index = std::shared_ptr<const std::vector<std::size_t>>(index), s](const VjpArgs<T>& a) {
                      return Grads<T>{scatter(a.grad, index, s)};
                    }, Saved::nothing);

@@ -133,7 +133,8 @@ xt::xarray<T> sum_kernel(const xt::xarray<T>& x, const std::vector<bool>& summed
 
 template <class T>
 Tensor<T> sum(const Tensor<T>& x) {
-  check_defined<T>("sum", {&x});
+  constexpr char op[] = "sum";
+  check_defined<T>(op, {&x});
   Axes all(x.dim());
   for (std::size_t k = 0; k < all.size(); ++k) all[k] = static_cast<std::ptrdiff_t>(k);
   return sum(x, all, false);
@@ -142,11 +143,12 @@ Tensor<T> sum(const Tensor<T>& x) {
 // y = sum over axes of x;  dx = broadcast_to(reshape(grad, keepdims shape), x.shape)
 template <class T>
 Tensor<T> sum(const Tensor<T>& x, const Axes& axes, bool keepdims) {
-  check_defined<T>("sum", {&x});
+  constexpr char op[] = "sum";
+  check_defined<T>(op, {&x});
   const Shape shape = x.shape();
-  const std::vector<bool> mask = axis_mask("sum", axes, shape.size());
+  const std::vector<bool> mask = axis_mask(op, axes, shape.size());
   const Shape keep = kept_shape(shape, mask);
-  return record<T>("sum", {x}, sum_kernel(x.value(), mask, keepdims ? keep : dropped_shape(shape, mask)),
+  return record<T>(op, {x}, sum_kernel(x.value(), mask, keepdims ? keep : dropped_shape(shape, mask)),
                    [shape, keep](const VjpArgs<T>& g) {
                      return Grads<T>{broadcast_to(reshape(g.grad, keep), shape)};
                    }, Saved::nothing);
@@ -154,15 +156,17 @@ Tensor<T> sum(const Tensor<T>& x, const Axes& axes, bool keepdims) {
 
 template <class T>
 Tensor<T> mean(const Tensor<T>& x) {
-  check_defined<T>("mean", {&x});
+  constexpr char op[] = "mean";
+  check_defined<T>(op, {&x});
   return sum(x) / static_cast<T>(x.size());
 }
 
 template <class T>
 Tensor<T> mean(const Tensor<T>& x, const Axes& axes, bool keepdims) {
-  check_defined<T>("mean", {&x});
+  constexpr char op[] = "mean";
+  check_defined<T>(op, {&x});
   const Shape shape = x.shape();
-  const std::vector<bool> mask = axis_mask("mean", axes, shape.size());
+  const std::vector<bool> mask = axis_mask(op, axes, shape.size());
   std::size_t count = 1;
   for (std::size_t k = 0; k < shape.size(); ++k)
     if (mask[k]) count *= shape[k];
@@ -211,19 +215,21 @@ Tensor<T> max_of_middle_axis(const Tensor<T>& x, std::size_t outer, std::size_t 
 
 template <class T>
 Tensor<T> max(const Tensor<T>& x) {
-  check_defined<T>("max", {&x});
-  if (x.size() == 0) throw_value_error("max", "cannot take the maximum of an empty tensor of shape " + shape_str(x.shape()));
+  constexpr char op[] = "max";
+  check_defined<T>(op, {&x});
+  if (x.size() == 0) throw_value_error(op, "cannot take the maximum of an empty tensor of shape " + shape_str(x.shape()));
   return max_of_middle_axis(x, 1, x.size(), 1, {}, Shape(x.dim(), 1));
 }
 
 // y = max along axis
 template <class T>
 Tensor<T> max(const Tensor<T>& x, std::ptrdiff_t axis, bool keepdims) {
-  check_defined<T>("max", {&x});
+  constexpr char op[] = "max";
+  check_defined<T>(op, {&x});
   const Shape shape = x.shape();
-  const std::size_t k = detail::normalize_axis("max", axis, shape.size());
+  const std::size_t k = detail::normalize_axis(op, axis, shape.size());
   if (shape[k] == 0)
-    throw_value_error("max", "cannot reduce axis " + std::to_string(axis) + " of size 0 (shape " +
+    throw_value_error(op, "cannot reduce axis " + std::to_string(axis) + " of size 0 (shape " +
                                  shape_str(shape) + ")");
   std::vector<bool> mask(shape.size(), false);
   mask[k] = true;
@@ -237,9 +243,10 @@ Tensor<T> max(const Tensor<T>& x, std::ptrdiff_t axis, bool keepdims) {
 // The reduced axes moved last and merged into one, then max along it: a composition.
 template <class T>
 Tensor<T> max(const Tensor<T>& x, const Axes& axes, bool keepdims) {
-  check_defined<T>("max", {&x});
+  constexpr char op[] = "max";
+  check_defined<T>(op, {&x});
   const Shape shape = x.shape();
-  const std::vector<bool> mask = axis_mask("max", axes, shape.size());
+  const std::vector<bool> mask = axis_mask(op, axes, shape.size());
   std::vector<std::size_t> perm;
   Shape merged;
   std::size_t reduced = 1;
@@ -254,7 +261,7 @@ Tensor<T> max(const Tensor<T>& x, const Axes& axes, bool keepdims) {
       reduced *= shape[k];
     }
   if (reduced == 0)
-    throw_value_error("max", "cannot reduce axes of size 0 (shape " + shape_str(shape) + ")");
+    throw_value_error(op, "cannot reduce axes of size 0 (shape " + shape_str(shape) + ")");
   merged.push_back(reduced);
   const Tensor<T> m = max(reshape(transpose(x, perm), merged), -1, false);
   return reshape(m, keepdims ? kept_shape(shape, mask) : dropped_shape(shape, mask));
@@ -262,11 +269,12 @@ Tensor<T> max(const Tensor<T>& x, const Axes& axes, bool keepdims) {
 
 template <class T>
 Tensor<T> sum_to(const Tensor<T>& x, const Shape& shape) {
-  check_defined<T>("sum_to", {&x});
+  constexpr char op[] = "sum_to";
+  check_defined<T>(op, {&x});
   if (detail::same_shape(x.value().shape(), shape)) return x;
   const Shape from = x.shape();
   if (!detail::broadcasts_to(shape, from))
-    throw_shape_error("sum_to", "cannot sum shape " + shape_str(from) + " down to " +
+    throw_shape_error(op, "cannot sum shape " + shape_str(from) + " down to " +
                                     shape_str(shape) + " (the target must broadcast to the source)");
   const std::size_t lead = from.size() - shape.size();
   Axes axes;

@@ -56,15 +56,16 @@ Tensor<T> unslice(const Tensor<T>& x, const Shape& shape, std::size_t axis, std:
 // y = x with a new shape;  dx = reshape(grad, x.shape)
 template <class T>
 Tensor<T> reshape(const Tensor<T>& x, const Shape& shape) {
-  check_defined<T>("reshape", {&x});
+  constexpr char op[] = "reshape";
+  check_defined<T>(op, {&x});
   const Shape from = x.shape();
-  if (detail::checked_count("reshape", shape) != x.size())
-    throw_shape_error("reshape", "cannot reshape " + shape_str(from) + " (" + std::to_string(x.size()) +
+  if (detail::checked_count(op, shape) != x.size())
+    throw_shape_error(op, "cannot reshape " + shape_str(from) + " (" + std::to_string(x.size()) +
                                      " elements) to " + shape_str(shape) + " (" +
                                      std::to_string(detail::element_count(shape)) + " elements)");
   xt::xarray<T> out = detail::empty_array<T>(shape);
   std::copy(x.value().data(), x.value().data() + x.size(), out.data());
-  return record<T>("reshape", {x}, std::move(out),
+  return record<T>(op, {x}, std::move(out),
                    [](const VjpArgs<T>& g) { return Grads<T>{reshape(g.grad, g.input_shape(0))}; },
                    Saved::nothing);
 }
@@ -72,7 +73,8 @@ Tensor<T> reshape(const Tensor<T>& x, const Shape& shape) {
 // y[i...] = x[perm applied];  dx = transpose(grad, inverse(perm))
 template <class T>
 Tensor<T> transpose(const Tensor<T>& x, const std::vector<std::size_t>& perm) {
-  check_defined<T>("transpose", {&x});
+  constexpr char op[] = "transpose";
+  check_defined<T>(op, {&x});
   const Shape from = x.shape();
   std::vector<bool> seen(from.size(), false);
   bool valid = perm.size() == from.size();
@@ -86,7 +88,7 @@ Tensor<T> transpose(const Tensor<T>& x, const std::vector<std::size_t>& perm) {
   if (!valid) {
     std::string list;
     for (std::size_t i = 0; i < perm.size(); ++i) list += (i ? ", " : "") + std::to_string(perm[i]);
-    throw_value_error("transpose", "perm [" + list + "] is not a permutation of the " +
+    throw_value_error(op, "perm [" + list + "] is not a permutation of the " +
                                        std::to_string(from.size()) + " axes of shape " + shape_str(from));
   }
   Shape shape(from.size());
@@ -100,14 +102,15 @@ Tensor<T> transpose(const Tensor<T>& x, const std::vector<std::size_t>& perm) {
   }
   xt::xarray<T> out = detail::empty_array<T>(shape);
   detail::copy_strided(shape, x.value().data(), src, 0, out.data(), detail::row_major_strides(shape), 0);
-  return record<T>("transpose", {x}, std::move(out), [inverse](const VjpArgs<T>& g) {
+  return record<T>(op, {x}, std::move(out), [inverse](const VjpArgs<T>& g) {
     return Grads<T>{transpose(g.grad, inverse)};
   }, Saved::nothing);
 }
 
 template <class T>
 Tensor<T> transpose(const Tensor<T>& x) {
-  check_defined<T>("transpose", {&x});
+  constexpr char op[] = "transpose";
+  check_defined<T>(op, {&x});
   std::vector<std::size_t> perm(x.dim());
   for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = perm.size() - 1 - i;
   return transpose(x, perm);
@@ -116,16 +119,17 @@ Tensor<T> transpose(const Tensor<T>& x) {
 // y = x repeated along broadcast dimensions;  dx = sum_to(grad, x.shape)
 template <class T>
 Tensor<T> broadcast_to(const Tensor<T>& x, const Shape& shape) {
-  check_defined<T>("broadcast_to", {&x});
+  constexpr char op[] = "broadcast_to";
+  check_defined<T>(op, {&x});
   const Shape from = x.shape();
   if (!detail::broadcasts_to(from, shape))
-    throw_shape_error("broadcast_to", "cannot broadcast shape " + shape_str(from) + " to " + shape_str(shape));
-  detail::checked_count("broadcast_to", shape);
+    throw_shape_error(op, "cannot broadcast shape " + shape_str(from) + " to " + shape_str(shape));
+  detail::checked_count(op, shape);
   if (from == shape) return x;
   xt::xarray<T> out = detail::empty_array<T>(shape);
   detail::copy_strided(shape, x.value().data(), detail::broadcast_strides(from, shape), 0, out.data(),
                        detail::row_major_strides(shape), 0);
-  return record<T>("broadcast_to", {x}, std::move(out),
+  return record<T>(op, {x}, std::move(out),
                    [](const VjpArgs<T>& g) { return Grads<T>{sum_to(g.grad, g.input_shape(0))}; },
                    Saved::nothing);
 }
