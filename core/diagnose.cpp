@@ -17,12 +17,6 @@ bool close(double x, double y, double rtol, double atol) { return std::abs(x - y
 
 bool matches(const Array& x, const Array& y, double rtol, double atol) { return detail::all_close(x, y, rtol, atol); }
 
-double dot(const Array& a, const Array& b) {
-  double s = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) s += a.data()[i] * b.data()[i];
-  return s;
-}
-
 bool negligible(const Array& a, double atol) {
   for (double v : a)
     if (std::abs(v) > atol) return false;
@@ -36,36 +30,163 @@ std::string number(double v) {
   return os.str();
 }
 
-// h[i] = r[i + s] along `axis` for every i where both exist, the overlap covering most of the axis.
-bool shifted_match(const Array& h, const Array& r, std::size_t axis, std::ptrdiff_t s, double rtol, double atol) {
-  const Shape shape = shape_of(h);
-  const auto n = static_cast<std::ptrdiff_t>(shape[axis]);
-  if (n < 3 || std::abs(s) >= n - 1) return false;
-  std::size_t inner = 1, outer = 1;
-  for (std::size_t k = axis + 1; k < shape.size(); ++k) inner *= shape[k];
-  for (std::size_t k = 0; k < axis; ++k) outer *= shape[k];
-  bool informative = false, changes = false;
-  for (std::size_t o = 0; o < outer; ++o)
-    for (std::ptrdiff_t i = 0; i < n; ++i) {
-      const std::ptrdiff_t j = i + s;
-      if (j < 0 || j >= n) continue;
-      for (std::size_t q = 0; q < inner; ++q) {
-        const double hv = h.data()[(o * std::size_t(n) + std::size_t(i)) * inner + q];
-        const double rv = r.data()[(o * std::size_t(n) + std::size_t(j)) * inner + q];
-        if (!close(hv, rv, rtol, atol)) return false;
-        informative = informative || std::abs(rv) > atol;
-        const double own = r.data()[(o * std::size_t(n) + std::size_t(i)) * inner + q];
-        changes = changes || !close(own, rv, rtol, atol);
-      }
-    }
-  // A reference that reads the same shifted (a constant gradient) says nothing about indices.
-  return informative && changes;
+std::string axes_str(const std::vector<std::size_t>& axes) {
+  std::string s;
+  for (std::size_t a : axes) s += (s.empty() ? "" : ", ") + std::to_string(a);
+  return axes.size() == 1 ? "axis " + s : "axes (" + s + ")";
 }
 
-// The single-pattern tests on h (the hand value, possibly negated) against r.
-Diagnosis single_pattern(const Array& h, const Array& r, const DiagnosisCandidates& c, double rtol, double atol,
-                         bool allow_scale) {
+// Where each element of the hand value reads the reference, on the tensor's own axes: hand axis k
+// reads reference axis `axis[k]`, reversed if `flip[k]`, then moved by `shift[k]`. Elements that
+// read outside the reference are not compared (a shift).
+struct AxisMap {
+  std::vector<std::size_t> axis;
+  std::vector<char> flip;
+  std::vector<std::ptrdiff_t> shift;
+  std::string pattern, detail;   // what it is called when it explains the difference
+
+  explicit AxisMap(std::size_t rank) : axis(rank), flip(rank, 0), shift(rank, 0) {
+    for (std::size_t k = 0; k < rank; ++k) axis[k] = k;
+  }
+};
+
+// hand ≈ scale x reference read through `map`, with the scale fitted (least squares over the
+// compared elements) unless `fixed` is given. It must compare at least half the elements, two of
+// them above the tolerance, and read the reference differently from where it is.
+struct MapMatch {
+  bool found = false;
+  double scale = 1;
+};
+
+MapMatch match_through(const Array& h, const Array& r, const AxisMap& map, const double* fixed, double rtol,
+                       double atol) {
   const Shape shape = shape_of(r);
+  const std::size_t rank = shape.size(), n = r.size();
+  std::vector<std::ptrdiff_t> stride(rank);
+  for (std::size_t k = rank, s = 1; k-- > 0;) {
+    stride[k] = static_cast<std::ptrdiff_t>(s);
+    s *= shape[k];
+  }
+  // Visits (hand flat index, reference flat index) for every compared element; stops when visit
+  // returns false.
+  auto walk = [&](auto visit) {
+    std::vector<std::size_t> index(rank, 0);
+    for (std::size_t i = 0; i < n; ++i) {
+      std::ptrdiff_t j = 0;
+      bool inside = true;
+      for (std::size_t k = 0; k < rank && inside; ++k) {
+        const auto extent = static_cast<std::ptrdiff_t>(shape[map.axis[k]]);
+        std::ptrdiff_t at = map.flip[k] ? extent - 1 - std::ptrdiff_t(index[k]) : std::ptrdiff_t(index[k]);
+        at += map.shift[k];
+        inside = at >= 0 && at < extent;
+        j += at * stride[map.axis[k]];
+      }
+      if (inside && !visit(i, std::size_t(j))) return false;
+      for (std::size_t k = rank; k-- > 0;) {
+        if (++index[k] < shape[k]) break;
+        index[k] = 0;
+      }
+    }
+    return true;
+  };
+  const double* hp = h.data();
+  const double* rp = r.data();
+  // A first guess of the scale from the first element above the tolerance, checked loosely, so
+  // that the many maps that do not fit are rejected after a few elements.
+  double guess = fixed ? *fixed : 0;
+  bool guessed = fixed != nullptr;
+  const bool rough = walk([&](std::size_t i, std::size_t j) {
+    if (!guessed) {
+      if (std::abs(rp[j]) <= atol) return std::abs(hp[i]) <= 2 * atol;
+      guess = hp[i] / rp[j];
+      guessed = true;
+    }
+    return close(hp[i], guess * rp[j], 4 * rtol, 2 * atol);
+  });
+  if (!rough || !guessed) return {};
+  double hr = 0, rr = 0;
+  std::size_t compared = 0, informative = 0;
+  bool moves = false;
+  walk([&](std::size_t i, std::size_t j) {
+    hr += hp[i] * rp[j];
+    rr += rp[j] * rp[j];
+    ++compared;
+    informative += std::abs(rp[j]) > atol;
+    moves = moves || !close(rp[i], rp[j], rtol, atol);
+    return true;
+  });
+  if (rr <= 0 || 2 * compared < n || informative < 2) return {};
+  const bool identity = map.pattern.empty();
+  if (!identity && !moves) return {};
+  const double scale = fixed ? *fixed : hr / rr;
+  if (!walk([&](std::size_t i, std::size_t j) { return close(hp[i], scale * rp[j], rtol, atol); })) return {};
+  return {true, scale};
+}
+
+// The rearrangements tried, on the tensor's own axes: transposes of two axes of one extent, flips
+// of any set of axes, shifts along one axis by up to half its extent, and a flip with a shift.
+std::vector<AxisMap> rearrangements(const Shape& shape) {
+  const std::size_t rank = shape.size();
+  std::vector<AxisMap> maps;
+  for (std::size_t a = 0; a < rank; ++a)
+    for (std::size_t b = a + 1; b < rank; ++b)
+      if (shape[a] == shape[b] && shape[a] > 1) {
+        AxisMap m(rank);
+        std::swap(m.axis[a], m.axis[b]);
+        m.pattern = "indices transposed";
+        m.detail = rank == 2 ? "hand[i, j] = reference[j, i]"
+                             : "axes " + std::to_string(a) + " and " + std::to_string(b) + " swapped";
+        maps.push_back(std::move(m));
+      }
+  std::vector<std::size_t> flippable;
+  for (std::size_t k = 0; k < rank; ++k)
+    if (shape[k] > 1) flippable.push_back(k);
+  std::vector<AxisMap> flips;
+  if (flippable.size() <= 6)
+    for (std::size_t set = 1; set < (std::size_t(1) << flippable.size()); ++set) {
+      AxisMap m(rank);
+      std::vector<std::size_t> axes;
+      for (std::size_t q = 0; q < flippable.size(); ++q)
+        if (set >> q & 1) {
+          m.flip[flippable[q]] = 1;
+          axes.push_back(flippable[q]);
+        }
+      m.pattern = "indices flipped";
+      m.detail = "hand[.., i, ..] = reference[.., n - 1 - i, ..] along " + axes_str(axes);
+      flips.push_back(std::move(m));
+    }
+  maps.insert(maps.end(), flips.begin(), flips.end());
+  auto shifts_of = [&](const AxisMap& base) {
+    std::vector<AxisMap> out;
+    for (std::size_t k = 0; k < rank; ++k) {
+      const auto n = static_cast<std::ptrdiff_t>(shape[k]);
+      if (n < 3) continue;
+      for (std::ptrdiff_t size = 1; size <= n / 2; ++size)
+        for (std::ptrdiff_t s : {size, -size}) {
+          AxisMap m = base;
+          m.shift[k] = s;
+          const std::string by = "reference[.., i" + std::string(s > 0 ? " + " : " - ") + std::to_string(std::abs(s)) +
+                                 ", ..] along axis " + std::to_string(k);
+          m.pattern = base.pattern.empty() ? "indices shifted" : "indices flipped and shifted";
+          m.detail = base.pattern.empty() ? "hand[.., i, ..] = " + by : base.detail + ", then read at " + by;
+          out.push_back(std::move(m));
+        }
+    }
+    return out;
+  };
+  const std::vector<AxisMap> plain_shifts = shifts_of(AxisMap(rank));
+  maps.insert(maps.end(), plain_shifts.begin(), plain_shifts.end());
+  if (rank <= 4)
+    for (const AxisMap& f : flips) {
+      const std::vector<AxisMap> s = shifts_of(f);
+      maps.insert(maps.end(), s.begin(), s.end());
+    }
+  return maps;
+}
+
+// The patterns that name what went wrong from the caller's candidates, on h (the hand value,
+// possibly negated) against r.
+Diagnosis candidate_pattern(const Array& h, const Array& r, const DiagnosisCandidates& c, double rtol, double atol) {
   for (const auto& [name, value] : c.diagonal_only)
     if (matches(h, value, rtol, atol) && !matches(r, value, rtol, atol))
       return {"only the diagonal of a Jacobian", "equals " + name + ": the cross terms of the chain rule are missing"};
@@ -73,30 +194,15 @@ Diagnosis single_pattern(const Array& h, const Array& r, const DiagnosisCandidat
     if (matches(Array(h * factor), r, rtol, atol)) return {"missing factor", "missing " + name};
   for (const auto& [name, value] : c.other_gradients)
     if (matches(h, value, rtol, atol) && !matches(r, value, rtol, atol)) return {"wrong variable", "equals " + name};
-  // One number is always a multiple of another, and a negligible hand value a multiple of anything:
-  // the scale test needs two elements and a hand value above the tolerance.
-  if (allow_scale && r.size() > 1 && !negligible(h, atol)) {
-    const double rr = dot(r, r);
-    if (rr > 0) {
-      const double scale = dot(h, r) / rr;
-      if (std::abs(scale - 1) > 1e-3 && matches(h, Array(scale * r), rtol, atol))
-        return {"scaled by a constant", "hand = " + number(scale) + " x reference"};
-    }
-  }
-  if (shape.size() == 2 && shape[0] == shape[1] && shape[0] > 1 && matches(h, Array(xt::transpose(r)), rtol, atol))
-    return {"indices transposed", "hand[i, j] = reference[j, i]"};
-  for (std::size_t axis = 0; axis < shape.size(); ++axis)
-    for (std::ptrdiff_t s : {-1, 1, -2, 2})
-      if (shifted_match(h, r, axis, s, rtol, atol))
-        return {"indices shifted", "hand[.., i, ..] = reference[.., i" + std::string(s > 0 ? " + " : " - ") +
-                                       std::to_string(std::abs(s)) + ", ..] along axis " + std::to_string(axis)};
-  if (c.jacobian && shape.size() == 2 && shape[0] == shape[1] && shape[0] > 1) {
-    Array diag = xt::zeros<double>(shape);
-    for (std::size_t i = 0; i < shape[0]; ++i) diag(i, i) = r(i, i);
-    if (matches(h, diag, rtol, atol) && !matches(r, diag, rtol, atol))
-      return {"only the diagonal of a Jacobian", "the off-diagonal (cross) terms are missing"};
-  }
   return {};
+}
+
+// "sign flipped, and <pattern>" for a scale of -1, "scaled by a constant, and <pattern>" for
+// another, the pattern alone for 1.
+Diagnosis scaled(const AxisMap& map, double scale) {
+  if (std::abs(scale - 1) <= 1e-3) return {map.pattern, map.detail};
+  if (std::abs(scale + 1) <= 1e-3) return {"sign flipped, and " + map.pattern, map.detail};
+  return {"scaled by a constant, and " + map.pattern, map.detail + "; hand = " + number(scale) + " x that"};
 }
 
 }  // namespace
@@ -126,10 +232,30 @@ Diagnosis diagnose(const Array& hand, const Array& reference, const DiagnosisCan
   if (matches(hand, reference, rtol, atol) || negligible(reference, atol)) return {};
   const Array flipped = -hand;
   if (matches(flipped, reference, rtol, atol)) return {"sign flipped", "hand = -1 x reference"};
-  Diagnosis d = single_pattern(hand, reference, candidates, rtol, atol, true);
+  // The caller's candidates first: they name what went wrong.
+  Diagnosis d = candidate_pattern(hand, reference, candidates, rtol, atol);
   if (d.found()) return d;
-  d = single_pattern(flipped, reference, candidates, rtol, atol, false);
+  d = candidate_pattern(flipped, reference, candidates, rtol, atol);
   if (d.found()) return {"sign flipped, and " + d.pattern, d.detail};
+  const Shape shape = shape_of(reference);
+  // Scaled by a constant. One number is always a multiple of another, and a negligible hand value
+  // a multiple of anything: the test needs two elements and a hand value above the tolerance.
+  if (reference.size() > 1 && !negligible(hand, atol)) {
+    const MapMatch m = match_through(hand, reference, AxisMap(shape.size()), nullptr, rtol, atol);
+    if (m.found && std::abs(m.scale - 1) > 1e-3) return {"scaled by a constant", "hand = " + number(m.scale) + " x reference"};
+  }
+  // The reference's elements rearranged on its own axes, possibly scaled or with the sign flipped.
+  if (!negligible(hand, atol))
+    for (const AxisMap& map : rearrangements(shape)) {
+      const MapMatch m = match_through(hand, reference, map, nullptr, rtol, atol);
+      if (m.found) return scaled(map, m.scale);
+    }
+  if (candidates.jacobian && shape.size() == 2 && shape[0] == shape[1] && shape[0] > 1) {
+    Array diag = xt::zeros<double>(shape);
+    for (std::size_t i = 0; i < shape[0]; ++i) diag(i, i) = reference(i, i);
+    if (matches(hand, diag, rtol, atol) && !matches(reference, diag, rtol, atol))
+      return {"only the diagonal of a Jacobian", "the off-diagonal (cross) terms are missing"};
+  }
   return {};
 }
 

@@ -134,6 +134,9 @@ void keep_worst(GradcheckComparison& c, std::size_t n) {
   if (c.worst.size() > n) c.worst.resize(n);
 }
 
+// Random seeds a non-scalar output's hand-written v^T J is diagnosed on.
+constexpr std::size_t diagnosis_seed_count = 3;
+
 // hand(seeds) gives a hand-written v^T J per seed for each checked tensor, or is empty.
 using HandRows = std::function<std::vector<std::vector<Array>>(const std::vector<Array>& seeds)>;
 
@@ -161,8 +164,45 @@ GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o,
     c.input_shape = shape_of(p.values[k]);
     return c;
   };
-  // Set in full mode: the diagnosis of checked tensor k's hand-written gradient.
+  // The diagnosis of checked tensor k's hand-written gradient, set below for the mode.
   std::function<Diagnosis(std::size_t)> diagnosis;
+  // The caller's candidates for checked tensor k: all of them for a scalar output's gradient; for
+  // v^T J, only the elementwise factors, which do not depend on the seed.
+  auto candidates_of = [&](std::size_t k, bool scalar) {
+    DiagnosisCandidates c = k < candidates.size() ? candidates[k] : DiagnosisCandidates();
+    if (!scalar) {
+      c.other_gradients.clear();
+      c.diagonal_only.clear();
+    }
+    return c;
+  };
+  // Random seeds of the output's shape for a diagnosis of v^T J.
+  auto diagnosis_seeds = [&] {
+    std::mt19937_64 rng(o.seed + 1);
+    std::normal_distribution<double> normal;
+    std::vector<Array> seeds;
+    for (std::size_t q = 0; q < diagnosis_seed_count; ++q) {
+      Array v = xt::zeros<double>(p.out_shape);
+      for (auto& x : v) x = normal(rng);
+      seeds.push_back(std::move(v));
+    }
+    return seeds;
+  };
+  // One pattern must explain every seed's difference, or none is named.
+  auto diagnose_all = [&](const std::vector<Array>& hands, const std::vector<Array>& autos,
+                          const std::vector<DiagnosisCandidates>& cands) {
+    Diagnosis first;
+    for (std::size_t q = 0; q < hands.size(); ++q) {
+      const Diagnosis d = diagnose(hands[q], autos[q], cands[q], o.rtol, o.atol);
+      if (q == 0) {
+        first = d;
+      } else if (d.str() != first.str()) {
+        return Diagnosis{"", "no single pattern explains every seed (seed 1: " + first.str() + "; seed " +
+                                 std::to_string(q + 1) + ": " + d.str() + ")"};
+      }
+    }
+    return first;
+  };
   // The three sources on the same elements: autodiff (a), hand-written (h), numeric (num).
   auto add_comparisons = [&](std::size_t k, const std::function<void(GradcheckComparison&, GradcheckComparison&,
                                                                      GradcheckComparison&)>& fill) {
@@ -190,18 +230,29 @@ GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o,
     }
     const auto auto_rows = p.autodiff(seeds);
     const auto hand_rows = hand ? hand(seeds) : std::vector<std::vector<Array>>();
-    // Hand and autodiff as arrays of the input's shape (scalar output) or (m, n_k) Jacobians.
+    // v^T J for random seeds v, from the rows already computed (a VJP is linear in its seed), and
+    // for an output of the input's size, what the diagonal of the Jacobian alone gives.
     diagnosis = [&](std::size_t k) {
-      auto gather = [&](const std::vector<std::vector<Array>>& rows) {
-        if (m == 1) return rows[0][k];
-        Array jac = xt::zeros<double>({m, p.values[k].size()});
-        for (std::size_t j = 0; j < m; ++j)
-          std::copy(rows[j][k].begin(), rows[j][k].end(), jac.data() + j * p.values[k].size());
-        return jac;
-      };
-      DiagnosisCandidates c = m == 1 && k < candidates.size() ? candidates[k] : DiagnosisCandidates();
-      c.jacobian = m > 1;
-      return diagnose(gather(hand_rows), gather(auto_rows), c, o.rtol, o.atol);
+      if (m == 1) return diagnose_all({hand_rows[0][k]}, {auto_rows[0][k]}, {candidates_of(k, true)});
+      std::vector<Array> hands, autos;
+      std::vector<DiagnosisCandidates> cands;
+      for (const Array& v : diagnosis_seeds()) {
+        Array h = xt::zeros<double>(p.values[k].shape()), a = h;
+        for (std::size_t j = 0; j < m; ++j) {
+          h += v.data()[j] * hand_rows[j][k];
+          a += v.data()[j] * auto_rows[j][k];
+        }
+        DiagnosisCandidates c = candidates_of(k, false);
+        if (p.values[k].size() == m) {
+          Array diagonal = xt::zeros<double>(p.values[k].shape());
+          for (std::size_t i = 0; i < m; ++i) diagonal.data()[i] = auto_rows[i][k].data()[i] * v.data()[i];
+          c.diagonal_only.emplace_back("diag(J) ⊙ v", std::move(diagonal));
+        }
+        hands.push_back(std::move(h));
+        autos.push_back(std::move(a));
+        cands.push_back(std::move(c));
+      }
+      return diagnose_all(hands, autos, cands);
     };
     for (std::size_t k = 0; k < p.values.size(); ++k) {
       const Shape shape = shape_of(p.values[k]);
@@ -251,12 +302,17 @@ GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o,
       }
       const auto auto_rows = p.autodiff(vs);
       const auto hand_rows = hand ? hand(vs) : std::vector<std::vector<Array>>();
-      // A scalar output's whole gradient costs one more reverse walk: enough for a diagnosis.
+      // The whole gradient (scalar output) or v^T J for a few random seeds: one reverse walk and one
+      // call of the hand-written gradient each, whatever the sizes.
       diagnosis = [&](std::size_t kk) {
-        if (m != 1) return Diagnosis{"", "not available for a non-scalar output in projections mode; use full mode"};
-        const std::vector<Array> one{Array(xt::ones<double>(p.out_shape))};
-        return diagnose(hand(one)[0][kk], p.autodiff(one)[0][kk], kk < candidates.size() ? candidates[kk] : DiagnosisCandidates(),
-                        o.rtol, o.atol);
+        const std::vector<Array> seeds = m == 1 ? std::vector<Array>{Array(xt::ones<double>(p.out_shape))} : diagnosis_seeds();
+        const auto hands = hand(seeds), autos = p.autodiff(seeds);
+        std::vector<Array> h, a;
+        for (std::size_t q = 0; q < seeds.size(); ++q) {
+          h.push_back(hands[q][kk]);
+          a.push_back(autos[q][kk]);
+        }
+        return diagnose_all(h, a, std::vector<DiagnosisCandidates>(seeds.size(), candidates_of(kk, m == 1)));
       };
       add_comparisons(k, [&](GradcheckComparison& an, GradcheckComparison& hn, GradcheckComparison& ha) {
         for (std::size_t q = 0; q < o.projections; ++q) {

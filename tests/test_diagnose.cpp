@@ -69,7 +69,8 @@ TEST_CASE("only the diagonal of a Jacobian: a vector output, and a chain rule th
                                     }, o);
   INFO(report.str());
   REQUIRE_FALSE(report.ok());
-  CHECK(report.comparisons[2].diagnosis == "only the diagonal of a Jacobian (the off-diagonal (cross) terms are missing)");
+  CHECK(report.comparisons[2].diagnosis ==
+        "only the diagonal of a Jacobian (equals diag(J) ⊙ v: the cross terms of the chain rule are missing)");
   // Through a scalar loss: E = sum(r * softmax(x)); the diagonal-only chain is r_i s_i (1 - s_i).
   const Arr r = random_array({4}, 907);
   auto diagonal_chain = [&](const Inputs& in) {
