@@ -27,6 +27,9 @@ Label::Label(const std::string& name) {
 }
 Label::~Label() { detail::thread_state().labels.pop_back(); }
 
+detail::TapeProbe::TapeProbe() : previous_(thread_state().probe) { thread_state().probe = this; }
+detail::TapeProbe::~TapeProbe() { thread_state().probe = previous_; }
+
 MemoryStats memory_stats() {
   MemoryStats stats;
   stats.live_tensors = detail::live_tensor_count();

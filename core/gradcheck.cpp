@@ -6,6 +6,9 @@
 #include <ostream>
 #include <random>
 #include <sstream>
+#include <unordered_map>
+
+#include "tape_internals.hpp"
 
 namespace tapegrad {
 
@@ -132,6 +135,103 @@ void keep_worst(GradcheckComparison& c, std::size_t n) {
     return a.abs_error > b.abs_error || (std::isnan(a.abs_error) && !std::isnan(b.abs_error));
   });
   if (c.worst.size() > n) c.worst.resize(n);
+}
+
+// A random direction of unit length.
+Array unit_random(const Shape& shape, std::mt19937_64& rng) {
+  std::normal_distribution<double> normal;
+  Array r = xt::zeros<double>(shape);
+  double norm = 0;
+  for (auto& v : r) {
+    v = normal(rng);
+    norm += v * v;
+  }
+  if (norm > 0) r /= std::sqrt(norm);
+  return r;
+}
+
+// A directional derivative's autodiff value against central differences, relative to its size
+// (gradients deep in a function may be far smaller than the check's atol), up to what central
+// differences resolve in double.
+bool within(double analytic, double numeric, const GradcheckOptions& o) {
+  return std::abs(analytic - numeric) <= o.rtol * std::max(std::abs(analytic), std::abs(numeric)) + 1e-9;
+}
+
+// The recorded ops whose VJP is wrong: F = <v, f> for a random v; the autodiff's dF/dz at every
+// recorded op's output z (one reverse walk) against central differences of F along a random
+// direction at z (the op's output moved in place as it is recorded: detail::TapeProbe), and at
+// every checked tensor. An op whose output's gradient is right and one of whose inputs' is wrong
+// is a culprit.
+std::vector<GradcheckCulprit> localize(const Problem& p, const GradcheckOptions& o) {
+  std::mt19937_64 rng(o.seed + 2);
+  std::vector<detail::TapeProbe::Op> ops;
+  std::vector<Array> grads;   // per op's output, then per checked tensor
+  std::unordered_map<const void*, std::size_t> node;   // a tensor state -> its index in grads
+  const Array v = p.out_shape.empty() ? Array(xt::ones<double>(p.out_shape)) : unit_random(p.out_shape, rng);
+  {
+    detail::TapeProbe probe;
+    Tape tape;
+    std::vector<Tensor<double>> wrt;
+    const Tensor<double> y = p.checked_forward(p.values, wrt);
+    if (y.is_leaf()) return {};
+    ops = std::move(probe.ops);
+    std::vector<Tensor<double>> xs;
+    for (const auto& op : ops) xs.push_back(op.output);
+    xs.insert(xs.end(), wrt.begin(), wrt.end());
+    for (std::size_t i = 0; i < xs.size(); ++i) node.emplace(xs[i].impl().get(), i);
+    for (const Tensor<double>& g : grad(y, xs, v)) grads.push_back(g.value());
+  }
+  const std::size_t count = grads.size();
+  // F with `delta` added to node i: an op's output, or a checked tensor's value.
+  auto F = [&](std::size_t i, const Array& delta) {
+    if (i < ops.size()) {
+      detail::TapeProbe probe;
+      probe.perturb_at = ops[i].position;
+      probe.delta = delta;
+      return double(xt::sum(v * p.value(p.values))());
+    }
+    std::vector<Array> values = p.values;
+    values[i - ops.size()] += delta;
+    return double(xt::sum(v * p.value(values))());
+  };
+  auto shape_of_node = [&](std::size_t i) { return shape_of(grads[i]); };
+  std::vector<char> right(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    const Array u = unit_random(shape_of_node(i), rng);
+    const double numeric = (F(i, Array(o.eps * u)) - F(i, Array(-o.eps * u))) / (2 * o.eps);
+    right[i] = within(double(xt::sum(grads[i] * u)()), numeric, o);
+  }
+  std::vector<GradcheckCulprit> culprits;
+  for (std::size_t k = 0; k < ops.size(); ++k) {
+    if (!right[k]) continue;
+    for (std::size_t j = 0; j < ops[k].inputs.size(); ++j) {
+      const auto it = node.find(ops[k].inputs[j].impl().get());
+      if (it == node.end() || right[it->second]) continue;
+      GradcheckCulprit c;
+      c.op = ops[k].name;
+      c.position = ops[k].position;
+      c.label = ops[k].label;
+      c.input = j;
+      c.input_shape = shape_of_node(it->second);
+      const Array& wrong = grads[it->second];
+      if (wrong.size() <= o.localize_diagnosis_limit) {
+        // dF/d(input) by central differences, element by element.
+        Array numeric = xt::zeros<double>(wrong.shape());
+        Array delta = xt::zeros<double>(wrong.shape());
+        for (std::size_t e = 0; e < wrong.size(); ++e) {
+          delta.data()[e] = o.eps;
+          const double plus = F(it->second, delta);
+          delta.data()[e] = -o.eps;
+          const double minus = F(it->second, delta);
+          delta.data()[e] = 0;
+          numeric.data()[e] = (plus - minus) / (2 * o.eps);
+        }
+        c.diagnosis = diagnose(wrong, numeric, {}, o.rtol, o.atol).str();
+      }
+      culprits.push_back(std::move(c));
+    }
+  }
+  return culprits;
 }
 
 // Random seeds a non-scalar output's hand-written v^T J is diagnosed on.
@@ -283,22 +383,11 @@ GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o,
     }
   } else {
     std::mt19937_64 rng(o.seed);
-    std::normal_distribution<double> normal;
-    auto unit_random = [&](const Shape& shape) {
-      Array r = xt::zeros<double>(shape);
-      double norm = 0;
-      for (auto& v : r) {
-        v = normal(rng);
-        norm += v * v;
-      }
-      if (norm > 0) r /= std::sqrt(norm);
-      return r;
-    };
     for (std::size_t k = 0; k < p.values.size(); ++k) {
       std::vector<Array> us, vs;
       for (std::size_t q = 0; q < o.projections; ++q) {
-        us.push_back(unit_random(shape_of(p.values[k])));
-        vs.push_back(unit_random(p.out_shape));
+        us.push_back(unit_random(shape_of(p.values[k]), rng));
+        vs.push_back(unit_random(p.out_shape, rng));
       }
       const auto auto_rows = p.autodiff(vs);
       const auto hand_rows = hand ? hand(vs) : std::vector<std::vector<Array>>();
@@ -329,10 +418,21 @@ GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o,
       });
     }
   }
+  const bool autodiff_wrong = std::any_of(report.comparisons.begin(), report.comparisons.end(), [](const auto& c) {
+    return c.what == "autodiff vs finite differences" && !c.ok();
+  });
+  if (autodiff_wrong && o.localize) report.culprits = localize(p, o);
   return report;
 }
 
 }  // namespace
+
+std::string GradcheckCulprit::str() const {
+  std::string s = "#" + std::to_string(position) + " '" + op + "'" + (label.empty() ? "" : " (label '" + label + "')") +
+                  ": the gradient of its output agrees with finite differences, the gradient of its input " +
+                  std::to_string(input) + " (shape " + shape_str(input_shape) + ") does not: its VJP is wrong";
+  return diagnosis.empty() ? s : s + "; diagnosis: " + diagnosis;
+}
 
 bool GradcheckReport::ok() const {
   return std::all_of(comparisons.begin(), comparisons.end(), [](const auto& c) { return c.ok(); });
@@ -364,6 +464,10 @@ std::string GradcheckReport::str() const {
       os << std::right << std::setprecision(8) << std::setw(16) << e.analytic << std::setw(16) << e.numeric
          << std::setprecision(3) << std::setw(12) << e.abs_error << std::setw(12) << e.rel_error << '\n';
     }
+  }
+  if (!culprits.empty()) {
+    os << "  where the autodiff goes wrong:\n";
+    for (const auto& c : culprits) os << "    " << c.str() << '\n';
   }
   return os.str();
 }

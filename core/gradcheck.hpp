@@ -30,6 +30,11 @@ struct GradcheckOptions {
   // Three-way, full mode: per input (by position), the quantities a failing hand-written gradient
   // is tested against by tg::diagnose. Optional; without them the shape-only patterns are tested.
   std::vector<DiagnosisCandidates> candidates;
+  // When the autodiff disagrees with finite differences, find the recorded op whose VJP is wrong:
+  // two more evaluations of the function per recorded op, and per element of the culprit's input
+  // for its diagnosis (up to localize_diagnosis_limit elements).
+  bool localize = true;
+  std::size_t localize_diagnosis_limit = 1000;
 };
 
 // One element that was compared.
@@ -53,9 +58,27 @@ struct GradcheckComparison {
   bool ok() const { return failed == 0; }
 };
 
+// Where the autodiff's gradient goes wrong when it disagrees with finite differences: a recorded
+// op whose output's gradient agrees with finite differences (taken at that op's output) while the
+// gradient of one of its inputs does not. Its VJP is wrong, typically a custom op's; when that
+// input feeds other ops too, one of them may be the one.
+struct GradcheckCulprit {
+  std::string op;              // its name as recorded
+  std::size_t position = 0;    // on the tape of one evaluation of the function
+  std::string label;           // the tg::Label it was recorded under, or ""
+  std::size_t input = 0;       // the input whose gradient is wrong
+  Shape input_shape;
+  std::string diagnosis;       // the pattern of its VJP's error at that input, when the input is small
+  // "#3 'my_op' (label 'block'), input 0 of shape (2, 3): ..."
+  std::string str() const;
+};
+
 struct GradcheckReport {
   std::string summary;     // mode, sizes and tolerances
   std::vector<GradcheckComparison> comparisons;
+  // When the autodiff disagrees with finite differences (and options.localize): the ops whose VJP
+  // is wrong, from finite differences at every recorded op's output.
+  std::vector<GradcheckCulprit> culprits;
   bool ok() const;
   // Readable text: a verdict line, then one line per comparison and a table of the worst elements.
   std::string str() const;

@@ -315,6 +315,20 @@ bool detail::appends_entry(InputSpan<T> inputs) {
 
 namespace detail {
 namespace {
+// Shows a recorded entry to the thread's probe, and moves its output if the probe says so.
+void probe_entry(TapeProbe& probe, std::size_t position, const EntryBase& entry, InputSpan<double> inputs,
+                 const OutputState<double>& out) {
+  if (position == probe.perturb_at) {
+    if (!detail::same_shape(probe.delta.shape(), out->value.shape()))
+      throw_shape_error(entry.op, "a perturbation of shape " + shape_str(shape_of(probe.delta)) +
+                                      " for an output of shape " + shape_str(shape_of(out->value)));
+    add_into(out->value, probe.delta);
+  }
+  TapeProbe::Op op{entry.op, entry.label ? *entry.label : std::string(), position, {}, Tensor<double>(out)};
+  for (std::size_t i = 0; i < inputs.size(); ++i) op.inputs.push_back(inputs[i]);
+  probe.ops.push_back(std::move(op));
+}
+
 // record_op, for a VJP given as a VjpFunction or as a VjpPointer.
 template <class T, class Vjp>
 Tensor<T> record_entry(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, Vjp&& vjp, Saved saved) {
@@ -410,6 +424,8 @@ Tensor<T> record_entry(const std::string& op, InputSpan<T> inputs, OutputState<T
   entry->saved_bytes = saved_bytes;
   detail::entry_bytes_alive.fetch_add(entry->bytes(), std::memory_order_relaxed);
   tape.entries.push_back(std::move(owner));
+  if constexpr (std::is_same<T, double>::value)
+    if (state.probe) probe_entry(*state.probe, tape.entries.size() - 1, *entry, inputs, out);
   return Tensor<T>(std::move(out));
 }
 }  // namespace

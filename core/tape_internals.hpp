@@ -111,7 +111,32 @@ struct EntryBase {
   virtual void prefetch(GradStore& store, bool states) const = 0;
 };
 
+// While alive on its thread, sees every entry recorded there in double (gradcheck's localisation
+// of a wrong VJP and its diagnosis): keeps each entry's name, position, label, inputs and output,
+// and adds `delta` to the output of the entry at position `perturb_at` (finite differences at a
+// node). Probes nest; the newest sees the entries.
+struct TapeProbe {
+  struct Op {
+    std::string name, label;
+    std::size_t position;
+    std::vector<Tensor<double>> inputs;
+    Tensor<double> output;
+  };
+  std::vector<Op> ops;
+  std::size_t perturb_at = std::size_t(-1);
+  xt::xarray<double> delta;
+
+  TapeProbe();
+  ~TapeProbe();
+  TapeProbe(const TapeProbe&) = delete;
+  TapeProbe& operator=(const TapeProbe&) = delete;
+
+ private:
+  TapeProbe* previous_;
+};
+
 struct ThreadState {
+  TapeProbe* probe = nullptr;
   std::vector<TapeImpl*> live;   // this thread's live tapes, newest (the active one) last
   bool grad_enabled = true;
   bool detect_anomaly = false;

@@ -146,3 +146,49 @@ TEST_CASE("gradcheck diagnoses in projections mode too, for a scalar output") {
   REQUIRE(report.comparisons.size() == 3);
   CHECK(report.comparisons[2].diagnosis == "sign flipped (hand = -1 x reference)");
 }
+
+namespace {
+// A custom op with a wrong VJP: y = x^2, its gradient given as grad * x (a factor 2 missing).
+TD bad_square(const TD& x) {
+  return tg::record<double>("bad_square", {x}, Arr(x.value() * x.value()),
+                            [](const tg::VjpArgs<double>& g) { return tg::Gradients<double>{g.grad * g.input(0)}; });
+}
+
+// 44 recorded ops, one of them bad_square under the label "block", or a correct x * x there.
+TD thirty_ops(const TD& x, bool broken) {
+  TD h = x;
+  for (int i = 0; i < 14; ++i) h = (i % 2 ? tg::tanh(h) : h * 0.9 + 0.1);
+  {
+    tg::Label label("block");
+    h = broken ? bad_square(h) : h * h;
+  }
+  for (int i = 0; i < 14; ++i) h = (i % 2 ? tg::tanh(h) : h * 1.1 - 0.2);
+  return tg::sum(h);
+}
+}  // namespace
+
+TEST_CASE("gradcheck names the recorded op whose VJP is wrong, with its label and diagnosis") {
+  const TD x = leaf({2, 3}, 920);
+  const auto broken = tg::gradcheck([](const Inputs& in) { return thirty_ops(in[0], true); }, {x});
+  INFO(broken.str());
+  REQUIRE_FALSE(broken.ok());
+  REQUIRE(broken.culprits.size() == 1);
+  const auto& c = broken.culprits[0];
+  CHECK(c.op == "bad_square");
+  CHECK(c.position == 21);   // after 7 affine steps (2 ops each) and 7 tanh
+  CHECK(c.label == "block");
+  CHECK(c.input == 0);
+  CHECK(c.input_shape == tg::Shape{2, 3});
+  CHECK(c.diagnosis == "scaled by a constant (hand = 0.5 x reference)");
+  CHECK(broken.str().find("#21 'bad_square' (label 'block'): the gradient of its output agrees") != std::string::npos);
+  // The same function with a correct op there: nothing to localise.
+  const auto fine = tg::gradcheck([](const Inputs& in) { return thirty_ops(in[0], false); }, {x});
+  CHECK(fine.ok());
+  CHECK(fine.culprits.empty());
+  // A non-scalar output, and the culprit's input an intermediate of another shape.
+  const auto wide = tg::gradcheck([](const Inputs& in) { return bad_square(tg::sum(in[0], {1})) * 3.0; }, {x});
+  INFO(wide.str());
+  REQUIRE(wide.culprits.size() == 1);
+  CHECK(wide.culprits[0].op == "bad_square");
+  CHECK(wide.culprits[0].input_shape == tg::Shape{2});
+}
