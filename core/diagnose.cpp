@@ -1,5 +1,6 @@
 #include "diagnose.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -190,10 +191,18 @@ Diagnosis candidate_pattern(const Array& h, const Array& r, const DiagnosisCandi
   for (const auto& [name, value] : c.diagonal_only)
     if (matches(h, value, rtol, atol) && !matches(r, value, rtol, atol))
       return {"only the diagonal of a Jacobian", "equals " + name + ": the cross terms of the chain rule are missing"};
-  for (const auto& [name, factor] : c.factors)
+  for (const auto& [name, factor] : c.factors) {
     if (matches(Array(h * factor), r, rtol, atol)) return {"missing factor", "missing " + name};
+    if (matches(h, Array(r * factor), rtol, atol)) return {"extra factor", "times " + name};
+  }
   for (const auto& [name, value] : c.other_gradients)
     if (matches(h, value, rtol, atol) && !matches(r, value, rtol, atol)) return {"wrong variable", "equals " + name};
+  for (const auto& [name, value] : c.wrong_reductions)
+    if (matches(h, value, rtol, atol) && !matches(r, value, rtol, atol))
+      return {"wrong reduction axis", "equals " + name};
+  for (const auto& [name, value] : c.operands_rearranged)
+    if (matches(h, value, rtol, atol) && !matches(r, value, rtol, atol))
+      return {"operand rearranged", "equals the gradient " + name};
   return {};
 }
 
@@ -221,22 +230,32 @@ bool detail::all_close(const xt::xarray<double>& x, const xt::xarray<double>& y,
 
 Diagnosis diagnose(const Array& hand, const Array& reference, const DiagnosisCandidates& candidates, double rtol,
                    double atol) {
+  return detail::diagnose_tiers(hand, reference, {&candidates}, rtol, atol);
+}
+
+Diagnosis detail::diagnose_tiers(const Array& hand, const Array& reference,
+                                 const std::vector<const DiagnosisCandidates*>& tiers, double rtol, double atol) {
   if (shape_of(hand) != shape_of(reference))
     throw_shape_error("diagnose", "hand-written shape " + shape_str(shape_of(hand)) + " and reference shape " +
                                       shape_str(shape_of(reference)) + " differ");
-  for (const NamedArrays* list : {&candidates.other_gradients, &candidates.factors, &candidates.diagonal_only})
-    for (const auto& [name, value] : *list)
-      if (shape_of(value) != shape_of(reference))
-        throw_shape_error("diagnose", "candidate '" + name + "' has shape " + shape_str(shape_of(value)) +
-                                          ", the reference " + shape_str(shape_of(reference)));
+  for (const DiagnosisCandidates* candidates : tiers)
+    for (const NamedArrays* list : {&candidates->other_gradients, &candidates->factors, &candidates->diagonal_only,
+                                    &candidates->wrong_reductions, &candidates->operands_rearranged})
+      for (const auto& [name, value] : *list)
+        if (shape_of(value) != shape_of(reference))
+          throw_shape_error("diagnose", "candidate '" + name + "' has shape " + shape_str(shape_of(value)) +
+                                            ", the reference " + shape_str(shape_of(reference)));
   if (matches(hand, reference, rtol, atol) || negligible(reference, atol)) return {};
   const Array flipped = -hand;
   if (matches(flipped, reference, rtol, atol)) return {"sign flipped", "hand = -1 x reference"};
-  // The caller's candidates first: they name what went wrong.
-  Diagnosis d = candidate_pattern(hand, reference, candidates, rtol, atol);
-  if (d.found()) return d;
-  d = candidate_pattern(flipped, reference, candidates, rtol, atol);
-  if (d.found()) return {"sign flipped, and " + d.pattern, d.detail};
+  // The candidates first, tier by tier: they name what went wrong.
+  for (const DiagnosisCandidates* candidates : tiers) {
+    Diagnosis d = candidate_pattern(hand, reference, *candidates, rtol, atol);
+    if (d.found()) return d;
+    d = candidate_pattern(flipped, reference, *candidates, rtol, atol);
+    if (d.found()) return {"sign flipped, and " + d.pattern, d.detail};
+  }
+  const bool jacobian = std::any_of(tiers.begin(), tiers.end(), [](const auto* c) { return c->jacobian; });
   const Shape shape = shape_of(reference);
   // Scaled by a constant. One number is always a multiple of another, and a negligible hand value
   // a multiple of anything: the test needs two elements and a hand value above the tolerance.
@@ -250,7 +269,7 @@ Diagnosis diagnose(const Array& hand, const Array& reference, const DiagnosisCan
       const MapMatch m = match_through(hand, reference, map, nullptr, rtol, atol);
       if (m.found) return scaled(map, m.scale);
     }
-  if (candidates.jacobian && shape.size() == 2 && shape[0] == shape[1] && shape[0] > 1) {
+  if (jacobian && shape.size() == 2 && shape[0] == shape[1] && shape[0] > 1) {
     Array diag = xt::zeros<double>(shape);
     for (std::size_t i = 0; i < shape[0]; ++i) diag(i, i) = reference(i, i);
     if (matches(hand, diag, rtol, atol) && !matches(reference, diag, rtol, atol))

@@ -1,14 +1,14 @@
 #include "gradcheck.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <iomanip>
 #include <ostream>
 #include <random>
 #include <sstream>
-#include <unordered_map>
 
-#include "tape_internals.hpp"
+#include "gradcheck_internals.hpp"
 
 namespace tapegrad {
 
@@ -16,78 +16,12 @@ namespace {
 
 using Array = xt::xarray<double>;
 using detail::shape_of;
+using detail::unit_random;
+using Problem = detail::GradcheckProblem;
 // A Jacobian block: rows are output elements, columns the elements of one input.
 using Matrix = std::vector<std::vector<double>>;
 
 std::string multi_index(std::size_t flat, const Shape& shape) { return shape_str(unravel_index(flat, shape)); }
-
-// What is differentiated: `forward` evaluates the function with the checked tensors set to
-// `values` (one array per checked tensor) and reports those tensors in `wrt`; it runs under a live
-// tape, so an f which differentiates inside (tg::grad) is evaluated the same way everywhere.
-using Forward = std::function<Tensor<double>(const std::vector<Array>& values, std::vector<Tensor<double>>& wrt)>;
-
-struct Problem {
-  Forward forward;
-  std::vector<Array> values;       // the checked tensors' values
-  std::vector<std::string> names;  // and their names
-  Shape out_shape;
-
-  Tensor<double> checked_forward(const std::vector<Array>& v, std::vector<Tensor<double>>& wrt) const {
-    Tensor<double> y = forward(v, wrt);
-    if (!y.defined()) throw_usage_error("gradcheck", "the function returned an undefined tensor");
-    return y;
-  }
-
-  Array value(const std::vector<Array>& v) const {
-    Tape tape;
-    std::vector<Tensor<double>> wrt;
-    return checked_forward(v, wrt).value();
-  }
-
-  // v^T J for each seed v, from the autodiff: one recorded forward, one reverse walk per seed.
-  // result[s][k] is the gradient for checked tensor k.
-  std::vector<std::vector<Array>> autodiff(const std::vector<Array>& seeds) const {
-    Tape tape;
-    std::vector<Tensor<double>> wrt;
-    const Tensor<double> y = checked_forward(values, wrt);
-    std::vector<std::vector<Array>> result;
-    for (const Array& seed : seeds) {
-      std::vector<Array> row;
-      if (y.is_leaf()) {
-        // Not recorded: y is a constant (zero gradient) or one of the checked tensors itself (the seed).
-        for (const auto& x : wrt)
-          row.push_back(x.impl() == y.impl() ? seed : Array(xt::zeros<double>(x.value().shape())));
-      } else {
-        for (const auto& g : grad(y, wrt, seed)) row.push_back(g.value());
-      }
-      result.push_back(std::move(row));
-    }
-    return result;
-  }
-
-  // Column e of the Jacobian by central differences: element e of checked tensor k moved by
-  // +-eps in `scratch` (a copy of values, restored after).
-  Array column(std::size_t k, std::size_t e, double eps, std::vector<Array>& scratch) const {
-    double& x = scratch[k].data()[e];
-    const double x0 = x;
-    x = x0 + eps;
-    const Array plus = value(scratch);
-    x = x0 - eps;
-    const Array minus = value(scratch);
-    x = x0;
-    return (plus - minus) / (2 * eps);
-  }
-
-  // (f(x + eps d) - f(x - eps d)) / (2 eps) with d added to checked tensor k.
-  Array directional(std::size_t k, const Array& d, double eps) const {
-    std::vector<Array> v = values;
-    v[k] = values[k] + eps * d;
-    const Array plus = value(v);
-    v[k] = values[k] - eps * d;
-    const Array minus = value(v);
-    return (plus - minus) / (2 * eps);
-  }
-};
 
 // v^T J from a hand-written gradient, for the inputs listed in `vars`.
 std::vector<std::vector<Array>> hand_vjps(const HandGradient& hand, const std::vector<Tensor<double>>& inputs,
@@ -137,103 +71,6 @@ void keep_worst(GradcheckComparison& c, std::size_t n) {
   if (c.worst.size() > n) c.worst.resize(n);
 }
 
-// A random direction of unit length.
-Array unit_random(const Shape& shape, std::mt19937_64& rng) {
-  std::normal_distribution<double> normal;
-  Array r = xt::zeros<double>(shape);
-  double norm = 0;
-  for (auto& v : r) {
-    v = normal(rng);
-    norm += v * v;
-  }
-  if (norm > 0) r /= std::sqrt(norm);
-  return r;
-}
-
-// A directional derivative's autodiff value against central differences, relative to its size
-// (gradients deep in a function may be far smaller than the check's atol), up to what central
-// differences resolve in double.
-bool within(double analytic, double numeric, const GradcheckOptions& o) {
-  return std::abs(analytic - numeric) <= o.rtol * std::max(std::abs(analytic), std::abs(numeric)) + 1e-9;
-}
-
-// The recorded ops whose VJP is wrong: F = <v, f> for a random v; the autodiff's dF/dz at every
-// recorded op's output z (one reverse walk) against central differences of F along a random
-// direction at z (the op's output moved in place as it is recorded: detail::TapeProbe), and at
-// every checked tensor. An op whose output's gradient is right and one of whose inputs' is wrong
-// is a culprit.
-std::vector<GradcheckCulprit> localize(const Problem& p, const GradcheckOptions& o) {
-  std::mt19937_64 rng(o.seed + 2);
-  std::vector<detail::TapeProbe::Op> ops;
-  std::vector<Array> grads;   // per op's output, then per checked tensor
-  std::unordered_map<const void*, std::size_t> node;   // a tensor state -> its index in grads
-  const Array v = p.out_shape.empty() ? Array(xt::ones<double>(p.out_shape)) : unit_random(p.out_shape, rng);
-  {
-    detail::TapeProbe probe;
-    Tape tape;
-    std::vector<Tensor<double>> wrt;
-    const Tensor<double> y = p.checked_forward(p.values, wrt);
-    if (y.is_leaf()) return {};
-    ops = std::move(probe.ops);
-    std::vector<Tensor<double>> xs;
-    for (const auto& op : ops) xs.push_back(op.output);
-    xs.insert(xs.end(), wrt.begin(), wrt.end());
-    for (std::size_t i = 0; i < xs.size(); ++i) node.emplace(xs[i].impl().get(), i);
-    for (const Tensor<double>& g : grad(y, xs, v)) grads.push_back(g.value());
-  }
-  const std::size_t count = grads.size();
-  // F with `delta` added to node i: an op's output, or a checked tensor's value.
-  auto F = [&](std::size_t i, const Array& delta) {
-    if (i < ops.size()) {
-      detail::TapeProbe probe;
-      probe.perturb_at = ops[i].position;
-      probe.delta = delta;
-      return double(xt::sum(v * p.value(p.values))());
-    }
-    std::vector<Array> values = p.values;
-    values[i - ops.size()] += delta;
-    return double(xt::sum(v * p.value(values))());
-  };
-  auto shape_of_node = [&](std::size_t i) { return shape_of(grads[i]); };
-  std::vector<char> right(count);
-  for (std::size_t i = 0; i < count; ++i) {
-    const Array u = unit_random(shape_of_node(i), rng);
-    const double numeric = (F(i, Array(o.eps * u)) - F(i, Array(-o.eps * u))) / (2 * o.eps);
-    right[i] = within(double(xt::sum(grads[i] * u)()), numeric, o);
-  }
-  std::vector<GradcheckCulprit> culprits;
-  for (std::size_t k = 0; k < ops.size(); ++k) {
-    if (!right[k]) continue;
-    for (std::size_t j = 0; j < ops[k].inputs.size(); ++j) {
-      const auto it = node.find(ops[k].inputs[j].impl().get());
-      if (it == node.end() || right[it->second]) continue;
-      GradcheckCulprit c;
-      c.op = ops[k].name;
-      c.position = ops[k].position;
-      c.label = ops[k].label;
-      c.input = j;
-      c.input_shape = shape_of_node(it->second);
-      const Array& wrong = grads[it->second];
-      if (wrong.size() <= o.localize_diagnosis_limit) {
-        // dF/d(input) by central differences, element by element.
-        Array numeric = xt::zeros<double>(wrong.shape());
-        Array delta = xt::zeros<double>(wrong.shape());
-        for (std::size_t e = 0; e < wrong.size(); ++e) {
-          delta.data()[e] = o.eps;
-          const double plus = F(it->second, delta);
-          delta.data()[e] = -o.eps;
-          const double minus = F(it->second, delta);
-          delta.data()[e] = 0;
-          numeric.data()[e] = (plus - minus) / (2 * o.eps);
-        }
-        c.diagnosis = diagnose(wrong, numeric, {}, o.rtol, o.atol).str();
-      }
-      culprits.push_back(std::move(c));
-    }
-  }
-  return culprits;
-}
-
 // Random seeds a non-scalar output's hand-written v^T J is diagnosed on.
 constexpr std::size_t diagnosis_seed_count = 3;
 
@@ -266,13 +103,15 @@ GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o,
   };
   // The diagnosis of checked tensor k's hand-written gradient, set below for the mode.
   std::function<Diagnosis(std::size_t)> diagnosis;
-  // The caller's candidates for checked tensor k: all of them for a scalar output's gradient; for
-  // v^T J, only the elementwise factors, which do not depend on the seed.
-  auto candidates_of = [&](std::size_t k, bool scalar) {
-    DiagnosisCandidates c = k < candidates.size() ? candidates[k] : DiagnosisCandidates();
+  // The candidates for checked tensor k's diagnosis with this seed, in two tiers: the caller's
+  // (all of them for a scalar output's gradient; for v^T J only the elementwise factors, which do
+  // not depend on the seed), then what the recorded computation offers (detail::tape_candidates).
+  using Tiers = std::array<DiagnosisCandidates, 2>;
+  auto candidates_of = [&](std::size_t k, bool scalar, const Array& seed) {
+    Tiers c{k < candidates.size() ? candidates[k] : DiagnosisCandidates(), detail::tape_candidates(p, k, seed)};
     if (!scalar) {
-      c.other_gradients.clear();
-      c.diagonal_only.clear();
+      c[0].other_gradients.clear();
+      c[0].diagonal_only.clear();
     }
     return c;
   };
@@ -290,10 +129,10 @@ GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o,
   };
   // One pattern must explain every seed's difference, or none is named.
   auto diagnose_all = [&](const std::vector<Array>& hands, const std::vector<Array>& autos,
-                          const std::vector<DiagnosisCandidates>& cands) {
+                          const std::vector<Tiers>& cands) {
     Diagnosis first;
     for (std::size_t q = 0; q < hands.size(); ++q) {
-      const Diagnosis d = diagnose(hands[q], autos[q], cands[q], o.rtol, o.atol);
+      const Diagnosis d = detail::diagnose_tiers(hands[q], autos[q], {&cands[q][0], &cands[q][1]}, o.rtol, o.atol);
       if (q == 0) {
         first = d;
       } else if (d.str() != first.str()) {
@@ -333,20 +172,21 @@ GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o,
     // v^T J for random seeds v, from the rows already computed (a VJP is linear in its seed), and
     // for an output of the input's size, what the diagonal of the Jacobian alone gives.
     diagnosis = [&](std::size_t k) {
-      if (m == 1) return diagnose_all({hand_rows[0][k]}, {auto_rows[0][k]}, {candidates_of(k, true)});
+      if (m == 1)
+        return diagnose_all({hand_rows[0][k]}, {auto_rows[0][k]}, {candidates_of(k, true, xt::ones<double>(p.out_shape))});
       std::vector<Array> hands, autos;
-      std::vector<DiagnosisCandidates> cands;
+      std::vector<Tiers> cands;
       for (const Array& v : diagnosis_seeds()) {
         Array h = xt::zeros<double>(p.values[k].shape()), a = h;
         for (std::size_t j = 0; j < m; ++j) {
           h += v.data()[j] * hand_rows[j][k];
           a += v.data()[j] * auto_rows[j][k];
         }
-        DiagnosisCandidates c = candidates_of(k, false);
+        Tiers c = candidates_of(k, false, v);
         if (p.values[k].size() == m) {
           Array diagonal = xt::zeros<double>(p.values[k].shape());
           for (std::size_t i = 0; i < m; ++i) diagonal.data()[i] = auto_rows[i][k].data()[i] * v.data()[i];
-          c.diagonal_only.emplace_back("diag(J) ⊙ v", std::move(diagonal));
+          c[0].diagonal_only.emplace_back("diag(J) ⊙ v", std::move(diagonal));
         }
         hands.push_back(std::move(h));
         autos.push_back(std::move(a));
@@ -401,7 +241,9 @@ GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o,
           h.push_back(hands[q][kk]);
           a.push_back(autos[q][kk]);
         }
-        return diagnose_all(h, a, std::vector<DiagnosisCandidates>(seeds.size(), candidates_of(kk, m == 1)));
+        std::vector<Tiers> cands;
+        for (const Array& seed : seeds) cands.push_back(candidates_of(kk, m == 1, seed));
+        return diagnose_all(h, a, cands);
       };
       add_comparisons(k, [&](GradcheckComparison& an, GradcheckComparison& hn, GradcheckComparison& ha) {
         for (std::size_t q = 0; q < o.projections; ++q) {
@@ -421,7 +263,7 @@ GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o,
   const bool autodiff_wrong = std::any_of(report.comparisons.begin(), report.comparisons.end(), [](const auto& c) {
     return c.what == "autodiff vs finite differences" && !c.ok();
   });
-  if (autodiff_wrong && o.localize) report.culprits = localize(p, o);
+  if (autodiff_wrong && o.localize) report.culprits = detail::localize(p, o);
   return report;
 }
 
