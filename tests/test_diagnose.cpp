@@ -192,3 +192,23 @@ TEST_CASE("gradcheck names the recorded op whose VJP is wrong, with its label an
   CHECK(wide.culprits[0].op == "bad_square");
   CHECK(wide.culprits[0].input_shape == tg::Shape{2});
 }
+
+TEST_CASE("a diagnosis at a million elements, in projections mode, from a bounded number of passes") {
+  const TD x = leaf({1000, 1000}, 930);
+  const Arr w = random_array({1000, 1000}, 931, 0.5, 1.5);
+  int evaluations = 0;
+  auto f = [&](const Inputs& in) {
+    ++evaluations;
+    return tg::sum(TD(w) * tg::tanh(in[0]));
+  };
+  tg::GradcheckOptions o;   // automatic: projections at this size
+  const auto report = tg::gradcheck(f, {x}, [&](const Inputs&, const Arr& s) {
+    return std::vector<Arr>{Arr(s() * w)};   // tanh' dropped
+  }, o);
+  INFO(report.str());
+  REQUIRE(report.comparisons.size() == 3);
+  CHECK(report.summary.rfind("random projections", 0) == 0);
+  CHECK(report.comparisons[2].diagnosis == "missing factor (missing (1 - y^2) of #0 'tanh')");
+  MESSAGE("a million-element diagnosis: ", evaluations, " evaluations of the function in all");
+  CHECK(evaluations <= 50);
+}
