@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <iomanip>
+#include <limits>
 #include <ostream>
 #include <random>
 #include <sstream>
@@ -76,6 +77,68 @@ constexpr std::size_t diagnosis_seed_count = 3;
 
 // hand(seeds) gives a hand-written v^T J per seed for each checked tensor, or is empty.
 using HandRows = std::function<std::vector<std::vector<Array>>(const std::vector<Array>& seeds)>;
+
+// The Taylor tests of GradcheckOptions::taylor: the autodiff's gradient, and the hand-written one.
+std::vector<TaylorTest> taylor_tests(const Problem& p, const HandRows& hand, const GradcheckOptions& o) {
+  std::mt19937_64 rng(o.seed + 4);
+  const Array v = p.out_shape.empty() ? Array(xt::ones<double>(p.out_shape)) : unit_random(p.out_shape, rng);
+  const auto F = [&](const std::vector<Array>& values) { return double(xt::sum(v * p.value(values))()); };
+  const double F0 = F(p.values);
+  const auto autodiff = p.autodiff({v})[0];
+  const auto by_hand = hand ? hand({v})[0] : std::vector<Array>();
+  std::vector<TaylorTest> tests;
+  for (std::size_t k = 0; k < p.values.size(); ++k) {
+    const Array u = unit_random(shape_of(p.values[k]), rng);
+    std::vector<double> steps, moved;
+    for (std::size_t j = 0; j < o.taylor_steps; ++j) {
+      const double h = o.taylor_step / double(std::size_t(1) << j);
+      std::vector<Array> values = p.values;
+      values[k] += h * u;
+      steps.push_back(h);
+      moved.push_back(F(values));
+    }
+    auto test = [&](const char* what, const Array& g) {
+      TaylorTest t;
+      t.input = p.names[k];
+      t.what = what;
+      t.steps = steps;
+      const double slope_g = xt::sum(g * u)();
+      std::vector<double> lx, ly;
+      for (std::size_t j = 0; j < steps.size(); ++j) {
+        const double r = std::abs(moved[j] - F0 - steps[j] * slope_g);
+        t.residuals.push_back(r);
+        // Above what rounding leaves in F(x + h u) - F(x).
+        if (r > 1e-12 * (1 + std::abs(F0))) {
+          lx.push_back(std::log(steps[j]));
+          ly.push_back(std::log(r));
+        }
+      }
+      // The asymptotic slope: over the four smallest steps left, where the lowest-order term of the
+      // residual dominates.
+      if (lx.size() > 4) {
+        lx.erase(lx.begin(), lx.end() - 4);
+        ly.erase(ly.begin(), ly.end() - 4);
+      }
+      if (lx.size() < 3) {
+        t.slope = std::numeric_limits<double>::quiet_NaN();
+      } else {
+        const double n = double(lx.size());
+        double sx = 0, sy = 0, sxx = 0, sxy = 0;
+        for (std::size_t j = 0; j < lx.size(); ++j) {
+          sx += lx[j];
+          sy += ly[j];
+          sxx += lx[j] * lx[j];
+          sxy += lx[j] * ly[j];
+        }
+        t.slope = (n * sxy - sx * sy) / (n * sxx - sx * sx);
+      }
+      tests.push_back(std::move(t));
+    };
+    test("autodiff", autodiff[k]);
+    if (hand) test("hand-written", by_hand[k]);
+  }
+  return tests;
+}
 
 GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o,
                     const std::vector<DiagnosisCandidates>& candidates = {}) {
@@ -260,6 +323,7 @@ GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o,
       });
     }
   }
+  if (o.taylor) report.taylor = taylor_tests(p, hand, o);
   const bool autodiff_wrong = std::any_of(report.comparisons.begin(), report.comparisons.end(), [](const auto& c) {
     return c.what == "autodiff vs finite differences" && !c.ok();
   });
@@ -268,6 +332,23 @@ GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o,
 }
 
 }  // namespace
+
+std::string TaylorTest::str() const {
+  std::ostringstream os;
+  os << input << ", " << what << ": Taylor test ";
+  if (std::isnan(slope)) {
+    os << "residuals at rounding level (F is linear along the direction and the gradient right)";
+    return os.str();
+  }
+  os << "slope " << std::fixed << std::setprecision(2) << slope;
+  if (std::abs(slope - 2) <= 0.25)
+    os << ": right (2 expected)";
+  else if (std::abs(slope - 1) <= 0.25)
+    os << ": wrong (1: the gradient misses a first-order term)";
+  else
+    os << ": neither 2 (right) nor 1 (wrong); try another taylor_step";
+  return os.str();
+}
 
 std::string GradcheckCulprit::str() const {
   std::string s = "#" + std::to_string(position) + " '" + op + "'" + (label.empty() ? "" : " (label '" + label + "')") +
@@ -307,6 +388,7 @@ std::string GradcheckReport::str() const {
          << std::setprecision(3) << std::setw(12) << e.abs_error << std::setw(12) << e.rel_error << '\n';
     }
   }
+  for (const auto& t : taylor) os << "  " << t.str() << '\n';
   if (!culprits.empty()) {
     os << "  where the autodiff goes wrong:\n";
     for (const auto& c : culprits) os << "    " << c.str() << '\n';
@@ -433,6 +515,45 @@ GradcheckReport gradcheck_parameters(const std::function<Tensor<double>()>& f,
     return f();
   };
   return run(std::move(p), HandRows(), options);
+}
+
+GradcheckReport gradgradcheck(const GradcheckFunction& f, const std::vector<Tensor<double>>& inputs,
+                              const GradcheckOptions& options) {
+  if (!f) throw_usage_error("gradgradcheck", "the function is empty");
+  std::vector<std::size_t> vars;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].defined()) throw_usage_error("gradgradcheck", "input " + std::to_string(i) + " is undefined");
+    if (inputs[i].requires_grad()) vars.push_back(i);
+  }
+  if (vars.empty())
+    throw_value_error("gradgradcheck", "no input requires grad: mark the inputs to check with requires_grad");
+  Shape out_shape;
+  {
+    NoGrad no_grad;
+    const Tensor<double> y = f(inputs);
+    if (!y.defined()) throw_usage_error("gradgradcheck", "the function returned an undefined tensor");
+    out_shape = y.shape();
+  }
+  std::mt19937_64 rng(options.seed + 3);
+  const Array v = detail::unit_random(out_shape, rng);
+  std::vector<Array> w;
+  for (std::size_t i : vars) w.push_back(detail::unit_random(inputs[i].shape(), rng));
+  const GradcheckFunction G = [f, vars, v, w](const std::vector<Tensor<double>>& in) {
+    std::vector<Tensor<double>> xs;
+    for (std::size_t i : vars) xs.push_back(in[i]);
+    const std::vector<Tensor<double>> g = grad(f(in), xs, v, /*create_graph=*/true);
+    // G = sum_k w_k . g_k, recorded as a custom op (core uses no op): dG/dg_k = w_k.
+    double value = 0;
+    for (std::size_t k = 0; k < g.size(); ++k) value += xt::sum(w[k] * g[k].value())();
+    return record<double>("gradgradcheck_weights", g, Array(value), [w](const VjpArgs<double>& a) {
+      Gradients<double> grads;
+      for (const Array& wk : w) grads.push_back(Tensor<double>(Array(a.grad.value()() * wk)));
+      return grads;
+    }, Saved::nothing);
+  };
+  GradcheckReport report = check_inputs(G, inputs, nullptr, options);
+  report.summary = "second derivatives, through v^T df/dx for a fixed random v: " + report.summary;
+  return report;
 }
 
 }  // namespace tapegrad

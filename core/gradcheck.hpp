@@ -35,6 +35,25 @@ struct GradcheckOptions {
   // for its diagnosis (up to localize_diagnosis_limit elements).
   bool localize = true;
   std::size_t localize_diagnosis_limit = 1000;
+  // Also a Taylor test per input: along a random direction u, the residual
+  // |F(x + h u) - F(x) - h dF/dx . u| over h = taylor_step / 2^j, j < taylor_steps, with
+  // F = v . f(x) for a random v; its slope against h on log scales is 2 when the gradient is right,
+  // 1 when it is wrong, whatever the tolerances.
+  bool taylor = false;
+  double taylor_step = 0.1;
+  std::size_t taylor_steps = 8;
+};
+
+// A Taylor test of one gradient (GradcheckOptions::taylor).
+struct TaylorTest {
+  std::string input;                  // the input's name
+  std::string what;                   // "autodiff" or "hand-written"
+  std::vector<double> steps, residuals;
+  // Of log(residual) against log(step), fitted over the four smallest steps whose residuals are
+  // above rounding; NaN when fewer than three are (F is linear along u and the gradient right).
+  double slope = 0;
+  // "slope 2.00: right" (within 0.25 of 2), "slope 1.00: wrong", or what the residuals say.
+  std::string str() const;
 };
 
 // One element that was compared.
@@ -79,6 +98,7 @@ struct GradcheckReport {
   // When the autodiff disagrees with finite differences (and options.localize): the ops whose VJP
   // is wrong, from finite differences at every recorded op's output.
   std::vector<GradcheckCulprit> culprits;
+  std::vector<TaylorTest> taylor;   // with options.taylor: per input, per gradient source
   bool ok() const;
   // Readable text: a verdict line, then one line per comparison and a table of the worst elements.
   std::string str() const;
@@ -98,6 +118,13 @@ GradcheckReport gradcheck(const GradcheckFunction& f, const std::vector<Tensor<d
 // Three-way: hand-written vs finite differences, autodiff vs finite differences, hand vs autodiff.
 GradcheckReport gradcheck(const GradcheckFunction& f, const std::vector<Tensor<double>>& inputs,
                           const HandGradient& hand, const GradcheckOptions& options = {});
+
+// Second derivatives: checks the derivatives of the function's first derivative, the VJP
+// v^T df/dx for a fixed random seed v, itself computed by the autodiff with create_graph (a VJP
+// written with detached values, or with ops that are not differentiable again, fails here while
+// gradcheck passes). Checked as G(x) = sum_k w_k . (v^T df/dx_k) for fixed random w_k.
+GradcheckReport gradgradcheck(const GradcheckFunction& f, const std::vector<Tensor<double>>& inputs,
+                              const GradcheckOptions& options = {});
 
 // Central differences of a scalar f() with respect to every element of x, which f reads directly:
 // x is perturbed in place and restored, even if f throws.

@@ -34,6 +34,13 @@ Arr dot(const Arr& a, const Arr& b) {
   return c;
 }
 
+// An array of x's shape holding `value` everywhere.
+Arr filled(const Arr& x, double value) {
+  Arr a = Arr::from_shape(x.shape());
+  a.fill(value);
+  return a;
+}
+
 Arr sig(const Arr& x) { return 1.0 / (1.0 + xt::exp(-x)); }
 
 // A convolution's bias gradient: the seed (N, K, H, W) summed over (0, 2, 3).
@@ -160,10 +167,9 @@ std::vector<Bug> corpus() {
        },
        0, "indices transposed"},
       {"mean without its 1/N", "mean", {S{3, 4}}, -1, 1, [](const Inputs& in) { return tg::mean(in[0]); },
-       [](const Values& x, const Arr& v) { return Values{Arr(xt::ones<double>(x[0].shape()) * v())}; }, 0,
-       "scaled by a constant"},
+       [](const Values& x, const Arr& v) { return Values{filled(x[0], v())}; }, 0, "scaled by a constant"},
       {"max's gradient spread over every element", "max", {S{6}}, -1, 1, [](const Inputs& in) { return tg::max(in[0]); },
-       [](const Values& x, const Arr& v) { return Values{Arr(xt::ones<double>(x[0].shape()) * v() / 6.0)}; }, 0, ""},
+       [](const Values& x, const Arr& v) { return Values{filled(x[0], v() / 6.0)}; }, 0, ""},
       // Matrix products.
       {"matmul's dA without the transpose of B", "matmul", {S{2, 3}, S{3, 3}}, -1, 1,
        [](const Inputs& in) { return tg::matmul(in[0], in[1]); },

@@ -154,3 +154,56 @@ TEST_CASE("numeric_gradient: central differences of a function of a tensor, rest
   CHECK_THROWS(tg::numeric_gradient([&]() -> double { if (++calls == 2) throw std::runtime_error("boom"); return 0.0; }, x));
   CHECK(all_close(x.value(), Arr{0.5, -1.0, 2.0}, 0.0));   // restored after the throw
 }
+
+namespace {
+// y = x^2 with a VJP that reads x detached: its first derivative is right, its second is not
+// (the VJP's own derivative misses d(2x)/dx).  dx = grad * 2 x (x detached)
+TD square_detached(const TD& x) {
+  return tg::record<double>("square_detached", {x}, Arr(x.value() * x.value()), [](const tg::VjpArgs<double>& g) {
+    return tg::Gradients<double>{g.grad * g.input(0).detach() * 2.0};
+  });
+}
+}  // namespace
+
+TEST_CASE("gradgradcheck checks second derivatives: a VJP that is right but not differentiable again fails") {
+  const TD x = leaf({2, 3}, 940);
+  auto right = [](const Inputs& in) { return tg::tanh(in[0] * in[0]) * 3.0; };
+  const auto ok = tg::gradgradcheck(right, {x});
+  INFO(ok.str());
+  CHECK(ok.ok());
+  CHECK(ok.summary.rfind("second derivatives", 0) == 0);
+  auto detached = [](const Inputs& in) { return tg::tanh(square_detached(in[0])); };
+  CHECK(tg::gradcheck(detached, {x}).ok());   // first derivatives: right
+  const auto second = tg::gradgradcheck(detached, {x});
+  INFO(second.str());
+  CHECK_FALSE(second.ok());
+  CHECK_THROWS_WITH_AS(tg::gradgradcheck(right, {TD(Arr{1.0})}),
+                       "gradgradcheck: no input requires grad: mark the inputs to check with requires_grad",
+                       tg::ValueError);
+}
+
+TEST_CASE("the Taylor test: slope 2 for a right gradient, 1 for a wrong one") {
+  const TD x = leaf({3, 2}, 941, 0.5, 1.5);
+  tg::GradcheckOptions o;
+  o.taylor = true;
+  auto f = [](const Inputs& in) { return tg::sum(tg::log(in[0]) * in[0]); };
+  const auto report = tg::gradcheck(f, {x}, [](const Inputs& in, const Arr& s) {
+    return std::vector<Arr>{Arr(s() * xt::log(in[0].value()))};   // the "+ 1" of d(x log x)/dx missing
+  }, o);
+  INFO(report.str());
+  REQUIRE(report.taylor.size() == 2);
+  CHECK(report.taylor[0].what == "autodiff");
+  CHECK(report.taylor[0].slope == doctest::Approx(2.0).epsilon(0.05));
+  CHECK(report.taylor[1].what == "hand-written");
+  CHECK(report.taylor[1].slope == doctest::Approx(1.0).epsilon(0.05));
+  CHECK(report.taylor[0].residuals.size() == 8);
+  CHECK(report.taylor[0].str().find("input 0, autodiff: Taylor test slope 2.0") == 0);
+  CHECK(report.taylor[0].str().find(": right (2 expected)") != std::string::npos);
+  CHECK(report.taylor[1].str().find(": wrong (1: the gradient misses a first-order term)") != std::string::npos);
+  CHECK(report.str().find(report.taylor[1].str()) != std::string::npos);
+  // A function linear along the direction, with its right gradient: nothing above rounding.
+  o.taylor = true;
+  const auto linear = tg::gradcheck([](const Inputs& in) { return tg::sum(in[0] * 2.0); }, {x}, o);
+  REQUIRE(linear.taylor.size() == 1);
+  CHECK(std::isnan(linear.taylor[0].slope));
+}
