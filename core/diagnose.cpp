@@ -31,6 +31,9 @@ std::string number(double v) {
   return os.str();
 }
 
+// The frozen-index test tries every index of every factor: for small tensors only.
+constexpr std::size_t max_frozen_index_elements = 64;
+
 std::string axes_str(const std::vector<std::size_t>& axes) {
   std::string s;
   for (std::size_t a : axes) s += (s.empty() ? "" : ", ") + std::to_string(a);
@@ -275,6 +278,26 @@ Diagnosis detail::diagnose_tiers(const Array& hand, const Array& reference,
     if (matches(hand, diag, rtol, atol) && !matches(reference, diag, rtol, atol))
       return {"only the diagonal of a Jacobian", "the off-diagonal (cross) terms are missing"};
   }
+  // Last, an index frozen: a factor f_i of the formula read at one index k for every i, on top of
+  // another pattern. hand * f / f_k is the hand value with f_i restored; it must then match the
+  // reference or a candidate (small tensors only: one test per index).
+  if (reference.size() <= max_frozen_index_elements)
+    for (const DiagnosisCandidates* candidates : tiers)
+      for (const auto& [name, f] : candidates->factors)
+        for (std::size_t k = 0; k < f.size(); ++k) {
+          const double fk = f.data()[k];
+          if (std::abs(fk) <= atol) continue;
+          const Array restored = hand * f / fk;
+          if (matches(restored, hand, rtol, atol)) continue;   // f is constant: nothing frozen
+          const std::string frozen = name + " read at flat index " + std::to_string(k) + " for every element";
+          if (matches(restored, reference, rtol, atol)) return {"an index frozen", frozen};
+          for (double sign : {1.0, -1.0}) {
+            const Diagnosis d = candidate_pattern(Array(sign * restored), reference, *candidates, rtol, atol);
+            if (d.found())
+              return {std::string(sign < 0 ? "sign flipped, and " : "") + d.pattern + ", and an index frozen",
+                      d.detail + "; " + frozen};
+          }
+        }
   return {};
 }
 

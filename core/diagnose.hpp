@@ -57,8 +57,10 @@ struct Diagnosis {
 // what went wrong, each with the hand value's sign as given and flipped ("sign flipped, and ...");
 // then scaled by a constant; then the reference's elements rearranged on its own axes (transposes
 // of two axes of one extent, flips of any set of axes, shifts along one axis by up to half its
-// extent, a flip with a shift), with a fitted scale; then the diagonal of a Jacobian. A pattern is
-// named only when the hand value, recomputed through it, matches the reference.
+// extent, a flip with a shift), with a fitted scale; then the diagonal of a Jacobian; last (up to
+// 64 elements), "an index frozen": a factor candidate read at one index for every element, alone or
+// on top of a candidate pattern. A pattern is named only when the hand value, recomputed through
+// it, matches the reference.
 // Two arrays "match" when every element satisfies |x - y| <= atol + rtol * |y|.
 Diagnosis diagnose(const xt::xarray<double>& hand, const xt::xarray<double>& reference,
                    const DiagnosisCandidates& candidates = {}, double rtol = 1e-4, double atol = 1e-7);

@@ -127,7 +127,7 @@ SoftmaxCase softmax_case(std::size_t n, std::uint64_t seed) {
 DiagnosisCandidates softmax_candidates(const SoftmaxCase& c) {
   DiagnosisCandidates d;
   d.other_gradients = {{"∂E/∂l_i", c.dE_dl}};
-  d.factors = {{"∂l_i/∂a_i", c.diag_J}};
+  d.factors = {{"∂l_i/∂a_i", c.diag_J}, {"l_i", c.l}};
   d.diagonal_only = {{"∂E/∂l_i · ∂l_i/∂a_i", Array(c.dE_dl * c.diag_J)}};
   return d;
 }
