@@ -4,6 +4,7 @@
 // the wrong input must name its pattern in both framings, with no candidates from the caller.
 #include "helpers.hpp"
 
+#include <algorithm>
 #include <map>
 #include <xtensor/xmanipulation.hpp>
 #include <xtensor/xsort.hpp>
@@ -330,6 +331,39 @@ Outcome check(const Bug& bug, const tg::GradcheckFunction& f, const tg::HandGrad
   return out;
 }
 
+// The bug as a custom op ("hand_op": the op's value, the wrong VJP as its VJP) hidden in a larger
+// function: each input through tanh(0.8 x) first, the output through tanh and a weighted sum
+// after. gradcheck of the whole must find that op.
+std::vector<tg::GradcheckCulprit> localize(const Bug& bug, unsigned seed) {
+  Inputs inputs;
+  for (std::size_t i = 0; i < bug.shapes.size(); ++i) inputs.push_back(leaf(bug.shapes[i], seed + unsigned(i), bug.lo, bug.hi));
+  auto hand_op = [&bug](const Inputs& in) {
+    Arr value;
+    {
+      tg::NoGrad no_grad;
+      value = bug.f(in).value();
+    }
+    return tg::record<double>("hand_op", in, value, [&bug](const tg::VjpArgs<double>& g) {
+      Values x;
+      for (std::size_t i = 0; i < g.inputs.size(); ++i) x.push_back(g.input(i).value());
+      tg::Gradients<double> grads;
+      for (Arr& d : bug.vjp(x, g.grad.value())) grads.push_back(TD(std::move(d)));
+      return grads;
+    });
+  };
+  // Pre-ops keep the inputs' ranges (log and sqrt need positive values): an affine map of tanh.
+  const double mid = (bug.lo + bug.hi) / 2, half = (bug.hi - bug.lo) / 2;
+  const tg::GradcheckFunction larger = [&](const Inputs& in) {
+    Inputs moved;
+    for (const TD& x : in) moved.push_back(tg::tanh((x - mid) * (0.8 / half)) * half + mid);
+    return tg::sum(tg::tanh(hand_op(moved)) * 0.7);
+  };
+  const auto report = tg::gradcheck(larger, inputs);
+  INFO(report.str());
+  CHECK_FALSE(report.ok());
+  return report.culprits;
+}
+
 bool named(const Outcome& o, const std::string& expected) {
   if (expected.empty()) return o.diagnosis.rfind("no simple pattern", 0) == 0;
   return o.diagnosis.rfind(expected, 0) == 0;
@@ -340,7 +374,7 @@ bool named(const Outcome& o, const std::string& expected) {
 TEST_CASE("the corpus of wrong gradients: caught, and named in both framings without candidates") {
   const std::vector<Bug> bugs = corpus();
   std::map<std::string, int> ops;
-  std::size_t caught = 0, named_vjp = 0, named_loss = 0, checks = 0;
+  std::size_t caught = 0, named_vjp = 0, named_loss = 0, checks = 0, localized = 0;
   unsigned seed = 7000;
   for (const Bug& bug : bugs) {
     CAPTURE(bug.name);
@@ -373,10 +407,17 @@ TEST_CASE("the corpus of wrong gradients: caught, and named in both framings wit
     CHECK(named(as_loss, bug.expected));
     named_vjp += named(as_vjp, bug.expected);
     named_loss += named(as_loss, bug.expected);
+    // Hidden in a larger function as a custom op: localised.
+    const auto culprits = localize(bug, seed);
+    const bool found = !culprits.empty() && std::all_of(culprits.begin(), culprits.end(), [](const auto& c) {
+      return c.op == "hand_op";
+    });
+    CHECK(found);
+    localized += found;
   }
   MESSAGE("diagnosis corpus: ", bugs.size(), " bugs over ", ops.size(), " ops and layers; caught ", caught, " of ", checks,
           "; named right ", named_vjp, " of ", bugs.size(), " in the VJP form, ", named_loss, " of ", bugs.size(),
-          " in the loss form");
+          " in the loss form; the wrong op found in a larger function ", localized, " of ", bugs.size());
   CHECK(bugs.size() >= 40);
   CHECK(ops.size() >= 12);
 }
