@@ -206,6 +206,7 @@ DiagnosisCandidates tape_candidates(const GradcheckProblem& p, std::size_t k, co
       const Array& v = op.output.value();
       c.factors.emplace_back("y of " + at, v);
       c.factors.emplace_back("(1 - y) of " + at, Array(1.0 - v));
+      c.factors.emplace_back("(1 + y) of " + at, Array(1.0 + v));
       c.factors.emplace_back("y (1 - y) of " + at, Array(v * (1.0 - v)));
       c.factors.emplace_back("(1 - y^2) of " + at, Array(1.0 - v * v));
       if (op.inputs.size() == 1 && op.inputs[0].requires_grad() && shape_of(op.inputs[0].value()) == target)
