@@ -191,21 +191,22 @@ std::vector<AxisMap> rearrangements(const Shape& shape) {
 // The patterns that name what went wrong from the caller's candidates, on h (the hand value,
 // possibly negated) against r.
 Diagnosis candidate_pattern(const Array& h, const Array& r, const DiagnosisCandidates& c, double rtol, double atol) {
+  // A candidate that is zero says nothing (the gradient at an op the output does not read).
+  const auto names = [&](const Array& value) { return !negligible(value, atol) && matches(h, value, rtol, atol) &&
+                                                      !matches(r, value, rtol, atol); };
   for (const auto& [name, value] : c.diagonal_only)
-    if (matches(h, value, rtol, atol) && !matches(r, value, rtol, atol))
+    if (names(value))
       return {"only the diagonal of a Jacobian", "equals " + name + ": the cross terms of the chain rule are missing"};
   for (const auto& [name, factor] : c.factors) {
     if (matches(Array(h * factor), r, rtol, atol)) return {"missing factor", "missing " + name};
     if (matches(h, Array(r * factor), rtol, atol)) return {"extra factor", "times " + name};
   }
   for (const auto& [name, value] : c.other_gradients)
-    if (matches(h, value, rtol, atol) && !matches(r, value, rtol, atol)) return {"wrong variable", "equals " + name};
+    if (names(value)) return {"wrong variable", "equals " + name};
   for (const auto& [name, value] : c.wrong_reductions)
-    if (matches(h, value, rtol, atol) && !matches(r, value, rtol, atol))
-      return {"wrong reduction axis", "equals " + name};
+    if (names(value)) return {"wrong reduction axis", "equals " + name};
   for (const auto& [name, value] : c.operands_rearranged)
-    if (matches(h, value, rtol, atol) && !matches(r, value, rtol, atol))
-      return {"operand rearranged", "equals the gradient " + name};
+    if (names(value)) return {"operand rearranged", "equals the gradient " + name};
   return {};
 }
 
@@ -251,6 +252,8 @@ Diagnosis detail::diagnose_tiers(const Array& hand, const Array& reference,
   if (matches(hand, reference, rtol, atol) || negligible(reference, atol)) return {};
   const Array flipped = -hand;
   if (matches(flipped, reference, rtol, atol)) return {"sign flipped", "hand = -1 x reference"};
+  // Zero is a multiple, a shift, a product of anything: said as it is, and tested against nothing.
+  if (negligible(hand, atol)) return {"zero", "the hand-written gradient is zero (within atol) where the reference is not"};
   // The candidates first, tier by tier: they name what went wrong.
   for (const DiagnosisCandidates* candidates : tiers) {
     Diagnosis d = candidate_pattern(hand, reference, *candidates, rtol, atol);

@@ -39,7 +39,7 @@ struct DiagnosisCandidates {
 };
 
 struct Diagnosis {
-  std::string pattern;   // "sign flipped", "scaled by a constant", "only the diagonal of a Jacobian",
+  std::string pattern;   // "sign flipped", "zero", "scaled by a constant", "only the diagonal of a Jacobian",
                          // "missing factor", "extra factor", "wrong variable", "wrong reduction axis",
                          // "operand rearranged", "indices transposed", "indices flipped",
                          // "indices shifted", "indices flipped and shifted", and these after
@@ -52,8 +52,9 @@ struct Diagnosis {
   std::string str() const;
 };
 
-// Tests the patterns in a fixed order: sign flipped; then the candidates (only the diagonal,
-// missing or extra factor, wrong variable, wrong reduction axis, operand rearranged), which name
+// Tests the patterns in a fixed order: sign flipped; zero (the hand value negligible); then the
+// candidates, zero ones skipped (only the diagonal, missing or extra factor, wrong variable, wrong
+// reduction axis, operand rearranged), which name
 // what went wrong, each with the hand value's sign as given and flipped ("sign flipped, and ...");
 // then scaled by a constant; then the reference's elements rearranged on its own axes (transposes
 // of two axes of one extent, flips of any set of axes, shifts along one axis by up to half its

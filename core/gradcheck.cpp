@@ -37,9 +37,15 @@ std::vector<std::vector<Array>> hand_vjps(const HandGradient& hand, const std::v
     std::vector<Array> row;
     for (std::size_t k = 0; k < vars.size(); ++k) {
       Array& g = all[vars[k]];
-      if (shape_of(g) != inputs[vars[k]].shape())
-        throw_shape_error("gradcheck", "the hand-written gradient for " + names[k] + " has shape " +
-                                           shape_str(shape_of(g)) + ", expected " + shape_str(inputs[vars[k]].shape()));
+      const Shape expected = inputs[vars[k]].shape(), got = shape_of(g);
+      if (got != expected) {
+        // The same dimensions in another order: most likely a transpose missing or a broadcast
+        // taken the wrong way.
+        const bool permuted = std::is_permutation(got.begin(), got.end(), expected.begin(), expected.end());
+        throw_shape_error("gradcheck", "the hand-written gradient for " + names[k] + " has shape " + shape_str(got) +
+                                           ", expected " + shape_str(expected) +
+                                           (permuted ? " (the same dimensions in another order: indices transposed?)" : ""));
+      }
       row.push_back(std::move(g));
     }
     result.push_back(std::move(row));

@@ -113,8 +113,8 @@ TEST_CASE("no false patterns: constant gradients are not 'shifted', tiny hands a
   // Half a constant gradient missing: not an index shift.
   CHECK_FALSE(tg::diagnose(Arr{3., 3., 0., 0.}, Arr{3., 3., 3., 3.}).found());
   CHECK_FALSE(tg::diagnose(Arr{1., 1., 1., 1., 0.}, Arr{1., 1., 1., 1., 1.}).found());
-  // A negligible hand value is a multiple of anything: not "scaled".
-  CHECK_FALSE(tg::diagnose(Arr{1e-9, -2e-9, 1e-9}, Arr{0.3, 0.1, 0.2}, {}, 1e-4, 1e-7).found());
+  // A negligible hand value is a multiple of anything: not "scaled", but zero.
+  CHECK(tg::diagnose(Arr{1e-9, -2e-9, 1e-9}, Arr{0.3, 0.1, 0.2}, {}, 1e-4, 1e-7).pattern == "zero");
   // A square gradient holding only its diagonal is not a Jacobian unless the caller says so.
   const Arr r{{1., 2.}, {3., 4.}}, h{{1., 0.}, {0., 4.}};
   CHECK_FALSE(tg::diagnose(h, r).found());
@@ -211,4 +211,31 @@ TEST_CASE("a diagnosis at a million elements, in projections mode, from a bounde
   CHECK(report.comparisons[2].diagnosis == "missing factor (missing (1 - y^2) of #0 'tanh')");
   MESSAGE("a million-element diagnosis: ", evaluations, " evaluations of the function in all");
   CHECK(evaluations <= 50);
+  // A million-element output too: the hand function as the op's VJP, diagnosed on v^T J.
+  evaluations = 0;
+  auto g = [&](const Inputs& in) {
+    ++evaluations;
+    return tg::sigmoid(in[0]) * TD(w);
+  };
+  const auto wide = tg::gradcheck(g, {x}, [&](const Inputs& in, const Arr& v) {
+    const Arr s = 1.0 / (1.0 + xt::exp(-in[0].value()));
+    return std::vector<Arr>{Arr(v * w * s)};   // sigmoid's (1 - y) dropped
+  }, o);
+  INFO(wide.str());
+  REQUIRE(wide.comparisons.size() == 3);
+  CHECK(wide.comparisons[2].diagnosis == "missing factor (missing (1 - y) of #0 'sigmoid')");
+  MESSAGE("a million-element output: ", evaluations, " evaluations of the function in all");
+  CHECK(evaluations <= 50);
+}
+
+TEST_CASE("a zero hand gradient is called zero, and a transposed shape is pointed out") {
+  const TD x = leaf({2, 3}, 950);
+  auto f = [](const Inputs& in) { return tg::sum(tg::tanh(in[0]) * 2.0); };
+  CHECK(diagnosis_of(f, x, [](const Inputs& in) { return Arr(xt::zeros<double>(in[0].value().shape())); }) ==
+        "zero (the hand-written gradient is zero (within atol) where the reference is not)");
+  CHECK_THROWS_WITH_AS(
+      tg::gradcheck(f, {x}, [](const Inputs&, const Arr&) { return std::vector<Arr>{Arr(xt::zeros<double>({3, 2}))}; }),
+      "gradcheck: the hand-written gradient for input 0 has shape (3, 2), expected (2, 3) (the same dimensions in "
+      "another order: indices transposed?)",
+      tg::ShapeError);
 }
