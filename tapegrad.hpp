@@ -6,6 +6,7 @@
 #include "core/errors.hpp"
 #include "core/tensor.hpp"
 #include "core/tape.hpp"
+#include "core/forward.hpp"
 #include "core/gradcheck.hpp"
 #include "core/diagnose.hpp"
 #include "core/parallel.hpp"

@@ -331,12 +331,19 @@ void probe_entry(TapeProbe& probe, std::size_t position, const EntryBase& entry,
 
 // record_op, for a VJP given as a VjpFunction or as a VjpPointer.
 template <class T, class Vjp>
-Tensor<T> record_entry(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, Vjp&& vjp, Saved saved) {
+Tensor<T> record_entry(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, Vjp&& vjp, Saved saved,
+                       JvpPointer<T> jvp) {
   constexpr bool is_function = std::is_same<std::decay_t<Vjp>, VjpFunction<T>>::value;
   for (std::size_t i = 0; i < inputs.size(); ++i)
     if (!inputs[i].defined())
       throw_usage_error(op, "input " + std::to_string(i) + " is an undefined tensor");
   auto& state = detail::thread_state();
+  if (state.forward) {
+    if constexpr (is_function)
+      forward_tangent<T>(*state.forward, op, inputs, out, jvp, vjp, saved);
+    else
+      forward_tangent<T>(*state.forward, op, inputs, out, jvp, VjpClosure<T>(vjp), saved);
+  }
   const bool recording = state.grad_enabled && !state.live.empty();
   const bool check_anomaly = state.detect_anomaly && !state.in_backward;
   if (!recording) {
@@ -433,24 +440,24 @@ Tensor<T> record_entry(const std::string& op, InputSpan<T> inputs, OutputState<T
 
 template <class T>
 Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, VjpFunction<T>&& vjp,
-                            Saved saved) {
-  return record_entry<T>(op, inputs, std::move(out), std::move(vjp), saved);
+                            Saved saved, JvpPointer<T> jvp) {
+  return record_entry<T>(op, inputs, std::move(out), std::move(vjp), saved, jvp);
 }
 
 template <class T>
 Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, VjpPointer<T> vjp,
-                            Saved saved) {
-  return record_entry<T>(op, inputs, std::move(out), vjp, saved);
+                            Saved saved, JvpPointer<T> jvp) {
+  return record_entry<T>(op, inputs, std::move(out), vjp, saved, jvp);
 }
 
 template bool detail::appends_entry<float>(InputSpan<float>);
 template bool detail::appends_entry<double>(InputSpan<double>);
 template Tensor<float> detail::record_op<float>(const std::string&, InputSpan<float>, OutputState<float>&&,
-                                                VjpFunction<float>&&, Saved);
+                                                VjpFunction<float>&&, Saved, JvpPointer<float>);
 template Tensor<double> detail::record_op<double>(const std::string&, InputSpan<double>, OutputState<double>&&,
-                                                  VjpFunction<double>&&, Saved);
+                                                  VjpFunction<double>&&, Saved, JvpPointer<double>);
 template Tensor<float> detail::record_op<float>(const std::string&, InputSpan<float>, OutputState<float>&&,
-                                                VjpPointer<float>, Saved);
+                                                VjpPointer<float>, Saved, JvpPointer<float>);
 template Tensor<double> detail::record_op<double>(const std::string&, InputSpan<double>, OutputState<double>&&,
-                                                  VjpPointer<double>, Saved);
+                                                  VjpPointer<double>, Saved, JvpPointer<double>);
 }  // namespace tapegrad

@@ -16,12 +16,14 @@
 
 namespace tapegrad {
 
-// Declared in tape.hpp.
+// Declared in tape.hpp and forward.hpp.
 template <class T>
 struct VjpArgs;
 template <class T>
 class Gradients;
 enum class Saved;
+template <class T>
+struct JvpArgs;
 
 namespace detail {
 
@@ -30,6 +32,12 @@ struct TapeImpl;
 // tg::VjpFunction, the same type.
 template <class T>
 using VjpClosure = std::function<Gradients<T>(const VjpArgs<T>&)>;
+// An op's forward-mode rule (forward.hpp): the output's tangent from the inputs' tangents. Null:
+// derived from the op's VJP.
+template <class T>
+using JvpPointer = Tensor<T> (*)(const JvpArgs<T>&);
+// True while a jvp is carrying tangents on this thread (forward.hpp).
+bool forward_active();
 
 // A shape kept by the tape. Its dimensions live in the block of the tape's arena that holds the
 // entry (a shape held inline took 56 bytes, most of them unused, three times per binary op).
@@ -120,24 +128,27 @@ template <class T>
 bool appends_entry(InputSpan<T> inputs);
 template <class T>
 Tensor<T> record_op(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out,
-                    VjpClosure<T>&& vjp, Saved saved);
+                    VjpClosure<T>&& vjp, Saved saved, JvpPointer<T> jvp = nullptr);
 // A VJP that captures nothing, as a plain function pointer: the entry keeps 8 bytes instead of a
 // VjpFunction's 32, and no std::function is built, moved and destroyed per op.
 template <class T>
 using VjpPointer = Gradients<T> (*)(const VjpArgs<T>&);
 template <class T>
-Tensor<T> record_op(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, VjpPointer<T> vjp, Saved saved);
+Tensor<T> record_op(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, VjpPointer<T> vjp, Saved saved,
+                    JvpPointer<T> jvp = nullptr);
 // A VJP given as a lambda that captures nothing and returns Gradients is passed as a pointer.
 // Another becomes a VjpFunction (a heap allocation, copies of what it captures) only when an entry
 // is appended, not for values computed without a tape or inside a backward pass.
 template <class T, class F>
-Tensor<T> record_lambda(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, F&& vjp, Saved saved) {
+Tensor<T> record_lambda(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, F&& vjp, Saved saved,
+                        JvpPointer<T> jvp = nullptr) {
   if constexpr (std::is_convertible<std::decay_t<F>, VjpPointer<T>>::value) {
-    return record_op<T>(op, inputs, std::move(out), static_cast<VjpPointer<T>>(vjp), saved);
+    return record_op<T>(op, inputs, std::move(out), static_cast<VjpPointer<T>>(vjp), saved, jvp);
   } else {
     VjpClosure<T> function;
-    if (appends_entry(inputs)) function = std::forward<F>(vjp);
-    return record_op<T>(op, inputs, std::move(out), std::move(function), saved);
+    // Forward mode without a rule derives the tangent from the VJP: it needs the function too.
+    if (appends_entry(inputs) || (!jvp && forward_active())) function = std::forward<F>(vjp);
+    return record_op<T>(op, inputs, std::move(out), std::move(function), saved, jvp);
   }
 }
 template <class T>

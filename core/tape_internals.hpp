@@ -135,7 +135,50 @@ struct TapeProbe {
   TapeProbe* previous_;
 };
 
+// While alive on its thread (tg::jvp), ops carry tangents: the tangent of each tensor state that
+// has one, the state kept alive with it (no other state can take its address meanwhile).
+struct ForwardLevel {
+  template <class T>
+  struct Tangents {
+    std::unordered_map<const void*, std::pair<std::shared_ptr<TensorImpl<T>>, Tensor<T>>> of;
+  };
+  Tangents<float> f;
+  Tangents<double> d;
+  template <class T>
+  Tangents<T>& tangents();
+  template <class T>
+  void set(const Tensor<T>& primal, Tensor<T> tangent) {
+    tangents<T>().of[primal.impl().get()] = {primal.impl(), std::move(tangent)};
+  }
+  // Undefined when x carries no tangent.
+  template <class T>
+  Tensor<T> get(const Tensor<T>& x) {
+    auto& of = tangents<T>().of;
+    const auto it = of.find(x.impl().get());
+    return it == of.end() ? Tensor<T>() : it->second.second;
+  }
+
+  ForwardLevel();
+  ~ForwardLevel();
+  ForwardLevel(const ForwardLevel&) = delete;
+  ForwardLevel& operator=(const ForwardLevel&) = delete;
+
+ private:
+  ForwardLevel* previous_;
+};
+template <>
+inline ForwardLevel::Tangents<float>& ForwardLevel::tangents<float>() { return f; }
+template <>
+inline ForwardLevel::Tangents<double>& ForwardLevel::tangents<double>() { return d; }
+
+// Computes and keeps the tangent of an op's output from its inputs' (core/forward.cpp): the op's
+// rule, or the transpose of its VJP.
+template <class T>
+void forward_tangent(ForwardLevel& level, const std::string& op, InputSpan<T> inputs, const OutputState<T>& out,
+                     JvpPointer<T> jvp, const VjpClosure<T>& vjp, Saved saved);
+
 struct ThreadState {
+  ForwardLevel* forward = nullptr;
   TapeProbe* probe = nullptr;
   std::vector<TapeImpl*> live;   // this thread's live tapes, newest (the active one) last
   bool grad_enabled = true;

@@ -1,0 +1,185 @@
+// Forward mode: the tangent of every op's output as the op runs (its own rule, or its VJP
+// transposed), and tg::jvp.
+#include "forward.hpp"
+
+#include <type_traits>
+
+#include "tape_internals.hpp"
+
+namespace tapegrad {
+namespace detail {
+
+ForwardLevel::ForwardLevel() : previous_(thread_state().forward) { thread_state().forward = this; }
+ForwardLevel::~ForwardLevel() { thread_state().forward = previous_; }
+
+bool forward_active() { return thread_state().forward != nullptr; }
+
+namespace {
+
+// Forward mode off while a tangent is computed: the ops of a rule or of a VJP carry no tangent.
+class Suspend {
+ public:
+  Suspend() : level_(thread_state().forward) { thread_state().forward = nullptr; }
+  ~Suspend() { thread_state().forward = level_; }
+  Suspend(const Suspend&) = delete;
+  Suspend& operator=(const Suspend&) = delete;
+
+ private:
+  ForwardLevel* level_;
+};
+
+// sum_i <a_i, t_i> as one recorded op (core uses no op): its gradient with respect to a_i is t_i.
+template <class T>
+Tensor<T> dot_with(const std::vector<Tensor<T>>& a, const std::vector<Tensor<T>>& t) {
+  T value = 0;
+  std::vector<xt::xarray<T>> ts;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const T* pa = a[i].value().data();
+    const T* pt = t[i].value().data();
+    for (std::size_t e = 0, n = a[i].size(); e < n; ++e) value += pa[e] * pt[e];
+    ts.push_back(t[i].value());
+  }
+  return record<T>("jvp_transpose", a, xt::xarray<T>(value), [ts](const VjpArgs<T>& g) {
+    const T scale = g.grad.value()();
+    Gradients<T> grads;
+    for (const xt::xarray<T>& ti : ts) grads.push_back(Tensor<T>(xt::xarray<T>(scale * ti)));
+    return grads;
+  }, Saved::nothing);
+}
+
+// J t from the op's VJP, which is linear in its seed g: J t = d/dg <VJP(g), t>, one run of the
+// VJP on a recorded seed and one reverse walk. The VJP reads the inputs and output detached.
+template <class T>
+Tensor<T> tangent_from_vjp(const std::string& op, InputSpan<T> inputs, const Tensor<T>& output,
+                           const std::vector<Tensor<T>>& tangents, const VjpClosure<T>& vjp, Saved saved) {
+  if (!vjp) throw_usage_error(op, "forward mode: the op has neither a JVP rule nor a VJP to derive one from");
+  GradMode recording(true);
+  Tape tape;
+  const std::size_t n = inputs.size();
+  std::size_t rank_sum = 0;
+  for (std::size_t i = 0; i < n; ++i) rank_sum += inputs[i].value().dimension();
+  std::vector<std::size_t> dims;
+  dims.reserve(rank_sum + 1);   // the records point into it: no reallocation
+  using InputRoom = std::aligned_storage_t<sizeof(RecordedInput), alignof(RecordedInput)>;
+  using SavedRoom = std::aligned_storage_t<sizeof(SavedInput<T>), alignof(SavedInput<T>)>;
+  std::vector<InputRoom> input_room(n + 1);
+  std::vector<SavedRoom> saved_room(n + 1);
+  std::vector<Tensor<T>> detached;
+  EntryList<RecordedInput> records(reinterpret_cast<RecordedInput*>(input_room.data()));
+  EntryList<SavedInput<T>> saved_inputs(reinterpret_cast<SavedInput<T>*>(saved_room.data()));
+  const bool saves_inputs = saved == Saved::inputs || saved == Saved::inputs_and_output;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& shape = inputs[i].value().shape();
+    const std::size_t* first = dims.data() + dims.size();
+    dims.insert(dims.end(), shape.begin(), shape.end());
+    records.emplace_back(tangents[i].defined() ? std::size_t(0) : no_node, RecordedShape(first, shape.size()));
+    detached.push_back(inputs[i].detach());
+    if (saves_inputs) saved_inputs.emplace_back(detached.back(), std::uint64_t(0));
+  }
+  const Tensor<T> seed(xt::xarray<T>(xt::zeros<T>(output.value().shape())), true);
+  const Tensor<T> out = output.detach();
+  const Gradients<T> grads = vjp(VjpArgs<T>{seed, out, records, saved_inputs});
+  if (grads.size() != n)
+    throw_usage_error(op, "forward mode: its VJP returned " + std::to_string(grads.size()) + " gradients for " +
+                              std::to_string(n) + " inputs");
+  std::vector<Tensor<T>> terms, ts;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!tangents[i].defined() || !grads[i].defined()) continue;
+    if (!detail::same_shape(grads[i].value().shape(), inputs[i].value().shape()))
+      throw_shape_error(op, "forward mode: its VJP returned a gradient of shape " + shape_str(grads[i].shape()) +
+                                " for input " + std::to_string(i) + " of shape " + shape_str(inputs[i].shape()));
+    terms.push_back(grads[i]);
+    ts.push_back(tangents[i]);
+  }
+  if (terms.empty()) return Tensor<T>();
+  return grad(dot_with(terms, ts), {seed})[0].detach();
+}
+
+}  // namespace
+
+template <class T>
+void forward_tangent(ForwardLevel& level, const std::string& op, InputSpan<T> inputs, const OutputState<T>& out,
+                     JvpPointer<T> jvp, const VjpClosure<T>& vjp, Saved saved) {
+  std::vector<Tensor<T>> tangents(inputs.size());
+  bool any = false;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    tangents[i] = level.get(inputs[i]);
+    any = any || tangents[i].defined();
+  }
+  if (!any) return;
+  Suspend suspend;
+  const Tensor<T> output(out);
+  Tensor<T> tangent;
+  if (jvp) {
+    std::vector<Tensor<T>> in;
+    for (std::size_t i = 0; i < inputs.size(); ++i) in.push_back(inputs[i]);
+    tangent = jvp(JvpArgs<T>{in, output, tangents});
+  } else {
+    tangent = tangent_from_vjp(op, inputs, output, tangents, vjp, saved);
+  }
+  if (!tangent.defined()) return;   // zero
+  if (!detail::same_shape(tangent.value().shape(), out->value.shape()))
+    throw_shape_error(op, "forward mode: its JVP rule returned a tangent of shape " + shape_str(tangent.shape()) +
+                              " for an output of shape " + shape_str(output.shape()));
+  level.set(output, std::move(tangent));
+}
+
+template void forward_tangent<float>(ForwardLevel&, const std::string&, InputSpan<float>, const OutputState<float>&,
+                                     JvpPointer<float>, const VjpClosure<float>&, Saved);
+template void forward_tangent<double>(ForwardLevel&, const std::string&, InputSpan<double>, const OutputState<double>&,
+                                      JvpPointer<double>, const VjpClosure<double>&, Saved);
+
+}  // namespace detail
+
+template <class T>
+JvpResult<T> jvp(const std::function<std::vector<Tensor<T>>(const std::vector<Tensor<T>>&)>& f,
+                 const std::vector<Tensor<T>>& primals, const std::vector<Tensor<T>>& tangents) {
+  if (!f) throw_usage_error("jvp", "the function is empty");
+  if (primals.size() != tangents.size())
+    throw_value_error("jvp", "got " + std::to_string(tangents.size()) + " tangents for " + std::to_string(primals.size()) +
+                                 " primals");
+  for (std::size_t i = 0; i < primals.size(); ++i) {
+    if (!primals[i].defined() || !tangents[i].defined())
+      throw_usage_error("jvp", (primals[i].defined() ? "tangent " : "primal ") + std::to_string(i) + " is undefined");
+    if (primals[i].shape() != tangents[i].shape())
+      throw_shape_error("jvp", "tangent " + std::to_string(i) + " has shape " + shape_str(tangents[i].shape()) +
+                                   " and its primal shape " + shape_str(primals[i].shape()));
+  }
+  detail::ForwardLevel level;
+  Tape tape;   // what f records stays off the caller's tape
+  std::vector<Tensor<T>> xs;
+  for (std::size_t i = 0; i < primals.size(); ++i) {
+    xs.push_back(primals[i].detach());
+    level.set(xs.back(), tangents[i].detach());
+  }
+  const std::vector<Tensor<T>> outs = f(xs);
+  JvpResult<T> result;
+  for (std::size_t j = 0; j < outs.size(); ++j) {
+    if (!outs[j].defined()) throw_usage_error("jvp", "the function returned an undefined tensor (output " + std::to_string(j) + ")");
+    const Tensor<T> t = level.get(outs[j]);
+    result.outputs.push_back(outs[j].detach());
+    result.tangents.push_back(t.defined() ? t.detach() : Tensor<T>(xt::xarray<T>(xt::zeros<T>(outs[j].value().shape()))));
+  }
+  return result;
+}
+
+template <class T>
+std::pair<Tensor<T>, Tensor<T>> jvp(const std::function<Tensor<T>(const std::vector<Tensor<T>>&)>& f,
+                                    const std::vector<Tensor<T>>& primals, const std::vector<Tensor<T>>& tangents) {
+  if (!f) throw_usage_error("jvp", "the function is empty");
+  const JvpResult<T> r = jvp<T>([&f](const std::vector<Tensor<T>>& xs) { return std::vector<Tensor<T>>{f(xs)}; },
+                                primals, tangents);
+  return {r.outputs[0], r.tangents[0]};
+}
+
+template JvpResult<float> jvp(const std::function<std::vector<Tensor<float>>(const std::vector<Tensor<float>>&)>&,
+                              const std::vector<Tensor<float>>&, const std::vector<Tensor<float>>&);
+template JvpResult<double> jvp(const std::function<std::vector<Tensor<double>>(const std::vector<Tensor<double>>&)>&,
+                               const std::vector<Tensor<double>>&, const std::vector<Tensor<double>>&);
+template std::pair<Tensor<float>, Tensor<float>> jvp(const std::function<Tensor<float>(const std::vector<Tensor<float>>&)>&,
+                                                     const std::vector<Tensor<float>>&, const std::vector<Tensor<float>>&);
+template std::pair<Tensor<double>, Tensor<double>> jvp(
+    const std::function<Tensor<double>(const std::vector<Tensor<double>>&)>&, const std::vector<Tensor<double>>&,
+    const std::vector<Tensor<double>>&);
+
+}  // namespace tapegrad

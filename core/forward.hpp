@@ -1,0 +1,52 @@
+// Forward mode: tangents carried through ops as they run, and the jvp transform.
+#ifndef TAPEGRAD_CORE_FORWARD_HPP
+#define TAPEGRAD_CORE_FORWARD_HPP
+
+#include <functional>
+#include <vector>
+
+#include "tape.hpp"
+
+namespace tapegrad {
+
+// What a Jacobian-vector product rule receives: the op's inputs and output, and one tangent per
+// input (undefined where the input carries none: a zero tangent). It returns the output's
+// tangent, of the output's shape, written with tapegrad's own ops (so that it can be
+// differentiated in turn: forward over reverse).
+template <class T>
+struct JvpArgs {
+  const std::vector<Tensor<T>>& inputs;
+  const Tensor<T>& output;
+  const std::vector<Tensor<T>>& tangents;
+  bool has_tangent(std::size_t i) const { return tangents[i].defined(); }
+};
+
+// Outputs and their tangents.
+template <class T>
+struct JvpResult {
+  std::vector<Tensor<T>> outputs, tangents;
+};
+
+// The outputs of f at `primals` and the directional derivatives J t of each along `tangents`
+// (one per primal, of its shape), in one evaluation of f with tangents carried through every op:
+// an op's own JVP rule where it has one, else the JVP derived from its VJP (which is linear in its
+// seed: its transpose, one reverse walk of the VJP). f runs on copies of the primals detached from
+// any tape, and nothing is recorded on the caller's tape; an output not derived from the primals
+// gets a zero tangent.
+template <class T>
+JvpResult<T> jvp(const std::function<std::vector<Tensor<T>>(const std::vector<Tensor<T>>&)>& f,
+                 const std::vector<Tensor<T>>& primals, const std::vector<Tensor<T>>& tangents);
+
+// f of one output.
+template <class T>
+std::pair<Tensor<T>, Tensor<T>> jvp(const std::function<Tensor<T>(const std::vector<Tensor<T>>&)>& f,
+                                    const std::vector<Tensor<T>>& primals, const std::vector<Tensor<T>>& tangents);
+
+namespace detail {
+// True while a jvp is carrying tangents on this thread.
+bool forward_active();
+}  // namespace detail
+
+}  // namespace tapegrad
+
+#endif
