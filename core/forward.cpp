@@ -95,7 +95,34 @@ Tensor<T> tangent_from_vjp(const std::string& op, InputSpan<T> inputs, const Ten
   return grad(dot_with(terms, ts), {seed})[0].detach();
 }
 
+// An elementwise op's VJP run with the tangent as its seed: the op's inputs and output as they
+// are, so that the result is differentiable in turn.
+template <class T>
+Tensor<T> vjp_of_tangent(const std::string& op, InputSpan<T> inputs, const Tensor<T>& output, const Tensor<T>& tangent,
+                         const VjpClosure<T>& vjp, Saved saved) {
+  if (inputs.size() != 1 || !vjp) throw_usage_error(op, "forward mode: a diagonal JVP needs one input and a VJP");
+  const auto& shape = inputs[0].value().shape();
+  std::vector<std::size_t> dims(shape.begin(), shape.end());
+  using InputRoom = std::aligned_storage_t<sizeof(RecordedInput), alignof(RecordedInput)>;
+  using SavedRoom = std::aligned_storage_t<sizeof(SavedInput<T>), alignof(SavedInput<T>)>;
+  InputRoom input_room[2];
+  SavedRoom saved_room[2];
+  EntryList<RecordedInput> records(reinterpret_cast<RecordedInput*>(input_room));
+  EntryList<SavedInput<T>> saved_inputs(reinterpret_cast<SavedInput<T>*>(saved_room));
+  records.emplace_back(std::size_t(0), RecordedShape(dims.data(), dims.size()));
+  if (saved == Saved::inputs || saved == Saved::inputs_and_output) saved_inputs.emplace_back(inputs[0], inputs[0].version());
+  const Gradients<T> grads = vjp(VjpArgs<T>{tangent, output, records, saved_inputs});
+  return grads.size() == 1 ? grads[0] : Tensor<T>();
+}
+
 }  // namespace
+
+template <class T>
+Tensor<T> diagonal_jvp(const JvpArgs<T>&) {
+  throw_usage_error("jvp", "diagonal_jvp marks an op's rule; forward mode runs the op's VJP instead");
+}
+template Tensor<float> diagonal_jvp(const JvpArgs<float>&);
+template Tensor<double> diagonal_jvp(const JvpArgs<double>&);
 
 template <class T>
 void forward_tangent(ForwardLevel& level, const std::string& op, InputSpan<T> inputs, const OutputState<T>& out,
@@ -110,7 +137,9 @@ void forward_tangent(ForwardLevel& level, const std::string& op, InputSpan<T> in
   Suspend suspend;
   const Tensor<T> output(out);
   Tensor<T> tangent;
-  if (jvp) {
+  if (jvp == &diagonal_jvp<T>) {
+    tangent = vjp_of_tangent(op, inputs, output, tangents[0], vjp, saved);
+  } else if (jvp) {
     std::vector<Tensor<T>> in;
     for (std::size_t i = 0; i < inputs.size(); ++i) in.push_back(inputs[i]);
     tangent = jvp(JvpArgs<T>{in, output, tangents});

@@ -38,6 +38,10 @@ template <class T>
 using JvpPointer = Tensor<T> (*)(const JvpArgs<T>&);
 // True while a jvp is carrying tangents on this thread (forward.hpp).
 bool forward_active();
+// The JVP rule of an op whose Jacobian is diagonal (elementwise, one input): J t = J^T t, the
+// op's own VJP with the tangent as its seed. Passed as the rule; forward mode recognises it.
+template <class T>
+Tensor<T> diagonal_jvp(const JvpArgs<T>& args);
 
 // A shape kept by the tape. Its dimensions live in the block of the tape's arena that holds the
 // entry (a shape held inline took 56 bytes, most of them unused, three times per binary op).
@@ -146,8 +150,9 @@ Tensor<T> record_lambda(const std::string& op, InputSpan<T> inputs, OutputState<
     return record_op<T>(op, inputs, std::move(out), static_cast<VjpPointer<T>>(vjp), saved, jvp);
   } else {
     VjpClosure<T> function;
-    // Forward mode without a rule derives the tangent from the VJP: it needs the function too.
-    if (appends_entry(inputs) || (!jvp && forward_active())) function = std::forward<F>(vjp);
+    // Forward mode derives a tangent from the VJP (without a rule, or with a diagonal one): it
+    // needs the function too.
+    if (appends_entry(inputs) || forward_active()) function = std::forward<F>(vjp);
     return record_op<T>(op, inputs, std::move(out), std::move(function), saved, jvp);
   }
 }

@@ -3,8 +3,10 @@
 #include <cmath>
 
 #include "kernels.hpp"
+#include "../core/forward.hpp"
 #include "../core/parallel.hpp"
 #include "reduce.hpp"
+#include "shape.hpp"
 #include "vector_math.hpp"
 
 namespace tapegrad {
@@ -90,8 +92,21 @@ using Grads = Gradients<T>;
 // same recording, without moving the value or copying the input handles.
 template <class T, class F>
 Tensor<T> record_output(const char* op, std::initializer_list<const Tensor<T>*> inputs, OutputState<T>&& out,
-                        F&& vjp, Saved saved = Saved::inputs) {
-  return detail::record_lambda<T>(op, {inputs.begin(), inputs.size()}, std::move(out), std::forward<F>(vjp), saved);
+                        F&& vjp, Saved saved = Saved::inputs, detail::JvpPointer<T> jvp = nullptr) {
+  return detail::record_lambda<T>(op, {inputs.begin(), inputs.size()}, std::move(out), std::forward<F>(vjp), saved,
+                                  jvp);
+}
+
+// The JVP rule of a one-input elementwise op: its Jacobian is diagonal, so J t = J^T t, its own
+// VJP with the tangent as the seed (each op's comment gives ty).
+template <class T>
+constexpr detail::JvpPointer<T> diagonal = &detail::diagonal_jvp<T>;
+
+// A binary op's output tangent from its inputs' terms (undefined: zero), broadcast to the output.
+template <class T>
+Tensor<T> tangent_sum(const Tensor<T>& a, const Tensor<T>& b, const Tensor<T>& output) {
+  Tensor<T> t = a.defined() && b.defined() ? a + b : a.defined() ? a : b;
+  return detail::same_shape(t.value().shape(), output.value().shape()) ? t : broadcast_to(t, output.shape());
 }
 
 // A gradient of the output's shape summed down to input i's recorded shape (broadcasting undone).
@@ -103,7 +118,7 @@ Tensor<T> to_input(Tensor<T> grad, const VjpArgs<T>& g, std::size_t i) {
 
 }  // namespace
 
-// y = a + b;  da = sum_to(grad, a.shape),  db = sum_to(grad, b.shape)
+// y = a + b;  da = sum_to(grad, a.shape),  db = sum_to(grad, b.shape);  ty = ta + tb
 template <class T>
 Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
   constexpr char op[] = "add";
@@ -112,10 +127,11 @@ Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
                    [](const VjpArgs<T>& g) {
                      return Grads<T>{g.needs_grad(0) ? to_input(g.grad, g, 0) : Tensor<T>(),
                                      g.needs_grad(1) ? to_input(g.grad, g, 1) : Tensor<T>()};
-                   }, Saved::nothing);
+                   }, Saved::nothing,
+                   [](const JvpArgs<T>& j) { return tangent_sum(j.tangents[0], j.tangents[1], j.output); });
 }
 
-// y = a - b;  da = sum_to(grad, a.shape),  db = -sum_to(grad, b.shape)
+// y = a - b;  da = sum_to(grad, a.shape),  db = -sum_to(grad, b.shape);  ty = ta - tb
 template <class T>
 Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
   constexpr char op[] = "sub";
@@ -124,10 +140,14 @@ Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
                    [](const VjpArgs<T>& g) {
                      return Grads<T>{g.needs_grad(0) ? to_input(g.grad, g, 0) : Tensor<T>(),
                                      g.needs_grad(1) ? neg(to_input(g.grad, g, 1)) : Tensor<T>()};
-                   }, Saved::nothing);
+                   }, Saved::nothing,
+                   [](const JvpArgs<T>& j) {
+                     return tangent_sum(j.tangents[0], j.has_tangent(1) ? neg(j.tangents[1]) : Tensor<T>(), j.output);
+                   });
 }
 
-// y = a * b;  da = sum_to(grad * b, a.shape),  db = sum_to(grad * a, b.shape);  y = x * x: dx = grad * 2x
+// y = a * b;  da = sum_to(grad * b, a.shape),  db = sum_to(grad * a, b.shape);  y = x * x: dx = grad * 2x;
+//   ty = ta * b + a * tb
 template <class T>
 Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
   constexpr char op[] = "mul";
@@ -141,10 +161,14 @@ Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
                      if (a.impl() == b.impl()) return Grads<T>{g.grad * (a * T(2)), Tensor<T>()};
                      return Grads<T>{g.needs_grad(0) ? to_input(g.grad * b, g, 0) : Tensor<T>(),
                                      g.needs_grad(1) ? to_input(g.grad * a, g, 1) : Tensor<T>()};
+                   }, Saved::inputs,
+                   [](const JvpArgs<T>& j) {
+                     return tangent_sum(j.has_tangent(0) ? j.tangents[0] * j.inputs[1] : Tensor<T>(),
+                                        j.has_tangent(1) ? j.inputs[0] * j.tangents[1] : Tensor<T>(), j.output);
                    });
 }
 
-// y = a / b;  da = sum_to(grad / b, a.shape),  db = -sum_to(grad * a / (b * b), b.shape)
+// y = a / b;  da = sum_to(grad / b, a.shape),  db = -sum_to(grad * a / (b * b), b.shape);  ty = (ta - y tb) / b
 template <class T>
 Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
   constexpr char op[] = "div";
@@ -155,28 +179,33 @@ Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
                      const Tensor<T>& b = g.input(1);
                      return Grads<T>{g.needs_grad(0) ? to_input(g.grad / b, g, 0) : Tensor<T>(),
                                      g.needs_grad(1) ? neg(to_input(g.grad * a / (b * b), g, 1)) : Tensor<T>()};
+                   }, Saved::inputs,
+                   [](const JvpArgs<T>& j) {
+                     const Tensor<T>& b = j.inputs[1];
+                     return tangent_sum(j.has_tangent(0) ? j.tangents[0] / b : Tensor<T>(),
+                                        j.has_tangent(1) ? neg(j.output * j.tangents[1] / b) : Tensor<T>(), j.output);
                    });
 }
 
-// y = x + s;  dx = grad
+// y = x + s;  dx = grad;  ty = t
 template <class T>
 Tensor<T> add(const Tensor<T>& x, scalar_t<T> s) {
   constexpr char op[] = "add_scalar";
   check_defined<T>(op, {&x});
   return record_output<T>(op, {&x}, map(x.value(), [s](T v) { return v + s; }),
-                   [](const VjpArgs<T>& g) { return Grads<T>{g.grad}; }, Saved::nothing);
+                   [](const VjpArgs<T>& g) { return Grads<T>{g.grad}; }, Saved::nothing, diagonal<T>);
 }
 
-// y = x * s;  dx = grad * s
+// y = x * s;  dx = grad * s;  ty = t * s
 template <class T>
 Tensor<T> mul(const Tensor<T>& x, scalar_t<T> s) {
   constexpr char op[] = "mul_scalar";
   check_defined<T>(op, {&x});
   return record_output<T>(op, {&x}, map(x.value(), [s](T v) { return v * s; }),
-                   [s](const VjpArgs<T>& g) { return Grads<T>{g.grad * s}; }, Saved::nothing);
+                   [s](const VjpArgs<T>& g) { return Grads<T>{g.grad * s}; }, Saved::nothing, diagonal<T>);
 }
 
-// y = s / x;  dx = -grad * s / (x * x)
+// y = s / x;  dx = -grad * s / (x * x);  ty = -t * s / (x * x)
 template <class T>
 Tensor<T> rdiv(scalar_t<T> s, const Tensor<T>& x) {
   constexpr char op[] = "rdiv_scalar";
@@ -185,46 +214,46 @@ Tensor<T> rdiv(scalar_t<T> s, const Tensor<T>& x) {
                    [s](const VjpArgs<T>& g) {
                      const Tensor<T>& x = g.input(0);
                      return Grads<T>{g.grad * (-s) / (x * x)};
-                   });
+                   }, Saved::inputs, diagonal<T>);
 }
 
-// y = -x;  dx = -grad
+// y = -x;  dx = -grad;  ty = -t
 template <class T>
 Tensor<T> neg(const Tensor<T>& x) {
   constexpr char op[] = "neg";
   check_defined<T>(op, {&x});
   return record_output<T>(op, {&x}, map(x.value(), [](T v) { return -v; }),
-                   [](const VjpArgs<T>& g) { return Grads<T>{neg(g.grad)}; }, Saved::nothing);
+                   [](const VjpArgs<T>& g) { return Grads<T>{neg(g.grad)}; }, Saved::nothing, diagonal<T>);
 }
 
-// y = exp(x);  dx = grad * y
+// y = exp(x);  dx = grad * y;  ty = t * y
 template <class T>
 Tensor<T> exp(const Tensor<T>& x) {
   constexpr char op[] = "exp";
   check_defined<T>(op, {&x});
   return record_output<T>(op, {&x}, map_n(x.value(), &detail::vector_exp<T>),
-      [](const VjpArgs<T>& g) { return Grads<T>{g.grad * g.output}; }, Saved::output);
+      [](const VjpArgs<T>& g) { return Grads<T>{g.grad * g.output}; }, Saved::output, diagonal<T>);
 }
 
-// y = log(x);  dx = grad / x
+// y = log(x);  dx = grad / x;  ty = t / x
 template <class T>
 Tensor<T> log(const Tensor<T>& x) {
   constexpr char op[] = "log";
   check_defined<T>(op, {&x});
   return record_output<T>(op, {&x}, map_n(x.value(), &detail::vector_log<T>),
-                   [](const VjpArgs<T>& g) { return Grads<T>{g.grad / g.input(0)}; });
+                   [](const VjpArgs<T>& g) { return Grads<T>{g.grad / g.input(0)}; }, Saved::inputs, diagonal<T>);
 }
 
-// y = sqrt(x);  dx = grad / (2 y)
+// y = sqrt(x);  dx = grad / (2 y);  ty = t / (2 y)
 template <class T>
 Tensor<T> sqrt(const Tensor<T>& x) {
   constexpr char op[] = "sqrt";
   check_defined<T>(op, {&x});
   return record_output<T>(op, {&x}, map(x.value(), [](T v) { return std::sqrt(v); }),
-      [](const VjpArgs<T>& g) { return Grads<T>{g.grad / (g.output * T(2))}; }, Saved::output);
+      [](const VjpArgs<T>& g) { return Grads<T>{g.grad / (g.output * T(2))}; }, Saved::output, diagonal<T>);
 }
 
-// y = x^p;  dx = grad * p * x^(p-1)   (p = 0: dx = 0)
+// y = x^p;  dx = grad * p * x^(p-1)   (p = 0: dx = 0);  ty = t * p * x^(p-1)
 template <class T>
 Tensor<T> pow(const Tensor<T>& x, scalar_t<T> p) {
   constexpr char op[] = "pow";
@@ -234,10 +263,10 @@ Tensor<T> pow(const Tensor<T>& x, scalar_t<T> p) {
                      if (p == T(0)) return Grads<T>{g.grad * T(0)};
                      if (p == T(1)) return Grads<T>{g.grad};
                      return Grads<T>{g.grad * (pow(g.input(0), p - T(1)) * p)};
-                   });
+                   }, Saved::inputs, diagonal<T>);
 }
 
-// y = |x|;  dx = grad * sign(x)   (sign(0) = 0)
+// y = |x|;  dx = grad * sign(x)   (sign(0) = 0);  ty = t * sign(x)
 template <class T>
 Tensor<T> abs(const Tensor<T>& x) {
   constexpr char op[] = "abs";
@@ -246,7 +275,7 @@ Tensor<T> abs(const Tensor<T>& x) {
                    [](const VjpArgs<T>& g) {
                      Tensor<T> sign(map(g.input(0).value(), [](T v) { return T((v > 0) - (v < 0)); }));
                      return Grads<T>{g.grad * sign};
-                   });
+                   }, Saved::inputs, diagonal<T>);
 }
 
 namespace {
@@ -290,31 +319,31 @@ Tensor<T> relu_backward(const Tensor<T>& grad, const Tensor<T>& y) {
 
 }  // namespace
 
-// y = tanh(x);  dx = grad * (1 - y^2)
+// y = tanh(x);  dx = grad * (1 - y^2);  ty = t * (1 - y^2)
 template <class T>
 Tensor<T> tanh(const Tensor<T>& x) {
   constexpr char op[] = "tanh";
   check_defined<T>(op, {&x});
   return record_output<T>(op, {&x}, map_n(x.value(), &detail::vector_tanh<T>),
-      [](const VjpArgs<T>& g) { return Grads<T>{tanh_backward(g.grad, g.output)}; }, Saved::output);
+      [](const VjpArgs<T>& g) { return Grads<T>{tanh_backward(g.grad, g.output)}; }, Saved::output, diagonal<T>);
 }
 
-// y = 1 / (1 + exp(-x));  dx = grad * y * (1 - y)
+// y = 1 / (1 + exp(-x));  dx = grad * y * (1 - y);  ty = t * y * (1 - y)
 template <class T>
 Tensor<T> sigmoid(const Tensor<T>& x) {
   constexpr char op[] = "sigmoid";
   check_defined<T>(op, {&x});
   return record_output<T>(op, {&x}, map_n(x.value(), &detail::vector_sigmoid<T>),
-      [](const VjpArgs<T>& g) { return Grads<T>{sigmoid_backward(g.grad, g.output)}; }, Saved::output);
+      [](const VjpArgs<T>& g) { return Grads<T>{sigmoid_backward(g.grad, g.output)}; }, Saved::output, diagonal<T>);
 }
 
-// y = max(x, 0);  dx = grad * (x > 0)
+// y = max(x, 0);  dx = grad * (x > 0);  ty = t * (x > 0)
 template <class T>
 Tensor<T> relu(const Tensor<T>& x) {
   constexpr char op[] = "relu";
   check_defined<T>(op, {&x});
   return record_output<T>(op, {&x}, map(x.value(), [](T v) { return v > 0 ? v : T(0); }),
-      [](const VjpArgs<T>& g) { return Grads<T>{relu_backward(g.grad, g.output)}; }, Saved::output);
+      [](const VjpArgs<T>& g) { return Grads<T>{relu_backward(g.grad, g.output)}; }, Saved::output, diagonal<T>);
 }
 
 // Explicit instantiations: the kernels compile here once, not in users' code.
