@@ -168,9 +168,8 @@ JvpResult<T> jvp(const std::function<std::vector<Tensor<T>>(const std::vector<Te
     throw_value_error("jvp", "got " + std::to_string(tangents.size()) + " tangents for " + std::to_string(primals.size()) +
                                  " primals");
   for (std::size_t i = 0; i < primals.size(); ++i) {
-    if (!primals[i].defined() || !tangents[i].defined())
-      throw_usage_error("jvp", (primals[i].defined() ? "tangent " : "primal ") + std::to_string(i) + " is undefined");
-    if (primals[i].shape() != tangents[i].shape())
+    if (!primals[i].defined()) throw_usage_error("jvp", "primal " + std::to_string(i) + " is undefined");
+    if (tangents[i].defined() && primals[i].shape() != tangents[i].shape())
       throw_shape_error("jvp", "tangent " + std::to_string(i) + " has shape " + shape_str(tangents[i].shape()) +
                                    " and its primal shape " + shape_str(primals[i].shape()));
   }
@@ -179,7 +178,7 @@ JvpResult<T> jvp(const std::function<std::vector<Tensor<T>>(const std::vector<Te
   std::vector<Tensor<T>> xs;
   for (std::size_t i = 0; i < primals.size(); ++i) {
     xs.push_back(primals[i].detach());
-    level.set(xs.back(), tangents[i].detach());
+    if (tangents[i].defined()) level.set(xs.back(), tangents[i].detach());
   }
   const std::vector<Tensor<T>> outs = f(xs);
   JvpResult<T> result;

@@ -28,7 +28,8 @@ struct JvpResult {
 };
 
 // The outputs of f at `primals` and the directional derivatives J t of each along `tangents`
-// (one per primal, of its shape), in one evaluation of f with tangents carried through every op:
+// (one per primal, of its shape; an undefined tangent is zero and costs nothing), in one
+// evaluation of f with tangents carried through every op:
 // an op's own JVP rule where it has one, else the JVP derived from its VJP (which is linear in its
 // seed: its transpose, one reverse walk of the VJP). f runs on copies of the primals detached from
 // any tape, and nothing is recorded on the caller's tape; an output not derived from the primals
