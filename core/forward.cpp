@@ -126,7 +126,7 @@ template Tensor<double> diagonal_jvp(const JvpArgs<double>&);
 
 template <class T>
 void forward_tangent(ForwardLevel& level, const std::string& op, InputSpan<T> inputs, const OutputState<T>& out,
-                     JvpPointer<T> jvp, const VjpClosure<T>& vjp, Saved saved) {
+                     const JvpClosure<T>* jvp, const VjpClosure<T>& vjp, Saved saved) {
   std::vector<Tensor<T>> tangents(inputs.size());
   bool any = false;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
@@ -137,12 +137,13 @@ void forward_tangent(ForwardLevel& level, const std::string& op, InputSpan<T> in
   Suspend suspend;
   const Tensor<T> output(out);
   Tensor<T> tangent;
-  if (jvp == &diagonal_jvp<T>) {
+  const JvpPointer<T>* pointer = jvp ? jvp->template target<JvpPointer<T>>() : nullptr;
+  if (pointer && *pointer == &diagonal_jvp<T>) {
     tangent = vjp_of_tangent(op, inputs, output, tangents[0], vjp, saved);
   } else if (jvp) {
     std::vector<Tensor<T>> in;
     for (std::size_t i = 0; i < inputs.size(); ++i) in.push_back(inputs[i]);
-    tangent = jvp(JvpArgs<T>{in, output, tangents});
+    tangent = (*jvp)(JvpArgs<T>{in, output, tangents});
   } else {
     tangent = tangent_from_vjp(op, inputs, output, tangents, vjp, saved);
   }
@@ -154,9 +155,9 @@ void forward_tangent(ForwardLevel& level, const std::string& op, InputSpan<T> in
 }
 
 template void forward_tangent<float>(ForwardLevel&, const std::string&, InputSpan<float>, const OutputState<float>&,
-                                     JvpPointer<float>, const VjpClosure<float>&, Saved);
+                                     const JvpClosure<float>*, const VjpClosure<float>&, Saved);
 template void forward_tangent<double>(ForwardLevel&, const std::string&, InputSpan<double>, const OutputState<double>&,
-                                      JvpPointer<double>, const VjpClosure<double>&, Saved);
+                                      const JvpClosure<double>*, const VjpClosure<double>&, Saved);
 
 }  // namespace detail
 

@@ -332,7 +332,7 @@ void probe_entry(TapeProbe& probe, std::size_t position, const EntryBase& entry,
 // record_op, for a VJP given as a VjpFunction or as a VjpPointer.
 template <class T, class Vjp>
 Tensor<T> record_entry(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, Vjp&& vjp, Saved saved,
-                       JvpPointer<T> jvp) {
+                       const JvpClosure<T>* jvp) {
   constexpr bool is_function = std::is_same<std::decay_t<Vjp>, VjpFunction<T>>::value;
   for (std::size_t i = 0; i < inputs.size(); ++i)
     if (!inputs[i].defined())
@@ -440,24 +440,24 @@ Tensor<T> record_entry(const std::string& op, InputSpan<T> inputs, OutputState<T
 
 template <class T>
 Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, VjpFunction<T>&& vjp,
-                            Saved saved, JvpPointer<T> jvp) {
+                            Saved saved, const JvpClosure<T>* jvp) {
   return record_entry<T>(op, inputs, std::move(out), std::move(vjp), saved, jvp);
 }
 
 template <class T>
 Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, VjpPointer<T> vjp,
-                            Saved saved, JvpPointer<T> jvp) {
+                            Saved saved, const JvpClosure<T>* jvp) {
   return record_entry<T>(op, inputs, std::move(out), vjp, saved, jvp);
 }
 
 template bool detail::appends_entry<float>(InputSpan<float>);
 template bool detail::appends_entry<double>(InputSpan<double>);
 template Tensor<float> detail::record_op<float>(const std::string&, InputSpan<float>, OutputState<float>&&,
-                                                VjpFunction<float>&&, Saved, JvpPointer<float>);
+                                                VjpFunction<float>&&, Saved, const JvpClosure<float>*);
 template Tensor<double> detail::record_op<double>(const std::string&, InputSpan<double>, OutputState<double>&&,
-                                                  VjpFunction<double>&&, Saved, JvpPointer<double>);
+                                                  VjpFunction<double>&&, Saved, const JvpClosure<double>*);
 template Tensor<float> detail::record_op<float>(const std::string&, InputSpan<float>, OutputState<float>&&,
-                                                VjpPointer<float>, Saved, JvpPointer<float>);
+                                                VjpPointer<float>, Saved, const JvpClosure<float>*);
 template Tensor<double> detail::record_op<double>(const std::string&, InputSpan<double>, OutputState<double>&&,
-                                                  VjpPointer<double>, Saved, JvpPointer<double>);
+                                                  VjpPointer<double>, Saved, const JvpClosure<double>*);
 }  // namespace tapegrad

@@ -208,6 +208,22 @@ Tensor<T> record(const std::string& op, std::initializer_list<Tensor<T>> inputs,
                                   std::forward<F>(vjp), saved);
 }
 
+// The same, with the op's forward-mode rule `jvp` (a callable taking tg::JvpArgs<T>, forward.hpp,
+// and returning the output's tangent): used by tg::jvp. Without one, forward mode derives the
+// tangent from `vjp`.
+template <class T, class F, class J, class = detail::IfLambda<T, F>>
+Tensor<T> record(const std::string& op, const std::vector<Tensor<T>>& inputs, xt::xarray<T> value, F&& vjp,
+                 Saved saved, J&& jvp) {
+  return detail::record_lambda<T>(op, {inputs.data(), inputs.size()}, detail::output_of(std::move(value)),
+                                  std::forward<F>(vjp), saved, std::forward<J>(jvp));
+}
+template <class T, class F, class J, class = detail::IfLambda<T, F>>
+Tensor<T> record(const std::string& op, std::initializer_list<Tensor<T>> inputs, xt::xarray<T> value, F&& vjp,
+                 Saved saved, J&& jvp) {
+  return detail::record_lambda<T>(op, {inputs.begin(), inputs.size()}, detail::output_of(std::move(value)),
+                                  std::forward<F>(vjp), saved, std::forward<J>(jvp));
+}
+
 // Gradients of y with respect to xs, returned rather than accumulated into grad(). A tensor of xs
 // that y does not depend on gets zeros. With create_graph the backward pass is itself recorded,
 // so the results can be differentiated again. The seed (default: 1 for a scalar y) has y's shape.

@@ -36,6 +36,9 @@ using VjpClosure = std::function<Gradients<T>(const VjpArgs<T>&)>;
 // derived from the op's VJP.
 template <class T>
 using JvpPointer = Tensor<T> (*)(const JvpArgs<T>&);
+// A rule that captures what it needs (an axis, a permutation): built only in forward mode.
+template <class T>
+using JvpClosure = std::function<Tensor<T>(const JvpArgs<T>&)>;
 // True while a jvp is carrying tangents on this thread (forward.hpp).
 bool forward_active();
 // The JVP rule of an op whose Jacobian is diagonal (elementwise, one input): J t = J^T t, the
@@ -132,30 +135,38 @@ template <class T>
 bool appends_entry(InputSpan<T> inputs);
 template <class T>
 Tensor<T> record_op(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out,
-                    VjpClosure<T>&& vjp, Saved saved, JvpPointer<T> jvp = nullptr);
+                    VjpClosure<T>&& vjp, Saved saved, const JvpClosure<T>* jvp = nullptr);
 // A VJP that captures nothing, as a plain function pointer: the entry keeps 8 bytes instead of a
 // VjpFunction's 32, and no std::function is built, moved and destroyed per op.
 template <class T>
 using VjpPointer = Gradients<T> (*)(const VjpArgs<T>&);
 template <class T>
 Tensor<T> record_op(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, VjpPointer<T> vjp, Saved saved,
-                    JvpPointer<T> jvp = nullptr);
+                    const JvpClosure<T>* jvp = nullptr);
 // A VJP given as a lambda that captures nothing and returns Gradients is passed as a pointer.
 // Another becomes a VjpFunction (a heap allocation, copies of what it captures) only when an entry
 // is appended, not for values computed without a tape or inside a backward pass.
-template <class T, class F>
+// The op's JVP rule (a function pointer, a lambda, or nullptr for none) is made a JvpClosure only
+// in forward mode.
+template <class T, class F, class J = std::nullptr_t>
 Tensor<T> record_lambda(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, F&& vjp, Saved saved,
-                        JvpPointer<T> jvp = nullptr) {
+                        J&& jvp = nullptr) {
+  const bool forward = forward_active();
+  JvpClosure<T> rule;
+  if constexpr (!std::is_same<std::decay_t<J>, std::nullptr_t>::value)
+    if (forward) rule = std::forward<J>(jvp);
+  const JvpClosure<T>* rule_or_null = rule ? &rule : nullptr;
   if constexpr (std::is_convertible<std::decay_t<F>, VjpPointer<T>>::value) {
-    return record_op<T>(op, inputs, std::move(out), static_cast<VjpPointer<T>>(vjp), saved, jvp);
+    return record_op<T>(op, inputs, std::move(out), static_cast<VjpPointer<T>>(vjp), saved, rule_or_null);
   } else {
     VjpClosure<T> function;
     // Forward mode derives a tangent from the VJP (without a rule, or with a diagonal one): it
     // needs the function too.
-    if (appends_entry(inputs) || forward_active()) function = std::forward<F>(vjp);
-    return record_op<T>(op, inputs, std::move(out), std::move(function), saved, jvp);
+    if (forward || appends_entry(inputs)) function = std::forward<F>(vjp);
+    return record_op<T>(op, inputs, std::move(out), std::move(function), saved, rule_or_null);
   }
 }
+
 template <class T>
 OutputState<T> output_of(xt::xarray<T>&& value) {
   return std::make_shared<TensorImpl<T>>(std::move(value));

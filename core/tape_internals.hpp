@@ -175,7 +175,7 @@ inline ForwardLevel::Tangents<double>& ForwardLevel::tangents<double>() { return
 // rule, or the transpose of its VJP.
 template <class T>
 void forward_tangent(ForwardLevel& level, const std::string& op, InputSpan<T> inputs, const OutputState<T>& out,
-                     JvpPointer<T> jvp, const VjpClosure<T>& vjp, Saved saved);
+                     const JvpClosure<T>* jvp, const VjpClosure<T>& vjp, Saved saved);
 
 struct ThreadState {
   ForwardLevel* forward = nullptr;

@@ -106,3 +106,33 @@ TEST_CASE("a custom op without a JVP rule gets forward mode from its VJP") {
   (void)y;
   CHECK(all_close(ty.value(), Arr(3.0 * x.value() * x.value() * t.value()), 1e-13));
 }
+
+namespace {
+// A custom op with its own JVP rule through the public record path: y = x^3, ty = 3 x^2 t.
+// The rule is deliberately written differently from the VJP (t * x * x * 3 against g * 3x^2), and
+// counted, to show it is the one forward mode runs.
+int cube_rule_calls = 0;
+TD cube_with_rule(const TD& x) {
+  return tg::record<double>(
+      "cube_with_rule", {x}, Arr(x.value() * x.value() * x.value()),
+      [](const tg::VjpArgs<double>& g) { return tg::Gradients<double>{g.grad * g.input(0) * g.input(0) * 3.0}; },
+      tg::Saved::inputs, [](const tg::JvpArgs<double>& j) {
+        ++cube_rule_calls;
+        return j.tangents[0] * j.inputs[0] * j.inputs[0] * 3.0;
+      });
+}
+}  // namespace
+
+TEST_CASE("a custom op's own JVP rule, through the public record path") {
+  const TD x = leaf({4}, 974), t = leaf({4}, 975);
+  cube_rule_calls = 0;
+  const auto r = tg::jvp<double>([](const Inputs& in) { return tg::tanh(cube_with_rule(in[0])); }, {x}, {t});
+  CHECK(cube_rule_calls == 1);
+  const Arr y = x.value() * x.value() * x.value(), th = xt::tanh(y);
+  CHECK(all_close(r.second.value(), Arr((1.0 - th * th) * 3.0 * x.value() * x.value() * t.value()), 1e-13));
+  // Outside forward mode the rule is never built nor run.
+  tg::Tape tape;
+  const TD xx = leaf({4}, 976);
+  tg::sum(cube_with_rule(xx)).backward();
+  CHECK(cube_rule_calls == 1);
+}
