@@ -146,6 +146,7 @@ void forward_tangent(ForwardLevel& level, const std::string& op, InputSpan<T> in
     tangent = (*jvp)(JvpArgs<T>{in, output, tangents});
   } else {
     tangent = tangent_from_vjp(op, inputs, output, tangents, vjp, saved);
+    ++level.derived;
   }
   if (!tangent.defined()) return;   // zero
   if (!detail::same_shape(tangent.value().shape(), out->value.shape()))
@@ -183,6 +184,7 @@ JvpResult<T> jvp(const std::function<std::vector<Tensor<T>>(const std::vector<Te
   }
   const std::vector<Tensor<T>> outs = f(xs);
   JvpResult<T> result;
+  result.derived_from_vjp = level.derived;
   for (std::size_t j = 0; j < outs.size(); ++j) {
     if (!outs[j].defined()) throw_usage_error("jvp", "the function returned an undefined tensor (output " + std::to_string(j) + ")");
     const Tensor<T> t = level.get(outs[j]);

@@ -25,6 +25,9 @@ struct JvpArgs {
 template <class T>
 struct JvpResult {
   std::vector<Tensor<T>> outputs, tangents;
+  // Op outputs whose tangent was derived from the op's VJP, for want of a JVP rule (each cost one
+  // run of the VJP and one reverse walk): where a rule would make forward mode faster.
+  std::size_t derived_from_vjp = 0;
 };
 
 // The outputs of f at `primals` and the directional derivatives J t of each along `tangents`

@@ -144,6 +144,7 @@ struct ForwardLevel {
   };
   Tangents<float> f;
   Tangents<double> d;
+  std::size_t derived = 0;   // tangents derived from a VJP, for want of a rule (JvpResult)
   template <class T>
   Tangents<T>& tangents();
   template <class T>

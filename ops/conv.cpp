@@ -3,9 +3,12 @@
 #include <limits>
 
 #include "conv_kernels.hpp"
+#include "../core/forward.hpp"
 #include "kernels.hpp"
 #include "../core/parallel.hpp"
 #include "reduce.hpp"
+#include "shape.hpp"
+#include "elementwise.hpp"
 
 namespace tapegrad {
 
@@ -95,7 +98,8 @@ namespace {
 // y[n] = w (K, C*kh*kw) @ columns(x)[n] + b, image by image: each image's columns are built in a
 // buffer that stays in cache for its product, and are built again by the weight gradient rather
 // than kept.
-//   dx = conv2d_input_grad(grad, w),  dw = conv2d_weight_grad(x, grad),  db = sum of grad over (n, y, x)
+//   dx = conv2d_input_grad(grad, w),  dw = conv2d_weight_grad(x, grad),  db = sum of grad over (n, y, x);
+//   ty = conv2d(tx, w) + conv2d(x, tw) + tb over (n, y, x)
 template <class T>
 Tensor<T> conv2d_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& b, Size2 stride, Size2 padding) {
   const Shape x_shape = x.shape(), w_shape = w.shape();
@@ -129,7 +133,17 @@ Tensor<T> conv2d_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>
     if (g.inputs.size() == 3) grads.push_back(g.needs_grad(2) ? sum(g.grad, {0, 2, 3}) : Tensor<T>());
     return grads;
   };
-  return b.defined() ? record<T>("conv2d", {x, w, b}, std::move(y), vjp) : record<T>("conv2d", {x, w}, std::move(y), vjp);
+  auto jvp = [stride, padding](const JvpArgs<T>& j) {
+    Tensor<T> t;
+    auto add = [&t](const Tensor<T>& term) { t = t.defined() ? t + term : term; };
+    if (j.has_tangent(0)) add(conv2d_forward(j.tangents[0], j.inputs[1], Tensor<T>(), stride, padding));
+    if (j.has_tangent(1)) add(conv2d_forward(j.inputs[0], j.tangents[1], Tensor<T>(), stride, padding));
+    if (j.inputs.size() == 3 && j.has_tangent(2))
+      add(broadcast_to(reshape(j.tangents[2], {1, j.tangents[2].size(), 1, 1}), j.output.shape()));
+    return t;
+  };
+  return b.defined() ? record<T>("conv2d", {x, w, b}, std::move(y), vjp, Saved::inputs, jvp)
+                     : record<T>("conv2d", {x, w}, std::move(y), vjp, Saved::inputs, jvp);
 }
 
 // dx[n] = columns summed back (col2im) of w^T grad[n];

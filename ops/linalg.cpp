@@ -3,6 +3,8 @@
 #include <limits>
 
 #include "kernels.hpp"
+#include "../core/forward.hpp"
+#include "elementwise.hpp"
 #include "reduce.hpp"
 #include "shape.hpp"
 
@@ -66,7 +68,8 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb) {
   xt::xarray<T> out = p.k == 0 ? xt::xarray<T>(xt::zeros<T>(p.shape)) : detail::empty_array<T>(p.shape);
   detail::batched_gemm(ta, tb, p.batch_a, p.batch_b, p.shape, p.k, a.value().data(), b.value().data(), out.data());
   // C = op(A) op(B), batched;
-  //   dA = sum_to(ta ? op(B) grad^T : grad op(B)^T, A.shape),  dB = sum_to(tb ? grad^T op(A) : op(A)^T grad, B.shape)
+  //   dA = sum_to(ta ? op(B) grad^T : grad op(B)^T, A.shape),  dB = sum_to(tb ? grad^T op(A) : op(A)^T grad, B.shape);
+  //   tC = op(tA) op(B) + op(A) op(tB)
   return record<T>(op, {a, b}, std::move(out), [ta, tb](const VjpArgs<T>& g) {
     const Tensor<T>& a = g.input(0);
     const Tensor<T>& b = g.input(1);
@@ -76,6 +79,14 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb) {
     if (g.needs_grad(1))
       db = sum_to(tb ? matmul(g.grad, a, true, ta) : matmul(a, g.grad, !ta, false), b.shape());
     return Grads<T>{da, db};
+  }, Saved::inputs, [ta, tb](const JvpArgs<T>& j) {
+    Tensor<T> t;
+    if (j.has_tangent(0)) t = matmul(j.tangents[0], j.inputs[1], ta, tb);
+    if (j.has_tangent(1)) {
+      const Tensor<T> term = matmul(j.inputs[0], j.tangents[1], ta, tb);
+      t = t.defined() ? t + term : term;
+    }
+    return t;
   });
 }
 

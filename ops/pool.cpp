@@ -3,6 +3,7 @@
 #include <cmath>
 #include <memory>
 
+#include "../core/forward.hpp"
 #include "kernels.hpp"
 #include "../core/parallel.hpp"
 
@@ -143,7 +144,7 @@ Tensor<T> avg_pool2d(const Tensor<T>& x, Size2 kernel) {
   return avg_pool2d(x, kernel, kernel, 0);
 }
 
-// y = mean of each window (zero padding counted);  dx = spread(grad) / (kh kw)
+// y = mean of each window (zero padding counted);  dx = spread(grad) / (kh kw);  ty = avg_pool2d(t)
 template <class T>
 Tensor<T> avg_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding) {
   constexpr char op[] = "avg_pool2d";
@@ -184,7 +185,7 @@ Tensor<T> avg_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 paddi
   }
   return record<T>(op, {x}, std::move(y), [s, kernel, stride, padding](const VjpArgs<T>& a) {
     return Grads<T>{avg_pool2d_backward(a.grad, s, kernel, stride, padding)};
-  }, Saved::nothing);
+  }, Saved::nothing, [kernel, stride, padding](const JvpArgs<T>& j) { return avg_pool2d(j.tangents[0], kernel, stride, padding); });
 }
 
 template <class T>

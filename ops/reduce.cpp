@@ -5,6 +5,7 @@
 
 #include "elementwise.hpp"
 #include "kernels.hpp"
+#include "../core/forward.hpp"
 #include "shape.hpp"
 
 namespace tapegrad {
@@ -140,7 +141,7 @@ Tensor<T> sum(const Tensor<T>& x) {
   return sum(x, all, false);
 }
 
-// y = sum over axes of x;  dx = broadcast_to(reshape(grad, keepdims shape), x.shape)
+// y = sum over axes of x;  dx = broadcast_to(reshape(grad, keepdims shape), x.shape);  ty = sum(t over axes)
 template <class T>
 Tensor<T> sum(const Tensor<T>& x, const Axes& axes, bool keepdims) {
   constexpr char op[] = "sum";
@@ -151,7 +152,7 @@ Tensor<T> sum(const Tensor<T>& x, const Axes& axes, bool keepdims) {
   return record<T>(op, {x}, sum_kernel(x.value(), mask, keepdims ? keep : dropped_shape(shape, mask)),
                    [shape, keep](const VjpArgs<T>& g) {
                      return Grads<T>{broadcast_to(reshape(g.grad, keep), shape)};
-                   }, Saved::nothing);
+                   }, Saved::nothing, [axes, keepdims](const JvpArgs<T>& j) { return sum(j.tangents[0], axes, keepdims); });
 }
 
 template <class T>

@@ -4,6 +4,7 @@
 
 #include "elementwise.hpp"
 #include "kernels.hpp"
+#include "../core/forward.hpp"
 #include "reduce.hpp"
 
 namespace tapegrad {
@@ -53,7 +54,7 @@ Tensor<T> unslice(const Tensor<T>& x, const Shape& shape, std::size_t axis, std:
 
 }  // namespace
 
-// y = x with a new shape;  dx = reshape(grad, x.shape)
+// y = x with a new shape;  dx = reshape(grad, x.shape);  ty = reshape(t, y.shape)
 template <class T>
 Tensor<T> reshape(const Tensor<T>& x, const Shape& shape) {
   constexpr char op[] = "reshape";
@@ -67,10 +68,10 @@ Tensor<T> reshape(const Tensor<T>& x, const Shape& shape) {
   std::copy(x.value().data(), x.value().data() + x.size(), out.data());
   return record<T>(op, {x}, std::move(out),
                    [](const VjpArgs<T>& g) { return Grads<T>{reshape(g.grad, g.input_shape(0))}; },
-                   Saved::nothing);
+                   Saved::nothing, [](const JvpArgs<T>& j) { return reshape(j.tangents[0], j.output.shape()); });
 }
 
-// y[i...] = x[perm applied];  dx = transpose(grad, inverse(perm))
+// y[i...] = x[perm applied];  dx = transpose(grad, inverse(perm));  ty = transpose(t, perm)
 template <class T>
 Tensor<T> transpose(const Tensor<T>& x, const std::vector<std::size_t>& perm) {
   constexpr char op[] = "transpose";
@@ -104,7 +105,7 @@ Tensor<T> transpose(const Tensor<T>& x, const std::vector<std::size_t>& perm) {
   detail::copy_strided(shape, x.value().data(), src, 0, out.data(), detail::row_major_strides(shape), 0);
   return record<T>(op, {x}, std::move(out), [inverse](const VjpArgs<T>& g) {
     return Grads<T>{transpose(g.grad, inverse)};
-  }, Saved::nothing);
+  }, Saved::nothing, [perm](const JvpArgs<T>& j) { return transpose(j.tangents[0], perm); });
 }
 
 template <class T>
@@ -116,7 +117,7 @@ Tensor<T> transpose(const Tensor<T>& x) {
   return transpose(x, perm);
 }
 
-// y = x repeated along broadcast dimensions;  dx = sum_to(grad, x.shape)
+// y = x repeated along broadcast dimensions;  dx = sum_to(grad, x.shape);  ty = broadcast_to(t, y.shape)
 template <class T>
 Tensor<T> broadcast_to(const Tensor<T>& x, const Shape& shape) {
   constexpr char op[] = "broadcast_to";
@@ -131,10 +132,10 @@ Tensor<T> broadcast_to(const Tensor<T>& x, const Shape& shape) {
                        detail::row_major_strides(shape), 0);
   return record<T>(op, {x}, std::move(out),
                    [](const VjpArgs<T>& g) { return Grads<T>{sum_to(g.grad, g.input_shape(0))}; },
-                   Saved::nothing);
+                   Saved::nothing, [](const JvpArgs<T>& j) { return broadcast_to(j.tangents[0], j.output.shape()); });
 }
 
-// y = x[start:stop:step] along axis;  dx = grad placed back into zeros of x's shape
+// y = x[start:stop:step] along axis;  dx = grad placed back into zeros of x's shape;  ty = t[start:stop:step]
 template <class T>
 Tensor<T> slice(const Tensor<T>& x, std::ptrdiff_t axis, std::ptrdiff_t start, std::ptrdiff_t stop,
                 std::ptrdiff_t step) {
@@ -156,10 +157,16 @@ Tensor<T> slice(const Tensor<T>& x, std::ptrdiff_t axis, std::ptrdiff_t start, s
   return record<T>("slice", {x}, std::move(out),
                    [from, k, first = r.start, step = static_cast<std::size_t>(step)](const VjpArgs<T>& g) {
                      return Grads<T>{unslice(g.grad, from, k, first, step)};
-                   }, Saved::nothing);
+                   }, Saved::nothing,
+                   [k, first = static_cast<std::ptrdiff_t>(r.start), count = static_cast<std::ptrdiff_t>(r.count), step](
+                       const JvpArgs<T>& j) {
+                     // The same elements, from the normalised range (the step may have been capped).
+                     const std::ptrdiff_t stop = count == 0 ? first : first + (count - 1) * step + 1;
+                     return slice(j.tangents[0], static_cast<std::ptrdiff_t>(k), first, stop, step);
+                   });
 }
 
-// y = [x0, x1, ...] along axis;  dx_i = slice of grad where x_i sits
+// y = [x0, x1, ...] along axis;  dx_i = slice of grad where x_i sits;  ty = [t0, t1, ...]
 template <class T>
 Tensor<T> concat(const std::vector<Tensor<T>>& xs, std::ptrdiff_t axis) {
   if (xs.empty()) throw_value_error("concat", "needs at least one tensor");
@@ -196,10 +203,15 @@ Tensor<T> concat(const std::vector<Tensor<T>>& xs, std::ptrdiff_t axis) {
     for (std::size_t i = 0; i + 1 < offsets.size(); ++i)
       if (g.needs_grad(i)) grads[i] = slice(g.grad, static_cast<std::ptrdiff_t>(k), offsets[i], offsets[i + 1]);
     return grads;
-  }, Saved::nothing);
+  }, Saved::nothing, [axis](const JvpArgs<T>& j) {
+    std::vector<Tensor<T>> ts;
+    for (std::size_t i = 0; i < j.inputs.size(); ++i)
+      ts.push_back(j.has_tangent(i) ? j.tangents[i] : Tensor<T>(xt::xarray<T>(xt::zeros<T>(j.inputs[i].shape()))));
+    return concat(ts, axis);
+  });
 }
 
-// y = x surrounded by `value`;  dx = grad with the padding sliced off, axis by axis
+// y = x surrounded by `value`;  dx = grad with the padding sliced off, axis by axis;  ty = t padded with 0
 template <class T>
 Tensor<T> pad(const Tensor<T>& x, const std::vector<std::pair<std::size_t, std::size_t>>& pads,
               scalar_t<T> value) {
@@ -231,7 +243,7 @@ Tensor<T> pad(const Tensor<T>& x, const std::vector<std::pair<std::size_t, std::
         grad = slice(grad, static_cast<std::ptrdiff_t>(k), b, b + static_cast<std::ptrdiff_t>(from[k]));
       }
     return Grads<T>{grad};
-  }, Saved::nothing);
+  }, Saved::nothing, [pads](const JvpArgs<T>& j) { return pad(j.tangents[0], pads, T(0)); });
 }
 
 template Tensor<float> reshape(const Tensor<float>&, const Shape&);

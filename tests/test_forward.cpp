@@ -136,3 +136,22 @@ TEST_CASE("a custom op's own JVP rule, through the public record path") {
   tg::sum(cube_with_rule(xx)).backward();
   CHECK(cube_rule_calls == 1);
 }
+
+TEST_CASE("ops with a JVP rule run it: no tangent derived from a VJP through them") {
+  const Inputs x{leaf({2, 3}, 977), leaf({3, 4}, 978), leaf({1, 2, 6, 6}, 979), leaf({3, 2, 3, 3}, 980), leaf({3}, 981)};
+  const Inputs t{leaf({2, 3}, 982), leaf({3, 4}, 983), leaf({1, 2, 6, 6}, 984), leaf({3, 2, 3, 3}, 985), leaf({3}, 986)};
+  auto ruled = [](const Inputs& in) {
+    const TD m = tg::matmul(in[0], in[1]);                                      // matmul
+    const TD e = tg::exp(m) + tg::log(tg::abs(m) + 1.0) * tg::tanh(m) - tg::sigmoid(m) / (tg::relu(m) + 2.0);
+    const TD s = tg::sqrt(tg::pow(e, 2.0) + 1.0);
+    const TD shaped = tg::transpose(tg::reshape(tg::broadcast_to(s, {2, 2, 4}), {4, 4}));
+    const TD cut = tg::concat(Inputs{tg::slice(shaped, 0, 1, 3), tg::pad(shaped, {{1, 0}, {0, 0}}, 5.0)}, 0);
+    const TD c = tg::avg_pool2d(tg::conv2d(in[2], in[3], in[4]), 2);             // conv2d, pooling
+    return std::vector<TD>{tg::sum(cut, {0}), tg::sum(c) * 0.5, -tg::neg(1.0 / cut)};
+  };
+  const auto r = tg::jvp<double>(ruled, x, t);
+  CHECK(r.derived_from_vjp == 0);
+  // max has no rule yet: its tangent comes from its VJP, and says so.
+  const auto m = tg::jvp<double>([](const Inputs& in) { return Inputs{tg::max(in[0])}; }, {x[0]}, {t[0]});
+  CHECK(m.derived_from_vjp == 1);
+}
