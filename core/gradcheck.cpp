@@ -329,6 +329,27 @@ GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o,
       });
     }
   }
+  if (o.forward) {
+    // <v, J u> by forward mode against central differences and against reverse mode <J^T v, u>.
+    std::mt19937_64 rng(o.seed + 5);
+    for (std::size_t k = 0; k < p.values.size(); ++k) {
+      GradcheckComparison vs_numeric = comparison("forward mode vs finite differences", k);
+      GradcheckComparison vs_reverse = comparison("forward mode vs reverse mode", k);
+      for (std::size_t q = 0; q < o.projections; ++q) {
+        const Array u = unit_random(shape_of(p.values[k]), rng), v = unit_random(p.out_shape, rng);
+        const double fwd = detail::forward_projection(p, k, u, v);
+        const double num = xt::sum(v * p.directional(k, u, o.eps))();
+        const double rev = xt::sum(p.autodiff({v})[0][k] * u)();
+        auto where = [q] { return std::make_pair("projection " + std::to_string(q), std::string()); };
+        compare(vs_numeric, where, fwd, num, o);
+        compare(vs_reverse, where, fwd, rev, o);
+      }
+      for (GradcheckComparison* c : {&vs_numeric, &vs_reverse}) {
+        keep_worst(*c, o.worst);
+        report.comparisons.push_back(std::move(*c));
+      }
+    }
+  }
   if (o.taylor) report.taylor = taylor_tests(p, hand, o);
   const bool autodiff_wrong = std::any_of(report.comparisons.begin(), report.comparisons.end(), [](const auto& c) {
     return c.what == "autodiff vs finite differences" && !c.ok();
@@ -426,12 +447,14 @@ GradcheckReport check_inputs(const GradcheckFunction& f, const std::vector<Tenso
   }
   if (vars.empty())
     throw_value_error("gradcheck", "no input requires grad: mark the inputs to check with requires_grad");
-  p.forward = [&f, originals, vars](const std::vector<Array>& values, std::vector<Tensor<double>>& wrt) {
+  p.forward = [&f, originals, vars](const std::vector<Array>& values, std::vector<Tensor<double>>& wrt,
+                                     const detail::Tangent* tangent) {
     std::vector<Tensor<double>> leaves = originals;
     for (std::size_t k = 0; k < vars.size(); ++k) {
       leaves[vars[k]] = Tensor<double>(values[k], true);
       wrt.push_back(leaves[vars[k]]);
     }
+    detail::set_tangent(tangent, wrt);
     for (std::size_t i = 0; i < leaves.size(); ++i)
       if (!leaves[i].requires_grad()) leaves[i] = leaves[i].detach();   // fresh, in case f changes it
     return f(leaves);
@@ -513,11 +536,13 @@ GradcheckReport gradcheck_parameters(const std::function<Tensor<double>()>& f,
     restore.flags.push_back(t.requires_grad());
     t.set_requires_grad(true);
   }
-  p.forward = [&f, &params](const std::vector<Array>& values, std::vector<Tensor<double>>& wrt) {
+  p.forward = [&f, &params](const std::vector<Array>& values, std::vector<Tensor<double>>& wrt,
+                             const detail::Tangent* tangent) {
     for (std::size_t k = 0; k < params.size(); ++k) {
       params[k].assign(values[k]);
       wrt.push_back(params[k]);
     }
+    detail::set_tangent(tangent, wrt);
     return f();
   };
   return run(std::move(p), HandRows(), options);

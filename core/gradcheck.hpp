@@ -42,6 +42,9 @@ struct GradcheckOptions {
   bool taylor = false;
   double taylor_step = 0.1;
   std::size_t taylor_steps = 8;
+  // Also forward mode: per input, `projections` values of <v, J u> by tg::jvp's machinery (random
+  // unit u and v) against central differences and against reverse mode <J^T v, u>.
+  bool forward = false;
 };
 
 // A Taylor test of one gradient (GradcheckOptions::taylor).

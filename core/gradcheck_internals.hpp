@@ -17,7 +17,14 @@ using Array = xt::xarray<double>;
 // What is differentiated: `forward` evaluates the function with the checked tensors set to
 // `values` (one array per checked tensor) and reports those tensors in `wrt`; it runs under a live
 // tape, so an f which differentiates inside (tg::grad) is evaluated the same way everywhere.
-using Forward = std::function<Tensor<double>(const std::vector<Array>& values, std::vector<Tensor<double>>& wrt)>;
+// With `tangent`, the checked tensor it names carries it in forward mode (a ForwardLevel is open):
+// `forward` sets it on that tensor before f runs.
+struct Tangent {
+  std::size_t k;
+  Array u;
+};
+using Forward = std::function<Tensor<double>(const std::vector<Array>& values, std::vector<Tensor<double>>& wrt,
+                                             const Tangent* tangent)>;
 
 struct GradcheckProblem {
   Forward forward;
@@ -25,8 +32,9 @@ struct GradcheckProblem {
   std::vector<std::string> names;  // and their names
   Shape out_shape;
 
-  Tensor<double> checked_forward(const std::vector<Array>& v, std::vector<Tensor<double>>& wrt) const {
-    Tensor<double> y = forward(v, wrt);
+  Tensor<double> checked_forward(const std::vector<Array>& v, std::vector<Tensor<double>>& wrt,
+                                 const Tangent* tangent = nullptr) const {
+    Tensor<double> y = forward(v, wrt, tangent);
     if (!y.defined()) throw_usage_error("gradcheck", "the function returned an undefined tensor");
     return y;
   }
@@ -84,6 +92,12 @@ struct GradcheckProblem {
 
 // A random direction of unit length.
 Array unit_random(const Shape& shape, std::mt19937_64& rng);
+
+// Sets `tangent` on the checked tensor it names, in the thread's open forward level.
+void set_tangent(const Tangent* tangent, const std::vector<Tensor<double>>& wrt);
+
+// <v, J u> by forward mode: f evaluated once with u as checked tensor k's tangent.
+double forward_projection(const GradcheckProblem& p, std::size_t k, const Array& u, const Array& v);
 
 // What a diagnosis of checked tensor k's hand-written v^T J (for this seed v) tests it against,
 // from one recorded evaluation of the function and its reverse walk: the gradients at every

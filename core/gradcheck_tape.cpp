@@ -24,6 +24,23 @@ Array unit_random(const Shape& shape, std::mt19937_64& rng) {
   return r;
 }
 
+void set_tangent(const Tangent* tangent, const std::vector<Tensor<double>>& wrt) {
+  if (!tangent) return;
+  ForwardLevel* level = thread_state().forward;
+  if (!level) throw_usage_error("gradcheck", "a tangent without forward mode");
+  level->set(wrt[tangent->k], Tensor<double>(tangent->u));
+}
+
+double forward_projection(const GradcheckProblem& p, std::size_t k, const Array& u, const Array& v) {
+  ForwardLevel level;
+  Tape tape;
+  std::vector<Tensor<double>> wrt;
+  const Tangent tangent{k, u};
+  const Tensor<double> y = p.checked_forward(p.values, wrt, &tangent);
+  const Tensor<double> t = level.get(y);
+  return t.defined() ? double(xt::sum(v * t.value())()) : 0.0;
+}
+
 namespace {
 
 // A directional derivative's autodiff value against central differences, relative to its size

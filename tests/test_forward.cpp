@@ -155,3 +155,38 @@ TEST_CASE("ops with a JVP rule run it: no tangent derived from a VJP through the
   const auto m = tg::jvp<double>([](const Inputs& in) { return Inputs{tg::max(in[0])}; }, {x[0]}, {t[0]});
   CHECK(m.derived_from_vjp == 1);
 }
+
+namespace {
+// y = x^2 with a right VJP and a wrong JVP rule (ty = x t, a factor 2 missing).
+TD square_wrong_rule(const TD& x) {
+  return tg::record<double>(
+      "square_wrong_rule", {x}, Arr(x.value() * x.value()),
+      [](const tg::VjpArgs<double>& g) { return tg::Gradients<double>{g.grad * g.input(0) * 2.0}; }, tg::Saved::inputs,
+      [](const tg::JvpArgs<double>& j) { return j.tangents[0] * j.inputs[0]; });
+}
+}  // namespace
+
+TEST_CASE("gradcheck checks forward mode too: against finite differences and against reverse mode") {
+  tg::GradcheckOptions o;
+  o.forward = true;
+  const Inputs x{leaf({2, 3}, 990), leaf({3, 2}, 991)};
+  const auto right = tg::gradcheck([](const Inputs& in) { return tg::tanh(tg::matmul(in[0], in[1])) * 2.0; }, x, o);
+  INFO(right.str());
+  CHECK(right.ok());
+  std::size_t forward_checks = 0;
+  for (const auto& c : right.comparisons)
+    if (c.what.rfind("forward mode", 0) == 0) forward_checks += c.checked;
+  CHECK(forward_checks == 2 * 2 * o.projections);
+  // Same for a module's parameters.
+  const TD w = leaf({3}, 992);
+  CHECK(tg::gradcheck_parameters([&] { return tg::sum(tg::exp(w) * w); }, {{"w", w}}, o).ok());
+  // A wrong JVP rule with a right VJP: only forward mode can see it.
+  const TD z = leaf({4}, 993);
+  const auto wrong = tg::gradcheck([](const Inputs& in) { return tg::sum(square_wrong_rule(in[0])); }, {z}, o);
+  INFO(wrong.str());
+  CHECK_FALSE(wrong.ok());
+  for (const auto& c : wrong.comparisons) {
+    CAPTURE(c.what);
+    CHECK(c.ok() == (c.what.rfind("forward mode", 0) != 0));
+  }
+}
