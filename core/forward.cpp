@@ -2,6 +2,7 @@
 // transposed), and tg::jvp.
 #include "forward.hpp"
 
+#include <memory>
 #include <type_traits>
 
 #include "tape_internals.hpp"
@@ -54,7 +55,10 @@ Tensor<T> tangent_from_vjp(const std::string& op, InputSpan<T> inputs, const Ten
                            const std::vector<Tensor<T>>& tangents, const VjpClosure<T>& vjp, Saved saved) {
   if (!vjp) throw_usage_error(op, "forward mode: the op has neither a JVP rule nor a VJP to derive one from");
   GradMode recording(true);
-  Tape tape;
+  // On the active tape if there is one (tg::jvp and gradcheck open their own): a VJP may read
+  // tensors it captured, recorded there.
+  std::unique_ptr<Tape> own;
+  if (thread_state().live.empty()) own = std::make_unique<Tape>();
   const std::size_t n = inputs.size();
   std::size_t rank_sum = 0;
   for (std::size_t i = 0; i < n; ++i) rank_sum += inputs[i].value().dimension();

@@ -668,7 +668,11 @@ CheckResult check(const Graph& graph, bool second_order, const GraphOptions& opt
       };
     }
     Tape tape;
-    const GradcheckReport report = gradcheck(f, leaves_of(graph));
+    // Forward mode too: <v, J u> against finite differences and reverse mode; over the second-order
+    // function h, that is forward mode over a reverse-mode gradient.
+    GradcheckOptions checks;
+    checks.forward = true;
+    const GradcheckReport report = gradcheck(f, leaves_of(graph), checks);
     result.report = report.str();
     if (!report.ok()) result.failure = "mismatch";
   } catch (const std::exception& e) {
@@ -770,7 +774,8 @@ std::string reproducer(const Graph& graph, bool second_order, const std::string&
        << "    return total;\n  };\n";
   }
   os << "  tg::Tape tape;\n"
-     << "  const tg::GradcheckReport report = tg::gradcheck(" << (second_order ? "h" : "f") << ", inputs);\n"
+     << "  tg::GradcheckOptions checks;\n  checks.forward = true;\n"
+     << "  const tg::GradcheckReport report = tg::gradcheck(" << (second_order ? "h" : "f") << ", inputs, checks);\n"
      << "  std::cout << report.str() << '\\n';\n  return report.ok() ? 0 : 1;\n}\n";
   return os.str();
 }
