@@ -139,11 +139,12 @@ Tensor<T> broadcast_to(const Tensor<T>& x, const Shape& shape) {
 template <class T>
 Tensor<T> slice(const Tensor<T>& x, std::ptrdiff_t axis, std::ptrdiff_t start, std::ptrdiff_t stop,
                 std::ptrdiff_t step) {
-  check_defined<T>("slice", {&x});
+  constexpr char op[] = "slice";
+  check_defined<T>(op, {&x});
   const Shape from = x.shape();
-  if (from.empty()) throw_shape_error("slice", "cannot slice a scalar (shape ())");
-  const std::size_t k = detail::normalize_axis("slice", axis, from.size());
-  if (step < 1) throw_value_error("slice", "step must be >= 1, got " + std::to_string(step));
+  if (from.empty()) throw_shape_error(op, "cannot slice a scalar (shape ())");
+  const std::size_t k = detail::normalize_axis(op, axis, from.size());
+  if (step < 1) throw_value_error(op, "step must be >= 1, got " + std::to_string(step));
   const SliceRange r = slice_range(start, stop, step, from[k]);
   // With one element taken, the step never moves; capping it keeps the stride arithmetic in range.
   if (r.count <= 1) step = 1;
@@ -154,7 +155,7 @@ Tensor<T> slice(const Tensor<T>& x, std::ptrdiff_t axis, std::ptrdiff_t start, s
   src[k] *= step;
   xt::xarray<T> out = detail::empty_array<T>(shape);
   detail::copy_strided(shape, x.value().data(), src, offset, out.data(), detail::row_major_strides(shape), 0);
-  return record<T>("slice", {x}, std::move(out),
+  return record<T>(op, {x}, std::move(out),
                    [from, k, first = r.start, step = static_cast<std::size_t>(step)](const VjpArgs<T>& g) {
                      return Grads<T>{unslice(g.grad, from, k, first, step)};
                    }, Saved::nothing,
@@ -169,12 +170,13 @@ Tensor<T> slice(const Tensor<T>& x, std::ptrdiff_t axis, std::ptrdiff_t start, s
 // y = [x0, x1, ...] along axis;  dx_i = slice of grad where x_i sits;  ty = [t0, t1, ...]
 template <class T>
 Tensor<T> concat(const std::vector<Tensor<T>>& xs, std::ptrdiff_t axis) {
-  if (xs.empty()) throw_value_error("concat", "needs at least one tensor");
+  constexpr char op[] = "concat";
+  if (xs.empty()) throw_value_error(op, "needs at least one tensor");
   for (std::size_t i = 0; i < xs.size(); ++i)
-    if (!xs[i].defined()) throw_usage_error("concat", "input " + std::to_string(i) + " is an undefined tensor");
+    if (!xs[i].defined()) throw_usage_error(op, "input " + std::to_string(i) + " is an undefined tensor");
   const Shape first = xs[0].shape();
-  if (first.empty()) throw_shape_error("concat", "cannot concatenate scalars (shape ())");
-  const std::size_t k = detail::normalize_axis("concat", axis, first.size());
+  if (first.empty()) throw_shape_error(op, "cannot concatenate scalars (shape ())");
+  const std::size_t k = detail::normalize_axis(op, axis, first.size());
   Shape shape = first;
   shape[k] = 0;
   for (std::size_t i = 0; i < xs.size(); ++i) {
@@ -182,7 +184,7 @@ Tensor<T> concat(const std::vector<Tensor<T>>& xs, std::ptrdiff_t axis) {
     bool fits = s.size() == first.size();
     for (std::size_t d = 0; fits && d < s.size(); ++d) fits = d == k || s[d] == first[d];
     if (!fits)
-      throw_shape_error("concat", "input " + std::to_string(i) + " of shape " + shape_str(s) +
+      throw_shape_error(op, "input " + std::to_string(i) + " of shape " + shape_str(s) +
                                       " does not match input 0 of shape " + shape_str(first) +
                                       " outside axis " + std::to_string(k));
     shape[k] += s[k];
@@ -198,7 +200,7 @@ Tensor<T> concat(const std::vector<Tensor<T>>& xs, std::ptrdiff_t axis) {
     at += static_cast<std::ptrdiff_t>(s[k]);
   }
   offsets.push_back(at);
-  return record<T>("concat", xs, std::move(out), [k, offsets](const VjpArgs<T>& g) {
+  return record<T>(op, xs, std::move(out), [k, offsets](const VjpArgs<T>& g) {
     Grads<T> grads(offsets.size() - 1);
     for (std::size_t i = 0; i + 1 < offsets.size(); ++i)
       if (g.needs_grad(i)) grads[i] = slice(g.grad, static_cast<std::ptrdiff_t>(k), offsets[i], offsets[i + 1]);
@@ -215,27 +217,28 @@ Tensor<T> concat(const std::vector<Tensor<T>>& xs, std::ptrdiff_t axis) {
 template <class T>
 Tensor<T> pad(const Tensor<T>& x, const std::vector<std::pair<std::size_t, std::size_t>>& pads,
               scalar_t<T> value) {
-  check_defined<T>("pad", {&x});
+  constexpr char op[] = "pad";
+  check_defined<T>(op, {&x});
   const Shape from = x.shape();
   if (pads.size() != from.size())
-    throw_shape_error("pad", "got " + std::to_string(pads.size()) + " (before, after) pairs for a tensor of shape " +
+    throw_shape_error(op, "got " + std::to_string(pads.size()) + " (before, after) pairs for a tensor of shape " +
                                  shape_str(from) + "; give one per axis");
   Shape shape = from;
   std::ptrdiff_t offset = 0;
   for (std::size_t k = 0; k < from.size(); ++k) {
     // A negative pad converted to size_t lands here too: it is far above the limit.
     if (pads[k].first > detail::max_elements || pads[k].second > detail::max_elements)
-      throw_value_error("pad", "padding (" + std::to_string(pads[k].first) + ", " + std::to_string(pads[k].second) +
+      throw_value_error(op, "padding (" + std::to_string(pads[k].first) + ", " + std::to_string(pads[k].second) +
                                    ") of axis " + std::to_string(k) + " is out of range (negative or above 2^48)");
     shape[k] += pads[k].first + pads[k].second;
   }
-  detail::checked_count("pad", shape);
+  detail::checked_count(op, shape);
   const Strides dst = detail::row_major_strides(shape);
   for (std::size_t k = 0; k < from.size(); ++k) offset += static_cast<std::ptrdiff_t>(pads[k].first) * dst[k];
   xt::xarray<T> out = detail::empty_array<T>(shape);
   std::fill(out.data(), out.data() + out.size(), value);
   detail::copy_strided(from, x.value().data(), detail::row_major_strides(from), 0, out.data(), dst, offset);
-  return record<T>("pad", {x}, std::move(out), [from, pads](const VjpArgs<T>& g) {
+  return record<T>(op, {x}, std::move(out), [from, pads](const VjpArgs<T>& g) {
     Tensor<T> grad = g.grad;
     for (std::size_t k = 0; k < from.size(); ++k)
       if (pads[k].first || pads[k].second) {
