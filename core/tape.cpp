@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 
+#include "forward.hpp"
 #include "tape_internals.hpp"
 
 namespace tapegrad {
@@ -68,7 +69,8 @@ const TapeImpl& owned_tape(const std::unique_ptr<TapeImpl>& impl, const char* me
 
 namespace {
 
-// The tape's own op: a gradient flowing into a node from two places.  y = a + b;  da = db = grad
+// The tape's own op: a gradient flowing into a node from two places.  y = a + b;  da = db = grad;
+//   ty = ta + tb
 template <class T>
 Tensor<T> accumulate(const Tensor<T>& a, const Tensor<T>& b, bool create_graph) {
   // Each matches the shape its op recorded for the node; they differ only if a leaf was reshaped
@@ -91,7 +93,10 @@ Tensor<T> accumulate(const Tensor<T>& a, const Tensor<T>& b, bool create_graph) 
   const Tensor<T>* inputs[] = {&a, &b};
   return record_lambda<T>("accumulate_grad", {inputs, 2}, std::move(sum), [](const VjpArgs<T>& args) {
     return std::vector<Tensor<T>>{args.grad, args.grad};
-  }, Saved::nothing);
+  }, Saved::nothing, [](const JvpArgs<T>& j) {
+    if (!j.has_tangent(0) || !j.has_tangent(1)) return j.has_tangent(0) ? j.tangents[0] : j.tangents[1];
+    return accumulate(j.tangents[0], j.tangents[1], true);
+  });
 }
 
 template <class T>

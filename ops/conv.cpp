@@ -147,7 +147,8 @@ Tensor<T> conv2d_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>
 }
 
 // dx[n] = columns summed back (col2im) of w^T grad[n];
-//   dgrad = conv2d(gx, w),  dw = conv2d_weight_grad(gx, grad)   (bilinear in grad and w)
+//   dgrad = conv2d(gx, w),  dw = conv2d_weight_grad(gx, grad)   (bilinear in grad and w);
+//   tdx = conv2d_input_grad(tgrad, w) + conv2d_input_grad(grad, tw)
 template <class T>
 Tensor<T> conv2d_input_grad(const Tensor<T>& grad, const Tensor<T>& w, const Shape& x_shape, Size2 stride,
                             Size2 padding) {
@@ -171,11 +172,20 @@ Tensor<T> conv2d_input_grad(const Tensor<T>& grad, const Tensor<T>& w, const Sha
     const Tensor<T>& w = g.input(1);
     return Grads<T>{g.needs_grad(0) ? conv2d_forward(g.grad, w, Tensor<T>(), stride, padding) : Tensor<T>(),
                     g.needs_grad(1) ? conv2d_weight_grad(g.grad, grad, w.shape(), stride, padding) : Tensor<T>()};
+  }, Saved::inputs, [x_shape, stride, padding](const JvpArgs<T>& j) {
+    Tensor<T> t;
+    if (j.has_tangent(0)) t = conv2d_input_grad(j.tangents[0], j.inputs[1], x_shape, stride, padding);
+    if (j.has_tangent(1)) {
+      const Tensor<T> term = conv2d_input_grad(j.inputs[0], j.tangents[1], x_shape, stride, padding);
+      t = t.defined() ? t + term : term;
+    }
+    return t;
   });
 }
 
 // dW[k, (c,i,j)] = sum over images n and positions l of grad[n, k, l] * columns(x)[n, (c,i,j), l];
-//   dx = conv2d_input_grad(grad, gw),  dgrad = conv2d(x, gw)   (bilinear in x and grad)
+//   dx = conv2d_input_grad(grad, gw),  dgrad = conv2d(x, gw)   (bilinear in x and grad);
+//   tdW = conv2d_weight_grad(tx, grad) + conv2d_weight_grad(x, tgrad)
 template <class T>
 Tensor<T> conv2d_weight_grad(const Tensor<T>& x, const Tensor<T>& grad, const Shape& w_shape, Size2 stride,
                              Size2 padding) {
@@ -215,13 +225,21 @@ Tensor<T> conv2d_weight_grad(const Tensor<T>& x, const Tensor<T>& grad, const Sh
     const Tensor<T>& grad = g.input(1);
     return Grads<T>{g.needs_grad(0) ? conv2d_input_grad(grad, g.grad, x.shape(), stride, padding) : Tensor<T>(),
                     g.needs_grad(1) ? conv2d_forward(x, g.grad, Tensor<T>(), stride, padding) : Tensor<T>()};
+  }, Saved::inputs, [w_shape, stride, padding](const JvpArgs<T>& j) {
+    Tensor<T> t;
+    if (j.has_tangent(0)) t = conv2d_weight_grad(j.tangents[0], j.inputs[1], w_shape, stride, padding);
+    if (j.has_tangent(1)) {
+      const Tensor<T> term = conv2d_weight_grad(j.inputs[0], j.tangents[1], w_shape, stride, padding);
+      t = t.defined() ? t + term : term;
+    }
+    return t;
   });
 }
 
 }  // namespace
 
 // cols = patches of x, per image one row per (channel, kernel offset) and one column per output
-// position: (N, C*kh*kw, Ho*Wo);  dx = col2im(grad)
+// position: (N, C*kh*kw, Ho*Wo);  dx = col2im(grad);  tcols = im2col(t)
 template <class T>
 Tensor<T> im2col(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding) {
   constexpr char op[] = "im2col";
@@ -238,10 +256,10 @@ Tensor<T> im2col(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding) 
   });
   return record<T>(op, {x}, std::move(cols), [shape, kernel, stride, padding](const VjpArgs<T>& g) {
     return Grads<T>{col2im(g.grad, shape, kernel, stride, padding)};
-  }, Saved::nothing);
+  }, Saved::nothing, [kernel, stride, padding](const JvpArgs<T>& j) { return im2col(j.tangents[0], kernel, stride, padding); });
 }
 
-// x = sum of columns into their positions;  dcols = im2col(grad)
+// x = sum of columns into their positions;  dcols = im2col(grad);  tx = col2im(tcols)
 template <class T>
 Tensor<T> col2im(const Tensor<T>& cols, const Shape& input_shape, Size2 kernel, Size2 stride, Size2 padding) {
   constexpr char op[] = "col2im";
@@ -260,7 +278,9 @@ Tensor<T> col2im(const Tensor<T>& cols, const Shape& input_shape, Size2 kernel, 
   });
   return record<T>(op, {cols}, std::move(x), [kernel, stride, padding](const VjpArgs<T>& g) {
     return Grads<T>{im2col(g.grad, kernel, stride, padding)};
-  }, Saved::nothing);
+  }, Saved::nothing, [input_shape, kernel, stride, padding](const JvpArgs<T>& j) {
+    return col2im(j.tangents[0], input_shape, kernel, stride, padding);
+  });
 }
 
 template Tensor<float> conv2d(const Tensor<float>&, const Tensor<float>&, const Tensor<float>&, Size2, Size2);

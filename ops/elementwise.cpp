@@ -281,7 +281,7 @@ Tensor<T> abs(const Tensor<T>& x) {
 namespace {
 
 // The backward of tanh as one op of its own (one pass instead of four ops), differentiable again.
-// z = grad * (1 - y^2);  dgrad = gz * (1 - y^2),  dy = -2 gz grad y
+// z = grad * (1 - y^2);  dgrad = gz * (1 - y^2),  dy = -2 gz grad y;  tz = tgrad (1 - y^2) - 2 grad y ty
 template <class T>
 Tensor<T> tanh_backward(const Tensor<T>& grad, const Tensor<T>& y) {
   return record_output<T>("tanh_backward", {&grad, &y},
@@ -291,10 +291,14 @@ Tensor<T> tanh_backward(const Tensor<T>& grad, const Tensor<T>& y) {
                      const Tensor<T>& y = g.input(1);
                      return Grads<T>{g.needs_grad(0) ? tanh_backward(g.grad, y) : Tensor<T>(),
                                      g.needs_grad(1) ? g.grad * grad * y * T(-2) : Tensor<T>()};
+                   }, Saved::inputs, [](const JvpArgs<T>& j) {
+                     return tangent_sum(j.has_tangent(0) ? tanh_backward(j.tangents[0], j.inputs[1]) : Tensor<T>(),
+                                        j.has_tangent(1) ? j.inputs[0] * j.inputs[1] * j.tangents[1] * T(-2) : Tensor<T>(),
+                                        j.output);
                    });
 }
 
-// z = grad * y (1 - y);  dgrad = gz * y (1 - y),  dy = gz grad (1 - 2y)
+// z = grad * y (1 - y);  dgrad = gz * y (1 - y),  dy = gz grad (1 - 2y);  tz = tgrad y (1 - y) + grad (1 - 2y) ty
 template <class T>
 Tensor<T> sigmoid_backward(const Tensor<T>& grad, const Tensor<T>& y) {
   return record_output<T>("sigmoid_backward", {&grad, &y},
@@ -304,16 +308,23 @@ Tensor<T> sigmoid_backward(const Tensor<T>& grad, const Tensor<T>& y) {
                      const Tensor<T>& y = g.input(1);
                      return Grads<T>{g.needs_grad(0) ? sigmoid_backward(g.grad, y) : Tensor<T>(),
                                      g.needs_grad(1) ? g.grad * grad * (y * T(-2) + T(1)) : Tensor<T>()};
+                   }, Saved::inputs, [](const JvpArgs<T>& j) {
+                     return tangent_sum(j.has_tangent(0) ? sigmoid_backward(j.tangents[0], j.inputs[1]) : Tensor<T>(),
+                                        j.has_tangent(1) ? j.inputs[0] * (j.inputs[1] * T(-2) + T(1)) * j.tangents[1]
+                                                         : Tensor<T>(),
+                                        j.output);
                    });
 }
 
-// z = grad where y > 0, else 0;  dgrad = gz where y > 0,  dy = 0 (the step has no slope)
+// z = grad where y > 0, else 0;  dgrad = gz where y > 0,  dy = 0 (the step has no slope);  tz = tgrad where y > 0
 template <class T>
 Tensor<T> relu_backward(const Tensor<T>& grad, const Tensor<T>& y) {
   return record_output<T>("relu_backward", {&grad, &y},
                    zip("relu_backward", grad.value(), y.value(), [](T g, T v) { return v > 0 ? g : T(0); }),
                    [](const VjpArgs<T>& g) {
                      return Grads<T>{g.needs_grad(0) ? relu_backward(g.grad, g.input(1)) : Tensor<T>(), Tensor<T>()};
+                   }, Saved::inputs, [](const JvpArgs<T>& j) {
+                     return j.has_tangent(0) ? relu_backward(j.tangents[0], j.inputs[1]) : Tensor<T>();
                    });
 }
 

@@ -66,7 +66,7 @@ void for_each_window_element(const Windows& g, F f) {
 }
 
 // The adjoint of the window mean: each input element gets the sum of its windows' gradients / (kh kw).
-//   x = spread(y);  dy = avg_pool2d(dx)
+//   x = spread(y);  dy = avg_pool2d(dx);  tx = spread(ty)
 template <class T>
 Tensor<T> avg_pool2d_backward(const Tensor<T>& grad, const Shape& input_shape, Size2 kernel, Size2 stride,
                               Size2 padding) {
@@ -105,14 +105,18 @@ Tensor<T> avg_pool2d_backward(const Tensor<T>& grad, const Shape& input_shape, S
   }
   return record<T>("avg_pool2d_backward", {grad}, std::move(x), [kernel, stride, padding](const VjpArgs<T>& a) {
     return Grads<T>{avg_pool2d(a.grad, kernel, stride, padding)};
-  }, Saved::nothing);
+  }, Saved::nothing, [input_shape, kernel, stride, padding](const JvpArgs<T>& j) {
+    return avg_pool2d_backward(j.tangents[0], input_shape, kernel, stride, padding);
+  });
 }
 
 // The elements at fixed flat positions of an input of `input_shape`, as an array of `shape`:
-//   y = x[index];  dx = scatter(dy) (max_pool2d's backward, whose own VJP is this gather)
+//   y = x[index];  dx = scatter(dy) (max_pool2d's backward, whose own VJP is this gather);  ty = t[index]
 template <class T>
 Tensor<T> gather(const Tensor<T>& x, std::shared_ptr<const std::vector<std::size_t>> index, const Shape& shape);
 
+// max_pool2d's backward: x = zeros(input_shape), grad added at index;  dgrad = gather(gx);
+//   tx = scatter(tgrad)
 template <class T>
 Tensor<T> scatter(const Tensor<T>& grad, std::shared_ptr<const std::vector<std::size_t>> index, const Shape& input_shape) {
   xt::xarray<T> x = xt::zeros<T>(input_shape);
@@ -121,7 +125,7 @@ Tensor<T> scatter(const Tensor<T>& grad, std::shared_ptr<const std::vector<std::
   const Shape shape = grad.shape();
   return record<T>("max_pool2d_backward", {grad}, std::move(x), [index, shape](const VjpArgs<T>& a) {
     return Grads<T>{gather(a.grad, index, shape)};
-  }, Saved::nothing);
+  }, Saved::nothing, [index, input_shape](const JvpArgs<T>& j) { return scatter(j.tangents[0], index, input_shape); });
 }
 
 template <class T>
@@ -132,7 +136,7 @@ Tensor<T> gather(const Tensor<T>& x, std::shared_ptr<const std::vector<std::size
   const Shape input_shape = x.shape();
   return record<T>("gather", {x}, std::move(y), [index, input_shape](const VjpArgs<T>& a) {
     return Grads<T>{scatter(a.grad, index, input_shape)};
-  }, Saved::nothing);
+  }, Saved::nothing, [index, shape](const JvpArgs<T>& j) { return gather(j.tangents[0], index, shape); });
 }
 
 }  // namespace
@@ -195,7 +199,8 @@ Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel) {
   return max_pool2d(x, kernel, kernel);
 }
 
-// y = max of each window, the first maximum in row-major window order;  dx = grad scattered to it
+// y = max of each window, the first maximum in row-major window order;  dx = grad scattered to it;
+//   ty = t gathered from it
 template <class T>
 Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride) {
   constexpr char op[] = "max_pool2d";
@@ -218,7 +223,8 @@ Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride) {
   return record<T>(op, {x}, std::move(y),
                    [index = std::shared_ptr<const std::vector<std::size_t>>(index), s](const VjpArgs<T>& a) {
                      return Grads<T>{scatter(a.grad, index, s)};
-                   }, Saved::nothing);
+                   }, Saved::nothing, [index = std::shared_ptr<const std::vector<std::size_t>>(index), shape](
+                                          const JvpArgs<T>& j) { return gather(j.tangents[0], index, shape); });
 }
 
 template Tensor<float> avg_pool2d(const Tensor<float>&, Size2);

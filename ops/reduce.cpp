@@ -177,8 +177,9 @@ Tensor<T> mean(const Tensor<T>& x, const Axes& axes, bool keepdims) {
 namespace {
 
 // y = max over the middle axis of x viewed as (outer, n, inner), of shape out_shape;
-// dx = broadcast(grad) * onehot(first argmax). Only the argmax positions are kept; the one-hot
-// mask is built by the VJP, so that an unrecorded max costs one pass over x.
+// dx = broadcast(grad) * onehot(first argmax);  ty = t at the first argmax. Only the argmax
+// positions are kept; the one-hot mask is built by the VJP, so that an unrecorded max costs one
+// pass over x.
 template <class T>
 Tensor<T> max_of_middle_axis(const Tensor<T>& x, std::size_t outer, std::size_t n, std::size_t inner,
                              const Shape& out_shape, const Shape& keep) {
@@ -209,7 +210,25 @@ Tensor<T> max_of_middle_axis(const Tensor<T>& x, std::size_t outer, std::size_t 
                        onehot.data()[(o * n + best[e]) * inner + i] = T(1);
                      }
                      return Grads<T>{broadcast_to(reshape(g.grad, keep), shape) * Tensor<T>(std::move(onehot))};
-                   }, Saved::nothing);
+                   }, Saved::nothing, [outer, n, inner, out_shape](const JvpArgs<T>& j) {
+                     // The same one-hot, found again from x and y: the first element equal to the
+                     // maximum (or the first NaN where the maximum is NaN) is the first argmax.
+                     const T* xs = j.inputs[0].value().data();
+                     const T* ys = j.output.value().data();
+                     xt::xarray<T> onehot = xt::zeros<T>({outer, n, inner});
+                     for (std::size_t e = 0; e < outer * inner; ++e) {
+                       const std::size_t o = e / inner, i = e % inner;
+                       for (std::size_t k = 0; k < n; ++k) {
+                         const T v = xs[(o * n + k) * inner + i];
+                         if (v == ys[e] || (std::isnan(v) && std::isnan(ys[e]))) {
+                           onehot.data()[(o * n + k) * inner + i] = T(1);
+                           break;
+                         }
+                       }
+                     }
+                     const Tensor<T> t = reshape(j.tangents[0], {outer, n, inner}) * Tensor<T>(std::move(onehot));
+                     return reshape(sum(t, {1}), out_shape);
+                   });
 }
 
 }  // namespace

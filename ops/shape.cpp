@@ -33,7 +33,7 @@ SliceRange slice_range(std::ptrdiff_t start, std::ptrdiff_t stop, std::ptrdiff_t
 }
 
 // The inverse of slice: `x` placed at start, start+step, ... along `axis` of zeros(shape).
-//   y = embed(x);  dx = slice(grad)
+//   y = embed(x);  dx = slice(grad);  ty = embed(t)
 template <class T>
 Tensor<T> unslice(const Tensor<T>& x, const Shape& shape, std::size_t axis, std::size_t start,
                   std::size_t step) {
@@ -49,7 +49,9 @@ Tensor<T> unslice(const Tensor<T>& x, const Shape& shape, std::size_t axis, std:
   return record<T>("slice_backward", {x}, std::move(out),
                    [axis, first, stop, stride](const VjpArgs<T>& g) {
                      return Grads<T>{slice(g.grad, static_cast<std::ptrdiff_t>(axis), first, stop, stride)};
-                   }, Saved::nothing);
+                   }, Saved::nothing, [shape, axis, start, step](const JvpArgs<T>& j) {
+                     return unslice(j.tangents[0], shape, axis, start, step);
+                   });
 }
 
 }  // namespace
