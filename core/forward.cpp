@@ -17,10 +17,11 @@ bool forward_active() { return thread_state().forward != nullptr; }
 
 namespace {
 
-// Forward mode off while a tangent is computed: the ops of a rule or of a VJP carry no tangent.
+// A level and those inside it suspended while it computes a tangent: the ops of a rule or of a VJP
+// carry tangents of the outer levels only.
 class Suspend {
  public:
-  Suspend() : level_(thread_state().forward) { thread_state().forward = nullptr; }
+  explicit Suspend(const ForwardLevel& level) : level_(thread_state().forward) { thread_state().forward = level.outer(); }
   ~Suspend() { thread_state().forward = level_; }
   Suspend(const Suspend&) = delete;
   Suspend& operator=(const Suspend&) = delete;
@@ -138,7 +139,7 @@ void forward_tangent(ForwardLevel& level, const std::string& op, InputSpan<T> in
     any = any || tangents[i].defined();
   }
   if (!any) return;
-  Suspend suspend;
+  Suspend suspend(level);
   const Tensor<T> output(out);
   Tensor<T> tangent;
   const JvpPointer<T>* pointer = jvp ? jvp->template target<JvpPointer<T>>() : nullptr;
@@ -149,6 +150,14 @@ void forward_tangent(ForwardLevel& level, const std::string& op, InputSpan<T> in
     for (std::size_t i = 0; i < inputs.size(); ++i) in.push_back(inputs[i]);
     tangent = (*jvp)(JvpArgs<T>{in, output, tangents});
   } else {
+    // A derived tangent is not differentiable again: an outer level that differentiates this
+    // op's inputs or their tangents needs the op's own rule.
+    for (ForwardLevel* outer = level.outer(); outer; outer = outer->outer())
+      for (std::size_t i = 0; i < inputs.size(); ++i)
+        if (outer->has(inputs[i]) || (tangents[i].defined() && outer->has(tangents[i])))
+          throw_usage_error(op, "forward mode over forward mode (a jvp inside a jvp) needs the op's own JVP rule "
+                                "(a tangent derived from its VJP cannot be differentiated again): give one through "
+                                "tg::record's jvp argument");
     tangent = tangent_from_vjp(op, inputs, output, tangents, vjp, saved);
     ++level.derived;
   }
@@ -163,6 +172,18 @@ template void forward_tangent<float>(ForwardLevel&, const std::string&, InputSpa
                                      const JvpClosure<float>*, const VjpClosure<float>&, Saved);
 template void forward_tangent<double>(ForwardLevel&, const std::string&, InputSpan<double>, const OutputState<double>&,
                                       const JvpClosure<double>*, const VjpClosure<double>&, Saved);
+
+// x detached from its tape, with the tangents x carries at every forward level active on this
+// thread: a jvp inside a jvp keeps the outer one's derivatives.
+template <class T>
+Tensor<T> detach_keeping_tangents(const Tensor<T>& x) {
+  Tensor<T> detached = x.detach();
+  for (ForwardLevel* level = thread_state().forward; level; level = level->outer()) {
+    Tensor<T> t = level->get(x);
+    if (t.defined()) level->set(detached, std::move(t));
+  }
+  return detached;
+}
 
 }  // namespace detail
 
@@ -183,8 +204,8 @@ JvpResult<T> jvp(const std::function<std::vector<Tensor<T>>(const std::vector<Te
   Tape tape;   // what f records stays off the caller's tape
   std::vector<Tensor<T>> xs;
   for (std::size_t i = 0; i < primals.size(); ++i) {
-    xs.push_back(primals[i].detach());
-    if (tangents[i].defined()) level.set(xs.back(), tangents[i].detach());
+    xs.push_back(detail::detach_keeping_tangents(primals[i]));
+    if (tangents[i].defined()) level.set(xs.back(), detail::detach_keeping_tangents(tangents[i]));
   }
   const std::vector<Tensor<T>> outs = f(xs);
   JvpResult<T> result;
@@ -192,8 +213,9 @@ JvpResult<T> jvp(const std::function<std::vector<Tensor<T>>(const std::vector<Te
   for (std::size_t j = 0; j < outs.size(); ++j) {
     if (!outs[j].defined()) throw_usage_error("jvp", "the function returned an undefined tensor (output " + std::to_string(j) + ")");
     const Tensor<T> t = level.get(outs[j]);
-    result.outputs.push_back(outs[j].detach());
-    result.tangents.push_back(t.defined() ? t.detach() : Tensor<T>(xt::xarray<T>(xt::zeros<T>(outs[j].value().shape()))));
+    result.outputs.push_back(detail::detach_keeping_tangents(outs[j]));
+    result.tangents.push_back(t.defined() ? detail::detach_keeping_tangents(t)
+                                          : Tensor<T>(xt::xarray<T>(xt::zeros<T>(outs[j].value().shape()))));
   }
   return result;
 }

@@ -36,7 +36,9 @@ struct JvpResult {
 // an op's own JVP rule where it has one, else the JVP derived from its VJP (which is linear in its
 // seed: its transpose, one reverse walk of the VJP). f runs on copies of the primals detached from
 // any tape, and nothing is recorded on the caller's tape; an output not derived from the primals
-// gets a zero tangent.
+// gets a zero tangent. A jvp may run inside another's f (forward over forward, to any depth): the
+// outputs and tangents it returns carry the outer jvp's tangents, so the outer one differentiates
+// them (a custom op without a JVP rule of its own is then a UsageError naming it).
 template <class T>
 JvpResult<T> jvp(const std::function<std::vector<Tensor<T>>(const std::vector<Tensor<T>>&)>& f,
                  const std::vector<Tensor<T>>& primals, const std::vector<Tensor<T>>& tangents);

@@ -344,10 +344,22 @@ Tensor<T> record_entry(const std::string& op, InputSpan<T> inputs, OutputState<T
       throw_usage_error(op, "input " + std::to_string(i) + " is an undefined tensor");
   auto& state = detail::thread_state();
   if (state.forward) {
-    if constexpr (is_function)
-      forward_tangent<T>(*state.forward, op, inputs, out, jvp, vjp, saved);
-    else
-      forward_tangent<T>(*state.forward, op, inputs, out, jvp, VjpClosure<T>(vjp), saved);
+    // Every level's tangent, outermost first: an inner level's rule may read the output, whose
+    // outer tangents must then be known.
+    const VjpClosure<T>* function = nullptr;
+    VjpClosure<T> converted;
+    if constexpr (is_function) {
+      function = &vjp;
+    } else {
+      converted = vjp;
+      function = &converted;
+    }
+    for (ForwardLevel* done = nullptr; done != state.forward;) {
+      ForwardLevel* level = state.forward;
+      while (level->outer() != done) level = level->outer();
+      forward_tangent<T>(*level, op, inputs, out, jvp, *function, saved);
+      done = level;
+    }
   }
   const bool recording = state.grad_enabled && !state.live.empty();
   const bool check_anomaly = state.detect_anomaly && !state.in_backward;

@@ -136,7 +136,10 @@ struct TapeProbe {
 };
 
 // While alive on its thread (tg::jvp), ops carry tangents: the tangent of each tensor state that
-// has one, the state kept alive with it (no other state can take its address meanwhile).
+// has one, the state kept alive with it (no other state can take its address meanwhile). Levels
+// nest (a jvp inside a jvp: forward over forward): each op's tangent is computed at every level,
+// outermost first, a level's rule running with its outer levels still active (so that they
+// differentiate the inner tangent in turn) and itself and its inner levels suspended.
 struct ForwardLevel {
   template <class T>
   struct Tangents {
@@ -151,6 +154,10 @@ struct ForwardLevel {
   void set(const Tensor<T>& primal, Tensor<T> tangent) {
     tangents<T>().of[primal.impl().get()] = {primal.impl(), std::move(tangent)};
   }
+  template <class T>
+  bool has(const Tensor<T>& x) {
+    return tangents<T>().of.count(x.impl().get()) != 0;
+  }
   // Undefined when x carries no tangent.
   template <class T>
   Tensor<T> get(const Tensor<T>& x) {
@@ -158,6 +165,9 @@ struct ForwardLevel {
     const auto it = of.find(x.impl().get());
     return it == of.end() ? Tensor<T>() : it->second.second;
   }
+
+  // The level this one is nested in, if any.
+  ForwardLevel* outer() const { return previous_; }
 
   ForwardLevel();
   ~ForwardLevel();

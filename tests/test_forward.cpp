@@ -259,11 +259,12 @@ double dot(const Inputs& a, const Inputs& b) {
 }
 }  // namespace
 
-TEST_CASE("every public op has a JVP rule of its own, right in forward mode and in forward over reverse") {
+TEST_CASE("every public op has a JVP rule of its own, right in forward mode, forward over reverse and forward over forward") {
   // Per op, in double: forward mode derives no tangent from a VJP; <v, J t> from forward mode
   // equals <J^T v, t> from reverse mode to 1e-12; J t matches central differences; and forward
   // over reverse (H t of <f, v>, whose tangents run through the VJPs' own ops) derives none either
-  // and equals reverse over reverse to 1e-12.
+  // and equals reverse over reverse to 1e-12, as does forward over forward (the rules' own ops
+  // differentiated by forward mode).
   unsigned seed = 2000;
   for (const OpCase& c : every_op()) {
     const std::string name = c.name;
@@ -312,5 +313,49 @@ TEST_CASE("every public op has a JVP rule of its own, right in forward mode and 
     }
     const double forward_twice = dot(second.tangents, w);
     CHECK(std::abs(forward_twice - reverse_twice) <= 1e-12 * (1 + std::abs(reverse_twice)));
+
+    // Forward over forward: <v, d2f[t, w]>, the jvp along w of the jvp along t, is w^T H t too.
+    const auto along_t = [&c, &t](const Inputs& in) {
+      return tg::jvp<double>([&c](const Inputs& z) { return Inputs{c.f(z)}; }, in, t).tangents;
+    };
+    const auto nested = tg::jvp<double>(along_t, x, w);
+    const double forward_forward = xt::sum(v * nested.tangents[0].value())();
+    CHECK(std::abs(forward_forward - reverse_twice) <= 1e-12 * (1 + std::abs(reverse_twice)));
   }
+}
+
+TEST_CASE("forward over forward: a jvp inside a jvp, to third order") {
+  // s(x) = sum(w * tanh(x) * exp(x)): the second directional derivative u^T H v by forward over
+  // forward equals <u, H v> by forward over reverse (hvp) and central differences of the first.
+  const TD x = leaf({5}, 1100), u = leaf({5}, 1101), v = leaf({5}, 1102), w = leaf({5}, 1103);
+  const auto s = [w](const Inputs& in) { return tg::sum(w * tg::tanh(in[0]) * tg::exp(in[0])); };
+  const auto directional = [&](const Inputs& in) { return tg::jvp<double>(s, in, {v}).second; };
+  const auto [first, second] = tg::jvp<double>(directional, {x}, {u});
+  CHECK(std::abs(first.value()() - tg::jvp<double>(s, {x}, {v}).second.value()()) <= 1e-15);
+  const double hvp = xt::sum(tg::hvp<double>(s, {x}, {v})[0].value() * u.value())();
+  CHECK(std::abs(second.value()() - hvp) <= 1e-12 * (1 + std::abs(hvp)));
+  const double eps = 1e-6;
+  const double fd = (directional({TD(Arr(x.value() + eps * u.value()))}).value()() -
+                     directional({TD(Arr(x.value() - eps * u.value()))}).value()()) / (2 * eps);
+  CHECK(std::abs(second.value()() - fd) <= 1e-7 * (1 + std::abs(fd)));
+
+  // Third order of y = x^4 (pow) through three nested jvps: 24 x (all tangents 1).
+  const TD a(Arr{0.5, -1.5}), ones(Arr{1.0, 1.0});
+  const auto d1 = [&](const Inputs& in) {
+    return tg::jvp<double>([](const Inputs& z) { return tg::pow(z[0], 4.0); }, in, {ones}).second;
+  };
+  const auto d2 = [&](const Inputs& in) { return tg::jvp<double>(d1, in, {ones}).second; };
+  const auto [d2a, d3a] = tg::jvp<double>(d2, {a}, {ones});
+  CHECK(all_close(d2a.value(), Arr(12.0 * a.value() * a.value()), 1e-12));
+  CHECK(all_close(d3a.value(), Arr(24.0 * a.value()), 1e-12));
+
+  // A custom op without a rule: fine in one level, a clear error under two.
+  CHECK(all_close(tg::jvp<double>([](const Inputs& in) { return cube(in[0]); }, {a}, {ones}).second.value(),
+                  Arr(3.0 * a.value() * a.value()), 1e-13));
+  const auto nested = [&](const Inputs& in) {
+    return tg::jvp<double>([](const Inputs& z) { return cube(z[0]); }, in, {ones}).second;
+  };
+  CHECK_THROWS_WITH_AS(tg::jvp<double>(nested, {a}, {ones}),
+                       doctest::Contains("cube: forward mode over forward mode (a jvp inside a jvp) needs the op's own JVP rule"),
+                       tg::UsageError);
 }

@@ -112,8 +112,12 @@ std::vector<Tensors<T>> jacrev(const Function<T>& f, const Tensors<T>& primals) 
   for (std::size_t j = 0; j < ys.size(); ++j) {
     std::vector<xt::xarray<T>> blocks;
     for (const Tensor<T>& x : xs) blocks.push_back(block<T>(ys[j].shape(), x.shape()));
+    // A recorded output: a seeded walk of the tape, which records nothing (the tape stays as f
+    // left it, so each walk costs the same). Else (a constant, or one of the xs) the general grad.
+    const bool recorded = ys[j].requires_grad() && !ys[j].is_leaf();
     for (std::size_t e = 0; e < ys[j].size(); ++e) {
-      const Tensors<T> row = grad(Tensors<T>{ys[j]}, xs, {unit<T>(ys[j].shape(), e)});
+      const Tensors<T> row = recorded ? grad(ys[j], xs, unit<T>(ys[j].shape(), e))
+                                      : grad(Tensors<T>{ys[j]}, xs, {unit<T>(ys[j].shape(), e)});
       for (std::size_t i = 0; i < xs.size(); ++i)
         std::copy(row[i].value().begin(), row[i].value().end(), blocks[i].data() + e * xs[i].size());
     }
@@ -161,7 +165,8 @@ Tensors<T> hvp(const std::function<Tensor<T>(const Tensors<T>&)>& f, const Tenso
     if (!y.defined() || y.size() != 1)
       throw_shape_error("hvp", "the function must return a scalar, got shape " +
                                    (y.defined() ? shape_str(y.shape()) : std::string("undefined")));
-    return grad(Tensors<T>{y}, xs, {xt::xarray<T>(xt::ones<T>(y.shape()))}, /*create_graph=*/true);
+    if (y.requires_grad() && !y.is_leaf()) return grad(y, xs, /*create_graph=*/true);   // nothing more recorded
+    return grad(Tensors<T>{y}, xs, {xt::xarray<T>(xt::ones<T>(y.shape()))}, true);     // a constant, or an x
   };
   return jvp<T>(gradient, primals, vs).tangents;
 }

@@ -107,17 +107,19 @@ struct GmmSizes {
   std::size_t n, d, k;
 };
 
-GmmSizes check_gmm(const GmmInput& in) {
+// The parameters given apart from in (the transforms' own), or in's.
+GmmSizes check_gmm(const GmmInput& in, const Array& alpha, const Array& mu, const Array& q, const Array& l) {
   expect_rank("gmm", "x", in.x, 2, 1);
-  expect_rank("gmm", "alpha", in.alpha, 1, 1);
-  const GmmSizes z{in.x.shape(0), in.x.shape(1), in.alpha.shape(0)};
-  expect_shape("gmm", "mu", in.mu, {z.k, z.d});
-  expect_shape("gmm", "q", in.q, {z.k, z.d});
-  expect_shape("gmm", "l", in.l, {z.k, z.d * (z.d - 1) / 2});
+  expect_rank("gmm", "alpha", alpha, 1, 1);
+  const GmmSizes z{in.x.shape(0), in.x.shape(1), alpha.shape(0)};
+  expect_shape("gmm", "mu", mu, {z.k, z.d});
+  expect_shape("gmm", "q", q, {z.k, z.d});
+  expect_shape("gmm", "l", l, {z.k, z.d * (z.d - 1) / 2});
   if (!(in.gamma > 0)) tg::throw_value_error("gmm", "gamma must be > 0, got " + std::to_string(in.gamma));
   if (!(in.m >= 0)) tg::throw_value_error("gmm", "m must be >= 0, got " + std::to_string(in.m));
   return z;
 }
+GmmSizes check_gmm(const GmmInput& in) { return check_gmm(in, in.alpha, in.mu, in.q, in.l); }
 
 // log of the multivariate gamma function Gamma_d(a).
 double log_gamma_d(double a, std::size_t d) {
@@ -294,6 +296,10 @@ Array ode_gradient(const Tensor& x, std::size_t s) {
 double gmm_objective(const GmmInput& in) {
   const GmmSizes z = check_gmm(in);
   return primal([&] { return gmm(Tensor(in.alpha), Tensor(in.mu), Tensor(in.q), Tensor(in.l), in, z); });
+}
+
+Tensor gmm_tensor(const Tensor& alpha, const Tensor& mu, const Tensor& q, const Tensor& l, const GmmInput& in) {
+  return gmm(alpha, mu, q, l, in, check_gmm(in, alpha.value(), mu.value(), q.value(), l.value()));
 }
 
 GmmJacobian gmm_jacobian(const GmmInput& in) {

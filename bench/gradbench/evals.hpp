@@ -50,6 +50,9 @@ struct GmmJacobian {
   Array alpha, mu, q, l;   // the gradient, each of its parameter's shape
 };
 double gmm_objective(const GmmInput& in);
+// The objective as a tensor of the four parameters (in's own alpha, mu, q and l are not read): for
+// the function transforms (bench/transforms).
+Tensor gmm_tensor(const Tensor& alpha, const Tensor& mu, const Tensor& q, const Tensor& l, const GmmInput& in);
 GmmJacobian gmm_jacobian(const GmmInput& in);
 
 // lstm: ADBench's diagonal LSTM loss (README.md, lstm); the jacobian is the gradient with
