@@ -81,6 +81,11 @@ TEST_CASE("hvp and hessian: forward over reverse, against a closed form and fini
   for (std::size_t i = 0; i < 2; ++i) CHECK(all_close(hv[i].value(), Arr((gp[i].value() - gm[i].value()) / 2e-6), 1e-7));
   CHECK_THROWS_WITH_AS(tg::hvp<double>([](const Inputs& in) { return in[0] * 2.0; }, {leaf({3}, 1)}, {leaf({3}, 2)}),
                        "hvp: the function must return a scalar, got shape (3)", tg::ShapeError);
+  // A scalar not derived from the inputs (a constant), or one of the inputs itself: zeros.
+  const TD s = leaf({}, 3), u = leaf({}, 4);
+  CHECK(all_close(tg::hvp<double>([](const Inputs&) { return TD(Arr(2.0)); }, {s}, {u})[0].value(), Arr(0.0)));
+  CHECK(all_close(tg::hvp<double>([](const Inputs& in) { return in[0]; }, {s}, {u})[0].value(), Arr(0.0)));
+  CHECK(all_close(tg::hessian<double>([](const Inputs& in) { return in[0]; }, {s})[0][0].value(), Arr(0.0)));
 }
 
 TEST_CASE("vjp's pullback, called twice, and grad of several outputs with their seeds") {
