@@ -69,7 +69,11 @@ TEST_CASE("a module's parameters: save, load, and NumPy's np.savez / np.savez_co
 TEST_CASE("loading checks names, dtypes and shapes, and changes nothing on error") {
   TempDir dir;
   tg::Linear<double> model = linear_3_2();
-  const Arr before = model.weight().value();
+  const Arr before = model.weight().value(), bias_before = model.bias().value();
+  // All or nothing: after each failed load, every parameter as it was.
+  const auto unchanged = [&] {
+    return all_close(model.weight().value(), before, 0.0) && all_close(model.bias().value(), bias_before, 0.0);
+  };
   // Wrong shape: a (3, 4) Linear saved, loaded into (3, 2).
   {
     tg::Linear<double> wide(3, 4);
@@ -77,6 +81,7 @@ TEST_CASE("loading checks names, dtypes and shapes, and changes nothing on error
   }
   CHECK_THROWS_WITH_AS(tg::load_parameters(model, dir / "wide.npz"),
                        doctest::Contains("entry 'weight' has shape (3, 4), the parameter has shape (3, 2)"), tg::IoError);
+  CHECK(unchanged());
   // Wrong dtype: a float model's file into a double model.
   {
     tg::Linear<float> single(3, 2);
@@ -84,6 +89,7 @@ TEST_CASE("loading checks names, dtypes and shapes, and changes nothing on error
   }
   CHECK_THROWS_WITH_AS(tg::load_parameters(model, dir / "float.npz"),
                        doctest::Contains("entry 'weight.npy' has dtype '<f4', expected float64 ('<f8')"), tg::IoError);
+  CHECK(unchanged());
   // Missing and extra entries.
   {
     tg::Linear<double> no_bias(3, 2, false);
@@ -93,12 +99,17 @@ TEST_CASE("loading checks names, dtypes and shapes, and changes nothing on error
   }
   CHECK_THROWS_WITH_AS(tg::load_parameters(model, dir / "nobias.npz"),
                        doctest::Contains("has no entry for parameter 'bias' (bias.npy)"), tg::IoError);
+  CHECK(unchanged());
   CHECK_THROWS_WITH_AS(tg::load_parameters(model, dir / "seq.npz"),
                        doctest::Contains("has no entry for parameter 'weight'"), tg::IoError);
+  CHECK(unchanged());
+  // The file's weight fits, its bias matches nothing: the weight is not loaded either.
   tg::Linear<double> no_bias(3, 2, false);
+  const Arr no_bias_before = no_bias.weight().value();
   CHECK_THROWS_WITH_AS(tg::load_parameters(no_bias, data_dir + "/linear.npz"),
                        doctest::Contains("has an entry 'bias' that matches no parameter of the module"), tg::IoError);
-  CHECK(all_close(model.weight().value(), before, 0.0));
+  CHECK(all_close(no_bias.weight().value(), no_bias_before, 0.0));
+  CHECK_FALSE(all_close(tg::load_npz<double>(data_dir + "/linear.npz").at("weight"), no_bias_before, 1e-9));
 }
 
 TEST_CASE("missing, truncated and corrupted files are errors naming the file") {
