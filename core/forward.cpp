@@ -129,6 +129,17 @@ Tensor<T> diagonal_jvp(const JvpArgs<T>&) {
 template Tensor<float> diagonal_jvp(const JvpArgs<float>&);
 template Tensor<double> diagonal_jvp(const JvpArgs<double>&);
 
+// Seed b's tangent out of a batch (undefined stays undefined): a constant copy.
+template <class T>
+Tensor<T> seed_of(const Tensor<T>& batched, std::size_t b) {
+  if (!batched.defined()) return batched;
+  const xt::xarray<T>& v = batched.value();
+  const std::size_t n = v.size() / v.shape()[0];
+  xt::xarray<T> one = xt::xarray<T>::from_shape(Shape(v.shape().begin() + 1, v.shape().end()));
+  std::copy(v.data() + b * n, v.data() + (b + 1) * n, one.data());
+  return Tensor<T>(std::move(one));
+}
+
 template <class T>
 void forward_tangent(ForwardLevel& level, const std::string& op, InputSpan<T> inputs, const OutputState<T>& out,
                      const JvpClosure<T>* jvp, const VjpClosure<T>& vjp, Saved saved) {
@@ -141,30 +152,71 @@ void forward_tangent(ForwardLevel& level, const std::string& op, InputSpan<T> in
   if (!any) return;
   Suspend suspend(level);
   const Tensor<T> output(out);
+  const std::size_t batch = level.batch;
+  std::vector<Tensor<T>> in;
+  // The op's own rule, or its VJP transposed, for one seed's tangents.
+  const auto one_seed = [&](const std::vector<Tensor<T>>& ts) {
+    if (jvp) {
+      if (in.empty())
+        for (std::size_t i = 0; i < inputs.size(); ++i) in.push_back(inputs[i]);
+      return (*jvp)(JvpArgs<T>{in, output, ts});
+    }
+    return tangent_from_vjp(op, inputs, output, ts, vjp, saved);
+  };
   Tensor<T> tangent;
   const JvpPointer<T>* pointer = jvp ? jvp->template target<JvpPointer<T>>() : nullptr;
   if (pointer && *pointer == &diagonal_jvp<T>) {
-    tangent = vjp_of_tangent(op, inputs, output, tangents[0], vjp, saved);
-  } else if (jvp) {
-    std::vector<Tensor<T>> in;
+    tangent = vjp_of_tangent(op, inputs, output, tangents[0], vjp, saved);   // takes a batch as it is
+  } else if (jvp && batch > 0 && jvp->template target<detail::BatchedJvp<T>>()) {
     for (std::size_t i = 0; i < inputs.size(); ++i) in.push_back(inputs[i]);
-    tangent = (*jvp)(JvpArgs<T>{in, output, tangents});
+    tangent = (*jvp)(JvpArgs<T>{in, output, tangents, batch});
   } else {
-    // A derived tangent is not differentiable again: an outer level that differentiates this
-    // op's inputs or their tangents needs the op's own rule.
-    for (ForwardLevel* outer = level.outer(); outer; outer = outer->outer())
-      for (std::size_t i = 0; i < inputs.size(); ++i)
-        if (outer->has(inputs[i]) || (tangents[i].defined() && outer->has(tangents[i])))
-          throw_usage_error(op, "forward mode over forward mode (a jvp inside a jvp) needs the op's own JVP rule "
-                                "(a tangent derived from its VJP cannot be differentiated again): give one through "
-                                "tg::record's jvp argument");
-    tangent = tangent_from_vjp(op, inputs, output, tangents, vjp, saved);
-    ++level.derived;
+    if (!jvp) {
+      // A derived tangent is not differentiable again: an outer level that differentiates this
+      // op's inputs or their tangents needs the op's own rule.
+      for (ForwardLevel* outer = level.outer(); outer; outer = outer->outer())
+        for (std::size_t i = 0; i < inputs.size(); ++i)
+          if (outer->has(inputs[i]) || (tangents[i].defined() && outer->has(tangents[i])))
+            throw_usage_error(op, "forward mode over forward mode (a jvp inside a jvp) needs the op's own JVP rule "
+                                  "(a tangent derived from its VJP cannot be differentiated again): give one through "
+                                  "tg::record's jvp argument");
+      ++level.derived;
+    }
+    if (batch == 0) {
+      tangent = one_seed(tangents);
+    } else {
+      // A rule that takes one seed at a time, or none: once per seed, the results copied into
+      // one batch (constants, which no outer level could differentiate).
+      if (level.outer())
+        throw_usage_error(op, "batched forward mode (jacfwd, jacrev, hessian) inside another forward level needs "
+                              "the op's JVP rule to take a batch (tg::takes_batch)");
+      ++level.looped;
+      Shape shape = output.shape();
+      shape.insert(shape.begin(), batch);
+      xt::xarray<T> rows = xt::zeros<T>(shape);
+      const std::size_t n = output.size();
+      std::vector<Tensor<T>> ts(tangents.size());
+      for (std::size_t b = 0; b < batch; ++b) {
+        for (std::size_t i = 0; i < tangents.size(); ++i) ts[i] = seed_of(tangents[i], b);
+        const Tensor<T> t = one_seed(ts);
+        if (!t.defined()) continue;
+        if (!detail::same_shape(t.value().shape(), out->value.shape()))
+          throw_shape_error(op, "forward mode: its JVP rule returned a tangent of shape " + shape_str(t.shape()) +
+                                    " for an output of shape " + shape_str(output.shape()));
+        std::copy(t.value().data(), t.value().data() + n, rows.data() + b * n);
+      }
+      tangent = Tensor<T>(std::move(rows));
+    }
   }
   if (!tangent.defined()) return;   // zero
-  if (!detail::same_shape(tangent.value().shape(), out->value.shape()))
+  Shape expected = output.shape();
+  if (batch > 0) expected.insert(expected.begin(), batch);
+  if (tangent.shape() != expected)
     throw_shape_error(op, "forward mode: its JVP rule returned a tangent of shape " + shape_str(tangent.shape()) +
-                              " for an output of shape " + shape_str(output.shape()));
+                              " for an output of shape " + shape_str(output.shape()) +
+                              (batch > 0 ? " (a batch of " + std::to_string(batch) + ": expected " +
+                                               shape_str(expected) + ")"
+                                         : std::string()));
   level.set(output, std::move(tangent));
 }
 
@@ -187,37 +239,61 @@ Tensor<T> detach_keeping_tangents(const Tensor<T>& x) {
 
 }  // namespace detail
 
+namespace detail {
+
 template <class T>
-JvpResult<T> jvp(const std::function<std::vector<Tensor<T>>(const std::vector<Tensor<T>>&)>& f,
-                 const std::vector<Tensor<T>>& primals, const std::vector<Tensor<T>>& tangents) {
+JvpResult<T> batched_jvp(const std::function<std::vector<Tensor<T>>(const std::vector<Tensor<T>>&)>& f,
+                         const std::vector<Tensor<T>>& primals, const std::vector<Tensor<T>>& tangents,
+                         std::size_t batch) {
   if (!f) throw_usage_error("jvp", "the function is empty");
   if (primals.size() != tangents.size())
     throw_value_error("jvp", "got " + std::to_string(tangents.size()) + " tangents for " + std::to_string(primals.size()) +
                                  " primals");
   for (std::size_t i = 0; i < primals.size(); ++i) {
     if (!primals[i].defined()) throw_usage_error("jvp", "primal " + std::to_string(i) + " is undefined");
-    if (tangents[i].defined() && primals[i].shape() != tangents[i].shape())
+    Shape expected = primals[i].shape();
+    if (batch > 0) expected.insert(expected.begin(), batch);
+    if (tangents[i].defined() && tangents[i].shape() != expected)
       throw_shape_error("jvp", "tangent " + std::to_string(i) + " has shape " + shape_str(tangents[i].shape()) +
-                                   " and its primal shape " + shape_str(primals[i].shape()));
+                                   (batch > 0 ? " and should be " + shape_str(expected) + " (a batch of " +
+                                                    std::to_string(batch) + " of its primal's shape)"
+                                              : " and its primal shape " + shape_str(primals[i].shape())));
   }
-  detail::ForwardLevel level;
+  ForwardLevel level;
+  level.batch = batch;
   Tape tape;   // what f records stays off the caller's tape
   std::vector<Tensor<T>> xs;
   for (std::size_t i = 0; i < primals.size(); ++i) {
-    xs.push_back(detail::detach_keeping_tangents(primals[i]));
-    if (tangents[i].defined()) level.set(xs.back(), detail::detach_keeping_tangents(tangents[i]));
+    xs.push_back(detach_keeping_tangents(primals[i]));
+    if (tangents[i].defined()) level.set(xs.back(), detach_keeping_tangents(tangents[i]));
   }
   const std::vector<Tensor<T>> outs = f(xs);
   JvpResult<T> result;
   result.derived_from_vjp = level.derived;
+  result.looped_over_batch = level.looped;
   for (std::size_t j = 0; j < outs.size(); ++j) {
     if (!outs[j].defined()) throw_usage_error("jvp", "the function returned an undefined tensor (output " + std::to_string(j) + ")");
     const Tensor<T> t = level.get(outs[j]);
-    result.outputs.push_back(detail::detach_keeping_tangents(outs[j]));
-    result.tangents.push_back(t.defined() ? detail::detach_keeping_tangents(t)
-                                          : Tensor<T>(xt::xarray<T>(xt::zeros<T>(outs[j].value().shape()))));
+    result.outputs.push_back(detach_keeping_tangents(outs[j]));
+    Shape zero = outs[j].shape();
+    if (batch > 0) zero.insert(zero.begin(), batch);
+    result.tangents.push_back(t.defined() ? detach_keeping_tangents(t) : Tensor<T>(xt::xarray<T>(xt::zeros<T>(zero))));
   }
   return result;
+}
+
+template JvpResult<float> batched_jvp(const std::function<std::vector<Tensor<float>>(const std::vector<Tensor<float>>&)>&,
+                                      const std::vector<Tensor<float>>&, const std::vector<Tensor<float>>&, std::size_t);
+template JvpResult<double> batched_jvp(
+    const std::function<std::vector<Tensor<double>>(const std::vector<Tensor<double>>&)>&,
+    const std::vector<Tensor<double>>&, const std::vector<Tensor<double>>&, std::size_t);
+
+}  // namespace detail
+
+template <class T>
+JvpResult<T> jvp(const std::function<std::vector<Tensor<T>>(const std::vector<Tensor<T>>&)>& f,
+                 const std::vector<Tensor<T>>& primals, const std::vector<Tensor<T>>& tangents) {
+  return detail::batched_jvp<T>(f, primals, tangents, 0);
 }
 
 template <class T>

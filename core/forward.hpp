@@ -18,8 +18,32 @@ struct JvpArgs {
   const std::vector<Tensor<T>>& inputs;
   const Tensor<T>& output;
   const std::vector<Tensor<T>>& tangents;
+  // 0, or the number of tangents carried at once (a batch of seeds: jacfwd, jacrev, hessian):
+  // then each tangent has a leading axis of this size before its input's shape, and the rule
+  // returns the output's tangent likewise. Only a rule given through tg::takes_batch sees a
+  // batch; any other rule is called once per seed.
+  std::size_t batch = 0;
   bool has_tangent(std::size_t i) const { return tangents[i].defined(); }
 };
+
+// A JVP rule that takes a batch of tangents at once (JvpArgs::batch): pass tg::takes_batch(rule)
+// to tg::record as its jvp. Every built-in op's rule is one.
+template <class F>
+struct BatchRule {
+  F rule;
+};
+template <class F>
+BatchRule<std::decay_t<F>> takes_batch(F&& rule) {
+  return {std::forward<F>(rule)};
+}
+
+namespace detail {
+template <class T>
+struct BatchedJvp {
+  std::function<Tensor<T>(const JvpArgs<T>&)> rule;
+  Tensor<T> operator()(const JvpArgs<T>& args) const { return rule(args); }
+};
+}  // namespace detail
 
 // Outputs and their tangents.
 template <class T>
@@ -28,6 +52,9 @@ struct JvpResult {
   // Op outputs whose tangent was derived from the op's VJP, for want of a JVP rule (each cost one
   // run of the VJP and one reverse walk): where a rule would make forward mode faster.
   std::size_t derived_from_vjp = 0;
+  // With a batch of tangents (the transforms): op outputs whose rule does not take a batch, so
+  // that it ran once per seed (where tg::takes_batch would make the batch faster).
+  std::size_t looped_over_batch = 0;
 };
 
 // The outputs of f at `primals` and the directional derivatives J t of each along `tangents`
@@ -51,6 +78,14 @@ std::pair<Tensor<T>, Tensor<T>> jvp(const std::function<Tensor<T>(const std::vec
 namespace detail {
 // True while a jvp is carrying tangents on this thread.
 bool forward_active();
+
+// jvp with a batch of `batch` tangents per primal at once, each of shape (batch, primal shape...)
+// (undefined: zero); the output tangents have shape (batch, output shape...). For the transforms:
+// one pass for all the seeds of a Jacobian.
+template <class T>
+JvpResult<T> batched_jvp(const std::function<std::vector<Tensor<T>>(const std::vector<Tensor<T>>&)>& f,
+                         const std::vector<Tensor<T>>& primals, const std::vector<Tensor<T>>& tangents,
+                         std::size_t batch);
 }  // namespace detail
 
 }  // namespace tapegrad

@@ -93,10 +93,10 @@ Tensor<T> accumulate(const Tensor<T>& a, const Tensor<T>& b, bool create_graph) 
   const Tensor<T>* inputs[] = {&a, &b};
   return record_lambda<T>("accumulate_grad", {inputs, 2}, std::move(sum), [](const VjpArgs<T>& args) {
     return std::vector<Tensor<T>>{args.grad, args.grad};
-  }, Saved::nothing, [](const JvpArgs<T>& j) {
+  }, Saved::nothing, takes_batch([](const JvpArgs<T>& j) {
     if (!j.has_tangent(0) || !j.has_tangent(1)) return j.has_tangent(0) ? j.tangents[0] : j.tangents[1];
     return accumulate(j.tangents[0], j.tangents[1], true);
-  });
+  }));
 }
 
 template <class T>

@@ -24,6 +24,8 @@ class Gradients;
 enum class Saved;
 template <class T>
 struct JvpArgs;
+template <class F>
+struct BatchRule;
 
 namespace detail {
 
@@ -45,6 +47,14 @@ bool forward_active();
 // op's own VJP with the tangent as its seed. Passed as the rule; forward mode recognises it.
 template <class T>
 Tensor<T> diagonal_jvp(const JvpArgs<T>& args);
+// A BatchRule's rule once its type is erased (forward.hpp): what tells forward mode that the rule
+// takes a batch of tangents.
+template <class T>
+struct BatchedJvp;
+template <class J>
+struct IsBatchRule : std::false_type {};
+template <class F>
+struct IsBatchRule<BatchRule<F>> : std::true_type {};
 
 // A shape kept by the tape. Its dimensions live in the block of the tape's arena that holds the
 // entry (a shape held inline took 56 bytes, most of them unused, three times per binary op).
@@ -153,8 +163,11 @@ Tensor<T> record_lambda(const std::string& op, InputSpan<T> inputs, OutputState<
                         J&& jvp = nullptr) {
   const bool forward = forward_active();
   JvpClosure<T> rule;
-  if constexpr (!std::is_same<std::decay_t<J>, std::nullptr_t>::value)
+  if constexpr (IsBatchRule<std::decay_t<J>>::value) {
+    if (forward) rule = BatchedJvp<T>{std::forward<J>(jvp).rule};
+  } else if constexpr (!std::is_same<std::decay_t<J>, std::nullptr_t>::value) {
     if (forward) rule = std::forward<J>(jvp);
+  }
   const JvpClosure<T>* rule_or_null = rule ? &rule : nullptr;
   if constexpr (std::is_convertible<std::decay_t<F>, VjpPointer<T>>::value) {
     return record_op<T>(op, inputs, std::move(out), static_cast<VjpPointer<T>>(vjp), saved, rule_or_null);

@@ -148,6 +148,8 @@ struct ForwardLevel {
   Tangents<float> f;
   Tangents<double> d;
   std::size_t derived = 0;   // tangents derived from a VJP, for want of a rule (JvpResult)
+  std::size_t batch = 0;     // tangents carried per tensor at once (JvpArgs::batch)
+  std::size_t looped = 0;    // tangents of a batch computed seed by seed (JvpResult)
   template <class T>
   Tangents<T>& tangents();
   template <class T>

@@ -133,15 +133,30 @@ Tensor<T> conv2d_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>
     if (g.inputs.size() == 3) grads.push_back(g.needs_grad(2) ? sum(g.grad, {0, 2, 3}) : Tensor<T>());
     return grads;
   };
-  auto jvp = [stride, padding](const JvpArgs<T>& j) {
+  auto jvp = takes_batch([stride, padding](const JvpArgs<T>& j) {
     Tensor<T> t;
     auto add = [&t](const Tensor<T>& term) { t = t.defined() ? t + term : term; };
-    if (j.has_tangent(0)) add(conv2d_forward(j.tangents[0], j.inputs[1], Tensor<T>(), stride, padding));
-    if (j.has_tangent(1)) add(conv2d_forward(j.inputs[0], j.tangents[1], Tensor<T>(), stride, padding));
+    const std::size_t B = j.batch;
+    if (B == 0) {
+      if (j.has_tangent(0)) add(conv2d_forward(j.tangents[0], j.inputs[1], Tensor<T>(), stride, padding));
+      if (j.has_tangent(1)) add(conv2d_forward(j.inputs[0], j.tangents[1], Tensor<T>(), stride, padding));
+      if (j.inputs.size() == 3 && j.has_tangent(2))
+        add(broadcast_to(reshape(j.tangents[2], {1, j.tangents[2].size(), 1, 1}), j.output.shape()));
+      return t;
+    }
+    // A batch: of tangents of x, as more images; of w, as more output channels.
+    const Shape y = j.output.shape();
+    const Shape batched{B, y[0], y[1], y[2], y[3]};
+    if (j.has_tangent(0))
+      add(detail::split_batch(conv2d_forward(detail::merge_batch(j.tangents[0]), j.inputs[1], Tensor<T>(), stride, padding), B));
+    if (j.has_tangent(1)) {
+      const Tensor<T> channels = conv2d_forward(j.inputs[0], detail::merge_batch(j.tangents[1]), Tensor<T>(), stride, padding);
+      add(transpose(reshape(channels, {y[0], B, y[1], y[2], y[3]}), {1, 0, 2, 3, 4}));
+    }
     if (j.inputs.size() == 3 && j.has_tangent(2))
-      add(broadcast_to(reshape(j.tangents[2], {1, j.tangents[2].size(), 1, 1}), j.output.shape()));
+      add(broadcast_to(reshape(j.tangents[2], {B, 1, y[1], 1, 1}), batched));
     return t;
-  };
+  });
   return b.defined() ? record<T>("conv2d", {x, w, b}, std::move(y), vjp, Saved::inputs, jvp)
                      : record<T>("conv2d", {x, w}, std::move(y), vjp, Saved::inputs, jvp);
 }
@@ -172,15 +187,28 @@ Tensor<T> conv2d_input_grad(const Tensor<T>& grad, const Tensor<T>& w, const Sha
     const Tensor<T>& w = g.input(1);
     return Grads<T>{g.needs_grad(0) ? conv2d_forward(g.grad, w, Tensor<T>(), stride, padding) : Tensor<T>(),
                     g.needs_grad(1) ? conv2d_weight_grad(g.grad, grad, w.shape(), stride, padding) : Tensor<T>()};
-  }, Saved::inputs, [x_shape, stride, padding](const JvpArgs<T>& j) {
+  }, Saved::inputs, takes_batch([x_shape, stride, padding](const JvpArgs<T>& j) {
     Tensor<T> t;
-    if (j.has_tangent(0)) t = conv2d_input_grad(j.tangents[0], j.inputs[1], x_shape, stride, padding);
+    auto add = [&t](const Tensor<T>& term) { t = t.defined() ? t + term : term; };
+    const std::size_t B = j.batch;
+    if (B == 0) {
+      if (j.has_tangent(0)) add(conv2d_input_grad(j.tangents[0], j.inputs[1], x_shape, stride, padding));
+      if (j.has_tangent(1)) add(conv2d_input_grad(j.inputs[0], j.tangents[1], x_shape, stride, padding));
+      return t;
+    }
+    // A batch: of tangents of grad, as more images; of w, as more input channels.
+    const Shape& s = x_shape;
+    if (j.has_tangent(0))
+      add(detail::split_batch(conv2d_input_grad(detail::merge_batch(j.tangents[0]), j.inputs[1],
+                                                {B * s[0], s[1], s[2], s[3]}, stride, padding), B));
     if (j.has_tangent(1)) {
-      const Tensor<T> term = conv2d_input_grad(j.inputs[0], j.tangents[1], x_shape, stride, padding);
-      t = t.defined() ? t + term : term;
+      const Shape w = j.inputs[1].shape();
+      const Tensor<T> tw = reshape(transpose(j.tangents[1], {1, 0, 2, 3, 4}), {w[0], B * w[1], w[2], w[3]});
+      const Tensor<T> dx = conv2d_input_grad(j.inputs[0], tw, {s[0], B * s[1], s[2], s[3]}, stride, padding);
+      add(transpose(reshape(dx, {s[0], B, s[1], s[2], s[3]}), {1, 0, 2, 3, 4}));
     }
     return t;
-  });
+  }));
 }
 
 // dW[k, (c,i,j)] = sum over images n and positions l of grad[n, k, l] * columns(x)[n, (c,i,j), l];
@@ -225,15 +253,31 @@ Tensor<T> conv2d_weight_grad(const Tensor<T>& x, const Tensor<T>& grad, const Sh
     const Tensor<T>& grad = g.input(1);
     return Grads<T>{g.needs_grad(0) ? conv2d_input_grad(grad, g.grad, x.shape(), stride, padding) : Tensor<T>(),
                     g.needs_grad(1) ? conv2d_forward(x, g.grad, Tensor<T>(), stride, padding) : Tensor<T>()};
-  }, Saved::inputs, [w_shape, stride, padding](const JvpArgs<T>& j) {
+  }, Saved::inputs, takes_batch([w_shape, stride, padding](const JvpArgs<T>& j) {
     Tensor<T> t;
-    if (j.has_tangent(0)) t = conv2d_weight_grad(j.tangents[0], j.inputs[1], w_shape, stride, padding);
+    auto add = [&t](const Tensor<T>& term) { t = t.defined() ? t + term : term; };
+    const std::size_t B = j.batch;
+    if (B == 0) {
+      if (j.has_tangent(0)) add(conv2d_weight_grad(j.tangents[0], j.inputs[1], w_shape, stride, padding));
+      if (j.has_tangent(1)) add(conv2d_weight_grad(j.inputs[0], j.tangents[1], w_shape, stride, padding));
+      return t;
+    }
+    // A batch: of tangents of x, as more input channels; of grad, as more output channels.
+    const Shape& w = w_shape;
+    if (j.has_tangent(0)) {
+      const Shape x = j.inputs[0].shape();
+      const Tensor<T> tx = reshape(transpose(j.tangents[0], {1, 0, 2, 3, 4}), {x[0], B * x[1], x[2], x[3]});
+      const Tensor<T> dw = conv2d_weight_grad(tx, j.inputs[1], {w[0], B * w[1], w[2], w[3]}, stride, padding);
+      add(transpose(reshape(dw, {w[0], B, w[1], w[2], w[3]}), {1, 0, 2, 3, 4}));
+    }
     if (j.has_tangent(1)) {
-      const Tensor<T> term = conv2d_weight_grad(j.inputs[0], j.tangents[1], w_shape, stride, padding);
-      t = t.defined() ? t + term : term;
+      const Shape g = j.inputs[1].shape();
+      const Tensor<T> tg = reshape(transpose(j.tangents[1], {1, 0, 2, 3, 4}), {g[0], B * g[1], g[2], g[3]});
+      const Tensor<T> dw = conv2d_weight_grad(j.inputs[0], tg, {B * w[0], w[1], w[2], w[3]}, stride, padding);
+      add(reshape(dw, {B, w[0], w[1], w[2], w[3]}));
     }
     return t;
-  });
+  }));
 }
 
 }  // namespace
@@ -256,7 +300,10 @@ Tensor<T> im2col(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding) 
   });
   return record<T>(op, {x}, std::move(cols), [shape, kernel, stride, padding](const VjpArgs<T>& g) {
     return Grads<T>{col2im(g.grad, shape, kernel, stride, padding)};
-  }, Saved::nothing, [kernel, stride, padding](const JvpArgs<T>& j) { return im2col(j.tangents[0], kernel, stride, padding); });
+  }, Saved::nothing, takes_batch([kernel, stride, padding](const JvpArgs<T>& j) {
+    if (j.batch == 0) return im2col(j.tangents[0], kernel, stride, padding);
+    return detail::split_batch(im2col(detail::merge_batch(j.tangents[0]), kernel, stride, padding), j.batch);
+  }));
 }
 
 // x = sum of columns into their positions;  dcols = im2col(grad);  tx = col2im(tcols)
@@ -278,9 +325,12 @@ Tensor<T> col2im(const Tensor<T>& cols, const Shape& input_shape, Size2 kernel, 
   });
   return record<T>(op, {cols}, std::move(x), [kernel, stride, padding](const VjpArgs<T>& g) {
     return Grads<T>{im2col(g.grad, kernel, stride, padding)};
-  }, Saved::nothing, [input_shape, kernel, stride, padding](const JvpArgs<T>& j) {
-    return col2im(j.tangents[0], input_shape, kernel, stride, padding);
-  });
+  }, Saved::nothing, takes_batch([input_shape, kernel, stride, padding](const JvpArgs<T>& j) {
+    if (j.batch == 0) return col2im(j.tangents[0], input_shape, kernel, stride, padding);
+    Shape images = input_shape;
+    images[0] *= j.batch;
+    return detail::split_batch(col2im(detail::merge_batch(j.tangents[0]), images, kernel, stride, padding), j.batch);
+  }));
 }
 
 template Tensor<float> conv2d(const Tensor<float>&, const Tensor<float>&, const Tensor<float>&, Size2, Size2);

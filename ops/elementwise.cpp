@@ -90,11 +90,11 @@ using Grads = Gradients<T>;
 
 // record() for an output built in place by map, map_n or zip, the inputs passed by pointer: the
 // same recording, without moving the value or copying the input handles.
-template <class T, class F>
+template <class T, class F, class J = std::nullptr_t>
 Tensor<T> record_output(const char* op, std::initializer_list<const Tensor<T>*> inputs, OutputState<T>&& out,
-                        F&& vjp, Saved saved = Saved::inputs, detail::JvpPointer<T> jvp = nullptr) {
+                        F&& vjp, Saved saved = Saved::inputs, J&& jvp = nullptr) {
   return detail::record_lambda<T>(op, {inputs.begin(), inputs.size()}, std::move(out), std::forward<F>(vjp), saved,
-                                  jvp);
+                                  std::forward<J>(jvp));
 }
 
 // The JVP rule of a one-input elementwise op: its Jacobian is diagonal, so J t = J^T t, its own
@@ -102,11 +102,21 @@ Tensor<T> record_output(const char* op, std::initializer_list<const Tensor<T>*> 
 template <class T>
 constexpr detail::JvpPointer<T> diagonal = &detail::diagonal_jvp<T>;
 
-// A binary op's output tangent from its inputs' terms (undefined: zero), broadcast to the output.
+// Input i's tangent, a batch of them lifted to the output's rank (so that products with the
+// inputs broadcast as the op did).
 template <class T>
-Tensor<T> tangent_sum(const Tensor<T>& a, const Tensor<T>& b, const Tensor<T>& output) {
+Tensor<T> tangent(const JvpArgs<T>& j, std::size_t i) {
+  return j.batch > 0 ? detail::lift_batch(j.tangents[i], j.output.dim()) : j.tangents[i];
+}
+
+// A binary op's output tangent from its inputs' terms (undefined: zero), broadcast to the output
+// (a batch of them: to (batch, output shape...)).
+template <class T>
+Tensor<T> tangent_sum(const Tensor<T>& a, const Tensor<T>& b, const JvpArgs<T>& j) {
   Tensor<T> t = a.defined() && b.defined() ? a + b : a.defined() ? a : b;
-  return detail::same_shape(t.value().shape(), output.value().shape()) ? t : broadcast_to(t, output.shape());
+  Shape shape = j.output.shape();
+  if (j.batch > 0) shape.insert(shape.begin(), j.batch);
+  return t.shape() == shape ? t : broadcast_to(t, shape);
 }
 
 // A gradient of the output's shape summed down to input i's recorded shape (broadcasting undone).
@@ -128,7 +138,10 @@ Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
                      return Grads<T>{g.needs_grad(0) ? to_input(g.grad, g, 0) : Tensor<T>(),
                                      g.needs_grad(1) ? to_input(g.grad, g, 1) : Tensor<T>()};
                    }, Saved::nothing,
-                   [](const JvpArgs<T>& j) { return tangent_sum(j.tangents[0], j.tangents[1], j.output); });
+                   takes_batch([](const JvpArgs<T>& j) {
+                     return tangent_sum(j.has_tangent(0) ? tangent(j, 0) : Tensor<T>(),
+                                        j.has_tangent(1) ? tangent(j, 1) : Tensor<T>(), j);
+                   }));
 }
 
 // y = a - b;  da = sum_to(grad, a.shape),  db = -sum_to(grad, b.shape);  ty = ta - tb
@@ -141,9 +154,10 @@ Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
                      return Grads<T>{g.needs_grad(0) ? to_input(g.grad, g, 0) : Tensor<T>(),
                                      g.needs_grad(1) ? neg(to_input(g.grad, g, 1)) : Tensor<T>()};
                    }, Saved::nothing,
-                   [](const JvpArgs<T>& j) {
-                     return tangent_sum(j.tangents[0], j.has_tangent(1) ? neg(j.tangents[1]) : Tensor<T>(), j.output);
-                   });
+                   takes_batch([](const JvpArgs<T>& j) {
+                     return tangent_sum(j.has_tangent(0) ? tangent(j, 0) : Tensor<T>(),
+                                        j.has_tangent(1) ? neg(tangent(j, 1)) : Tensor<T>(), j);
+                   }));
 }
 
 // y = a * b;  da = sum_to(grad * b, a.shape),  db = sum_to(grad * a, b.shape);  y = x * x: dx = grad * 2x;
@@ -162,10 +176,10 @@ Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
                      return Grads<T>{g.needs_grad(0) ? to_input(g.grad * b, g, 0) : Tensor<T>(),
                                      g.needs_grad(1) ? to_input(g.grad * a, g, 1) : Tensor<T>()};
                    }, Saved::inputs,
-                   [](const JvpArgs<T>& j) {
-                     return tangent_sum(j.has_tangent(0) ? j.tangents[0] * j.inputs[1] : Tensor<T>(),
-                                        j.has_tangent(1) ? j.inputs[0] * j.tangents[1] : Tensor<T>(), j.output);
-                   });
+                   takes_batch([](const JvpArgs<T>& j) {
+                     return tangent_sum(j.has_tangent(0) ? tangent(j, 0) * j.inputs[1] : Tensor<T>(),
+                                        j.has_tangent(1) ? j.inputs[0] * tangent(j, 1) : Tensor<T>(), j);
+                   }));
 }
 
 // y = a / b;  da = sum_to(grad / b, a.shape),  db = -sum_to(grad * a / (b * b), b.shape);  ty = (ta - y tb) / b
@@ -180,11 +194,11 @@ Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
                      return Grads<T>{g.needs_grad(0) ? to_input(g.grad / b, g, 0) : Tensor<T>(),
                                      g.needs_grad(1) ? neg(to_input(g.grad * a / (b * b), g, 1)) : Tensor<T>()};
                    }, Saved::inputs,
-                   [](const JvpArgs<T>& j) {
+                   takes_batch([](const JvpArgs<T>& j) {
                      const Tensor<T>& b = j.inputs[1];
-                     return tangent_sum(j.has_tangent(0) ? j.tangents[0] / b : Tensor<T>(),
-                                        j.has_tangent(1) ? neg(j.output * j.tangents[1] / b) : Tensor<T>(), j.output);
-                   });
+                     return tangent_sum(j.has_tangent(0) ? tangent(j, 0) / b : Tensor<T>(),
+                                        j.has_tangent(1) ? neg(j.output * tangent(j, 1) / b) : Tensor<T>(), j);
+                   }));
 }
 
 // y = x + s;  dx = grad;  ty = t
@@ -291,11 +305,11 @@ Tensor<T> tanh_backward(const Tensor<T>& grad, const Tensor<T>& y) {
                      const Tensor<T>& y = g.input(1);
                      return Grads<T>{g.needs_grad(0) ? tanh_backward(g.grad, y) : Tensor<T>(),
                                      g.needs_grad(1) ? g.grad * grad * y * T(-2) : Tensor<T>()};
-                   }, Saved::inputs, [](const JvpArgs<T>& j) {
-                     return tangent_sum(j.has_tangent(0) ? tanh_backward(j.tangents[0], j.inputs[1]) : Tensor<T>(),
-                                        j.has_tangent(1) ? j.inputs[0] * j.inputs[1] * j.tangents[1] * T(-2) : Tensor<T>(),
-                                        j.output);
-                   });
+                   }, Saved::inputs, takes_batch([](const JvpArgs<T>& j) {
+                     return tangent_sum(j.has_tangent(0) ? tanh_backward(tangent(j, 0), j.inputs[1]) : Tensor<T>(),
+                                        j.has_tangent(1) ? j.inputs[0] * j.inputs[1] * tangent(j, 1) * T(-2) : Tensor<T>(),
+                                        j);
+                   }));
 }
 
 // z = grad * y (1 - y);  dgrad = gz * y (1 - y),  dy = gz grad (1 - 2y);  tz = tgrad y (1 - y) + grad (1 - 2y) ty
@@ -308,12 +322,12 @@ Tensor<T> sigmoid_backward(const Tensor<T>& grad, const Tensor<T>& y) {
                      const Tensor<T>& y = g.input(1);
                      return Grads<T>{g.needs_grad(0) ? sigmoid_backward(g.grad, y) : Tensor<T>(),
                                      g.needs_grad(1) ? g.grad * grad * (y * T(-2) + T(1)) : Tensor<T>()};
-                   }, Saved::inputs, [](const JvpArgs<T>& j) {
-                     return tangent_sum(j.has_tangent(0) ? sigmoid_backward(j.tangents[0], j.inputs[1]) : Tensor<T>(),
-                                        j.has_tangent(1) ? j.inputs[0] * (j.inputs[1] * T(-2) + T(1)) * j.tangents[1]
+                   }, Saved::inputs, takes_batch([](const JvpArgs<T>& j) {
+                     return tangent_sum(j.has_tangent(0) ? sigmoid_backward(tangent(j, 0), j.inputs[1]) : Tensor<T>(),
+                                        j.has_tangent(1) ? j.inputs[0] * (j.inputs[1] * T(-2) + T(1)) * tangent(j, 1)
                                                          : Tensor<T>(),
-                                        j.output);
-                   });
+                                        j);
+                   }));
 }
 
 // z = grad where y > 0, else 0;  dgrad = gz where y > 0,  dy = 0 (the step has no slope);  tz = tgrad where y > 0
@@ -323,9 +337,10 @@ Tensor<T> relu_backward(const Tensor<T>& grad, const Tensor<T>& y) {
                    zip("relu_backward", grad.value(), y.value(), [](T g, T v) { return v > 0 ? g : T(0); }),
                    [](const VjpArgs<T>& g) {
                      return Grads<T>{g.needs_grad(0) ? relu_backward(g.grad, g.input(1)) : Tensor<T>(), Tensor<T>()};
-                   }, Saved::inputs, [](const JvpArgs<T>& j) {
-                     return j.has_tangent(0) ? relu_backward(j.tangents[0], j.inputs[1]) : Tensor<T>();
-                   });
+                   }, Saved::inputs, takes_batch([](const JvpArgs<T>& j) {
+                     return j.has_tangent(0) ? tangent_sum(relu_backward(tangent(j, 0), j.inputs[1]), Tensor<T>(), j)
+                                             : Tensor<T>();
+                   }));
 }
 
 }  // namespace

@@ -100,6 +100,18 @@ void copy_strided(const Shape& shape, const T* src, const Strides& src_strides,
 }
 
 // An array of `shape` with uninitialised elements.
+// Batches of tangents (JvpArgs::batch; defined in shape.cpp). lift_batch: (batch, shape...) with
+// axes of 1 inserted after the batch axis up to `rank` axes after it, ready to broadcast against
+// arrays of up to `rank` axes. merge_batch: the batch merged into the next axis,
+// (batch * shape[0], shape[1:]...), for ops that treat their first axis as images; split_batch
+// its inverse.
+template <class T>
+Tensor<T> lift_batch(const Tensor<T>& t, std::size_t rank);
+template <class T>
+Tensor<T> merge_batch(const Tensor<T>& t);
+template <class T>
+Tensor<T> split_batch(const Tensor<T>& t, std::size_t batch);
+
 template <class T>
 xt::xarray<T> empty_array(const Shape& shape) {
   return xt::xarray<T>::from_shape(shape);

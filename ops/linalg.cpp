@@ -79,15 +79,19 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb) {
     if (g.needs_grad(1))
       db = sum_to(tb ? matmul(g.grad, a, true, ta) : matmul(a, g.grad, !ta, false), b.shape());
     return Grads<T>{da, db};
-  }, Saved::inputs, [ta, tb](const JvpArgs<T>& j) {
+  }, Saved::inputs, takes_batch([ta, tb](const JvpArgs<T>& j) {
+    // A batch of tangents lifted to the output's rank: the batch axis is one more batch axis of
+    // the product.
+    const std::size_t rank = j.output.dim();
+    const auto tangent = [&](std::size_t i) { return j.batch > 0 ? detail::lift_batch(j.tangents[i], rank) : j.tangents[i]; };
     Tensor<T> t;
-    if (j.has_tangent(0)) t = matmul(j.tangents[0], j.inputs[1], ta, tb);
+    if (j.has_tangent(0)) t = matmul(tangent(0), j.inputs[1], ta, tb);
     if (j.has_tangent(1)) {
-      const Tensor<T> term = matmul(j.inputs[0], j.tangents[1], ta, tb);
+      const Tensor<T> term = matmul(j.inputs[0], tangent(1), ta, tb);
       t = t.defined() ? t + term : term;
     }
     return t;
-  });
+  }));
 }
 
 // NumPy's matmul of 1-D operands: reshaped to a row (lhs) or a column (rhs), the axis dropped after.

@@ -105,9 +105,28 @@ Tensor<T> avg_pool2d_backward(const Tensor<T>& grad, const Shape& input_shape, S
   }
   return record<T>("avg_pool2d_backward", {grad}, std::move(x), [kernel, stride, padding](const VjpArgs<T>& a) {
     return Grads<T>{avg_pool2d(a.grad, kernel, stride, padding)};
-  }, Saved::nothing, [input_shape, kernel, stride, padding](const JvpArgs<T>& j) {
-    return avg_pool2d_backward(j.tangents[0], input_shape, kernel, stride, padding);
-  });
+  }, Saved::nothing, takes_batch([input_shape, kernel, stride, padding](const JvpArgs<T>& j) {
+    if (j.batch == 0) return avg_pool2d_backward(j.tangents[0], input_shape, kernel, stride, padding);
+    Shape images = input_shape;   // a batch of tangents: more images
+    images[0] *= j.batch;
+    return detail::split_batch(avg_pool2d_backward(detail::merge_batch(j.tangents[0]), images, kernel, stride, padding),
+                               j.batch);
+  }));
+}
+
+// For a batch of tangents (JvpArgs::batch): the positions repeated per seed, each seed's offset by
+// the input's size; and a shape with the batch axis in front.
+inline std::shared_ptr<const std::vector<std::size_t>> batched_index(const std::vector<std::size_t>& index,
+                                                                     std::size_t batch, std::size_t input_count) {
+  auto out = std::make_shared<std::vector<std::size_t>>();
+  out->reserve(batch * index.size());
+  for (std::size_t b = 0; b < batch; ++b)
+    for (const std::size_t i : index) out->push_back(b * input_count + i);
+  return out;
+}
+inline Shape batched(Shape shape, std::size_t batch) {
+  shape.insert(shape.begin(), batch);
+  return shape;
 }
 
 // The elements at fixed flat positions of an input of `input_shape`, as an array of `shape`:
@@ -125,7 +144,11 @@ Tensor<T> scatter(const Tensor<T>& grad, std::shared_ptr<const std::vector<std::
   const Shape shape = grad.shape();
   return record<T>("max_pool2d_backward", {grad}, std::move(x), [index, shape](const VjpArgs<T>& a) {
     return Grads<T>{gather(a.grad, index, shape)};
-  }, Saved::nothing, [index, input_shape](const JvpArgs<T>& j) { return scatter(j.tangents[0], index, input_shape); });
+  }, Saved::nothing, takes_batch([index, input_shape](const JvpArgs<T>& j) {
+    if (j.batch == 0) return scatter(j.tangents[0], index, input_shape);
+    return scatter(j.tangents[0], batched_index(*index, j.batch, detail::element_count(input_shape)),
+                   batched(input_shape, j.batch));
+  }));
 }
 
 template <class T>
@@ -136,7 +159,10 @@ Tensor<T> gather(const Tensor<T>& x, std::shared_ptr<const std::vector<std::size
   const Shape input_shape = x.shape();
   return record<T>("gather", {x}, std::move(y), [index, input_shape](const VjpArgs<T>& a) {
     return Grads<T>{scatter(a.grad, index, input_shape)};
-  }, Saved::nothing, [index, shape](const JvpArgs<T>& j) { return gather(j.tangents[0], index, shape); });
+  }, Saved::nothing, takes_batch([index, shape, input_shape](const JvpArgs<T>& j) {
+    if (j.batch == 0) return gather(j.tangents[0], index, shape);
+    return gather(j.tangents[0], batched_index(*index, j.batch, detail::element_count(input_shape)), batched(shape, j.batch));
+  }));
 }
 
 }  // namespace
@@ -189,7 +215,10 @@ Tensor<T> avg_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 paddi
   }
   return record<T>(op, {x}, std::move(y), [s, kernel, stride, padding](const VjpArgs<T>& a) {
     return Grads<T>{avg_pool2d_backward(a.grad, s, kernel, stride, padding)};
-  }, Saved::nothing, [kernel, stride, padding](const JvpArgs<T>& j) { return avg_pool2d(j.tangents[0], kernel, stride, padding); });
+  }, Saved::nothing, takes_batch([kernel, stride, padding](const JvpArgs<T>& j) {
+    if (j.batch == 0) return avg_pool2d(j.tangents[0], kernel, stride, padding);
+    return detail::split_batch(avg_pool2d(detail::merge_batch(j.tangents[0]), kernel, stride, padding), j.batch);
+  }));
 }
 
 template <class T>
@@ -223,8 +252,12 @@ Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride) {
   return record<T>(op, {x}, std::move(y),
                    [index = std::shared_ptr<const std::vector<std::size_t>>(index), s](const VjpArgs<T>& a) {
                      return Grads<T>{scatter(a.grad, index, s)};
-                   }, Saved::nothing, [index = std::shared_ptr<const std::vector<std::size_t>>(index), shape](
-                                          const JvpArgs<T>& j) { return gather(j.tangents[0], index, shape); });
+                   }, Saved::nothing, takes_batch([index = std::shared_ptr<const std::vector<std::size_t>>(index), shape, s](
+                                          const JvpArgs<T>& j) {
+                     if (j.batch == 0) return gather(j.tangents[0], index, shape);
+                     return gather(j.tangents[0], batched_index(*index, j.batch, detail::element_count(s)),
+                                   batched(shape, j.batch));
+                   }));
 }
 
 template Tensor<float> avg_pool2d(const Tensor<float>&, Size2);

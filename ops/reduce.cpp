@@ -152,7 +152,12 @@ Tensor<T> sum(const Tensor<T>& x, const Axes& axes, bool keepdims) {
   return record<T>(op, {x}, sum_kernel(x.value(), mask, keepdims ? keep : dropped_shape(shape, mask)),
                    [shape, keep](const VjpArgs<T>& g) {
                      return Grads<T>{broadcast_to(reshape(g.grad, keep), shape)};
-                   }, Saved::nothing, [axes, keepdims](const JvpArgs<T>& j) { return sum(j.tangents[0], axes, keepdims); });
+                   }, Saved::nothing, takes_batch([axes, keepdims](const JvpArgs<T>& j) {
+                     if (j.batch == 0) return sum(j.tangents[0], axes, keepdims);
+                     Axes after_batch = axes;   // a negative axis counts from the end: the same axis
+                     for (std::ptrdiff_t& a : after_batch) a += a >= 0 ? 1 : 0;
+                     return sum(j.tangents[0], after_batch, keepdims);
+                   }));
 }
 
 template <class T>
@@ -210,7 +215,7 @@ Tensor<T> max_of_middle_axis(const Tensor<T>& x, std::size_t outer, std::size_t 
                        onehot.data()[(o * n + best[e]) * inner + i] = T(1);
                      }
                      return Grads<T>{broadcast_to(reshape(g.grad, keep), shape) * Tensor<T>(std::move(onehot))};
-                   }, Saved::nothing, [outer, n, inner, out_shape](const JvpArgs<T>& j) {
+                   }, Saved::nothing, takes_batch([outer, n, inner, out_shape](const JvpArgs<T>& j) {
                      // The same one-hot, found again from x and y: the first element equal to the
                      // maximum (or the first NaN where the maximum is NaN) is the first argmax.
                      const T* xs = j.inputs[0].value().data();
@@ -226,9 +231,15 @@ Tensor<T> max_of_middle_axis(const Tensor<T>& x, std::size_t outer, std::size_t 
                          }
                        }
                      }
-                     const Tensor<T> t = reshape(j.tangents[0], {outer, n, inner}) * Tensor<T>(std::move(onehot));
-                     return reshape(sum(t, {1}), out_shape);
-                   });
+                     if (j.batch == 0) {
+                       const Tensor<T> t = reshape(j.tangents[0], {outer, n, inner}) * Tensor<T>(std::move(onehot));
+                       return reshape(sum(t, {1}), out_shape);
+                     }
+                     const Tensor<T> t = reshape(j.tangents[0], {j.batch, outer, n, inner}) * Tensor<T>(std::move(onehot));
+                     Shape shape = out_shape;
+                     shape.insert(shape.begin(), j.batch);
+                     return reshape(sum(t, {2}), shape);
+                   }));
 }
 
 }  // namespace

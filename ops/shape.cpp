@@ -11,6 +11,13 @@ namespace tapegrad {
 
 namespace {
 
+// A shape with the batch axis of a batch of tangents in front (JvpArgs::batch), or as it is.
+template <class T>
+Shape with_batch(const JvpArgs<T>& j, Shape shape) {
+  if (j.batch > 0) shape.insert(shape.begin(), j.batch);
+  return shape;
+}
+
 using detail::shape_of;
 using detail::Strides;
 
@@ -49,9 +56,9 @@ Tensor<T> unslice(const Tensor<T>& x, const Shape& shape, std::size_t axis, std:
   return record<T>("slice_backward", {x}, std::move(out),
                    [axis, first, stop, stride](const VjpArgs<T>& g) {
                      return Grads<T>{slice(g.grad, static_cast<std::ptrdiff_t>(axis), first, stop, stride)};
-                   }, Saved::nothing, [shape, axis, start, step](const JvpArgs<T>& j) {
-                     return unslice(j.tangents[0], shape, axis, start, step);
-                   });
+                   }, Saved::nothing, takes_batch([shape, axis, start, step](const JvpArgs<T>& j) {
+                     return unslice(j.tangents[0], with_batch(j, shape), axis + (j.batch > 0), start, step);
+                   }));
 }
 
 }  // namespace
@@ -70,7 +77,8 @@ Tensor<T> reshape(const Tensor<T>& x, const Shape& shape) {
   std::copy(x.value().data(), x.value().data() + x.size(), out.data());
   return record<T>(op, {x}, std::move(out),
                    [](const VjpArgs<T>& g) { return Grads<T>{reshape(g.grad, g.input_shape(0))}; },
-                   Saved::nothing, [](const JvpArgs<T>& j) { return reshape(j.tangents[0], j.output.shape()); });
+                   Saved::nothing,
+                   takes_batch([](const JvpArgs<T>& j) { return reshape(j.tangents[0], with_batch(j, j.output.shape())); }));
 }
 
 // y[i...] = x[perm applied];  dx = transpose(grad, inverse(perm));  ty = transpose(t, perm)
@@ -107,7 +115,12 @@ Tensor<T> transpose(const Tensor<T>& x, const std::vector<std::size_t>& perm) {
   detail::copy_strided(shape, x.value().data(), src, 0, out.data(), detail::row_major_strides(shape), 0);
   return record<T>(op, {x}, std::move(out), [inverse](const VjpArgs<T>& g) {
     return Grads<T>{transpose(g.grad, inverse)};
-  }, Saved::nothing, [perm](const JvpArgs<T>& j) { return transpose(j.tangents[0], perm); });
+  }, Saved::nothing, takes_batch([perm](const JvpArgs<T>& j) {
+    if (j.batch == 0) return transpose(j.tangents[0], perm);
+    std::vector<std::size_t> after_batch{0};   // the batch axis stays first
+    for (const std::size_t p : perm) after_batch.push_back(p + 1);
+    return transpose(j.tangents[0], after_batch);
+  }));
 }
 
 template <class T>
@@ -134,7 +147,10 @@ Tensor<T> broadcast_to(const Tensor<T>& x, const Shape& shape) {
                        detail::row_major_strides(shape), 0);
   return record<T>(op, {x}, std::move(out),
                    [](const VjpArgs<T>& g) { return Grads<T>{sum_to(g.grad, g.input_shape(0))}; },
-                   Saved::nothing, [](const JvpArgs<T>& j) { return broadcast_to(j.tangents[0], j.output.shape()); });
+                   Saved::nothing, takes_batch([](const JvpArgs<T>& j) {
+                     const Tensor<T> t = j.batch > 0 ? detail::lift_batch(j.tangents[0], j.output.dim()) : j.tangents[0];
+                     return broadcast_to(t, with_batch(j, j.output.shape()));
+                   }));
 }
 
 // y = x[start:stop:step] along axis;  dx = grad placed back into zeros of x's shape;  ty = t[start:stop:step]
@@ -161,12 +177,12 @@ Tensor<T> slice(const Tensor<T>& x, std::ptrdiff_t axis, std::ptrdiff_t start, s
                    [from, k, first = r.start, step = static_cast<std::size_t>(step)](const VjpArgs<T>& g) {
                      return Grads<T>{unslice(g.grad, from, k, first, step)};
                    }, Saved::nothing,
-                   [k, first = static_cast<std::ptrdiff_t>(r.start), count = static_cast<std::ptrdiff_t>(r.count), step](
-                       const JvpArgs<T>& j) {
+                   takes_batch([k, first = static_cast<std::ptrdiff_t>(r.start),
+                                count = static_cast<std::ptrdiff_t>(r.count), step](const JvpArgs<T>& j) {
                      // The same elements, from the normalised range (the step may have been capped).
                      const std::ptrdiff_t stop = count == 0 ? first : first + (count - 1) * step + 1;
-                     return slice(j.tangents[0], static_cast<std::ptrdiff_t>(k), first, stop, step);
-                   });
+                     return slice(j.tangents[0], static_cast<std::ptrdiff_t>(k + (j.batch > 0)), first, stop, step);
+                   }));
 }
 
 // y = [x0, x1, ...] along axis;  dx_i = slice of grad where x_i sits;  ty = [t0, t1, ...]
@@ -207,12 +223,13 @@ Tensor<T> concat(const std::vector<Tensor<T>>& xs, std::ptrdiff_t axis) {
     for (std::size_t i = 0; i + 1 < offsets.size(); ++i)
       if (g.needs_grad(i)) grads[i] = slice(g.grad, static_cast<std::ptrdiff_t>(k), offsets[i], offsets[i + 1]);
     return grads;
-  }, Saved::nothing, [axis](const JvpArgs<T>& j) {
+  }, Saved::nothing, takes_batch([k](const JvpArgs<T>& j) {
     std::vector<Tensor<T>> ts;
     for (std::size_t i = 0; i < j.inputs.size(); ++i)
-      ts.push_back(j.has_tangent(i) ? j.tangents[i] : Tensor<T>(xt::xarray<T>(xt::zeros<T>(j.inputs[i].shape()))));
-    return concat(ts, axis);
-  });
+      ts.push_back(j.has_tangent(i) ? j.tangents[i]
+                                    : Tensor<T>(xt::xarray<T>(xt::zeros<T>(with_batch(j, j.inputs[i].shape())))));
+    return concat(ts, static_cast<std::ptrdiff_t>(k + (j.batch > 0)));
+  }));
 }
 
 // y = x surrounded by `value`;  dx = grad with the padding sliced off, axis by axis;  ty = t padded with 0
@@ -248,7 +265,12 @@ Tensor<T> pad(const Tensor<T>& x, const std::vector<std::pair<std::size_t, std::
         grad = slice(grad, static_cast<std::ptrdiff_t>(k), b, b + static_cast<std::ptrdiff_t>(from[k]));
       }
     return Grads<T>{grad};
-  }, Saved::nothing, [pads](const JvpArgs<T>& j) { return pad(j.tangents[0], pads, T(0)); });
+  }, Saved::nothing, takes_batch([pads](const JvpArgs<T>& j) {
+    if (j.batch == 0) return pad(j.tangents[0], pads, T(0));
+    std::vector<std::pair<std::size_t, std::size_t>> after_batch{{0, 0}};
+    after_batch.insert(after_batch.end(), pads.begin(), pads.end());
+    return pad(j.tangents[0], after_batch, T(0));
+  }));
 }
 
 template Tensor<float> reshape(const Tensor<float>&, const Shape&);
@@ -265,5 +287,42 @@ template Tensor<double> broadcast_to(const Tensor<double>&, const Shape&);
 template Tensor<double> slice(const Tensor<double>&, std::ptrdiff_t, std::ptrdiff_t, std::ptrdiff_t, std::ptrdiff_t);
 template Tensor<double> concat(const std::vector<Tensor<double>>&, std::ptrdiff_t);
 template Tensor<double> pad(const Tensor<double>&, const std::vector<std::pair<std::size_t, std::size_t>>&, double);
+
+namespace detail {
+
+template <class T>
+Tensor<T> lift_batch(const Tensor<T>& t, std::size_t rank) {
+  const Shape s = t.shape();
+  if (s.size() >= rank + 1) return t;
+  Shape lifted{s[0]};
+  lifted.insert(lifted.end(), rank + 1 - s.size(), 1);
+  lifted.insert(lifted.end(), s.begin() + 1, s.end());
+  return reshape(t, lifted);
+}
+
+template <class T>
+Tensor<T> merge_batch(const Tensor<T>& t) {
+  Shape s = t.shape();
+  s[1] *= s[0];
+  s.erase(s.begin());
+  return reshape(t, s);
+}
+
+template <class T>
+Tensor<T> split_batch(const Tensor<T>& t, std::size_t batch) {
+  Shape s = t.shape();
+  s[0] /= batch;
+  s.insert(s.begin(), batch);
+  return reshape(t, s);
+}
+
+template Tensor<float> lift_batch(const Tensor<float>&, std::size_t);
+template Tensor<double> lift_batch(const Tensor<double>&, std::size_t);
+template Tensor<float> merge_batch(const Tensor<float>&);
+template Tensor<double> merge_batch(const Tensor<double>&);
+template Tensor<float> split_batch(const Tensor<float>&, std::size_t);
+template Tensor<double> split_batch(const Tensor<double>&, std::size_t);
+
+}  // namespace detail
 
 }  // namespace tapegrad
