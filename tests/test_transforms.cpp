@@ -118,3 +118,25 @@ TEST_CASE("vjp's pullback, called twice, and grad of several outputs with their 
   CHECK_THROWS_WITH_AS(tg::grad<double>(std::vector<TD>{ys[0]}, x, std::vector<Arr>{Arr(1.0)}),
                        "grad: seed 0 has shape () and output 0 shape (2, 4)", tg::ShapeError);
 }
+
+TEST_CASE("jacfwd, jacrev and hessian over more seeds than one batch holds") {
+  // 600 inputs and outputs: more unit seeds than fit in one batch (2^18 elements of tangents),
+  // so each transform runs two; against closed forms.
+  const std::size_t n = 600;
+  const TD x = leaf({n}, 1300);
+  const Arr t = xt::tanh(x.value()), slope = 1.0 - t * t;
+  const double total = xt::sum(t)();
+  // f(x) = tanh(x) * sum(tanh(x)):  J = diag(slope) total + t slope^T
+  const auto f = [](const Inputs& in) { return Inputs{tg::tanh(in[0]) * tg::sum(tg::tanh(in[0]))}; };
+  Arr jac = xt::zeros<double>({n, n});
+  for (std::size_t o = 0; o < n; ++o)
+    for (std::size_t e = 0; e < n; ++e) jac(o, e) = (o == e ? slope(o) * total : 0.0) + t(o) * slope(e);
+  CHECK(all_close(tg::jacfwd<double>(f, {x})[0][0].value(), jac, 1e-12));
+  CHECK(all_close(tg::jacrev<double>(f, {x})[0][0].value(), jac, 1e-12));
+  // s(x) = sum(tanh(x))^2:  H = 2 slope slope^T + 2 total diag(-2 t slope)
+  const auto s = [](const Inputs& in) { return tg::pow(tg::sum(tg::tanh(in[0])), 2.0); };
+  Arr h = xt::zeros<double>({n, n});
+  for (std::size_t o = 0; o < n; ++o)
+    for (std::size_t e = 0; e < n; ++e) h(o, e) = 2 * slope(o) * slope(e) + (o == e ? -4 * total * t(o) * slope(o) : 0.0);
+  CHECK(all_close(tg::hessian<double>(s, {x})[0][0].value(), h, 1e-11));
+}

@@ -1,5 +1,7 @@
 #include "transforms.hpp"
 
+#include <algorithm>
+
 #include "../ops/elementwise.hpp"
 #include "../ops/reduce.hpp"
 
@@ -102,24 +104,38 @@ std::size_t elements(const Shape& shape) {
   return n;
 }
 
-// Identity seeds for a batch over all the elements of `shapes`, in order: seed k is 1 at the k-th
-// element (counting through every shape) and 0 elsewhere; tangent i has shape (total, shapes[i]...).
+std::size_t elements(const std::vector<Shape>& shapes) {
+  std::size_t n = 0;
+  for (const Shape& s : shapes) n += elements(s);
+  return n;
+}
+
+// Seeds first, ..., first + count - 1 of the unit seeds over all the elements of `shapes`, in
+// order (seed k is 1 at the k-th element, counting through every shape, 0 elsewhere), as one
+// batch: tangent i has shape (count, shapes[i]...).
 template <class T>
-Tensors<T> identity_seeds(const std::vector<Shape>& shapes, std::size_t& total) {
-  total = 0;
-  for (const Shape& s : shapes) total += elements(s);
+Tensors<T> unit_seeds(const std::vector<Shape>& shapes, std::size_t first, std::size_t count) {
   Tensors<T> seeds;
   std::size_t offset = 0;
   for (const Shape& s : shapes) {
     Shape batched = s;
-    batched.insert(batched.begin(), total);
+    batched.insert(batched.begin(), count);
     xt::xarray<T> e = xt::zeros<T>(batched);
     const std::size_t n = elements(s);
-    for (std::size_t k = 0; k < n; ++k) e.data()[(offset + k) * n + k] = T(1);
+    for (std::size_t k = std::max(first, offset); k < std::min(first + count, offset + n); ++k)
+      e.data()[(k - first) * n + (k - offset)] = T(1);
     offset += n;
     seeds.push_back(Tensor<T>(std::move(e)));
   }
   return seeds;
+}
+
+// Seeds per batch: as many as keep a batch of tangents of the inputs' and outputs' size within
+// 2^18 elements (a rough measure of the intermediates': 2 MB in double), at least one. The
+// tangents of every intermediate value are held at once, `batch` times its size.
+std::size_t seeds_per_batch(std::size_t seeds, std::size_t elements_per_seed) {
+  constexpr std::size_t budget = std::size_t(1) << 18;
+  return std::max<std::size_t>(1, std::min(seeds, budget / std::max<std::size_t>(1, elements_per_seed)));
 }
 
 template <class T>
@@ -158,15 +174,35 @@ std::vector<Tensors<T>> jacrev(const Function<T>& f, const Tensors<T>& primals) 
   if (!f) throw_usage_error("jacrev", "the function is empty");
   check_primals("jacrev", primals);
   // J^T c is linear in the cotangents c: forward mode over the reverse-mode gradient with respect
-  // to c, all the unit cotangents at once as one batch, gives every row in one backward pass.
+  // to c, the unit cotangents as batches, gives many rows per backward pass. With few rows, one
+  // seeded reverse walk each over one recording is cheaper.
   const std::vector<Shape> out_shapes = shapes_of(outputs_of(f, primals));
-  std::size_t rows = 0;
-  const Tensors<T> seeds = identity_seeds<T>(out_shapes, rows);
-  std::vector<Tensors<T>> jacobian(out_shapes.size());
-  if (rows == 0 || primals.empty()) {
-    for (std::size_t j = 0; j < out_shapes.size(); ++j)
-      for (const Tensor<T>& p : primals) jacobian[j].push_back(Tensor<T>(block<T>(out_shapes[j], p.shape())));
+  const std::size_t rows = elements(out_shapes);
+  std::vector<std::vector<xt::xarray<T>>> blocks(out_shapes.size());
+  for (std::size_t j = 0; j < out_shapes.size(); ++j)
+    for (const Tensor<T>& p : primals) blocks[j].push_back(block<T>(out_shapes[j], p.shape()));
+  const auto result = [&blocks] {
+    std::vector<Tensors<T>> jacobian(blocks.size());
+    for (std::size_t j = 0; j < blocks.size(); ++j)
+      for (auto& b : blocks[j]) jacobian[j].push_back(Tensor<T>(std::move(b)));
     return jacobian;
+  };
+  if (rows == 0 || primals.empty()) return result();
+  if (rows <= 4) {
+    Tape tape;
+    const Tensors<T> xs = leaves_of(primals);
+    const Tensors<T> ys = f(xs);
+    for (std::size_t j = 0; j < ys.size(); ++j) {
+      const bool recorded = ys[j].requires_grad() && !ys[j].is_leaf();
+      for (std::size_t e = 0; e < ys[j].size(); ++e) {
+        xt::xarray<T> unit = xt::zeros<T>(ys[j].shape());
+        unit.data()[e] = T(1);
+        const Tensors<T> row = recorded ? grad(ys[j], xs, unit) : grad(Tensors<T>{ys[j]}, xs, {unit});
+        for (std::size_t i = 0; i < xs.size(); ++i)
+          std::copy(row[i].value().begin(), row[i].value().end(), blocks[j][i].data() + e * xs[i].size());
+      }
+    }
+    return result();
   }
   const Tensors<T> values = detached(primals);
   const Function<T> pullback = [&f, &values, &out_shapes](const Tensors<T>& cotangents) {
@@ -174,8 +210,8 @@ std::vector<Tensors<T>> jacrev(const Function<T>& f, const Tensors<T>& primals) 
     const Tensors<T> xs = leaves_of(values);
     const Tensors<T> ys = f(xs);
     if (ys.size() != out_shapes.size())
-      throw_usage_error("jacrev", "the function returned " + std::to_string(ys.size()) + " outputs, then " +
-                                      std::to_string(out_shapes.size()));
+      throw_usage_error("jacrev", "the function returned " + std::to_string(out_shapes.size()) + " outputs, then " +
+                                      std::to_string(ys.size()));
     Tensor<T> total;
     for (std::size_t j = 0; j < ys.size(); ++j) {
       if (!ys[j].requires_grad()) continue;   // a constant: zero rows
@@ -191,50 +227,56 @@ std::vector<Tensors<T>> jacrev(const Function<T>& f, const Tensors<T>& primals) 
   };
   Tensors<T> zero_cotangents;
   for (const Shape& s : out_shapes) zero_cotangents.push_back(Tensor<T>(xt::xarray<T>(xt::zeros<T>(s))));
-  const JvpResult<T> r = detail::batched_jvp<T>(pullback, zero_cotangents, seeds, rows);
-  // Tangent i is (rows, primal i...): output j's rows are a contiguous run of it.
-  std::size_t offset = 0;
-  for (std::size_t j = 0; j < out_shapes.size(); ++j) {
-    const std::size_t n = elements(out_shapes[j]);
-    for (std::size_t i = 0; i < primals.size(); ++i) {
-      xt::xarray<T> b = block<T>(out_shapes[j], primals[i].shape());
-      const T* t = r.tangents[i].value().data() + offset * primals[i].size();
-      std::copy(t, t + b.size(), b.data());
-      jacobian[j].push_back(Tensor<T>(std::move(b)));
+  const std::size_t per_batch = seeds_per_batch(rows, std::max(rows, elements(shapes_of(primals))));
+  for (std::size_t first = 0; first < rows; first += per_batch) {
+    const std::size_t count = std::min(per_batch, rows - first);
+    const JvpResult<T> r = detail::batched_jvp<T>(pullback, zero_cotangents, unit_seeds<T>(out_shapes, first, count), count);
+    // Tangent i is (count, primal i...): row first + b of the stacked outputs' Jacobian.
+    for (std::size_t b = 0; b < count; ++b) {
+      std::size_t row = first + b, j = 0;
+      while (row >= elements(out_shapes[j])) row -= elements(out_shapes[j++]);
+      for (std::size_t i = 0; i < primals.size(); ++i) {
+        const std::size_t n = primals[i].size();
+        const T* t = r.tangents[i].value().data() + b * n;
+        std::copy(t, t + n, blocks[j][i].data() + row * n);
+      }
     }
-    offset += n;
   }
-  return jacobian;
+  return result();
 }
 
 template <class T>
 std::vector<Tensors<T>> jacfwd(const Function<T>& f, const Tensors<T>& primals) {
   if (!f) throw_usage_error("jacfwd", "the function is empty");
   check_primals("jacfwd", primals);
-  std::size_t columns = 0;
-  const Tensors<T> seeds = identity_seeds<T>(shapes_of(primals), columns);
-  if (columns == 0) {   // no input element: empty Jacobians
-    const Tensors<T> outs = outputs_of(f, primals);
-    std::vector<Tensors<T>> jacobian(outs.size());
-    for (std::size_t j = 0; j < outs.size(); ++j)
-      for (const Tensor<T>& p : primals) jacobian[j].push_back(Tensor<T>(block<T>(outs[j].shape(), p.shape())));
-    return jacobian;
-  }
-  // All the unit tangents at once, as one batch: one forward-mode evaluation.
-  const JvpResult<T> r = detail::batched_jvp<T>(f, primals, seeds, columns);
-  std::vector<Tensors<T>> jacobian(r.outputs.size());
-  for (std::size_t j = 0; j < r.outputs.size(); ++j) {
-    const T* t = r.tangents[j].value().data();   // (columns, output j...)
-    const std::size_t rows = r.outputs[j].size();
-    std::size_t offset = 0;
-    for (const Tensor<T>& p : primals) {
-      xt::xarray<T> b = block<T>(r.outputs[j].shape(), p.shape());
-      for (std::size_t o = 0; o < rows; ++o)
-        for (std::size_t e = 0, n = p.size(); e < n; ++e) b.data()[o * n + e] = t[(offset + e) * rows + o];
-      offset += p.size();
-      jacobian[j].push_back(Tensor<T>(std::move(b)));
+  const std::vector<Shape> in_shapes = shapes_of(primals);
+  const std::size_t columns = elements(in_shapes);
+  const Tensors<T> outs = outputs_of(f, primals);
+  std::vector<std::vector<xt::xarray<T>>> blocks(outs.size());
+  for (std::size_t j = 0; j < outs.size(); ++j)
+    for (const Tensor<T>& p : primals) blocks[j].push_back(block<T>(outs[j].shape(), p.shape()));
+  // The unit tangents as batches: one forward-mode evaluation per batch.
+  const std::size_t per_batch = seeds_per_batch(columns, std::max(columns, elements(shapes_of(outs))));
+  for (std::size_t first = 0; first < columns; first += per_batch) {
+    const std::size_t count = std::min(per_batch, columns - first);
+    const JvpResult<T> r = detail::batched_jvp<T>(f, primals, unit_seeds<T>(in_shapes, first, count), count);
+    if (r.tangents.size() != outs.size())
+      throw_usage_error("jacfwd", "the function returned " + std::to_string(outs.size()) + " outputs, then " +
+                                      std::to_string(r.tangents.size()));
+    for (std::size_t j = 0; j < outs.size(); ++j) {
+      const T* t = r.tangents[j].value().data();   // (count, output j...)
+      const std::size_t rows = outs[j].size();
+      for (std::size_t b = 0; b < count; ++b) {
+        std::size_t column = first + b, i = 0;
+        while (column >= primals[i].size()) column -= primals[i++].size();
+        const std::size_t n = primals[i].size();
+        for (std::size_t o = 0; o < rows; ++o) blocks[j][i].data()[o * n + column] = t[b * rows + o];
+      }
     }
   }
+  std::vector<Tensors<T>> jacobian(blocks.size());
+  for (std::size_t j = 0; j < blocks.size(); ++j)
+    for (auto& b : blocks[j]) jacobian[j].push_back(Tensor<T>(std::move(b)));
   return jacobian;
 }
 
@@ -250,30 +292,32 @@ template <class T>
 std::vector<Tensors<T>> hessian(const std::function<Tensor<T>(const Tensors<T>&)>& f, const Tensors<T>& primals) {
   if (!f) throw_usage_error("hessian", "the function is empty");
   check_primals("hessian", primals);
-  std::size_t columns = 0;
-  const Tensors<T> seeds = identity_seeds<T>(shapes_of(primals), columns);
-  std::vector<Tensors<T>> h(primals.size());
-  if (columns == 0) {
-    for (std::size_t i = 0; i < primals.size(); ++i)
-      for (const Tensor<T>& p : primals) h[i].push_back(Tensor<T>(block<T>(primals[i].shape(), p.shape())));
-    return h;
-  }
-  // Every Hessian-vector product with a unit vector at once, as one batch: one evaluation of the
-  // gradient under forward mode. Tangent i is (columns, primal i...): H[i][k][o, e] is its row
-  // (offset of k) + e, element o.
-  const JvpResult<T> r = detail::batched_jvp<T>(gradient_of(f, "hessian"), primals, seeds, columns);
-  for (std::size_t i = 0; i < primals.size(); ++i) {
-    const T* t = r.tangents[i].value().data();
-    const std::size_t rows = primals[i].size();
-    std::size_t offset = 0;
-    for (const Tensor<T>& p : primals) {
-      xt::xarray<T> b = block<T>(primals[i].shape(), p.shape());
-      for (std::size_t o = 0; o < rows; ++o)
-        for (std::size_t e = 0, n = p.size(); e < n; ++e) b.data()[o * n + e] = t[(offset + e) * rows + o];
-      offset += p.size();
-      h[i].push_back(Tensor<T>(std::move(b)));
+  const std::vector<Shape> shapes = shapes_of(primals);
+  const std::size_t columns = elements(shapes);
+  std::vector<std::vector<xt::xarray<T>>> blocks(primals.size());
+  for (std::size_t i = 0; i < primals.size(); ++i)
+    for (const Tensor<T>& p : primals) blocks[i].push_back(block<T>(primals[i].shape(), p.shape()));
+  // The Hessian-vector products with unit vectors as batches: one evaluation of the gradient
+  // under forward mode per batch. Tangent i is (count, primal i...): column first + b of H's rows
+  // for primal i.
+  const Function<T> gradient = gradient_of(f, "hessian");
+  const std::size_t per_batch = seeds_per_batch(columns, columns);
+  for (std::size_t first = 0; first < columns; first += per_batch) {
+    const std::size_t count = std::min(per_batch, columns - first);
+    const JvpResult<T> r = detail::batched_jvp<T>(gradient, primals, unit_seeds<T>(shapes, first, count), count);
+    for (std::size_t b = 0; b < count; ++b) {
+      std::size_t column = first + b, k = 0;
+      while (column >= primals[k].size()) column -= primals[k++].size();
+      const std::size_t n = primals[k].size();
+      for (std::size_t i = 0; i < primals.size(); ++i) {
+        const T* t = r.tangents[i].value().data() + b * primals[i].size();
+        for (std::size_t o = 0, rows = primals[i].size(); o < rows; ++o) blocks[i][k].data()[o * n + column] = t[o];
+      }
     }
   }
+  std::vector<Tensors<T>> h(primals.size());
+  for (std::size_t i = 0; i < primals.size(); ++i)
+    for (auto& b : blocks[i]) h[i].push_back(Tensor<T>(std::move(b)));
   return h;
 }
 
