@@ -80,15 +80,41 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb) {
       db = sum_to(tb ? matmul(g.grad, a, true, ta) : matmul(a, g.grad, !ta, false), b.shape());
     return Grads<T>{da, db};
   }, Saved::inputs, takes_batch([ta, tb](const JvpArgs<T>& j) {
-    // A batch of tangents lifted to the output's rank: the batch axis is one more batch axis of
-    // the product.
-    const std::size_t rank = j.output.dim();
-    const auto tangent = [&](std::size_t i) { return j.batch > 0 ? detail::lift_batch(j.tangents[i], rank) : j.tangents[i]; };
     Tensor<T> t;
-    if (j.has_tangent(0)) t = matmul(tangent(0), j.inputs[1], ta, tb);
+    auto add = [&t](const Tensor<T>& term) { t = t.defined() ? t + term : term; };
+    const Tensor<T>& a = j.inputs[0];
+    const Tensor<T>& b = j.inputs[1];
+    const std::size_t B = j.batch;
+    if (B == 0) {
+      if (j.has_tangent(0)) add(matmul(j.tangents[0], b, ta, tb));
+      if (j.has_tangent(1)) add(matmul(a, j.tangents[1], ta, tb));
+      return t;
+    }
+    // A batch of tangents of 2-D operands: one product for the whole batch (the seeds stacked as
+    // rows of op(tA), or as columns of op(tB)) rather than one small product per seed.
+    const Shape y = j.output.shape();
+    if (j.has_tangent(0)) {
+      if (a.dim() == 2 && b.dim() == 2 && !ta) {
+        const Shape s = a.shape();
+        add(reshape(matmul(reshape(j.tangents[0], {B * s[0], s[1]}), b, false, tb), {B, y[0], y[1]}));
+      } else {
+        add(matmul(detail::lift_batch(j.tangents[0], y.size()), b, ta, tb));   // the batch: one more batch axis
+      }
+    }
     if (j.has_tangent(1)) {
-      const Tensor<T> term = matmul(j.inputs[0], tangent(1), ta, tb);
-      t = t.defined() ? t + term : term;
+      if (a.dim() == 2 && b.dim() == 2 && y[1] == 1) {
+        // Columns: the seeds' op(tB) as rows, times op(A) transposed, is (B, m) = (B, m, 1).
+        add(reshape(matmul(reshape(j.tangents[1], {B, b.size()}), a, false, !ta), {B, y[0], 1}));
+      } else if (a.dim() == 2 && b.dim() == 2) {
+        const Shape s = b.shape();
+        // op(tB) for every seed side by side: (k, B n), from tB (B, k, n), or from tB (B, n, k) transposed.
+        const Tensor<T> side_by_side = tb ? reshape(j.tangents[1], {B * s[0], s[1]})
+                                          : reshape(transpose(j.tangents[1], {1, 0, 2}), {s[0], B * s[1]});
+        const Tensor<T> product = matmul(a, side_by_side, ta, tb);   // (m, B n)
+        add(transpose(reshape(product, {y[0], B, y[1]}), {1, 0, 2}));
+      } else {
+        add(matmul(a, detail::lift_batch(j.tangents[1], y.size()), ta, tb));
+      }
     }
     return t;
   }));

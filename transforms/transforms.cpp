@@ -174,8 +174,7 @@ std::vector<Tensors<T>> jacrev(const Function<T>& f, const Tensors<T>& primals) 
   if (!f) throw_usage_error("jacrev", "the function is empty");
   check_primals("jacrev", primals);
   // J^T c is linear in the cotangents c: forward mode over the reverse-mode gradient with respect
-  // to c, the unit cotangents as batches, gives many rows per backward pass. With few rows, one
-  // seeded reverse walk each over one recording is cheaper.
+  // to c, the unit cotangents as batches, gives many rows per backward pass.
   const std::vector<Shape> out_shapes = shapes_of(outputs_of(f, primals));
   const std::size_t rows = elements(out_shapes);
   std::vector<std::vector<xt::xarray<T>>> blocks(out_shapes.size());
@@ -188,7 +187,10 @@ std::vector<Tensors<T>> jacrev(const Function<T>& f, const Tensors<T>& primals) 
     return jacobian;
   };
   if (rows == 0 || primals.empty()) return result();
-  if (rows <= 4) {
+  // Batches pay where the ops are small (their per-op cost is shared by the batch). Where there
+  // are few rows, or each row's walk already works on thousands of elements, one walk per row over
+  // one recording does the same arithmetic without evaluating f and its backward again per batch.
+  if (rows <= 4 || std::max(rows, elements(shapes_of(primals))) > 1024) {
     Tape tape;
     const Tensors<T> xs = leaves_of(primals);
     const Tensors<T> ys = f(xs);
