@@ -53,10 +53,26 @@ OutputState<T> zip(const char* op, const xt::xarray<T>& a, const xt::xarray<T>& 
     return out;
   }
   const Shape sa = shape_of(a), sb = shape_of(b);
-  const Shape shape = detail::broadcast_shapes(op, sa, sb);
-  OutputState<T> out = detail::new_output<T>(shape);
-  const detail::Strides stride_a = detail::broadcast_strides(sa, shape);
-  const detail::Strides stride_b = detail::broadcast_strides(sb, shape);
+  const Shape out_shape = detail::broadcast_shapes(op, sa, sb);
+  OutputState<T> out = detail::new_output<T>(out_shape);
+  if (out->value.size() == 0) return out;
+  const detail::Strides full_a = detail::broadcast_strides(sa, out_shape);
+  const detail::Strides full_b = detail::broadcast_strides(sb, out_shape);
+  // Adjacent axes that a and b each step through as one (the outer axis's stride is the inner's
+  // times the inner's size; 0 and 0 for a broadcast) merged, innermost first: longer rows below
+  // ((batch, k, n, 2) * (k, n, 2) is one row of k n 2 per batch element, not k n rows of 2).
+  Shape shape{out_shape.back()};
+  detail::Strides stride_a{full_a.back()}, stride_b{full_b.back()};
+  for (std::size_t k = out_shape.size() - 1; k-- > 0;) {
+    if (full_a[k] == stride_a.front() * static_cast<std::ptrdiff_t>(shape.front()) &&
+        full_b[k] == stride_b.front() * static_cast<std::ptrdiff_t>(shape.front())) {
+      shape.front() *= out_shape[k];
+    } else {
+      shape.insert(shape.begin(), out_shape[k]);
+      stride_a.insert(stride_a.begin(), full_a[k]);
+      stride_b.insert(stride_b.begin(), full_b[k]);
+    }
+  }
   const T* pa = a.data();
   const T* pb = b.data();
   T* po = out->value.data();
