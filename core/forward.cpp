@@ -167,7 +167,8 @@ void forward_tangent(ForwardLevel& level, const std::string& op, InputSpan<T> in
   const JvpPointer<T>* pointer = jvp ? jvp->template target<JvpPointer<T>>() : nullptr;
   if (pointer && *pointer == &diagonal_jvp<T>) {
     tangent = vjp_of_tangent(op, inputs, output, tangents[0], vjp, saved);   // takes a batch as it is
-  } else if (jvp && batch > 0 && jvp->template target<detail::BatchedJvp<T>>()) {
+  } else if (jvp && batch > 0 &&
+             (jvp->template target<BatchedJvp<T>>() || jvp->template target<BatchedJvpPointer<T>>())) {
     for (std::size_t i = 0; i < inputs.size(); ++i) in.push_back(inputs[i]);
     tangent = (*jvp)(JvpArgs<T>{in, output, tangents, batch});
   } else {

@@ -38,9 +38,15 @@ BatchRule<std::decay_t<F>> takes_batch(F&& rule) {
 }
 
 namespace detail {
+// How forward mode keeps a BatchRule's rule, its type erased (a captureless one as a pointer).
 template <class T>
 struct BatchedJvp {
   std::function<Tensor<T>(const JvpArgs<T>&)> rule;
+  Tensor<T> operator()(const JvpArgs<T>& args) const { return rule(args); }
+};
+template <class T>
+struct BatchedJvpPointer {
+  Tensor<T> (*rule)(const JvpArgs<T>&);
   Tensor<T> operator()(const JvpArgs<T>& args) const { return rule(args); }
 };
 }  // namespace detail

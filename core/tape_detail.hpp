@@ -51,6 +51,8 @@ Tensor<T> diagonal_jvp(const JvpArgs<T>& args);
 // takes a batch of tangents.
 template <class T>
 struct BatchedJvp;
+template <class T>
+struct BatchedJvpPointer;
 template <class J>
 struct IsBatchRule : std::false_type {};
 template <class F>
@@ -164,7 +166,12 @@ Tensor<T> record_lambda(const std::string& op, InputSpan<T> inputs, OutputState<
   const bool forward = forward_active();
   JvpClosure<T> rule;
   if constexpr (IsBatchRule<std::decay_t<J>>::value) {
-    if (forward) rule = BatchedJvp<T>{std::forward<J>(jvp).rule};
+    // A rule that captures nothing kept as a pointer: no allocation per op in forward mode.
+    if constexpr (std::is_convertible<decltype(jvp.rule), JvpPointer<T>>::value) {
+      if (forward) rule = BatchedJvpPointer<T>{static_cast<JvpPointer<T>>(jvp.rule)};
+    } else {
+      if (forward) rule = BatchedJvp<T>{std::forward<J>(jvp).rule};
+    }
   } else if constexpr (!std::is_same<std::decay_t<J>, std::nullptr_t>::value) {
     if (forward) rule = std::forward<J>(jvp);
   }

@@ -175,7 +175,11 @@ std::vector<Tensors<T>> jacrev(const Function<T>& f, const Tensors<T>& primals) 
   check_primals("jacrev", primals);
   // J^T c is linear in the cotangents c: forward mode over the reverse-mode gradient with respect
   // to c, the unit cotangents as batches, gives many rows per backward pass.
-  const std::vector<Shape> out_shapes = shapes_of(outputs_of(f, primals));
+  // One recording: the outputs' shapes, and the tape the walks use when there are few rows.
+  Tape tape;
+  const Tensors<T> xs = leaves_of(primals);
+  const Tensors<T> ys = f(xs);
+  const std::vector<Shape> out_shapes = shapes_of(ys);
   const std::size_t rows = elements(out_shapes);
   std::vector<std::vector<xt::xarray<T>>> blocks(out_shapes.size());
   for (std::size_t j = 0; j < out_shapes.size(); ++j)
@@ -191,9 +195,6 @@ std::vector<Tensors<T>> jacrev(const Function<T>& f, const Tensors<T>& primals) 
   // are few rows, or each row's walk already works on thousands of elements, one walk per row over
   // one recording does the same arithmetic without evaluating f and its backward again per batch.
   if (rows <= 4 || std::max(rows, elements(shapes_of(primals))) > 1024) {
-    Tape tape;
-    const Tensors<T> xs = leaves_of(primals);
-    const Tensors<T> ys = f(xs);
     for (std::size_t j = 0; j < ys.size(); ++j) {
       const bool recorded = ys[j].requires_grad() && !ys[j].is_leaf();
       for (std::size_t e = 0; e < ys[j].size(); ++e) {
@@ -208,24 +209,24 @@ std::vector<Tensors<T>> jacrev(const Function<T>& f, const Tensors<T>& primals) 
   }
   const Tensors<T> values = detached(primals);
   const Function<T> pullback = [&f, &values, &out_shapes](const Tensors<T>& cotangents) {
-    Tape tape;
-    const Tensors<T> xs = leaves_of(values);
-    const Tensors<T> ys = f(xs);
-    if (ys.size() != out_shapes.size())
+    Tape own;
+    const Tensors<T> leaves = leaves_of(values);
+    const Tensors<T> outs = f(leaves);
+    if (outs.size() != out_shapes.size())
       throw_usage_error("jacrev", "the function returned " + std::to_string(out_shapes.size()) + " outputs, then " +
-                                      std::to_string(ys.size()));
+                                      std::to_string(outs.size()));
     Tensor<T> total;
-    for (std::size_t j = 0; j < ys.size(); ++j) {
-      if (!ys[j].requires_grad()) continue;   // a constant: zero rows
-      const Tensor<T> term = sum(ys[j] * cotangents[j]);
+    for (std::size_t j = 0; j < outs.size(); ++j) {
+      if (!outs[j].requires_grad()) continue;   // a constant: zero rows
+      const Tensor<T> term = sum(outs[j] * cotangents[j]);
       total = total.defined() ? total + term : term;
     }
     if (!total.defined()) {
       Tensors<T> zeros;
-      for (const Tensor<T>& x : xs) zeros.push_back(Tensor<T>(xt::xarray<T>(xt::zeros<T>(x.shape()))));
+      for (const Tensor<T>& x : leaves) zeros.push_back(Tensor<T>(xt::xarray<T>(xt::zeros<T>(x.shape()))));
       return zeros;
     }
-    return grad(total, xs, /*create_graph=*/true);
+    return grad(total, leaves, /*create_graph=*/true);
   };
   Tensors<T> zero_cotangents;
   for (const Shape& s : out_shapes) zero_cotangents.push_back(Tensor<T>(xt::xarray<T>(xt::zeros<T>(s))));
