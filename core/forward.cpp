@@ -143,13 +143,11 @@ Tensor<T> seed_of(const Tensor<T>& batched, std::size_t b) {
 template <class T>
 void forward_tangent(ForwardLevel& level, const std::string& op, InputSpan<T> inputs, const OutputState<T>& out,
                      const JvpClosure<T>* jvp, const VjpClosure<T>& vjp, Saved saved) {
-  std::vector<Tensor<T>> tangents(inputs.size());
-  bool any = false;
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    tangents[i] = level.get(inputs[i]);
-    any = any || tangents[i].defined();
-  }
+  bool any = false;   // (most ops of a backward pass under forward mode carry none: nothing allocated)
+  for (std::size_t i = 0; i < inputs.size() && !any; ++i) any = level.has(inputs[i]);
   if (!any) return;
+  std::vector<Tensor<T>> tangents(inputs.size());
+  for (std::size_t i = 0; i < inputs.size(); ++i) tangents[i] = level.get(inputs[i]);
   Suspend suspend(level);
   const Tensor<T> output(out);
   const std::size_t batch = level.batch;

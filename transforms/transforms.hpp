@@ -32,9 +32,13 @@ template <class T>
 VjpResult<T> vjp(const Function<T>& f, const std::vector<Tensor<T>>& primals);
 
 // The full Jacobians of f at `primals`: jacobian[j][i] has the shape of output j followed by the
-// shape of primal i. jacrev takes one reverse walk per output element over one recorded
-// evaluation; jacfwd one forward-mode evaluation per primal element: the cheaper when the inputs
-// have fewer elements than the outputs.
+// shape of primal i. jacfwd carries the unit tangents of every input element through one
+// forward-mode evaluation as a batch (JvpArgs::batch), jacrev the unit cotangents of every output
+// element through one backward pass (forward mode over the VJP, which is linear in them); both
+// split the seeds into batches of at most 2^18 elements of tangents, and hold every
+// intermediate's tangents for a batch at once. jacrev walks one recording once per row instead
+// where there are at most 4 rows, or more than 1024 input or output elements. jacfwd is the
+// cheaper where the inputs have fewer elements than the outputs.
 template <class T>
 std::vector<std::vector<Tensor<T>>> jacrev(const Function<T>& f, const std::vector<Tensor<T>>& primals);
 template <class T>
@@ -46,7 +50,8 @@ template <class T>
 std::vector<Tensor<T>> hvp(const std::function<Tensor<T>(const std::vector<Tensor<T>>&)>& f,
                            const std::vector<Tensor<T>>& primals, const std::vector<Tensor<T>>& vs);
 // The Hessian of a scalar f: hessian[i][k] has the shape of primal i followed by that of primal k;
-// one hvp per primal element.
+// every Hessian-vector product with a unit vector at once, as batches like jacfwd's (forward mode
+// over the reverse-mode gradient).
 template <class T>
 std::vector<std::vector<Tensor<T>>> hessian(const std::function<Tensor<T>(const std::vector<Tensor<T>>&)>& f,
                                             const std::vector<Tensor<T>>& primals);
