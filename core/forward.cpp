@@ -15,6 +15,9 @@ ForwardLevel::~ForwardLevel() { thread_state().forward = previous_; }
 
 bool forward_active() { return thread_state().forward != nullptr; }
 
+NoTangents::NoTangents() : levels_(thread_state().forward) { thread_state().forward = nullptr; }
+NoTangents::~NoTangents() { thread_state().forward = levels_; }
+
 namespace {
 
 // A level and those inside it suspended while it computes a tangent: the ops of a rule or of a VJP

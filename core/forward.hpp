@@ -85,6 +85,20 @@ namespace detail {
 // True while a jvp is carrying tangents on this thread.
 bool forward_active();
 
+struct ForwardLevel;
+// Forward mode suspended on this thread while alive: what is computed meanwhile carries no
+// tangent (a constant, as tg::NoGrad makes one for reverse mode: softmax's shift).
+class NoTangents {
+ public:
+  NoTangents();
+  ~NoTangents();
+  NoTangents(const NoTangents&) = delete;
+  NoTangents& operator=(const NoTangents&) = delete;
+
+ private:
+  ForwardLevel* levels_;
+};
+
 // jvp with a batch of `batch` tangents per primal at once, each of shape (batch, primal shape...)
 // (undefined: zero); the output tangents have shape (batch, output shape...). For the transforms:
 // one pass for all the seeds of a Jacobian.

@@ -1,6 +1,7 @@
 #include "nn.hpp"
 
 #include "elementwise.hpp"
+#include "../core/forward.hpp"
 #include "kernels.hpp"
 #include "reduce.hpp"
 #include "shape.hpp"
@@ -18,7 +19,8 @@ Tensor<T> shifted(const std::string& op, const Tensor<T>& x, std::ptrdiff_t axis
   detail::normalize_axis(op, axis, x.dim());
   Tensor<T> m;
   {
-    NoGrad constant;
+    NoGrad constant;                   // no gradient
+    detail::NoTangents constant_too;   // and no tangent
     m = max(x, axis, true);
   }
   if (max_out) *max_out = m;
