@@ -42,8 +42,9 @@ struct GradcheckOptions {
   bool taylor = false;
   double taylor_step = 0.1;
   std::size_t taylor_steps = 8;
-  // Also forward mode: per input, `projections` values of <v, J u> by tg::jvp's machinery (random
-  // unit u and v) against central differences and against reverse mode <J^T v, u>.
+  // Also forward mode: per input, `projections` values of <v, J u> (random unit u and v) from one
+  // forward-mode evaluation carrying the u as a batch of tangents (every op's batched rule), each
+  // against central differences and against reverse mode <J^T v, u>.
   bool forward = false;
 };
 

@@ -17,8 +17,8 @@ using Array = xt::xarray<double>;
 // What is differentiated: `forward` evaluates the function with the checked tensors set to
 // `values` (one array per checked tensor) and reports those tensors in `wrt`; it runs under a live
 // tape, so an f which differentiates inside (tg::grad) is evaluated the same way everywhere.
-// With `tangent`, the checked tensor it names carries it in forward mode (a ForwardLevel is open):
-// `forward` sets it on that tensor before f runs.
+// With `tangent`, the checked tensor it names carries it in forward mode (a ForwardLevel is open;
+// u is a batch of tangents when the level has one): `forward` sets it on that tensor before f runs.
 struct Tangent {
   std::size_t k;
   Array u;
@@ -96,8 +96,10 @@ Array unit_random(const Shape& shape, std::mt19937_64& rng);
 // Sets `tangent` on the checked tensor it names, in the thread's open forward level.
 void set_tangent(const Tangent* tangent, const std::vector<Tensor<double>>& wrt);
 
-// <v, J u> by forward mode: f evaluated once with u as checked tensor k's tangent.
-double forward_projection(const GradcheckProblem& p, std::size_t k, const Array& u, const Array& v);
+// <v_q, J u_q> for each q by forward mode: f evaluated once, the u_q a batch of tangents of checked
+// tensor k.
+std::vector<double> forward_projections(const GradcheckProblem& p, std::size_t k, const std::vector<Array>& us,
+                                        const std::vector<Array>& vs);
 
 // What a diagnosis of checked tensor k's hand-written v^T J (for this seed v) tests it against,
 // from one recorded evaluation of the function and its reverse walk: the gradients at every

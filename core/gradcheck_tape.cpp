@@ -31,14 +31,27 @@ void set_tangent(const Tangent* tangent, const std::vector<Tensor<double>>& wrt)
   level->set(wrt[tangent->k], Tensor<double>(tangent->u));
 }
 
-double forward_projection(const GradcheckProblem& p, std::size_t k, const Array& u, const Array& v) {
+std::vector<double> forward_projections(const GradcheckProblem& p, std::size_t k, const std::vector<Array>& us,
+                                        const std::vector<Array>& vs) {
+  // The us as one batch of tangents: every op's batched rule, in one evaluation.
+  Shape batched = shape_of(p.values[k]);
+  batched.insert(batched.begin(), us.size());
+  Array stacked = Array::from_shape(batched);
+  const std::size_t n = p.values[k].size();
+  for (std::size_t q = 0; q < us.size(); ++q) std::copy(us[q].data(), us[q].data() + n, stacked.data() + q * n);
   ForwardLevel level;
+  level.batch = us.size();
   Tape tape;
   std::vector<Tensor<double>> wrt;
-  const Tangent tangent{k, u};
+  const Tangent tangent{k, std::move(stacked)};
   const Tensor<double> y = p.checked_forward(p.values, wrt, &tangent);
   const Tensor<double> t = level.get(y);
-  return t.defined() ? double(xt::sum(v * t.value())()) : 0.0;
+  std::vector<double> projections(us.size(), 0.0);
+  if (!t.defined()) return projections;
+  const std::size_t m = y.size();
+  for (std::size_t q = 0; q < us.size(); ++q)
+    for (std::size_t e = 0; e < m; ++e) projections[q] += vs[q].data()[e] * t.value().data()[q * m + e];
+  return projections;
 }
 
 namespace {

@@ -41,7 +41,6 @@ xt::xarray<T> block(const Shape& a, const Shape& b) {
   return xt::zeros<T>(s);
 }
 
-
 }  // namespace
 
 template <class T>
@@ -145,7 +144,7 @@ std::vector<Shape> shapes_of(const Tensors<T>& ts) {
   return shapes;
 }
 
-// f's outputs at the primals, evaluated without recording (their shapes size jacrev's seeds).
+// f's outputs at the primals, evaluated without recording (their shapes size jacfwd's blocks).
 template <class T>
 Tensors<T> outputs_of(const Function<T>& f, const Tensors<T>& primals) {
   NoGrad no_grad;
@@ -173,9 +172,7 @@ template <class T>
 std::vector<Tensors<T>> jacrev(const Function<T>& f, const Tensors<T>& primals) {
   if (!f) throw_usage_error("jacrev", "the function is empty");
   check_primals("jacrev", primals);
-  // J^T c is linear in the cotangents c: forward mode over the reverse-mode gradient with respect
-  // to c, the unit cotangents as batches, gives many rows per backward pass.
-  // One recording: the outputs' shapes, and the tape the walks use when there are few rows.
+  // One recording: the outputs' shapes, and the tape that the per-row walks below use.
   Tape tape;
   const Tensors<T> xs = leaves_of(primals);
   const Tensors<T> ys = f(xs);
@@ -207,6 +204,8 @@ std::vector<Tensors<T>> jacrev(const Function<T>& f, const Tensors<T>& primals) 
     }
     return result();
   }
+  // J^T c is linear in the cotangents c: forward mode over the reverse-mode gradient with respect
+  // to c, the unit cotangents as batches, gives many rows per backward pass.
   const Tensors<T> values = detached(primals);
   const Function<T> pullback = [&f, &values, &out_shapes](const Tensors<T>& cotangents) {
     Tape own;
