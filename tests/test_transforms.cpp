@@ -140,3 +140,20 @@ TEST_CASE("jacfwd, jacrev and hessian over more seeds than one batch holds") {
     for (std::size_t e = 0; e < n; ++e) h(o, e) = 2 * slope(o) * slope(e) + (o == e ? -4 * total * t(o) * slope(o) : 0.0);
   CHECK(all_close(tg::hessian<double>(s, {x})[0][0].value(), h, 1e-11));
 }
+
+TEST_CASE("the transforms record nothing on the caller's tape") {
+  const TD x = leaf({3}, 1400), v = leaf({3}, 1401);
+  tg::Tape tape;
+  const TD before = x * 2.0;   // one entry on the caller's tape
+  const std::size_t entries = tape.size();
+  const tg::Function<double> f = [](const Inputs& in) { return Inputs{tg::exp(in[0]) * in[0]}; };
+  const auto s = [](const Inputs& in) { return tg::sum(tg::exp(in[0]) * in[0]); };
+  tg::jacrev<double>(f, {x});
+  tg::jacfwd<double>(f, {x});
+  tg::hvp<double>(s, {x}, {v});
+  tg::hessian<double>(s, {x});
+  tg::vjp<double>(f, {x}).pullback({Arr(v.value())});
+  tg::jvp<double>(f, {x}, {v});
+  CHECK(tape.size() == entries);
+  (void)before;
+}
