@@ -1,5 +1,6 @@
 #include "elementwise.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels.hpp"
@@ -388,6 +389,112 @@ Tensor<T> relu(const Tensor<T>& x) {
       [](const VjpArgs<T>& g) { return Grads<T>{relu_backward(g.grad, g.output)}; }, Saved::output, diagonal<T>);
 }
 
+// y = sin(x);  dx = grad * cos(x);  ty = t * cos(x)
+template <class T>
+Tensor<T> sin(const Tensor<T>& x) {
+  constexpr char op[] = "sin";
+  check_defined<T>(op, {&x});
+  return record_output<T>(op, {&x}, map(x.value(), [](T v) { return std::sin(v); }),
+                   [](const VjpArgs<T>& g) { return Grads<T>{g.grad * cos(g.input(0))}; }, Saved::inputs, diagonal<T>);
+}
+
+// y = cos(x);  dx = -grad * sin(x);  ty = -t * sin(x)
+template <class T>
+Tensor<T> cos(const Tensor<T>& x) {
+  constexpr char op[] = "cos";
+  check_defined<T>(op, {&x});
+  return record_output<T>(op, {&x}, map(x.value(), [](T v) { return std::cos(v); }),
+                   [](const VjpArgs<T>& g) { return Grads<T>{neg(g.grad * sin(g.input(0)))}; }, Saved::inputs,
+                   diagonal<T>);
+}
+
+// y = log(1 + x), accurate near 0;  dx = grad / (1 + x);  ty = t / (1 + x)
+template <class T>
+Tensor<T> log1p(const Tensor<T>& x) {
+  constexpr char op[] = "log1p";
+  check_defined<T>(op, {&x});
+  return record_output<T>(op, {&x}, map(x.value(), [](T v) { return std::log1p(v); }),
+                   [](const VjpArgs<T>& g) { return Grads<T>{g.grad / (g.input(0) + T(1))}; }, Saved::inputs,
+                   diagonal<T>);
+}
+
+// y = exp(x) - 1, accurate near 0;  dx = grad * (y + 1);  ty = t * (y + 1)
+template <class T>
+Tensor<T> expm1(const Tensor<T>& x) {
+  constexpr char op[] = "expm1";
+  check_defined<T>(op, {&x});
+  return record_output<T>(op, {&x}, map(x.value(), [](T v) { return std::expm1(v); }),
+                   [](const VjpArgs<T>& g) { return Grads<T>{g.grad * (g.output + T(1))}; }, Saved::output,
+                   diagonal<T>);
+}
+
+// y = log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)) (no overflow);  dx = grad * sigmoid(x);
+//   ty = t * sigmoid(x)
+template <class T>
+Tensor<T> softplus(const Tensor<T>& x) {
+  constexpr char op[] = "softplus";
+  check_defined<T>(op, {&x});
+  return record_output<T>(op, {&x},
+                   map(x.value(), [](T v) { return std::max(v, T(0)) + std::log1p(std::exp(-std::abs(v))); }),
+                   [](const VjpArgs<T>& g) { return Grads<T>{g.grad * sigmoid(g.input(0))}; }, Saved::inputs,
+                   diagonal<T>);
+}
+
+// y = x where x > 0, else slope x;  dx = grad * (1 where x > 0, else slope);  ty likewise of t
+template <class T>
+Tensor<T> leaky_relu(const Tensor<T>& x, scalar_t<T> slope) {
+  constexpr char op[] = "leaky_relu";
+  check_defined<T>(op, {&x});
+  return record_output<T>(op, {&x}, map(x.value(), [slope](T v) { return v > 0 ? v : slope * v; }),
+                   [slope](const VjpArgs<T>& g) {
+                     Tensor<T> factor(map(g.input(0).value(), [slope](T v) { return v > 0 ? T(1) : slope; }));
+                     return Grads<T>{g.grad * factor};
+                   }, Saved::inputs, diagonal<T>);
+}
+
+// y = x where x > 0, else alpha (exp(x) - 1);  dx = grad * (1 where x > 0, else y + alpha);
+//   ty likewise of t
+template <class T>
+Tensor<T> elu(const Tensor<T>& x, scalar_t<T> alpha) {
+  constexpr char op[] = "elu";
+  check_defined<T>(op, {&x});
+  return record_output<T>(op, {&x}, map(x.value(), [alpha](T v) { return v > 0 ? v : alpha * std::expm1(v); }),
+                   [alpha](const VjpArgs<T>& g) {
+                     // 1 where x > 0; else y + alpha, through the output (differentiable again).
+                     Tensor<T> above(map(g.input(0).value(), [](T v) { return v > 0 ? T(1) : T(0); }));
+                     Tensor<T> below(map(g.input(0).value(), [](T v) { return v > 0 ? T(0) : T(1); }));
+                     return Grads<T>{g.grad * (above + below * (g.output + alpha))};
+                   }, Saved::inputs_and_output, diagonal<T>);
+}
+
+// y = erf(x);  dx = grad * 2/sqrt(pi) exp(-x^2);  ty = t * 2/sqrt(pi) exp(-x^2)
+template <class T>
+Tensor<T> erf(const Tensor<T>& x) {
+  constexpr char op[] = "erf";
+  check_defined<T>(op, {&x});
+  return record_output<T>(op, {&x}, map(x.value(), [](T v) { return std::erf(v); }),
+                   [](const VjpArgs<T>& g) {
+                     const Tensor<T>& v = g.input(0);
+                     return Grads<T>{g.grad * (exp(v * v * T(-1)) * T(1.1283791670955126))};
+                   }, Saved::inputs, diagonal<T>);
+}
+
+// y = x Phi(x) = x (1 + erf(x / sqrt 2)) / 2 (the erf form);  dx = grad * (Phi(x) + x phi(x)),
+//   phi(x) = exp(-x^2 / 2) / sqrt(2 pi);  ty = t * (Phi(x) + x phi(x))
+template <class T>
+Tensor<T> gelu(const Tensor<T>& x) {
+  constexpr char op[] = "gelu";
+  check_defined<T>(op, {&x});
+  return record_output<T>(op, {&x},
+                   map(x.value(), [](T v) { return v * (T(1) + std::erf(v * T(0.7071067811865476))) * T(0.5); }),
+                   [](const VjpArgs<T>& g) {
+                     const Tensor<T>& v = g.input(0);
+                     const Tensor<T> cdf = (erf(v * T(0.7071067811865476)) + T(1)) * T(0.5);
+                     const Tensor<T> pdf = exp(v * v * T(-0.5)) * T(0.3989422804014327);
+                     return Grads<T>{g.grad * (cdf + v * pdf)};
+                   }, Saved::inputs, diagonal<T>);
+}
+
 // Explicit instantiations: the kernels compile here once, not in users' code.
 template Tensor<float> add(const Tensor<float>&, const Tensor<float>&);
 template Tensor<float> sub(const Tensor<float>&, const Tensor<float>&);
@@ -405,6 +512,15 @@ template Tensor<float> abs(const Tensor<float>&);
 template Tensor<float> tanh(const Tensor<float>&);
 template Tensor<float> sigmoid(const Tensor<float>&);
 template Tensor<float> relu(const Tensor<float>&);
+template Tensor<float> sin(const Tensor<float>&);
+template Tensor<float> cos(const Tensor<float>&);
+template Tensor<float> log1p(const Tensor<float>&);
+template Tensor<float> expm1(const Tensor<float>&);
+template Tensor<float> softplus(const Tensor<float>&);
+template Tensor<float> leaky_relu(const Tensor<float>&, scalar_t<float>);
+template Tensor<float> elu(const Tensor<float>&, scalar_t<float>);
+template Tensor<float> erf(const Tensor<float>&);
+template Tensor<float> gelu(const Tensor<float>&);
 template Tensor<double> add(const Tensor<double>&, const Tensor<double>&);
 template Tensor<double> sub(const Tensor<double>&, const Tensor<double>&);
 template Tensor<double> mul(const Tensor<double>&, const Tensor<double>&);
@@ -421,5 +537,14 @@ template Tensor<double> abs(const Tensor<double>&);
 template Tensor<double> tanh(const Tensor<double>&);
 template Tensor<double> sigmoid(const Tensor<double>&);
 template Tensor<double> relu(const Tensor<double>&);
+template Tensor<double> sin(const Tensor<double>&);
+template Tensor<double> cos(const Tensor<double>&);
+template Tensor<double> log1p(const Tensor<double>&);
+template Tensor<double> expm1(const Tensor<double>&);
+template Tensor<double> softplus(const Tensor<double>&);
+template Tensor<double> leaky_relu(const Tensor<double>&, scalar_t<double>);
+template Tensor<double> elu(const Tensor<double>&, scalar_t<double>);
+template Tensor<double> erf(const Tensor<double>&);
+template Tensor<double> gelu(const Tensor<double>&);
 
 }  // namespace tapegrad

@@ -24,6 +24,20 @@ template <class T> Tensor<T> abs(const Tensor<T>& x);
 template <class T> Tensor<T> tanh(const Tensor<T>& x);
 template <class T> Tensor<T> sigmoid(const Tensor<T>& x);
 template <class T> Tensor<T> relu(const Tensor<T>& x);
+template <class T> Tensor<T> sin(const Tensor<T>& x);
+template <class T> Tensor<T> cos(const Tensor<T>& x);
+// log(1 + x) and exp(x) - 1, accurate near 0
+template <class T> Tensor<T> log1p(const Tensor<T>& x);
+template <class T> Tensor<T> expm1(const Tensor<T>& x);
+// log(1 + exp(x)), without overflow
+template <class T> Tensor<T> softplus(const Tensor<T>& x);
+// x where x > 0, else slope x
+template <class T> Tensor<T> leaky_relu(const Tensor<T>& x, scalar_t<T> slope = scalar_t<T>(0.01));
+// x where x > 0, else alpha (exp(x) - 1)
+template <class T> Tensor<T> elu(const Tensor<T>& x, scalar_t<T> alpha = scalar_t<T>(1));
+template <class T> Tensor<T> erf(const Tensor<T>& x);
+// x Phi(x), Phi the standard normal's distribution function (the erf form, not tanh's approximation)
+template <class T> Tensor<T> gelu(const Tensor<T>& x);
 
 template <class T> Tensor<T> operator+(const Tensor<T>& a, const Tensor<T>& b) { return add(a, b); }
 template <class T> Tensor<T> operator-(const Tensor<T>& a, const Tensor<T>& b) { return sub(a, b); }

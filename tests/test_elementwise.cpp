@@ -180,3 +180,36 @@ TEST_CASE("float ops give float results close to double") {
   CHECK(double(y.item()) == doctest::Approx(double(xt::sum(expected)())).epsilon(1e-5));
   CHECK(same_shape(Arr(xt::cast<double>(f.grad())), {3, 4}));
 }
+
+TEST_CASE("sin, cos, log1p, expm1, softplus, leaky_relu, elu, erf, gelu: values against the C library, float and double") {
+  const Arr x{-30.0, -2.5, -1.0, -1e-9, 0.0, 1e-9, 0.5, 3.0, 40.0};
+  const auto each = [&x](double (*f)(double)) {
+    Arr y = x;
+    for (auto& v : y) v = f(v);
+    return y;
+  };
+  const TD t(x);
+  CHECK(all_close(tg::sin(t).value(), each([](double v) { return std::sin(v); }), 0.0));
+  CHECK(all_close(tg::cos(t).value(), each([](double v) { return std::cos(v); }), 0.0));
+  CHECK(all_close(tg::expm1(t).value(), each([](double v) { return std::expm1(v); }), 0.0));
+  CHECK(all_close(tg::erf(t).value(), each([](double v) { return std::erf(v); }), 0.0));
+  const Arr above = xt::maximum(x, -0.999);   // log1p's domain
+  CHECK(all_close(tg::log1p(TD(above)).value(), Arr(xt::log1p(above)), 0.0));
+  // softplus: log(1 + e^x) without overflow at 40 (and exact where e^x is negligible).
+  CHECK(all_close(tg::softplus(t).value(), each([](double v) { return std::log(1 + std::exp(v)); }), 1e-15));
+  CHECK(tg::softplus(TD(Arr{1000.0})).value()(0) == 1000.0);
+  CHECK(all_close(tg::leaky_relu(t, 0.1).value(), each([](double v) { return v > 0 ? v : 0.1 * v; }), 0.0));
+  CHECK(all_close(tg::elu(t, 2.0).value(), each([](double v) { return v > 0 ? v : 2.0 * std::expm1(v); }), 0.0));
+  // gelu, the erf form: x Phi(x).
+  CHECK(all_close(tg::gelu(t).value(), each([](double v) { return v * 0.5 * std::erfc(-v / std::sqrt(2.0)); }), 1e-15));
+  // float runs the same formulas in float.
+  const TF f(xt::xarray<float>(xt::cast<float>(x)));
+  CHECK(all_close(tg::gelu(f).value(), tg::gelu(t).value(), 1e-6));
+  CHECK(all_close(tg::softplus(f).value(), tg::softplus(t).value(), 1e-5));
+  // Gradients in double against finite differences (the every-op forward-mode test checks second
+  // derivatives and both modes).
+  check_gradients([](const Inputs& in) {
+    return tg::sin(in[0]) + tg::cos(in[0]) * tg::erf(in[0]) + tg::gelu(in[0]) + tg::softplus(in[0]) * tg::expm1(in[0]) +
+           tg::elu(in[0]) + tg::leaky_relu(in[0]) + tg::log1p(in[0] * in[0]);
+  }, {leaf({3, 4}, 1500, -2.0, 2.0)});
+}
