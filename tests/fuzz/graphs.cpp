@@ -46,6 +46,15 @@ TD apply(const Step& s, const std::vector<TD>& v, const Graph& g, const std::vec
     case Op::tanh: return tanh(a(0));
     case Op::sigmoid: return sigmoid(a(0));
     case Op::relu: return relu(a(0));
+    case Op::sin: return sin(a(0));
+    case Op::cos: return cos(a(0));
+    case Op::log1p: return log1p(a(0));
+    case Op::expm1: return expm1(a(0));
+    case Op::softplus: return softplus(a(0));
+    case Op::leaky_relu: return leaky_relu(a(0), s.scalar);
+    case Op::elu: return elu(a(0), s.scalar);
+    case Op::erf: return erf(a(0));
+    case Op::gelu: return gelu(a(0));
     case Op::add: return add(a(0), a(1));
     case Op::sub: return sub(a(0), a(1));
     case Op::mul: return mul(a(0), a(1));
@@ -109,6 +118,7 @@ std::string expression(const Step& s) {
     case Op::add_scalar: return "tg::add(" + a(0) + ", " + number(s.scalar) + ")";
     case Op::mul_scalar: return "tg::mul(" + a(0) + ", " + number(s.scalar) + ")";
     case Op::rdiv_scalar: return "tg::rdiv(" + number(s.scalar) + ", " + a(0) + ")";
+    case Op::leaky_relu: case Op::elu: return "tg::" + op_name(s.op) + "(" + a(0) + ", " + number(s.scalar) + ")";
     case Op::sum: case Op::mean: case Op::max:
       return "tg::" + op_name(s.op) + "(" + a(0) + ", tg::Axes" + list(s.ints) + ", " + keep + ")";
     case Op::sum_all: case Op::mean_all: case Op::max_all:
@@ -326,7 +336,8 @@ class Builder {
 
   bool draw_op() {
     static const Op ops[] = {Op::neg, Op::exp, Op::log, Op::sqrt, Op::pow, Op::abs, Op::tanh, Op::sigmoid,
-                             Op::relu, Op::add, Op::sub, Op::mul, Op::div, Op::add_scalar, Op::mul_scalar,
+                             Op::relu, Op::sin, Op::cos, Op::log1p, Op::expm1, Op::softplus, Op::leaky_relu,
+                             Op::elu, Op::erf, Op::gelu, Op::add, Op::sub, Op::mul, Op::div, Op::add_scalar, Op::mul_scalar,
                              Op::rdiv_scalar, Op::sum, Op::mean, Op::max, Op::sum_all, Op::mean_all,
                              Op::max_all, Op::reshape, Op::transpose, Op::broadcast_to, Op::slice, Op::concat,
                              Op::pad, Op::matmul, Op::conv2d, Op::avg_pool2d, Op::max_pool2d, Op::softmax,
@@ -337,10 +348,18 @@ class Builder {
     const Shape sx = shape(x);
     const std::size_t rank = sx.size();
     switch (op) {
-      case Op::neg: case Op::tanh: case Op::sigmoid: case Op::custom:
+      case Op::neg: case Op::tanh: case Op::sigmoid: case Op::custom: case Op::sin: case Op::cos: case Op::erf:
+      case Op::gelu: case Op::softplus:
         emit(Step{op, {x}});
         return true;
-      case Op::exp:
+      case Op::log1p:
+        emit(Step{op, {positive(x)}});
+        return true;
+      case Op::leaky_relu: case Op::elu:
+        if (min_abs(x) < kink_margin) return false;
+        emit(Step{op, {x}, {}, {}, op == Op::leaky_relu ? uniform(0.05, 0.5) : uniform(0.5, 2)});
+        return true;
+      case Op::exp: case Op::expm1:
         if (max_abs(x) > 4) return false;
         emit(Step{op, {x}});
         return true;
@@ -634,7 +653,8 @@ Arr drop_last(const Arr& a, std::size_t axis) {
 
 std::string op_name(Op op) {
   static const char* names[] = {"input", "constant", "neg", "exp", "log", "sqrt", "pow", "abs", "tanh",
-                                "sigmoid", "relu", "add", "sub", "mul", "div", "add_scalar", "mul_scalar",
+                                "sigmoid", "relu", "sin", "cos", "log1p", "expm1", "softplus", "leaky_relu", "elu",
+                                "erf", "gelu", "add", "sub", "mul", "div", "add_scalar", "mul_scalar",
                                 "rdiv_scalar", "sum", "mean", "max", "sum_all", "mean_all", "max_all",
                                 "reshape", "transpose", "broadcast_to", "slice", "concat", "pad", "matmul",
                                 "conv2d", "avg_pool2d", "max_pool2d", "softmax", "log_softmax", "mse_loss",
