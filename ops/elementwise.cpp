@@ -495,6 +495,71 @@ Tensor<T> gelu(const Tensor<T>& x) {
                    }, Saved::inputs, diagonal<T>);
 }
 
+namespace {
+
+// Where maximum(a, b) (or minimum) takes a: 1, or 1/2 on a tie (the gradient split evenly, as
+// PyTorch does); the NaN side wins. Of the broadcast shape; b's share is this one's complement.
+template <class T>
+Tensor<T> share_of_first(const char* op, const Tensor<T>& a, const Tensor<T>& b, bool maximum) {
+  return Tensor<T>(zip(op, a.value(), b.value(), [maximum](T x, T y) {
+    if (std::isnan(x)) return T(1);
+    if (std::isnan(y)) return T(0);
+    if (x == y) return T(0.5);
+    return (maximum ? x > y : x < y) ? T(1) : T(0);
+  }));
+}
+
+// maximum or minimum, recorded: both share one VJP and one rule, through the share of a.
+template <class T>
+Tensor<T> extremum(const char* op, const Tensor<T>& a, const Tensor<T>& b, bool maximum) {
+  check_defined<T>(op, {&a, &b});
+  OutputState<T> out = zip(op, a.value(), b.value(), [maximum](T x, T y) {
+    if (std::isnan(x) || std::isnan(y)) return std::isnan(x) ? x : y;   // NaN propagates
+    return (maximum ? x > y : x < y) ? x : y;
+  });
+  const auto vjp = [op, maximum](const VjpArgs<T>& g) {
+    const Tensor<T> first = share_of_first(op, g.input(0), g.input(1), maximum);
+    return Grads<T>{g.needs_grad(0) ? to_input(g.grad * first, g, 0) : Tensor<T>(),
+                    g.needs_grad(1) ? to_input(g.grad * (T(1) - first), g, 1) : Tensor<T>()};
+  };
+  const auto jvp = takes_batch([op, maximum](const JvpArgs<T>& j) {
+    const Tensor<T> first = share_of_first(op, j.inputs[0], j.inputs[1], maximum);
+    return tangent_sum(j.has_tangent(0) ? tangent(j, 0) * first : Tensor<T>(),
+                       j.has_tangent(1) ? tangent(j, 1) * (T(1) - first) : Tensor<T>(), j);
+  });
+  return record_output<T>(op, {&a, &b}, std::move(out), vjp, Saved::inputs, jvp);
+}
+
+}  // namespace
+
+// y = max(a, b) elementwise (broadcast);  da = sum_to(grad * s, a.shape), db = sum_to(grad * (1 - s), b.shape)
+//   with s = 1 where a > b, 1/2 on a tie, 0 where a < b;  ty = ta s + tb (1 - s)
+template <class T>
+Tensor<T> maximum(const Tensor<T>& a, const Tensor<T>& b) {
+  return extremum("maximum", a, b, true);
+}
+
+// y = min(a, b) elementwise (broadcast);  as maximum with s = 1 where a < b
+template <class T>
+Tensor<T> minimum(const Tensor<T>& a, const Tensor<T>& b) {
+  return extremum("minimum", a, b, false);
+}
+
+// y = x limited to [lo, hi];  dx = grad where lo <= x <= hi, else 0;  ty = t where lo <= x <= hi
+template <class T>
+Tensor<T> clamp(const Tensor<T>& x, scalar_t<T> lo, scalar_t<T> hi) {
+  constexpr char op[] = "clamp";
+  check_defined<T>(op, {&x});
+  if (!(lo <= hi))
+    throw_value_error(op, "the lower bound " + std::to_string(lo) + " is above the upper bound " + std::to_string(hi) +
+                              " (or one is NaN)");
+  return record_output<T>(op, {&x}, map(x.value(), [lo, hi](T v) { return v < lo ? lo : v > hi ? hi : v; }),
+                   [lo, hi](const VjpArgs<T>& g) {
+                     Tensor<T> inside(map(g.input(0).value(), [lo, hi](T v) { return lo <= v && v <= hi ? T(1) : T(0); }));
+                     return Grads<T>{g.grad * inside};
+                   }, Saved::inputs, diagonal<T>);
+}
+
 // Explicit instantiations: the kernels compile here once, not in users' code.
 template Tensor<float> add(const Tensor<float>&, const Tensor<float>&);
 template Tensor<float> sub(const Tensor<float>&, const Tensor<float>&);
@@ -521,6 +586,9 @@ template Tensor<float> leaky_relu(const Tensor<float>&, scalar_t<float>);
 template Tensor<float> elu(const Tensor<float>&, scalar_t<float>);
 template Tensor<float> erf(const Tensor<float>&);
 template Tensor<float> gelu(const Tensor<float>&);
+template Tensor<float> maximum(const Tensor<float>&, const Tensor<float>&);
+template Tensor<float> minimum(const Tensor<float>&, const Tensor<float>&);
+template Tensor<float> clamp(const Tensor<float>&, scalar_t<float>, scalar_t<float>);
 template Tensor<double> add(const Tensor<double>&, const Tensor<double>&);
 template Tensor<double> sub(const Tensor<double>&, const Tensor<double>&);
 template Tensor<double> mul(const Tensor<double>&, const Tensor<double>&);
@@ -546,5 +614,8 @@ template Tensor<double> leaky_relu(const Tensor<double>&, scalar_t<double>);
 template Tensor<double> elu(const Tensor<double>&, scalar_t<double>);
 template Tensor<double> erf(const Tensor<double>&);
 template Tensor<double> gelu(const Tensor<double>&);
+template Tensor<double> maximum(const Tensor<double>&, const Tensor<double>&);
+template Tensor<double> minimum(const Tensor<double>&, const Tensor<double>&);
+template Tensor<double> clamp(const Tensor<double>&, scalar_t<double>, scalar_t<double>);
 
 }  // namespace tapegrad

@@ -38,6 +38,12 @@ template <class T> Tensor<T> elu(const Tensor<T>& x, scalar_t<T> alpha = scalar_
 template <class T> Tensor<T> erf(const Tensor<T>& x);
 // x Phi(x), Phi the standard normal's distribution function (the erf form, not tanh's approximation)
 template <class T> Tensor<T> gelu(const Tensor<T>& x);
+// Elementwise maximum and minimum of two tensors (broadcast); a tie splits the gradient evenly,
+// a NaN propagates.
+template <class T> Tensor<T> maximum(const Tensor<T>& a, const Tensor<T>& b);
+template <class T> Tensor<T> minimum(const Tensor<T>& a, const Tensor<T>& b);
+// x limited to [lo, hi] (lo <= hi); the gradient passes where lo <= x <= hi
+template <class T> Tensor<T> clamp(const Tensor<T>& x, scalar_t<T> lo, scalar_t<T> hi);
 
 template <class T> Tensor<T> operator+(const Tensor<T>& a, const Tensor<T>& b) { return add(a, b); }
 template <class T> Tensor<T> operator-(const Tensor<T>& a, const Tensor<T>& b) { return sub(a, b); }

@@ -213,3 +213,35 @@ TEST_CASE("sin, cos, log1p, expm1, softplus, leaky_relu, elu, erf, gelu: values 
            tg::elu(in[0]) + tg::leaky_relu(in[0]) + tg::log1p(in[0] * in[0]);
   }, {leaf({3, 4}, 1500, -2.0, 2.0)});
 }
+
+TEST_CASE("maximum, minimum and clamp: values, NaN, ties that split the gradient, bad bounds") {
+  const TD a(Arr{1.0, -2.0, 3.0, 0.5}, true), b(Arr{0.5, -1.0, 3.0, 0.5}, true);
+  CHECK(all_close(tg::maximum(a, b).value(), Arr{1.0, -1.0, 3.0, 0.5}, 0.0));
+  CHECK(all_close(tg::minimum(a, b).value(), Arr{0.5, -2.0, 3.0, 0.5}, 0.0));
+  {
+    // Where a and b tie, each gets half of the gradient.
+    tg::Tape tape;
+    tg::sum(tg::maximum(a, b) * TD(Arr{1.0, 2.0, 4.0, 8.0})).backward();
+    CHECK(all_close(a.grad(), Arr{1.0, 0.0, 2.0, 4.0}, 0.0));
+    CHECK(all_close(b.grad(), Arr{0.0, 2.0, 2.0, 4.0}, 0.0));
+  }
+  // NaN propagates from either side.
+  const double nan = std::nan("");
+  const Arr m = tg::maximum(TD(Arr{nan, 1.0}), TD(Arr{1.0, nan})).value();
+  CHECK((std::isnan(m(0)) && std::isnan(m(1))));
+  // Broadcasting, and the gradients against finite differences (no ties).
+  check_gradients([](const Inputs& in) { return tg::maximum(in[0], in[1]) * tg::minimum(in[1], in[0] * 2.0); },
+                  {leaf({2, 3}, 1600), leaf({3}, 1601)});
+  // clamp: the gradient passes where lo <= x <= hi (the bounds included, as PyTorch's).
+  const TD x(Arr{-2.0, -1.0, 0.0, 1.0, 2.0}, true);
+  CHECK(all_close(tg::clamp(x, -1.0, 1.0).value(), Arr{-1.0, -1.0, 0.0, 1.0, 1.0}, 0.0));
+  {
+    tg::Tape tape;
+    tg::sum(tg::clamp(x, -1.0, 1.0)).backward();
+    CHECK(all_close(x.grad(), Arr{0.0, 1.0, 1.0, 1.0, 0.0}, 0.0));
+  }
+  CHECK_THROWS_WITH_AS(tg::clamp(x, 1.0, -1.0), doctest::Contains("clamp: the lower bound 1.000000 is above the upper bound -1.000000"),
+                       tg::ValueError);
+  CHECK_THROWS_WITH_AS(tg::maximum(TD(Arr{1.0, 2.0}), TD(Arr{1.0, 2.0, 3.0})),
+                       doctest::Contains("maximum: shapes (2) and (3) do not broadcast"), tg::ShapeError);
+}
