@@ -55,6 +55,9 @@ TD apply(const Step& s, const std::vector<TD>& v, const Graph& g, const std::vec
     case Op::elu: return elu(a(0), s.scalar);
     case Op::erf: return erf(a(0));
     case Op::gelu: return gelu(a(0));
+    case Op::maximum: return maximum(a(0), a(1));
+    case Op::minimum: return minimum(a(0), a(1));
+    case Op::clamp: return clamp(a(0), -s.scalar, s.scalar);
     case Op::add: return add(a(0), a(1));
     case Op::sub: return sub(a(0), a(1));
     case Op::mul: return mul(a(0), a(1));
@@ -119,6 +122,7 @@ std::string expression(const Step& s) {
     case Op::mul_scalar: return "tg::mul(" + a(0) + ", " + number(s.scalar) + ")";
     case Op::rdiv_scalar: return "tg::rdiv(" + number(s.scalar) + ", " + a(0) + ")";
     case Op::leaky_relu: case Op::elu: return "tg::" + op_name(s.op) + "(" + a(0) + ", " + number(s.scalar) + ")";
+    case Op::clamp: return "tg::clamp(" + a(0) + ", " + number(-s.scalar) + ", " + number(s.scalar) + ")";
     case Op::sum: case Op::mean: case Op::max:
       return "tg::" + op_name(s.op) + "(" + a(0) + ", tg::Axes" + list(s.ints) + ", " + keep + ")";
     case Op::sum_all: case Op::mean_all: case Op::max_all:
@@ -337,7 +341,7 @@ class Builder {
   bool draw_op() {
     static const Op ops[] = {Op::neg, Op::exp, Op::log, Op::sqrt, Op::pow, Op::abs, Op::tanh, Op::sigmoid,
                              Op::relu, Op::sin, Op::cos, Op::log1p, Op::expm1, Op::softplus, Op::leaky_relu,
-                             Op::elu, Op::erf, Op::gelu, Op::add, Op::sub, Op::mul, Op::div, Op::add_scalar, Op::mul_scalar,
+                             Op::elu, Op::erf, Op::gelu, Op::maximum, Op::minimum, Op::clamp, Op::add, Op::sub, Op::mul, Op::div, Op::add_scalar, Op::mul_scalar,
                              Op::rdiv_scalar, Op::sum, Op::mean, Op::max, Op::sum_all, Op::mean_all,
                              Op::max_all, Op::reshape, Op::transpose, Op::broadcast_to, Op::slice, Op::concat,
                              Op::pad, Op::matmul, Op::conv2d, Op::avg_pool2d, Op::max_pool2d, Op::softmax,
@@ -359,6 +363,22 @@ class Builder {
         if (min_abs(x) < kink_margin) return false;
         emit(Step{op, {x}, {}, {}, op == Op::leaky_relu ? uniform(0.05, 0.5) : uniform(0.5, 2)});
         return true;
+      case Op::clamp: {
+        // Bounds -c and c, every element away from both (the gradient steps there).
+        const double c = uniform(0.2, 2);
+        for (double v : value(x))
+          if (std::abs(std::abs(v) - c) < kink_margin) return false;
+        emit(Step{op, {x}, {}, {}, c});
+        return true;
+      }
+      case Op::maximum: case Op::minimum: {
+        std::size_t y = operand();
+        if (shape(y) != sx || chance(0.5)) y = new_constant(broadcastable(sx));
+        if (chance(0.5)) std::swap(x, y);
+        if (xt::amin(xt::abs(value(x) - value(y)))() < kink_margin) return false;   // no ties
+        emit(Step{op, {x, y}});
+        return true;
+      }
       case Op::exp: case Op::expm1:
         if (max_abs(x) > 4) return false;
         emit(Step{op, {x}});
@@ -654,7 +674,7 @@ Arr drop_last(const Arr& a, std::size_t axis) {
 std::string op_name(Op op) {
   static const char* names[] = {"input", "constant", "neg", "exp", "log", "sqrt", "pow", "abs", "tanh",
                                 "sigmoid", "relu", "sin", "cos", "log1p", "expm1", "softplus", "leaky_relu", "elu",
-                                "erf", "gelu", "add", "sub", "mul", "div", "add_scalar", "mul_scalar",
+                                "erf", "gelu", "maximum", "minimum", "clamp", "add", "sub", "mul", "div", "add_scalar", "mul_scalar",
                                 "rdiv_scalar", "sum", "mean", "max", "sum_all", "mean_all", "max_all",
                                 "reshape", "transpose", "broadcast_to", "slice", "concat", "pad", "matmul",
                                 "conv2d", "avg_pool2d", "max_pool2d", "softmax", "log_softmax", "mse_loss",

@@ -18,7 +18,7 @@ using TD = Tensor<double>;
 enum class Op {
   input, constant,                                                  // sources
   neg, exp, log, sqrt, pow, abs, tanh, sigmoid, relu,               // elementwise
-  sin, cos, log1p, expm1, softplus, leaky_relu, elu, erf, gelu,
+  sin, cos, log1p, expm1, softplus, leaky_relu, elu, erf, gelu, maximum, minimum, clamp,
   add, sub, mul, div, add_scalar, mul_scalar, rdiv_scalar,
   sum, mean, max, sum_all, mean_all, max_all,                       // reductions
   reshape, transpose, broadcast_to, slice, concat, pad,             // shape
