@@ -166,6 +166,53 @@ Function<T> gradient_of(const std::function<Tensor<T>(const Tensors<T>&)>& f, co
   };
 }
 
+// Zero Jacobian blocks: blocks[j][i] of shape (outs[j]..., primal i...).
+template <class T>
+std::vector<std::vector<xt::xarray<T>>> zero_blocks(const std::vector<Shape>& outs, const Tensors<T>& primals) {
+  std::vector<std::vector<xt::xarray<T>>> blocks(outs.size());
+  for (std::size_t j = 0; j < outs.size(); ++j)
+    for (const Tensor<T>& p : primals) blocks[j].push_back(block<T>(outs[j], p.shape()));
+  return blocks;
+}
+
+template <class T>
+std::vector<Tensors<T>> tensors_of(std::vector<std::vector<xt::xarray<T>>>&& blocks) {
+  std::vector<Tensors<T>> jacobian(blocks.size());
+  for (std::size_t j = 0; j < blocks.size(); ++j)
+    for (auto& b : blocks[j]) jacobian[j].push_back(Tensor<T>(std::move(b)));
+  return jacobian;
+}
+
+// The Jacobians of f, whose outputs have shapes `outs`, by forward mode: the unit tangents of
+// every primal element as batches, one evaluation of f per batch (jacfwd; hessian, of the
+// gradient). Tangent j of a batch is (count, output j...): column first + b of each block j.
+template <class T>
+std::vector<Tensors<T>> forward_jacobian(const char* op, const Function<T>& f, const Tensors<T>& primals,
+                                         const std::vector<Shape>& outs) {
+  const std::vector<Shape> in_shapes = shapes_of(primals);
+  const std::size_t columns = elements(in_shapes);
+  std::vector<std::vector<xt::xarray<T>>> blocks = zero_blocks(outs, primals);
+  const std::size_t per_batch = seeds_per_batch(columns, std::max(columns, elements(outs)));
+  for (std::size_t first = 0; first < columns; first += per_batch) {
+    const std::size_t count = std::min(per_batch, columns - first);
+    const JvpResult<T> r = detail::batched_jvp<T>(f, primals, unit_seeds<T>(in_shapes, first, count), count);
+    if (r.tangents.size() != outs.size())
+      throw_usage_error(op, "the function returned " + std::to_string(outs.size()) + " outputs, then " +
+                                std::to_string(r.tangents.size()));
+    for (std::size_t j = 0; j < outs.size(); ++j) {
+      const T* t = r.tangents[j].value().data();
+      const std::size_t rows = elements(outs[j]);
+      for (std::size_t b = 0; b < count; ++b) {
+        std::size_t column = first + b, i = 0;
+        while (column >= primals[i].size()) column -= primals[i++].size();
+        const std::size_t n = primals[i].size();
+        for (std::size_t o = 0; o < rows; ++o) blocks[j][i].data()[o * n + column] = t[b * rows + o];
+      }
+    }
+  }
+  return tensors_of(std::move(blocks));
+}
+
 }  // namespace
 
 template <class T>
@@ -177,21 +224,13 @@ std::vector<Tensors<T>> jacrev(const Function<T>& f, const Tensors<T>& primals) 
   const Tensors<T> xs = leaves_of(primals);
   const Tensors<T> ys = f(xs);
   const std::vector<Shape> out_shapes = shapes_of(ys);
-  const std::size_t rows = elements(out_shapes);
-  std::vector<std::vector<xt::xarray<T>>> blocks(out_shapes.size());
-  for (std::size_t j = 0; j < out_shapes.size(); ++j)
-    for (const Tensor<T>& p : primals) blocks[j].push_back(block<T>(out_shapes[j], p.shape()));
-  const auto result = [&blocks] {
-    std::vector<Tensors<T>> jacobian(blocks.size());
-    for (std::size_t j = 0; j < blocks.size(); ++j)
-      for (auto& b : blocks[j]) jacobian[j].push_back(Tensor<T>(std::move(b)));
-    return jacobian;
-  };
-  if (rows == 0 || primals.empty()) return result();
+  const std::size_t rows = elements(out_shapes), columns = elements(shapes_of(primals));
+  std::vector<std::vector<xt::xarray<T>>> blocks = zero_blocks(out_shapes, primals);
+  if (rows == 0 || primals.empty()) return tensors_of(std::move(blocks));
   // Batches pay where the ops are small (their per-op cost is shared by the batch). Where there
   // are few rows, or each row's walk already works on thousands of elements, one walk per row over
   // one recording does the same arithmetic without evaluating f and its backward again per batch.
-  if (rows <= 4 || std::max(rows, elements(shapes_of(primals))) > 1024) {
+  if (rows <= 4 || std::max(rows, columns) > 1024) {
     for (std::size_t j = 0; j < ys.size(); ++j) {
       const bool recorded = ys[j].requires_grad() && !ys[j].is_leaf();
       for (std::size_t e = 0; e < ys[j].size(); ++e) {
@@ -202,7 +241,7 @@ std::vector<Tensors<T>> jacrev(const Function<T>& f, const Tensors<T>& primals) 
           std::copy(row[i].value().begin(), row[i].value().end(), blocks[j][i].data() + e * xs[i].size());
       }
     }
-    return result();
+    return tensors_of(std::move(blocks));
   }
   // J^T c is linear in the cotangents c: forward mode over the reverse-mode gradient with respect
   // to c, the unit cotangents as batches, gives many rows per backward pass.
@@ -229,7 +268,7 @@ std::vector<Tensors<T>> jacrev(const Function<T>& f, const Tensors<T>& primals) 
   };
   Tensors<T> zero_cotangents;
   for (const Shape& s : out_shapes) zero_cotangents.push_back(Tensor<T>(xt::xarray<T>(xt::zeros<T>(s))));
-  const std::size_t per_batch = seeds_per_batch(rows, std::max(rows, elements(shapes_of(primals))));
+  const std::size_t per_batch = seeds_per_batch(rows, std::max(rows, columns));
   for (std::size_t first = 0; first < rows; first += per_batch) {
     const std::size_t count = std::min(per_batch, rows - first);
     const JvpResult<T> r = detail::batched_jvp<T>(pullback, zero_cotangents, unit_seeds<T>(out_shapes, first, count), count);
@@ -244,42 +283,14 @@ std::vector<Tensors<T>> jacrev(const Function<T>& f, const Tensors<T>& primals) 
       }
     }
   }
-  return result();
+  return tensors_of(std::move(blocks));
 }
 
 template <class T>
 std::vector<Tensors<T>> jacfwd(const Function<T>& f, const Tensors<T>& primals) {
   if (!f) throw_usage_error("jacfwd", "the function is empty");
   check_primals("jacfwd", primals);
-  const std::vector<Shape> in_shapes = shapes_of(primals);
-  const std::size_t columns = elements(in_shapes);
-  const Tensors<T> outs = outputs_of(f, primals);
-  std::vector<std::vector<xt::xarray<T>>> blocks(outs.size());
-  for (std::size_t j = 0; j < outs.size(); ++j)
-    for (const Tensor<T>& p : primals) blocks[j].push_back(block<T>(outs[j].shape(), p.shape()));
-  // The unit tangents as batches: one forward-mode evaluation per batch.
-  const std::size_t per_batch = seeds_per_batch(columns, std::max(columns, elements(shapes_of(outs))));
-  for (std::size_t first = 0; first < columns; first += per_batch) {
-    const std::size_t count = std::min(per_batch, columns - first);
-    const JvpResult<T> r = detail::batched_jvp<T>(f, primals, unit_seeds<T>(in_shapes, first, count), count);
-    if (r.tangents.size() != outs.size())
-      throw_usage_error("jacfwd", "the function returned " + std::to_string(outs.size()) + " outputs, then " +
-                                      std::to_string(r.tangents.size()));
-    for (std::size_t j = 0; j < outs.size(); ++j) {
-      const T* t = r.tangents[j].value().data();   // (count, output j...)
-      const std::size_t rows = outs[j].size();
-      for (std::size_t b = 0; b < count; ++b) {
-        std::size_t column = first + b, i = 0;
-        while (column >= primals[i].size()) column -= primals[i++].size();
-        const std::size_t n = primals[i].size();
-        for (std::size_t o = 0; o < rows; ++o) blocks[j][i].data()[o * n + column] = t[b * rows + o];
-      }
-    }
-  }
-  std::vector<Tensors<T>> jacobian(blocks.size());
-  for (std::size_t j = 0; j < blocks.size(); ++j)
-    for (auto& b : blocks[j]) jacobian[j].push_back(Tensor<T>(std::move(b)));
-  return jacobian;
+  return forward_jacobian("jacfwd", f, primals, shapes_of(outputs_of(f, primals)));
 }
 
 template <class T>
@@ -294,33 +305,9 @@ template <class T>
 std::vector<Tensors<T>> hessian(const std::function<Tensor<T>(const Tensors<T>&)>& f, const Tensors<T>& primals) {
   if (!f) throw_usage_error("hessian", "the function is empty");
   check_primals("hessian", primals);
-  const std::vector<Shape> shapes = shapes_of(primals);
-  const std::size_t columns = elements(shapes);
-  std::vector<std::vector<xt::xarray<T>>> blocks(primals.size());
-  for (std::size_t i = 0; i < primals.size(); ++i)
-    for (const Tensor<T>& p : primals) blocks[i].push_back(block<T>(primals[i].shape(), p.shape()));
-  // The Hessian-vector products with unit vectors as batches: one evaluation of the gradient
-  // under forward mode per batch. Tangent i is (count, primal i...): column first + b of H's rows
-  // for primal i.
-  const Function<T> gradient = gradient_of(f, "hessian");
-  const std::size_t per_batch = seeds_per_batch(columns, columns);
-  for (std::size_t first = 0; first < columns; first += per_batch) {
-    const std::size_t count = std::min(per_batch, columns - first);
-    const JvpResult<T> r = detail::batched_jvp<T>(gradient, primals, unit_seeds<T>(shapes, first, count), count);
-    for (std::size_t b = 0; b < count; ++b) {
-      std::size_t column = first + b, k = 0;
-      while (column >= primals[k].size()) column -= primals[k++].size();
-      const std::size_t n = primals[k].size();
-      for (std::size_t i = 0; i < primals.size(); ++i) {
-        const T* t = r.tangents[i].value().data() + b * primals[i].size();
-        for (std::size_t o = 0, rows = primals[i].size(); o < rows; ++o) blocks[i][k].data()[o * n + column] = t[o];
-      }
-    }
-  }
-  std::vector<Tensors<T>> h(primals.size());
-  for (std::size_t i = 0; i < primals.size(); ++i)
-    for (auto& b : blocks[i]) h[i].push_back(Tensor<T>(std::move(b)));
-  return h;
+  // The Hessian-vector products with every unit vector, as batches: the Jacobian of the gradient
+  // by forward mode (its outputs have the primals' shapes).
+  return forward_jacobian("hessian", gradient_of(f, "hessian"), primals, shapes_of(primals));
 }
 
 template std::vector<Tensor<float>> grad(const std::vector<Tensor<float>>&, const std::vector<Tensor<float>>&,
