@@ -15,23 +15,10 @@ ForwardLevel::~ForwardLevel() { thread_state().forward = previous_; }
 
 bool forward_active() { return thread_state().forward != nullptr; }
 
-NoTangents::NoTangents() : levels_(thread_state().forward) { thread_state().forward = nullptr; }
+NoTangents::NoTangents(ForwardLevel* kept) : levels_(thread_state().forward) { thread_state().forward = kept; }
 NoTangents::~NoTangents() { thread_state().forward = levels_; }
 
 namespace {
-
-// A level and those inside it suspended while it computes a tangent: the ops of a rule or of a VJP
-// carry tangents of the outer levels only.
-class Suspend {
- public:
-  explicit Suspend(const ForwardLevel& level) : level_(thread_state().forward) { thread_state().forward = level.outer(); }
-  ~Suspend() { thread_state().forward = level_; }
-  Suspend(const Suspend&) = delete;
-  Suspend& operator=(const Suspend&) = delete;
-
- private:
-  ForwardLevel* level_;
-};
 
 // sum_i <a_i, t_i> as one recorded op (core uses no op): its gradient with respect to a_i is t_i.
 template <class T>
@@ -151,7 +138,7 @@ void forward_tangent(ForwardLevel& level, const std::string& op, InputSpan<T> in
   if (!any) return;
   std::vector<Tensor<T>> tangents(inputs.size());
   for (std::size_t i = 0; i < inputs.size(); ++i) tangents[i] = level.get(inputs[i]);
-  Suspend suspend(level);
+  NoTangents suspend(level.outer());   // this level and those inside it: the rule's ops carry outer tangents only
   const Tensor<T> output(out);
   const std::size_t batch = level.batch;
   std::vector<Tensor<T>> in;

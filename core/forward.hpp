@@ -87,10 +87,11 @@ bool forward_active();
 
 struct ForwardLevel;
 // Forward mode suspended on this thread while alive: what is computed meanwhile carries no
-// tangent (a constant, as tg::NoGrad makes one for reverse mode: softmax's shift).
+// tangent (a constant, as tg::NoGrad makes one for reverse mode: softmax's shift), or only the
+// tangents of `kept` and the levels outside it (a level computing its own tangents).
 class NoTangents {
  public:
-  NoTangents();
+  explicit NoTangents(ForwardLevel* kept = nullptr);
   ~NoTangents();
   NoTangents(const NoTangents&) = delete;
   NoTangents& operator=(const NoTangents&) = delete;
