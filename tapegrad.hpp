@@ -17,6 +17,7 @@
 #include "ops/conv.hpp"
 #include "ops/pool.hpp"
 #include "ops/nn.hpp"
+#include "ops/index.hpp"
 #include "transforms/transforms.hpp"
 #include "layers/init.hpp"
 #include "layers/module.hpp"

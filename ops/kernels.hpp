@@ -4,6 +4,7 @@
 #define TAPEGRAD_OPS_KERNELS_HPP
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -99,7 +100,6 @@ void copy_strided(const Shape& shape, const T* src, const Strides& src_strides,
                [&](std::ptrdiff_t s, std::ptrdiff_t d) { dst[d] = src[s]; });
 }
 
-// An array of `shape` with uninitialised elements.
 // Batches of tangents (JvpArgs::batch; defined in shape.cpp). lift_batch: (batch, shape...) with
 // axes of 1 inserted after the batch axis up to `rank` axes after it, ready to broadcast against
 // arrays of up to `rank` axes. merge_batch: the batch merged into the next axis,
@@ -112,6 +112,25 @@ Tensor<T> merge_batch(const Tensor<T>& t);
 template <class T>
 Tensor<T> split_batch(const Tensor<T>& t, std::size_t batch);
 
+// Gathers by flat position, and its adjoint (defined in index.cpp): gather_flat records `names.gather`,
+// y.flat[i] = x.flat[positions[i]], y of `shape`; scatter_add_flat records `names.scatter`, zeros
+// of `input_shape` with grad.flat[i] added at positions[i]. Each is the other's VJP and, being
+// linear, its own JVP. With batch > 0, x (grad) has a leading axis of that many seeds, each
+// gathered (scattered) alike. Ops that pick elements by index (index_select, take_along_axis,
+// gather, max_pool2d) compute the positions, then record through these.
+struct FlatIndexNames {
+  const char* gather;
+  const char* scatter;
+};
+using Positions = std::shared_ptr<const std::vector<std::size_t>>;
+template <class T>
+Tensor<T> gather_flat(FlatIndexNames names, const Tensor<T>& x, Positions positions, const Shape& shape,
+                      std::size_t batch = 0);
+template <class T>
+Tensor<T> scatter_add_flat(FlatIndexNames names, const Tensor<T>& grad, Positions positions, const Shape& input_shape,
+                           std::size_t batch = 0);
+
+// An array of `shape` with uninitialised elements.
 template <class T>
 xt::xarray<T> empty_array(const Shape& shape) {
   return xt::xarray<T>::from_shape(shape);

@@ -114,56 +114,8 @@ Tensor<T> avg_pool2d_backward(const Tensor<T>& grad, const Shape& input_shape, S
   }));
 }
 
-// For a batch of tangents (JvpArgs::batch): the positions repeated per seed, each seed's offset by
-// the input's size; and a shape with the batch axis in front.
-inline std::shared_ptr<const std::vector<std::size_t>> batched_index(const std::vector<std::size_t>& index,
-                                                                     std::size_t batch, std::size_t input_count) {
-  auto out = std::make_shared<std::vector<std::size_t>>();
-  out->reserve(batch * index.size());
-  for (std::size_t b = 0; b < batch; ++b)
-    for (const std::size_t i : index) out->push_back(b * input_count + i);
-  return out;
-}
-inline Shape batched(Shape shape, std::size_t batch) {
-  shape.insert(shape.begin(), batch);
-  return shape;
-}
-
-// The elements at fixed flat positions of an input of `input_shape`, as an array of `shape`:
-//   y = x[index];  dx = scatter(dy) (max_pool2d's backward, whose own VJP is this gather);  ty = t[index]
-template <class T>
-Tensor<T> gather(const Tensor<T>& x, std::shared_ptr<const std::vector<std::size_t>> index, const Shape& shape);
-
-// max_pool2d's backward: x = zeros(input_shape), grad added at index;  dgrad = gather(gx);
-//   tx = scatter(tgrad)
-template <class T>
-Tensor<T> scatter(const Tensor<T>& grad, std::shared_ptr<const std::vector<std::size_t>> index, const Shape& input_shape) {
-  xt::xarray<T> x = xt::zeros<T>(input_shape);
-  const T* src = grad.value().data();
-  for (std::size_t i = 0; i < index->size(); ++i) x.data()[(*index)[i]] += src[i];
-  const Shape shape = grad.shape();
-  return record<T>("max_pool2d_backward", {grad}, std::move(x), [index, shape](const VjpArgs<T>& a) {
-    return Grads<T>{gather(a.grad, index, shape)};
-  }, Saved::nothing, takes_batch([index, input_shape](const JvpArgs<T>& j) {
-    if (j.batch == 0) return scatter(j.tangents[0], index, input_shape);
-    return scatter(j.tangents[0], batched_index(*index, j.batch, detail::element_count(input_shape)),
-                   batched(input_shape, j.batch));
-  }));
-}
-
-template <class T>
-Tensor<T> gather(const Tensor<T>& x, std::shared_ptr<const std::vector<std::size_t>> index, const Shape& shape) {
-  xt::xarray<T> y = detail::empty_array<T>(shape);
-  const T* src = x.value().data();
-  for (std::size_t i = 0; i < index->size(); ++i) y.data()[i] = src[(*index)[i]];
-  const Shape input_shape = x.shape();
-  return record<T>("gather", {x}, std::move(y), [index, input_shape](const VjpArgs<T>& a) {
-    return Grads<T>{scatter(a.grad, index, input_shape)};
-  }, Saved::nothing, takes_batch([index, shape, input_shape](const JvpArgs<T>& j) {
-    if (j.batch == 0) return gather(j.tangents[0], index, shape);
-    return gather(j.tangents[0], batched_index(*index, j.batch, detail::element_count(input_shape)), batched(shape, j.batch));
-  }));
-}
+// max_pool2d's selection of each window's maximum, and its adjoint.
+constexpr detail::FlatIndexNames pool_names{"max_pool2d_select", "max_pool2d_backward"};
 
 }  // namespace
 
@@ -249,14 +201,11 @@ Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride) {
       dst[out] = src[in];
     }
   });
+  const detail::Positions positions = std::move(index);
   return record<T>(op, {x}, std::move(y),
-                   [index = std::shared_ptr<const std::vector<std::size_t>>(index), s](const VjpArgs<T>& a) {
-                     return Grads<T>{scatter(a.grad, index, s)};
-                   }, Saved::nothing, takes_batch([index = std::shared_ptr<const std::vector<std::size_t>>(index), shape, s](
-                                          const JvpArgs<T>& j) {
-                     if (j.batch == 0) return gather(j.tangents[0], index, shape);
-                     return gather(j.tangents[0], batched_index(*index, j.batch, detail::element_count(s)),
-                                   batched(shape, j.batch));
+                   [positions, s](const VjpArgs<T>& a) { return Grads<T>{detail::scatter_add_flat(pool_names, a.grad, positions, s)}; },
+                   Saved::nothing, takes_batch([positions, shape](const JvpArgs<T>& j) {
+                     return detail::gather_flat(pool_names, j.tangents[0], positions, shape, j.batch);
                    }));
 }
 
