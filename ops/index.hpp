@@ -31,7 +31,8 @@ Tensor<T> gather(const Tensor<T>& x, std::ptrdiff_t axis, const Index& index);
 // a where cond is true, b elsewhere; cond, a and b broadcast together (NumPy's rules). An element
 // not chosen stays out of the value even if Inf or NaN, and its gradient is exactly 0 (an op
 // before it may still make NaN of that 0: log's gradient at 0 is 0 / 0). cond is usually a
-// comparison of values: tg::where(x.value() > 0.0, x, y).
+// comparison of values: tg::where(x.value() > 0.0, x, y). Call it qualified: unqualified,
+// argument-dependent lookup on cond finds xt::where, a better match.
 template <class T>
 Tensor<T> where(const xt::xarray<bool>& cond, const Tensor<T>& a, const Tensor<T>& b);
 

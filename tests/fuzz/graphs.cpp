@@ -29,6 +29,16 @@ std::vector<std::pair<std::size_t, std::size_t>> pads_of(const Step& s) {
 Axes axes_of(const Step& s) { return Axes(s.ints.begin(), s.ints.end()); }
 std::vector<std::size_t> labels_of(const Step& s) { return std::vector<std::size_t>(s.ints.begin(), s.ints.end()); }
 Reduction reduction_of(const Step& s) { return s.flag ? Reduction::sum : Reduction::mean; }
+Index index_of(const Step& s) {
+  Index index = Index::from_shape(s.shape);
+  std::copy(s.ints.begin() + 1, s.ints.end(), index.begin());
+  return index;
+}
+xt::xarray<bool> cond_of(const Step& s) {
+  xt::xarray<bool> cond = xt::xarray<bool>::from_shape(s.shape);
+  std::transform(s.ints.begin(), s.ints.end(), cond.begin(), [](std::ptrdiff_t c) { return c != 0; });
+  return cond;
+}
 
 // The op of one step on the values of the steps before it.  Mirrors expression() below.
 TD apply(const Step& s, const std::vector<TD>& v, const Graph& g, const std::vector<TD>& inputs,
@@ -92,6 +102,10 @@ TD apply(const Step& s, const std::vector<TD>& v, const Graph& g, const std::vec
     case Op::log_softmax: return log_softmax(a(0), s.ints[0]);
     case Op::mse_loss: return mse_loss(a(0), a(1), reduction_of(s));
     case Op::cross_entropy: return cross_entropy(a(0), labels_of(s), reduction_of(s));
+    case Op::index_select: return index_select(a(0), s.ints[0], std::vector<std::int64_t>(s.ints.begin() + 1, s.ints.end()));
+    case Op::take_along_axis: return take_along_axis(a(0), index_of(s), s.ints[0]);
+    case Op::where: return tapegrad::where(cond_of(s), a(0), a(1));   // qualified: ADL on cond finds xt::where
+    case Op::cumsum: return cumsum(a(0), s.ints[0]);
     case Op::custom: return options.custom(a(0));
   }
   throw std::logic_error("fuzz: unknown op");
@@ -161,6 +175,20 @@ std::string expression(const Step& s) {
     case Op::mse_loss: return "tg::mse_loss(" + a(0) + ", " + a(1) + ", " + reduction + ")";
     case Op::cross_entropy:
       return "tg::cross_entropy(" + a(0) + ", std::vector<std::size_t>" + list(s.ints) + ", " + reduction + ")";
+    case Op::index_select:
+      return "tg::index_select(" + a(0) + ", " + std::to_string(s.ints[0]) + ", {" +
+             list(std::vector<std::ptrdiff_t>(s.ints.begin() + 1, s.ints.end())).substr(1) + ")";
+    case Op::take_along_axis:
+      return "tg::take_along_axis(" + a(0) + ", [] { tg::Index i = tg::Index" +
+             list(std::vector<std::ptrdiff_t>(s.ints.begin() + 1, s.ints.end())) + "; i.reshape(" + list(s.shape) +
+             "); return i; }(), " + std::to_string(s.ints[0]) + ")";
+    case Op::where: {
+      std::string cond;
+      for (const std::ptrdiff_t c : s.ints) cond += std::string(cond.empty() ? "" : ", ") + (c ? "true" : "false");
+      return "tg::where([] { xt::xarray<bool> c = xt::xarray<bool>{" + cond + "}; c.reshape(" + list(s.shape) +
+             "); return c; }(), " + a(0) + ", " + a(1) + ")";
+    }
+    case Op::cumsum: return "tg::cumsum(" + a(0) + ", " + std::to_string(s.ints[0]) + ")";
     case Op::custom: return "custom(" + a(0) + ")   // the test's injected op";
     default: break;
   }
@@ -345,7 +373,8 @@ class Builder {
                              Op::rdiv_scalar, Op::sum, Op::mean, Op::max, Op::sum_all, Op::mean_all,
                              Op::max_all, Op::reshape, Op::transpose, Op::broadcast_to, Op::slice, Op::concat,
                              Op::pad, Op::matmul, Op::conv2d, Op::avg_pool2d, Op::max_pool2d, Op::softmax,
-                             Op::log_softmax, Op::mse_loss, Op::cross_entropy, Op::custom};
+                             Op::log_softmax, Op::mse_loss, Op::cross_entropy, Op::index_select,
+                             Op::take_along_axis, Op::where, Op::cumsum, Op::custom};
     const std::size_t choices = std::size(ops) - (options_.custom ? 0 : 1);
     const Op op = ops[pick(choices)];
     std::size_t x = operand();
@@ -583,6 +612,36 @@ class Builder {
         emit(Step{op, {x}, labels, {}, 0, chance(0.5)});
         return true;
       }
+      case Op::index_select: case Op::take_along_axis: {
+        if (rank == 0) return false;
+        const std::size_t axis = pick(rank);
+        const auto n = std::ptrdiff_t(sx[axis]);
+        std::vector<std::ptrdiff_t> ints{chance(0.3) ? std::ptrdiff_t(axis) - std::ptrdiff_t(rank) : std::ptrdiff_t(axis)};
+        Shape index_shape = sx;
+        index_shape[axis] = 1 + pick(4);   // repeats likely: several gradients added at one place
+        if (op == Op::take_along_axis)
+          for (std::size_t k = 0; k < rank; ++k)
+            if (k != axis && chance(0.3)) index_shape[k] = 1;   // broadcast against x
+        const std::size_t picks = op == Op::index_select ? index_shape[axis] : count(index_shape);
+        if (count(sx) / std::max<std::size_t>(sx[axis], 1) * index_shape[axis] > options_.max_size) return false;
+        for (std::size_t i = 0; i < picks; ++i) ints.push_back(std::ptrdiff_t(pick(std::size_t(n))) - (chance(0.3) ? n : 0));
+        emit(Step{op, {x}, ints, op == Op::take_along_axis ? index_shape : Shape{}});
+        return true;
+      }
+      case Op::where: {
+        std::size_t y = operand();
+        if (shape(y) != sx || chance(0.5)) y = new_constant(broadcastable(sx));
+        if (chance(0.5)) std::swap(x, y);
+        const Shape cond_shape = broadcastable(sx);
+        std::vector<std::ptrdiff_t> cond;
+        for (std::size_t i = 0; i < count(cond_shape); ++i) cond.push_back(chance(0.5));
+        emit(Step{op, {x, y}, cond, cond_shape});
+        return true;
+      }
+      case Op::cumsum:
+        if (rank == 0) return false;
+        emit(Step{op, {x}, {std::ptrdiff_t(pick(rank)) - (chance(0.3) ? std::ptrdiff_t(rank) : 0)}});
+        return true;
       case Op::input: case Op::constant: break;
     }
     return false;
@@ -678,7 +737,7 @@ std::string op_name(Op op) {
                                 "rdiv_scalar", "sum", "mean", "max", "sum_all", "mean_all", "max_all",
                                 "reshape", "transpose", "broadcast_to", "slice", "concat", "pad", "matmul",
                                 "conv2d", "avg_pool2d", "max_pool2d", "softmax", "log_softmax", "mse_loss",
-                                "cross_entropy", "custom"};
+                                "cross_entropy", "index_select", "take_along_axis", "where", "cumsum", "custom"};
   return names[static_cast<std::size_t>(op)];
 }
 

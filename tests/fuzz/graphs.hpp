@@ -24,6 +24,7 @@ enum class Op {
   reshape, transpose, broadcast_to, slice, concat, pad,             // shape
   matmul, conv2d, avg_pool2d, max_pool2d,                           // products, windows
   softmax, log_softmax, mse_loss, cross_entropy,                    // nn
+  index_select, take_along_axis, where, cumsum,                     // index
   custom,                                                           // GraphOptions::custom
 };
 
@@ -33,8 +34,10 @@ struct Step {
   std::vector<std::size_t> args{};   // earlier steps; conv2d: x, w[, b]
   std::vector<std::ptrdiff_t> ints{};  // source index; axes; perm; slice (axis, start, stop, step);
                                      // pads (before, after)...; matmul (ta, tb); conv/pool
-                                     // (kernel h, w, stride, padding); labels
-  Shape shape{};                     // reshape and broadcast_to targets
+                                     // (kernel h, w, stride, padding); labels; index_select and
+                                     // take_along_axis (axis, indices...); where's cond (0 or 1...)
+  Shape shape{};                     // reshape and broadcast_to targets; take_along_axis's index
+                                     // shape; where's cond shape
   double scalar = 0;                 // scalar operand, pad value
   bool flag = false;                 // keepdims; mse/cross-entropy: Reduction::sum
 };
