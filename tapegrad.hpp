@@ -10,6 +10,7 @@
 #include "core/gradcheck.hpp"
 #include "core/diagnose.hpp"
 #include "core/parallel.hpp"
+#include "core/random.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/reduce.hpp"
 #include "ops/shape.hpp"

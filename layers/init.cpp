@@ -4,18 +4,7 @@
 
 namespace tapegrad {
 
-double Generator::uniform(double lo, double hi) {
-  // The top 53 bits as a double in [0, 1): exact and the same on every platform.
-  const double unit = static_cast<double>(engine_() >> 11) * 0x1.0p-53;
-  return lo + (hi - lo) * unit;
-}
-
 namespace {
-Generator& thread_generator() {
-  static thread_local Generator generator(0);
-  return generator;
-}
-
 template <class T>
 xt::xarray<T> uniform_array(const Shape& shape, double bound, Generator& gen) {
   xt::xarray<T> a = xt::xarray<T>::from_shape(shape);
@@ -24,8 +13,6 @@ xt::xarray<T> uniform_array(const Shape& shape, double bound, Generator& gen) {
 }
 }  // namespace
 
-Generator& default_generator() { return thread_generator(); }
-
 std::vector<std::size_t> shuffled_indices(std::size_t n, std::uint64_t seed) {
   std::vector<std::size_t> order(n);
   for (std::size_t i = 0; i < n; ++i) order[i] = i;
@@ -33,9 +20,6 @@ std::vector<std::size_t> shuffled_indices(std::size_t n, std::uint64_t seed) {
   for (std::size_t i = n; i > 1; --i) std::swap(order[i - 1], order[gen.next() % i]);
   return order;
 }
-
-ManualSeed::ManualSeed(std::uint64_t seed) : previous_(thread_generator()) { thread_generator() = Generator(seed); }
-ManualSeed::~ManualSeed() { thread_generator() = previous_; }
 
 template <class T>
 xt::xarray<T> init_weight(const Shape& shape, Init init, std::size_t fan_in, std::size_t fan_out, Generator& gen) {
