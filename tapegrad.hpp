@@ -23,6 +23,7 @@
 #include "layers/init.hpp"
 #include "layers/module.hpp"
 #include "layers/layers.hpp"
+#include "layers/recurrent.hpp"
 #include "layers/optim.hpp"
 #include "io/numpy.hpp"
 #include "io/idx.hpp"

@@ -325,7 +325,7 @@ xt::xarray<T> load_npy(const std::string& path) {
 template <class T>
 void save_parameters(const Module<T>& module, const std::string& path) {
   std::vector<std::pair<std::string, std::string>> entries;
-  for (const auto& [name, p] : module.named_parameters()) entries.emplace_back(name + ".npy", encode_npy(p.value()));
+  for (const auto& [name, value] : module.state_dict()) entries.emplace_back(name + ".npy", encode_npy(value));
   write_file_atomically("save_parameters", path, zip_stored(path, entries));
 }
 
@@ -350,20 +350,21 @@ void load_parameters(Module<T>& module, const std::string& path) {
     raw.emplace(name, std::move(content));
   }
   auto params = module.named_parameters();
+  for (auto& buffer : module.named_buffers()) params.push_back(buffer);
   // Everything is read and checked before any parameter changes.
   std::vector<xt::xarray<T>> values;
   for (const auto& [name, p] : params) {
     auto it = raw.find(name);
-    if (it == raw.end()) io_error(op, path, "has no entry for parameter '" + name + "' (" + name + ".npy)");
+    if (it == raw.end()) io_error(op, path, "has no entry for parameter or buffer '" + name + "' (" + name + ".npy)");
     xt::xarray<T> v = decode_npy<T>(op, quoted(path) + " entry '" + name + ".npy'", it->second);
     const Shape got(v.shape().begin(), v.shape().end());
     if (got != p.shape())
-      io_error(op, path, "entry '" + name + "' has shape " + shape_str(got) + ", the parameter has shape " +
+      io_error(op, path, "entry '" + name + "' has shape " + shape_str(got) + ", the module's has shape " +
                              shape_str(p.shape()));
     values.push_back(std::move(v));
     raw.erase(it);
   }
-  if (!raw.empty()) io_error(op, path, "has an entry '" + raw.begin()->first + "' that matches no parameter of the module");
+  if (!raw.empty()) io_error(op, path, "has an entry '" + raw.begin()->first + "' that matches no parameter or buffer of the module");
   for (std::size_t i = 0; i < params.size(); ++i) params[i].second.assign(values[i]);
 }
 

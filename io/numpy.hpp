@@ -19,13 +19,14 @@ void save_npy(const std::string& path, const xt::xarray<T>& array);
 template <class T>
 xt::xarray<T> load_npy(const std::string& path);
 
-// Writes every named parameter as "<name>.npy" in an uncompressed .npz archive (np.load reads it),
-// atomically as save_npy does.
+// Writes every named parameter and buffer (Module::state_dict) as "<name>.npy" in an uncompressed
+// .npz archive (np.load reads it), atomically as save_npy does.
 template <class T>
 void save_parameters(const Module<T>& module, const std::string& path);
 // Reads an .npz archive written by save_parameters, np.savez or np.savez_compressed. Every
-// parameter of the module must be present with the same dtype and shape, and the archive must hold
-// nothing else; otherwise an error names the parameter and the mismatch and no parameter changes.
+// parameter and buffer of the module must be present with the same dtype and shape, and the
+// archive must hold nothing else; otherwise an error names the entry and the mismatch and nothing
+// changes.
 template <class T>
 void load_parameters(Module<T>& module, const std::string& path);
 // The arrays of an .npz archive by name (without ".npy").

@@ -4,6 +4,7 @@
 #include "../ops/linalg.hpp"
 #include "../ops/nn.hpp"
 #include "../ops/pool.hpp"
+#include "../ops/reduce.hpp"
 #include "../ops/shape.hpp"
 
 namespace tapegrad {
@@ -102,6 +103,121 @@ Tensor<T> Flatten<T>::forward(const Tensor<T>& x) {
   return reshape(x, {s[0], rest});
 }
 
+template <class T>
+Embedding<T>::Embedding(std::size_t num_embeddings, std::size_t dim) : count_(num_embeddings), dim_(dim) {
+  if (count_ == 0 || dim_ == 0)
+    throw_value_error("Embedding", "num_embeddings and dim must be >= 1, got " + std::to_string(count_) + " and " +
+                                       std::to_string(dim_));
+  weight_ = this->register_parameter("weight", normal<T>({count_, dim_}).value());
+}
+
+// y[i..., :] = weight[tokens[i...], :]: one index_select of rows, reshaped.
+template <class T>
+Tensor<T> Embedding<T>::forward(const Index& tokens) {
+  const Shape s = detail::shape_of(tokens);
+  std::vector<std::int64_t> rows(tokens.begin(), tokens.end());
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    if (rows[i] < 0 || rows[i] >= static_cast<std::int64_t>(count_))
+      throw_value_error("Embedding", "token " + std::to_string(rows[i]) + " at " + shape_str(unravel_index(i, s)) +
+                                         " of tokens shape " + shape_str(s) + " is out of range for " +
+                                         std::to_string(count_) + " embeddings");
+  Shape out = s;
+  out.push_back(dim_);
+  return reshape(index_select(weight_, 0, rows), out);
+}
+
+template <class T>
+Dropout<T>::Dropout(double p) : p_(p) {
+  if (!(p >= 0 && p <= 1)) throw_value_error("Dropout", "p must be in [0, 1], got " + std::to_string(p));
+}
+
+// y = x * mask / (1 - p), mask ~ Bernoulli(1 - p), in training;  y = x otherwise
+template <class T>
+Tensor<T> Dropout<T>::forward(const Tensor<T>& x) {
+  check_defined<T>("Dropout", {&x});
+  if (!this->is_training() || p_ == 0) return x;
+  if (p_ == 1) return x * T(0);
+  Tensor<T> mask = bernoulli<T>(x.shape(), static_cast<T>(1 - p_));
+  mask.mutable_value() *= static_cast<T>(1 / (1 - p_));
+  return x * mask;
+}
+
+template <class T>
+LayerNorm<T>::LayerNorm(Shape normalized_shape, double eps, bool elementwise_affine)
+    : shape_(std::move(normalized_shape)), eps_(eps) {
+  if (shape_.empty()) throw_value_error("LayerNorm", "normalized_shape must have at least one axis, got ()");
+  if (!(eps > 0)) throw_value_error("LayerNorm", "eps must be > 0, got " + std::to_string(eps));
+  if (elementwise_affine) {
+    weight_ = this->register_parameter("weight", xt::ones<T>(shape_));
+    bias_ = this->register_parameter("bias", xt::zeros<T>(shape_));
+  }
+}
+
+// y = (x - mean) / sqrt(var + eps) [* w + b] over the last axes
+template <class T>
+Tensor<T> LayerNorm<T>::forward(const Tensor<T>& x) {
+  check_defined<T>("LayerNorm", {&x});
+  const Shape s = x.shape();
+  const std::size_t k = shape_.size();
+  if (s.size() < k || !std::equal(shape_.begin(), shape_.end(), s.end() - static_cast<std::ptrdiff_t>(k)))
+    throw_shape_error("LayerNorm", "input shape " + shape_str(s) + " does not end in normalized_shape " + shape_str(shape_));
+  Axes axes;
+  for (std::size_t i = 0; i < k; ++i) axes.push_back(-static_cast<std::ptrdiff_t>(i) - 1);
+  const Tensor<T> centered = x - mean(x, axes, true);
+  const Tensor<T> y = centered / sqrt(mean(centered * centered, axes, true) + static_cast<T>(eps_));
+  return weight_.defined() ? y * weight_ + bias_ : y;
+}
+
+template <class T>
+BatchNorm2d<T>::BatchNorm2d(std::size_t channels, double eps, double momentum, bool affine)
+    : channels_(channels), eps_(eps), momentum_(momentum) {
+  if (channels == 0) throw_value_error("BatchNorm2d", "channels must be >= 1, got 0");
+  if (!(eps > 0)) throw_value_error("BatchNorm2d", "eps must be > 0, got " + std::to_string(eps));
+  if (!(momentum >= 0 && momentum <= 1)) throw_value_error("BatchNorm2d", "momentum must be in [0, 1], got " + std::to_string(momentum));
+  if (affine) {
+    weight_ = this->register_parameter("weight", xt::ones<T>({channels}));
+    bias_ = this->register_parameter("bias", xt::zeros<T>({channels}));
+  }
+  running_mean_ = this->register_buffer("running_mean", xt::zeros<T>({channels}));
+  running_var_ = this->register_buffer("running_var", xt::ones<T>({channels}));
+}
+
+// training: y = (x - mean_b) / sqrt(var_b + eps) [* w + b], the running statistics updated;
+// evaluation: y = (x - running_mean) / sqrt(running_var + eps) [* w + b]
+template <class T>
+Tensor<T> BatchNorm2d<T>::forward(const Tensor<T>& x) {
+  check_defined<T>("BatchNorm2d", {&x});
+  const Shape s = x.shape();
+  if (s.size() != 4 || s[1] != channels_)
+    throw_shape_error("BatchNorm2d", "input shape " + shape_str(s) + " is not (N, " + std::to_string(channels_) + ", H, W)");
+  const Shape per_channel{1, channels_, 1, 1};
+  Tensor<T> y;
+  if (this->is_training()) {
+    const std::size_t n = s[0] * s[2] * s[3];
+    if (n < 2)
+      throw_value_error("BatchNorm2d", "training needs more than one value per channel, got input shape " + shape_str(s));
+    const Tensor<T> batch_mean = mean(x, {0, 2, 3}, true);
+    const Tensor<T> centered = x - batch_mean;
+    const Tensor<T> batch_var = mean(centered * centered, {0, 2, 3}, true);
+    y = centered / sqrt(batch_var + static_cast<T>(eps_));
+    // The running statistics: plain arrays, outside the tape.
+    const T m = static_cast<T>(momentum_);
+    const T unbiased = static_cast<T>(double(n) / double(n - 1));
+    xt::xarray<T> mu = batch_mean.value(), var = batch_var.value();
+    mu.reshape({channels_});
+    var.reshape({channels_});
+    running_mean_.assign((1 - m) * running_mean_.value() + m * mu);
+    running_var_.assign((1 - m) * running_var_.value() + m * unbiased * var);
+  } else {
+    xt::xarray<T> mu = running_mean_.value(), scale = 1 / xt::sqrt(running_var_.value() + static_cast<T>(eps_));
+    mu.reshape(per_channel);
+    scale.reshape(per_channel);
+    y = (x - Tensor<T>(std::move(mu))) * Tensor<T>(std::move(scale));
+  }
+  if (!weight_.defined()) return y;
+  return y * reshape(weight_, per_channel) + reshape(bias_, per_channel);
+}
+
 template class Linear<float>;
 template class Linear<double>;
 template class Conv2d<float>;
@@ -120,5 +236,13 @@ template class Sigmoid<float>;
 template class Sigmoid<double>;
 template class Flatten<float>;
 template class Flatten<double>;
+template class Embedding<float>;
+template class Embedding<double>;
+template class Dropout<float>;
+template class Dropout<double>;
+template class LayerNorm<float>;
+template class LayerNorm<double>;
+template class BatchNorm2d<float>;
+template class BatchNorm2d<double>;
 
 }  // namespace tapegrad

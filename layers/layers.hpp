@@ -3,6 +3,7 @@
 #define TAPEGRAD_LAYERS_LAYERS_HPP
 
 #include "../ops/conv.hpp"
+#include "../ops/index.hpp"
 #include "init.hpp"
 #include "module.hpp"
 
@@ -110,6 +111,71 @@ class Flatten : public Module<T> {
   Tensor<T> forward(const Tensor<T>& x) override;
 };
 
+// A table of num_embeddings vectors of `dim` values: forward(tokens) is tokens.shape + (dim), each
+// token's row. Tokens must lie in [0, num_embeddings). Weight (num_embeddings, dim) from N(0, 1),
+// as PyTorch's; its gradient adds up over repeated tokens.
+template <class T>
+class Embedding : public Module<T> {
+ public:
+  Embedding(std::size_t num_embeddings, std::size_t dim);
+  using Module<T>::forward;
+  Tensor<T> forward(const Index& tokens);
+  Tensor<T> operator()(const Index& tokens) { return forward(tokens); }
+  const Tensor<T>& weight() const { return weight_; }
+
+ private:
+  std::size_t count_, dim_;
+  Tensor<T> weight_;
+};
+
+// In training mode, each element is zeroed with probability p and the others scaled by 1 / (1 - p),
+// the mask drawn from the thread's generator (tg::ManualSeed); in evaluation mode, x itself.
+template <class T>
+class Dropout : public Module<T> {
+ public:
+  explicit Dropout(double p = 0.5);
+  Tensor<T> forward(const Tensor<T>& x) override;
+
+ private:
+  double p_;
+};
+
+// Normalises over the last axes, those of `normalized_shape`: (x - mean) / sqrt(var + eps), var
+// biased, then times weight plus bias (of normalized_shape: ones and zeros at first) if affine.
+template <class T>
+class LayerNorm : public Module<T> {
+ public:
+  explicit LayerNorm(Shape normalized_shape, double eps = 1e-5, bool elementwise_affine = true);
+  Tensor<T> forward(const Tensor<T>& x) override;
+  const Tensor<T>& weight() const { return weight_; }
+  const Tensor<T>& bias() const { return bias_; }
+
+ private:
+  Shape shape_;
+  double eps_;
+  Tensor<T> weight_, bias_;
+};
+
+// Batch normalisation of (N, C, H, W) per channel. Training: the batch's mean and biased variance
+// over (N, H, W) normalise it, and the buffers running_mean and running_var move towards the mean
+// and the unbiased variance by `momentum` (PyTorch's rule). Evaluation: the running statistics
+// normalise it. Then times weight plus bias (C each: ones and zeros at first) if affine.
+template <class T>
+class BatchNorm2d : public Module<T> {
+ public:
+  explicit BatchNorm2d(std::size_t channels, double eps = 1e-5, double momentum = 0.1, bool affine = true);
+  Tensor<T> forward(const Tensor<T>& x) override;
+  const Tensor<T>& weight() const { return weight_; }
+  const Tensor<T>& bias() const { return bias_; }
+  const Tensor<T>& running_mean() const { return running_mean_; }
+  const Tensor<T>& running_var() const { return running_var_; }
+
+ private:
+  std::size_t channels_;
+  double eps_, momentum_;
+  Tensor<T> weight_, bias_, running_mean_, running_var_;
+};
+
 extern template class Linear<float>;
 extern template class Linear<double>;
 extern template class Conv2d<float>;
@@ -128,6 +194,14 @@ extern template class Sigmoid<float>;
 extern template class Sigmoid<double>;
 extern template class Flatten<float>;
 extern template class Flatten<double>;
+extern template class Embedding<float>;
+extern template class Embedding<double>;
+extern template class Dropout<float>;
+extern template class Dropout<double>;
+extern template class LayerNorm<float>;
+extern template class LayerNorm<double>;
+extern template class BatchNorm2d<float>;
+extern template class BatchNorm2d<double>;
 
 }  // namespace tapegrad
 

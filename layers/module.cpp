@@ -1,31 +1,96 @@
 #include "module.hpp"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cxxabi.h>
+#include <typeinfo>
 
 namespace tapegrad {
 
 template <class T>
-void Module<T>::collect(const std::string& prefix, std::vector<std::pair<std::string, Tensor<T>>>& out) const {
-  for (const auto& named : parameters_) {
+Tensor<T> Module<T>::forward(const Tensor<T>&) {
+  throw_usage_error(name(), "has no forward of one tensor: call its own forward (its arguments are others)");
+}
+
+template <class T>
+std::string Module<T>::name() const {
+  std::string raw = typeid(*this).name();
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> demangled(abi::__cxa_demangle(raw.c_str(), nullptr, nullptr, &status), std::free);
+  if (status == 0 && demangled) raw = demangled.get();
+  // "tapegrad::Linear<float>" -> "Linear"
+  const std::size_t angle = raw.find('<');
+  if (angle != std::string::npos) raw.erase(angle);
+  const std::size_t colon = raw.rfind("::");
+  return colon == std::string::npos ? raw : raw.substr(colon + 2);
+}
+
+template <class T>
+void Module<T>::collect(const std::string& prefix, Named Module::*list, Named& out) const {
+  for (const auto& named : this->*list) {
     const auto& impl = named.second.impl();   // not a structured binding: C++17 lambdas can't capture one
     const bool seen = std::any_of(out.begin(), out.end(), [&](const auto& e) { return e.second.impl() == impl; });
     if (!seen) out.emplace_back(prefix + named.first, named.second);
   }
-  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", out);
+  for (const auto& [child_name, child] : children_) child->collect(prefix + child_name + ".", list, out);
 }
 
 template <class T>
 std::vector<std::pair<std::string, Tensor<T>>> Module<T>::named_parameters() const {
-  std::vector<std::pair<std::string, Tensor<T>>> all;
-  collect("", all);
+  Named all;
+  collect("", &Module::parameters_, all);
   return all;
 }
 
 template <class T>
 std::vector<Tensor<T>> Module<T>::parameters() const {
   std::vector<Tensor<T>> all;
-  for (auto& [name, p] : named_parameters()) all.push_back(p);
+  for (auto& [n, p] : named_parameters()) all.push_back(p);
   return all;
+}
+
+template <class T>
+std::vector<std::pair<std::string, Tensor<T>>> Module<T>::named_buffers() const {
+  Named all;
+  collect("", &Module::buffers_, all);
+  return all;
+}
+
+template <class T>
+std::vector<Tensor<T>> Module<T>::buffers() const {
+  std::vector<Tensor<T>> all;
+  for (auto& [n, b] : named_buffers()) all.push_back(b);
+  return all;
+}
+
+template <class T>
+StateDict<T> Module<T>::state_dict() const {
+  StateDict<T> state;
+  for (const auto& [n, p] : named_parameters()) state.emplace_back(n, p.value());
+  for (const auto& [n, b] : named_buffers()) state.emplace_back(n, b.value());
+  return state;
+}
+
+template <class T>
+void Module<T>::load_state_dict(const StateDict<T>& state) {
+  Named targets = named_parameters();
+  for (auto& named : named_buffers()) targets.push_back(named);
+  // Everything is checked before anything changes.
+  std::vector<const xt::xarray<T>*> values(targets.size(), nullptr);
+  for (const auto& [entry, value] : state) {
+    const auto it = std::find_if(targets.begin(), targets.end(), [&](const auto& t) { return t.first == entry; });
+    if (it == targets.end()) throw_value_error("load_state_dict", "entry '" + entry + "' matches no parameter or buffer of " + name());
+    const std::size_t i = static_cast<std::size_t>(it - targets.begin());
+    if (values[i]) throw_value_error("load_state_dict", "entry '" + entry + "' appears twice");
+    const Shape got = detail::shape_of(value);
+    if (got != it->second.shape())
+      throw_value_error("load_state_dict", "entry '" + entry + "' has shape " + shape_str(got) + ", " + name() + "'s has shape " +
+                                               shape_str(it->second.shape()));
+    values[i] = &value;
+  }
+  for (std::size_t i = 0; i < targets.size(); ++i)
+    if (!values[i]) throw_value_error("load_state_dict", "no entry for '" + targets[i].first + "'");
+  for (std::size_t i = 0; i < targets.size(); ++i) targets[i].second.assign(*values[i]);
 }
 
 template <class T>
@@ -40,28 +105,38 @@ void Module<T>::zero_grad() {
 }
 
 template <class T>
-void Module<T>::check_new_name(const std::string& name) const {
-  if (name.empty() || name.find('.') != std::string::npos)
-    throw_value_error("Module", "name '" + name + "' must be non-empty and contain no '.'");
+void Module<T>::check_new_name(const std::string& entry) const {
+  if (entry.empty() || entry.find('.') != std::string::npos)
+    throw_value_error(name(), "name '" + entry + "' must be non-empty and contain no '.'");
   for (const auto& [n, p] : parameters_)
-    if (n == name) throw_value_error("Module", "a parameter named '" + name + "' is already registered");
+    if (n == entry) throw_value_error(name(), "a parameter named '" + entry + "' is already registered");
+  for (const auto& [n, b] : buffers_)
+    if (n == entry) throw_value_error(name(), "a buffer named '" + entry + "' is already registered");
   for (const auto& [n, c] : children_)
-    if (n == name) throw_value_error("Module", "a sub-module named '" + name + "' is already registered");
+    if (n == entry) throw_value_error(name(), "a sub-module named '" + entry + "' is already registered");
 }
 
 template <class T>
-Tensor<T> Module<T>::register_parameter(const std::string& name, xt::xarray<T> value) {
-  check_new_name(name);
+Tensor<T> Module<T>::register_parameter(const std::string& entry, xt::xarray<T> value) {
+  check_new_name(entry);
   Tensor<T> p(std::move(value), true);
-  parameters_.emplace_back(name, p);
+  parameters_.emplace_back(entry, p);
   return p;
 }
 
 template <class T>
-void Module<T>::register_module(const std::string& name, std::shared_ptr<Module<T>> module) {
-  if (!module) throw_value_error("Module", "sub-module '" + name + "' is null");
-  check_new_name(name);
-  children_.emplace_back(name, std::move(module));
+Tensor<T> Module<T>::register_buffer(const std::string& entry, xt::xarray<T> value) {
+  check_new_name(entry);
+  Tensor<T> b(std::move(value));
+  buffers_.emplace_back(entry, b);
+  return b;
+}
+
+template <class T>
+void Module<T>::register_module(const std::string& entry, std::shared_ptr<Module<T>> module) {
+  if (!module) throw_value_error(name(), "sub-module '" + entry + "' is null");
+  check_new_name(entry);
+  children_.emplace_back(entry, std::move(module));
 }
 
 template <class T>

@@ -12,17 +12,41 @@
 
 namespace tapegrad {
 
+// Named arrays: a module's parameters and buffers by their dotted names (Module::state_dict).
+template <class T>
+using StateDict = std::vector<std::pair<std::string, xt::xarray<T>>>;
+
+// The base of every layer and model: named parameters (trained), buffers (state that is not
+// trained, as batch norm's running statistics), sub-modules, and a training flag.
+//
+// A module of one's own derives from it, registers its parameters and sub-modules in its
+// constructor, and defines forward with whatever signature it needs: forward(const Tensor<T>&)
+// overrides the virtual one that Sequential and operator() call; a forward of other arguments
+// (several tensors in, a struct out) is a plain member function beside it. See the README.
 template <class T>
 class Module {
  public:
   virtual ~Module() = default;
-  virtual Tensor<T> forward(const Tensor<T>& x) = 0;
+  // The one-tensor forward. A module that does not override it (its forward takes other
+  // arguments) throws a UsageError naming it when called this way.
+  virtual Tensor<T> forward(const Tensor<T>& x);
   Tensor<T> operator()(const Tensor<T>& x) { return forward(x); }
+  // The module's class name, as messages print it ("Linear"; a class of one's own may override it).
+  virtual std::string name() const;
 
   // Own parameters first, in registration order, then each sub-module's, prefixed "name.".
   // A tensor reachable by several paths (a shared layer) is listed once, under its first name.
   std::vector<std::pair<std::string, Tensor<T>>> named_parameters() const;
   std::vector<Tensor<T>> parameters() const;
+  // Buffers likewise: tensors without gradient that forward reads or updates in place.
+  std::vector<std::pair<std::string, Tensor<T>>> named_buffers() const;
+  std::vector<Tensor<T>> buffers() const;
+  const std::vector<std::pair<std::string, std::shared_ptr<Module<T>>>>& named_children() const { return children_; }
+  // Copies of every parameter's and buffer's value, by name (parameters first).
+  StateDict<T> state_dict() const;
+  // Sets every parameter and buffer from `state`, which must hold each of them once with its shape
+  // and nothing else; otherwise a ValueError names the entry and nothing changes.
+  void load_state_dict(const StateDict<T>& state);
   // Training mode (the default) or evaluation mode, for this module and its sub-modules.
   void train(bool on = true);
   void eval() { train(false); }
@@ -37,12 +61,15 @@ class Module {
   Module& operator=(const Module&) = default;
   // Registers a parameter (requires_grad is set) and returns its handle.
   Tensor<T> register_parameter(const std::string& name, xt::xarray<T> value);
+  // Registers a buffer (no gradient) and returns its handle; update it in place (Tensor::assign).
+  Tensor<T> register_buffer(const std::string& name, xt::xarray<T> value);
   void register_module(const std::string& name, std::shared_ptr<Module<T>> module);
 
  private:
+  using Named = std::vector<std::pair<std::string, Tensor<T>>>;
   void check_new_name(const std::string& name) const;
-  void collect(const std::string& prefix, std::vector<std::pair<std::string, Tensor<T>>>& out) const;
-  std::vector<std::pair<std::string, Tensor<T>>> parameters_;
+  void collect(const std::string& prefix, Named Module::*list, Named& out) const;
+  Named parameters_, buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module<T>>>> children_;
   bool training_ = true;
 };

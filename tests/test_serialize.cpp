@@ -80,7 +80,7 @@ TEST_CASE("loading checks names, dtypes and shapes, and changes nothing on error
     tg::save_parameters(wide, dir / "wide.npz");
   }
   CHECK_THROWS_WITH_AS(tg::load_parameters(model, dir / "wide.npz"),
-                       doctest::Contains("entry 'weight' has shape (3, 4), the parameter has shape (3, 2)"), tg::IoError);
+                       doctest::Contains("entry 'weight' has shape (3, 4), the module's has shape (3, 2)"), tg::IoError);
   CHECK(unchanged());
   // Wrong dtype: a float model's file into a double model.
   {
@@ -98,16 +98,16 @@ TEST_CASE("loading checks names, dtypes and shapes, and changes nothing on error
     tg::save_parameters(seq, dir / "seq.npz");
   }
   CHECK_THROWS_WITH_AS(tg::load_parameters(model, dir / "nobias.npz"),
-                       doctest::Contains("has no entry for parameter 'bias' (bias.npy)"), tg::IoError);
+                       doctest::Contains("has no entry for parameter or buffer 'bias' (bias.npy)"), tg::IoError);
   CHECK(unchanged());
   CHECK_THROWS_WITH_AS(tg::load_parameters(model, dir / "seq.npz"),
-                       doctest::Contains("has no entry for parameter 'weight'"), tg::IoError);
+                       doctest::Contains("has no entry for parameter or buffer 'weight'"), tg::IoError);
   CHECK(unchanged());
   // The file's weight fits, its bias matches nothing: the weight is not loaded either.
   tg::Linear<double> no_bias(3, 2, false);
   const Arr no_bias_before = no_bias.weight().value();
   CHECK_THROWS_WITH_AS(tg::load_parameters(no_bias, data_dir + "/linear.npz"),
-                       doctest::Contains("has an entry 'bias' that matches no parameter of the module"), tg::IoError);
+                       doctest::Contains("has an entry 'bias' that matches no parameter or buffer of the module"), tg::IoError);
   CHECK(all_close(no_bias.weight().value(), no_bias_before, 0.0));
   CHECK_FALSE(all_close(tg::load_npz<double>(data_dir + "/linear.npz").at("weight"), no_bias_before, 1e-9));
 }

@@ -1,0 +1,99 @@
+// Recurrent layers: LSTM and GRU cells, and multi-layer LSTM and GRU over sequences, composed of
+// ops. Parameters follow PyTorch's names, layout (gates stacked along the rows of (gates * hidden,
+// in) matrices), gate order and initialisation U(-1/sqrt(hidden), 1/sqrt(hidden)), so that a
+// PyTorch state_dict maps onto them name for name.
+#ifndef TAPEGRAD_LAYERS_RECURRENT_HPP
+#define TAPEGRAD_LAYERS_RECURRENT_HPP
+
+#include "module.hpp"
+
+namespace tapegrad {
+
+// An LSTM's hidden and cell states: (batch, hidden) for a cell, (layers, batch, hidden) for LSTM.
+// Undefined tensors stand for zeros.
+template <class T>
+struct LSTMState {
+  Tensor<T> h, c;
+};
+
+// i, f, g, o = split(x W_ih^T + b_ih + h W_hh^T + b_hh) (sigmoid, sigmoid, tanh, sigmoid);
+// c' = f c + i g;  h' = o tanh(c')
+template <class T>
+class LSTMCell : public Module<T> {
+ public:
+  LSTMCell(std::size_t input_size, std::size_t hidden_size, bool bias = true);
+  using Module<T>::forward;
+  // x (batch, input_size) and the state -> the next state.
+  LSTMState<T> forward(const Tensor<T>& x, const LSTMState<T>& state = {});
+  LSTMState<T> operator()(const Tensor<T>& x, const LSTMState<T>& state = {}) { return forward(x, state); }
+
+ private:
+  std::size_t input_, hidden_;
+  Tensor<T> weight_ih_, weight_hh_, bias_ih_, bias_hh_;
+};
+
+// r, z, n: r = sigmoid(x W_ir^T + b_ir + h W_hr^T + b_hr), z likewise,
+// n = tanh(x W_in^T + b_in + r (h W_hn^T + b_hn));  h' = (1 - z) n + z h
+template <class T>
+class GRUCell : public Module<T> {
+ public:
+  GRUCell(std::size_t input_size, std::size_t hidden_size, bool bias = true);
+  using Module<T>::forward;
+  // x (batch, input_size) and h (batch, hidden_size; undefined: zeros) -> the next h.
+  Tensor<T> forward(const Tensor<T>& x, const Tensor<T>& h);
+  Tensor<T> operator()(const Tensor<T>& x, const Tensor<T>& h) { return forward(x, h); }
+
+ private:
+  std::size_t input_, hidden_;
+  Tensor<T> weight_ih_, weight_hh_, bias_ih_, bias_hh_;
+};
+
+// Stacked LSTM over a sequence x of shape (time, batch, input_size): layer l reads layer l - 1's
+// outputs. Parameters weight_ih_l<l>, weight_hh_l<l>, bias_ih_l<l>, bias_hh_l<l>. Returns the last
+// layer's outputs (time, batch, hidden_size) and the final states (layers, batch, hidden_size).
+template <class T>
+class LSTM : public Module<T> {
+ public:
+  struct Output {
+    Tensor<T> output;
+    LSTMState<T> state;
+  };
+  LSTM(std::size_t input_size, std::size_t hidden_size, std::size_t num_layers = 1, bool bias = true);
+  using Module<T>::forward;
+  Output forward(const Tensor<T>& x, const LSTMState<T>& state = {});
+  Output operator()(const Tensor<T>& x, const LSTMState<T>& state = {}) { return forward(x, state); }
+
+ private:
+  std::size_t input_, hidden_, layers_;
+  std::vector<Tensor<T>> weight_ih_, weight_hh_, bias_ih_, bias_hh_;
+};
+
+// Stacked GRU over (time, batch, input_size), as LSTM; the final state h is (layers, batch, hidden).
+template <class T>
+class GRU : public Module<T> {
+ public:
+  struct Output {
+    Tensor<T> output, h;
+  };
+  GRU(std::size_t input_size, std::size_t hidden_size, std::size_t num_layers = 1, bool bias = true);
+  using Module<T>::forward;
+  Output forward(const Tensor<T>& x, const Tensor<T>& h = {});
+  Output operator()(const Tensor<T>& x, const Tensor<T>& h = {}) { return forward(x, h); }
+
+ private:
+  std::size_t input_, hidden_, layers_;
+  std::vector<Tensor<T>> weight_ih_, weight_hh_, bias_ih_, bias_hh_;
+};
+
+extern template class LSTMCell<float>;
+extern template class LSTMCell<double>;
+extern template class GRUCell<float>;
+extern template class GRUCell<double>;
+extern template class LSTM<float>;
+extern template class LSTM<double>;
+extern template class GRU<float>;
+extern template class GRU<double>;
+
+}  // namespace tapegrad
+
+#endif
