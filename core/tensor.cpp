@@ -93,6 +93,13 @@ const xt::xarray<T>& Tensor<T>::grad() const& {
 }
 
 template <class T>
+xt::xarray<T>& Tensor<T>::mutable_grad() {
+  const Tensor<T>& self = *this;
+  self.grad();   // the error without a gradient
+  return *checked("mutable_grad").grad;
+}
+
+template <class T>
 void Tensor<T>::zero_grad() {
   auto& im = checked("zero_grad");
   im.grad = std::make_unique<xt::xarray<T>>(xt::zeros<T>(im.value.shape()));

@@ -6,6 +6,9 @@
 #include <initializer_list>
 #include <iosfwd>
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <xtensor/xarray.hpp>
 
@@ -70,6 +73,10 @@ bool same_shape(const A& a, const B& b) {
 
 }  // namespace detail
 
+// Named arrays: a module's parameters and buffers, an optimizer's state (Module::state_dict).
+template <class T>
+using StateDict = std::vector<std::pair<std::string, xt::xarray<T>>>;
+
 // A scalar argument of the tensor's own type, not deduced (x * 2 works for Tensor<float>).
 template <class T>
 using scalar_t = typename detail::identity<T>::type;
@@ -110,6 +117,8 @@ class Tensor {
   // The accumulated gradient; an error if backward() never reached this tensor.
   const xt::xarray<T>& grad() const&;
   xt::xarray<T> grad() const&&;
+  // The accumulated gradient, to change in place (gradient clipping); an error without one.
+  xt::xarray<T>& mutable_grad();
   // Sets the gradient to zeros of the tensor's shape.
   void zero_grad();
   // Drops the gradient: has_grad() is false until a backward reaches the tensor again.

@@ -323,6 +323,13 @@ xt::xarray<T> load_npy(const std::string& path) {
 }
 
 template <class T>
+void save_npz(const std::string& path, const StateDict<T>& arrays) {
+  std::vector<std::pair<std::string, std::string>> entries;
+  for (const auto& [name, value] : arrays) entries.emplace_back(name + ".npy", encode_npy(value));
+  write_file_atomically("save_npz", path, zip_stored(path, entries));
+}
+
+template <class T>
 void save_parameters(const Module<T>& module, const std::string& path) {
   std::vector<std::pair<std::string, std::string>> entries;
   for (const auto& [name, value] : module.state_dict()) entries.emplace_back(name + ".npy", encode_npy(value));
@@ -372,6 +379,8 @@ template void save_npy(const std::string&, const xt::xarray<float>&);
 template void save_npy(const std::string&, const xt::xarray<double>&);
 template xt::xarray<float> load_npy(const std::string&);
 template xt::xarray<double> load_npy(const std::string&);
+template void save_npz(const std::string&, const StateDict<float>&);
+template void save_npz(const std::string&, const StateDict<double>&);
 template void save_parameters(const Module<float>&, const std::string&);
 template void save_parameters(const Module<double>&, const std::string&);
 template void load_parameters(Module<float>&, const std::string&);

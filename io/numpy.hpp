@@ -29,6 +29,10 @@ void save_parameters(const Module<T>& module, const std::string& path);
 // changes.
 template <class T>
 void load_parameters(Module<T>& module, const std::string& path);
+// Writes named arrays (a module's or an optimizer's state_dict) as "<name>.npy" entries of an
+// uncompressed .npz archive, atomically as save_npy does.
+template <class T>
+void save_npz(const std::string& path, const StateDict<T>& arrays);
 // The arrays of an .npz archive by name (without ".npy").
 template <class T>
 std::map<std::string, xt::xarray<T>> load_npz(const std::string& path);

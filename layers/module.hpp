@@ -12,10 +12,6 @@
 
 namespace tapegrad {
 
-// Named arrays: a module's parameters and buffers by their dotted names (Module::state_dict).
-template <class T>
-using StateDict = std::vector<std::pair<std::string, xt::xarray<T>>>;
-
 // The base of every layer and model: named parameters (trained), buffers (state that is not
 // trained, as batch norm's running statistics), sub-modules, and a training flag.
 //
