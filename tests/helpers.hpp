@@ -65,6 +65,28 @@ inline std::string read_bytes(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+// Values computed by PyTorch (tests/torch_reference.py prints them), and the formulas it filled its
+// inputs from: the k-th element, row-major, of parameters is 0.5 sin(0.7 k + 1), of inputs
+// cos(0.37 k), of states 0.3 sin(0.5 k + 2).
+struct Reference {
+  tg::Shape shape;
+  std::vector<double> values;
+};
+inline Arr filled(const tg::Shape& shape, double (*f)(std::size_t), std::size_t start = 0) {
+  Arr a = Arr::from_shape(shape);
+  for (std::size_t k = 0; k < a.size(); ++k) a.data()[k] = f(start + k);
+  return a;
+}
+inline double param_at(std::size_t k) { return 0.5 * std::sin(0.7 * double(k) + 1); }
+inline double input_at(std::size_t k) { return std::cos(0.37 * double(k)); }
+inline double state_at(std::size_t k) { return 0.3 * std::sin(0.5 * double(k) + 2); }
+inline bool matches(const TD& got, const Reference& want, double tol = 1e-12) {
+  if (got.shape() != want.shape) return false;
+  for (std::size_t i = 0; i < got.size(); ++i)
+    if (std::abs(got.value().data()[i] - want.values[i]) > tol) return false;
+  return true;
+}
+
 // Runs gradcheck in double and fails the test with the report printed if it does not pass.
 inline void check_gradients(const tg::GradcheckFunction& f, const Inputs& inputs,
                             const tg::GradcheckOptions& options = {}) {

@@ -247,6 +247,14 @@ std::vector<OpCase> every_op() {
       {"logsumexp", [](const Inputs& x) { return tg::logsumexp(x[0], 1); }, {m}},
       {"mse_loss", [](const Inputs& x) { return tg::mse_loss(x[0], x[1]); }, {m, m}},
       {"cross_entropy", [](const Inputs& x) { return tg::cross_entropy(x[0], {2, 0}); }, {m}},
+      {"cross_entropy (weights, smoothing)", [](const Inputs& x) {
+         tg::CrossEntropyOptions o(tg::Reduction::none);
+         o.weight = {1.0, 0.5, 2.0};
+         o.label_smoothing = 0.1;
+         return tg::cross_entropy(x[0], {2, 0}, o);
+       }, {m}},
+      {"binary_cross_entropy_with_logits", [](const Inputs& x) { return tg::binary_cross_entropy_with_logits(x[0], x[1], tg::Reduction::none, 2.0); }, {m, m}},
+      {"huber_loss", [](const Inputs& x) { return tg::huber_loss(x[0], x[1] * 0.2, 0.5, tg::Reduction::none); }, {m, m}, 0.6, 1.0},
       {"sum", [](const Inputs& x) { return tg::sum(x[0]) * tg::sum(x[0], {0}); }, {m}},
       {"mean", [](const Inputs& x) { return tg::mean(x[0]) * tg::mean(x[0], {1}, true); }, {m}},
       {"max (all)", [](const Inputs& x) { return tg::max(x[0]) * x[0]; }, {m}},

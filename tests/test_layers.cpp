@@ -172,7 +172,7 @@ TEST_CASE("layers: bad input is a clear error") {
   CHECK_THROWS_WITH_AS(tg::max_pool2d(TD(Arr::from_shape({1, 1, 4, 4})), 2, 0),
                        "max_pool2d: stride must be >= 1, got (0, 0)", tg::ValueError);
   CHECK_THROWS_WITH_AS(tg::cross_entropy(TD(Arr::from_shape({2, 3})), {0, 3}),
-                       "cross_entropy: label 3 at index 1 is out of range for 3 classes", tg::ValueError);
+                       "cross_entropy: label 3 at position 1 is out of range for 3 classes", tg::ValueError);
   CHECK_THROWS_WITH_AS(tg::cross_entropy(TD(Arr::from_shape({2, 3})), {0}),
                        doctest::Contains("cross_entropy: got 1 labels for logits of shape (2, 3)"), tg::ShapeError);
   CHECK_THROWS_WITH_AS(tg::mse_loss(TD(Arr::from_shape({2, 3})), TD(Arr::from_shape({3, 2}))),

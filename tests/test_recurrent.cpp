@@ -6,11 +6,6 @@
 
 namespace {
 
-struct Reference {
-  tg::Shape shape;
-  std::vector<double> values;
-};
-
 // PyTorch 1.13's values (float64), printed by tests/torch_reference.py.
 const Reference lstm_cell_h{{2, 4}, {-0.000211569554585277, 0.06617947239461244, -0.012955080899659268, -0.2957403279081829, -0.003614896992066793, 0.11626057223938063, -0.06483737138907636, -0.17939338848119976}};
 const Reference lstm_cell_c{{2, 4}, {-0.0003565424393994314, 0.18753406371023176, -0.029776861935697257, -0.3453875055334903, -0.009411774715799126, 0.2497476803910874, -0.11062378150609542, -0.28625277334871607}};
@@ -27,16 +22,6 @@ const Reference batch_norm_running_mean{{2}, {0.027506924415309775, -0.008238402
 const Reference batch_norm_running_var{{2}, {0.9726522515717195, 0.9234707330139695}};
 const Reference batch_norm_eval{{3, 2, 2, 2}, {0.7526040791478229, 0.7237344416543774, 0.6410328991751868, 0.5156927175143355, 0.07182453055353392, -0.11715409986899097, -0.28688728170934064, -0.4144024250597753, -0.0935956316155685, -0.09306086391189508, -0.03580858834556688, 0.07041236816807957, -0.11377083741556258, 0.07532508258704469, 0.2576152967870663, 0.4084276798545822, 0.7247764852382294, 0.75259417336023, 0.7226739271972202, 0.6390653117051434, 0.2513165254469215, 0.06832180590253117, -0.12053075879905287, -0.2896808599729003}};
 
-// The k-th element of an array filled from `start` by f, row-major.
-Arr filled(const tg::Shape& shape, double (*f)(std::size_t), std::size_t start = 0) {
-  Arr a = Arr::from_shape(shape);
-  for (std::size_t k = 0; k < a.size(); ++k) a.data()[k] = f(start + k);
-  return a;
-}
-double param_at(std::size_t k) { return 0.5 * std::sin(0.7 * double(k) + 1); }
-double input_at(std::size_t k) { return std::cos(0.37 * double(k)); }
-double state_at(std::size_t k) { return 0.3 * std::sin(0.5 * double(k) + 2); }
-
 // Parameters from the formula, in registration order (as the script sets PyTorch's).
 void set_parameters(tg::Module<double>& m) {
   std::size_t k = 0;
@@ -44,13 +29,6 @@ void set_parameters(tg::Module<double>& m) {
     p.assign(filled(p.shape(), param_at, k));
     k += p.size();
   }
-}
-
-bool matches(const TD& got, const Reference& want, double tol = 1e-12) {
-  if (got.shape() != want.shape) return false;
-  for (std::size_t i = 0; i < got.size(); ++i)
-    if (std::abs(got.value().data()[i] - want.values[i]) > tol) return false;
-  return true;
 }
 
 tg::GradcheckOptions with_forward() {

@@ -72,3 +72,57 @@ TEST_CASE("losses: values against closed forms") {
   const double ce1 = std::log(3.);
   CHECK(tg::cross_entropy(TD(logits), {0, 2}).item() == doctest::Approx((ce0 + ce1) / 2));
 }
+
+namespace {
+// PyTorch 1.13's values (float64), printed by tests/torch_reference.py ("losses").
+const Reference ce_plain{{}, {1.104712740498905}};
+const Reference ce_weighted_smoothed{{}, {1.3204830544983692}};
+const Reference ce_weighted_smoothed_sum{{}, {5.281932217993477}};
+const Reference ce_smoothed_none{{4}, {1.5599659267460293, 0.4865535980437573, 0.0, 1.3180252034091142}};
+const Reference nll_weighted{{}, {1.3142074548809946}};
+const Reference bce_logits{{}, {1.0742342896823505}};
+const Reference bce_logits_pos_weight_sum{{}, {29.07994604208931}};
+const Reference huber{{}, {1.2663153731492116}};
+const Reference huber_none{{4, 3}, {1.7272107719522953, 1.6174403935869166, 1.1730696737708035, 0.44106665199574735, 4.459249173172672e-07, 0.5335117051740097, 1.5259795307748463, 2.3434108467885797, 2.866847289642341, 3.01144732544104, 2.7413960747468606, 2.0787297722554765}};
+}  // namespace
+
+TEST_CASE("class losses and the losses of values: PyTorch's results with weights, ignored labels, smoothing, every reduction") {
+  const TD logits(Arr(filled({4, 3}, input_at) * 3.0));
+  const std::vector<std::int64_t> labels{2, 0, -100, 1};
+  tg::CrossEntropyOptions o;
+  o.weight = {0.5, 2.0, 1.5};
+  o.label_smoothing = 0.2;
+  CHECK(matches(tg::cross_entropy(logits, labels), ce_plain));
+  CHECK(matches(tg::cross_entropy(logits, labels, o), ce_weighted_smoothed));
+  o.reduction = tg::Reduction::sum;
+  CHECK(matches(tg::cross_entropy(logits, labels, o), ce_weighted_smoothed_sum));
+  tg::CrossEntropyOptions none(tg::Reduction::none);
+  none.label_smoothing = 0.1;
+  CHECK(matches(tg::cross_entropy(logits, labels, none), ce_smoothed_none));
+  tg::CrossEntropyOptions weighted;
+  weighted.weight = {0.5, 2.0, 1.5};
+  CHECK(matches(tg::nll_loss(tg::log_softmax(logits, 1), labels, weighted), nll_weighted));
+  // Labels of any integer type; every label ignored gives 0 and no gradient.
+  CHECK(tg::cross_entropy(logits, std::vector<int>{2, 0, -100, 1}).item() == tg::cross_entropy(logits, labels).item());
+  CHECK(tg::cross_entropy(logits, std::vector<unsigned char>{2, 0, 1, 1}).item() ==
+        tg::cross_entropy(logits, std::vector<std::int64_t>{2, 0, 1, 1}).item());
+  CHECK(tg::cross_entropy(logits, {-100, -100, -100, -100}).item() == 0.0);
+
+  const TD targets(Arr(filled({4, 3}, state_at) + 0.5));
+  CHECK(matches(tg::binary_cross_entropy_with_logits(logits, targets), bce_logits));
+  CHECK(matches(tg::binary_cross_entropy_with_logits(logits, targets, tg::Reduction::sum, 3.0), bce_logits_pos_weight_sum));
+  CHECK(matches(tg::huber_loss(logits, targets, 0.7), huber));
+  CHECK(matches(tg::huber_loss(logits, targets, 1.0, tg::Reduction::none), huber_none));
+  // Stable where the naive formula overflows: log(1 + exp(1000)) = 1000.
+  CHECK(tg::binary_cross_entropy_with_logits(TD(Arr{-1000.0}), TD(Arr{1.0})).item() == doctest::Approx(1000.0));
+
+  tg::GradcheckOptions both;
+  both.forward = true;
+  check_gradients([&](const Inputs& x) { return tg::cross_entropy(x[0], labels, o); }, {leaf({4, 3}, 3400)}, both);
+  check_gradients([&](const Inputs& x) { return tg::cross_entropy(x[0], labels, none); }, {leaf({4, 3}, 3401)}, both);
+  check_gradients([&](const Inputs& x) { return tg::binary_cross_entropy_with_logits(x[0] * 3.0, x[1], tg::Reduction::mean, 2.0); },
+                  {leaf({4, 3}, 3402), leaf({4, 3}, 3403, 0.0, 1.0)}, both);
+  // Away from the kink |d| = delta, where the second derivative jumps.
+  check_gradients([&](const Inputs& x) { return tg::huber_loss(x[0], x[1], 0.3, tg::Reduction::sum); },
+                  {TD(Arr{0.1, 0.9, -0.5}, true), TD(Arr{0.0, 0.1, 0.3}, true)}, both);
+}

@@ -84,3 +84,21 @@ cpp("batch_norm_running_mean", batch_norm.running_mean)
 cpp("batch_norm_running_var", batch_norm.running_var)
 batch_norm.eval()
 cpp("batch_norm_eval", batch_norm(x_img))
+
+# Losses (tests/test_softmax_loss.cpp): logits (4, 3) from inp, labels with one ignored (-100).
+print("// losses")
+logits = filled((4, 3), inp) * 3
+labels = torch.tensor([2, 0, -100, 1])
+weight = torch.tensor([0.5, 2.0, 1.5])
+F = torch.nn.functional
+cpp("ce_plain", F.cross_entropy(logits, labels))
+cpp("ce_weighted_smoothed", F.cross_entropy(logits, labels, weight=weight, label_smoothing=0.2))
+cpp("ce_weighted_smoothed_sum", F.cross_entropy(logits, labels, weight=weight, label_smoothing=0.2, reduction="sum"))
+cpp("ce_smoothed_none", F.cross_entropy(logits, labels, label_smoothing=0.1, reduction="none"))
+cpp("nll_weighted", F.nll_loss(F.log_softmax(logits, 1), labels, weight=weight))
+targets = filled((4, 3), state) + 0.5
+cpp("bce_logits", F.binary_cross_entropy_with_logits(logits, targets))
+cpp("bce_logits_pos_weight_sum", F.binary_cross_entropy_with_logits(logits, targets, reduction="sum",
+                                                                      pos_weight=torch.tensor(3.0)))
+cpp("huber", F.huber_loss(logits, targets, delta=0.7))
+cpp("huber_none", F.huber_loss(logits, targets, delta=1.0, reduction="none"))
