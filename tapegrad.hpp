@@ -25,6 +25,7 @@
 #include "layers/layers.hpp"
 #include "layers/recurrent.hpp"
 #include "layers/optim.hpp"
+#include "layers/data.hpp"
 #include "io/numpy.hpp"
 #include "io/idx.hpp"
 

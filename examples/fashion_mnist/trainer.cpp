@@ -103,18 +103,6 @@ double peak_rss_mb() {
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// The images and labels at `indices[begin, end)`.
-void gather(const tg::ImageDataset& d, const std::vector<std::size_t>& indices, std::size_t begin, std::size_t end,
-            xt::xarray<float>& images, std::vector<std::size_t>& labels) {
-  const std::size_t pixels = d.images.size() / d.labels.size();
-  images = xt::xarray<float>::from_shape({end - begin, 1, d.images.shape(2), d.images.shape(3)});
-  labels.resize(end - begin);
-  for (std::size_t i = begin; i < end; ++i) {
-    std::copy_n(d.images.data() + indices[i] * pixels, pixels, images.data() + (i - begin) * pixels);
-    labels[i - begin] = d.labels[indices[i]];
-  }
-}
-
 std::string duration(double s) {
   std::ostringstream os;
   const long t = std::lround(s);
@@ -144,28 +132,23 @@ bool check_gradients(const Config& c, const tg::ImageDataset& train, std::ostrea
 }
 
 // Mean loss and accuracy on a data set, without recording.
-std::pair<double, double> evaluate(tg::Sequential<float>& model, const tg::ImageDataset& d) {
+std::pair<double, double> evaluate(tg::Sequential<float>& model, const tg::TensorDataset<float>& d) {
   tg::NoGrad no_grad;
-  std::vector<std::size_t> all(d.labels.size());
-  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
   double loss = 0;
   std::size_t correct = 0;
-  xt::xarray<float> images;
-  std::vector<std::size_t> labels;
-  for (std::size_t b = 0; b < all.size(); b += 1000) {
-    const std::size_t e = std::min(all.size(), b + 1000);
-    gather(d, all, b, e, images, labels);
-    const tg::Tensor<float> logits = model(tg::Tensor<float>(images));
-    loss += double(tg::cross_entropy(logits, labels, tg::Reduction::sum).item());
-    const auto& v = logits.value();
-    for (std::size_t i = 0; i < labels.size(); ++i) {
-      std::size_t best = 0;
-      for (std::size_t k = 1; k < 10; ++k)
-        if (v(i, k) > v(i, best)) best = k;
-      correct += best == labels[i];
-    }
+  const tg::DataLoader<tg::LabeledBatch<float>> batches(d, {1000, /*shuffle=*/false});
+  for (const tg::LabeledBatch<float>& batch : batches.epoch(0)) {
+    const tg::Tensor<float> logits = model(tg::Tensor<float>(batch.inputs));
+    loss += double(tg::cross_entropy(logits, batch.labels, tg::Reduction::sum).item());
+    const tg::Index predicted = tg::argmax(logits, 1);
+    for (std::size_t i = 0; i < batch.labels.size(); ++i) correct += predicted(i) == batch.labels[i];
   }
-  return {loss / double(all.size()), double(correct) / double(all.size())};
+  return {loss / double(d.size()), double(correct) / double(d.size())};
+}
+
+// Images (N, 1, 28, 28) with their labels, as a dataset.
+tg::TensorDataset<float> dataset(tg::ImageDataset&& d) {
+  return tg::TensorDataset<float>(std::move(d.images), std::vector<std::int64_t>(d.labels.begin(), d.labels.end()));
 }
 
 // Writes `text` to `path` through a temporary file and a rename.
@@ -206,9 +189,9 @@ RunResult run(const Config& c, std::ostream& all_out, Team& team) {
   std::ostream& out = lead ? all_out : null_stream;
   const fs::path dir(c.out);
   if (lead) fs::create_directories(dir / "parameters");
-  const tg::ImageDataset train = tg::load_fashion_mnist(c.data, true, c.limit);
-  const tg::ImageDataset test = tg::load_fashion_mnist(c.data, false);
-  out << "Fashion-MNIST: " << train.labels.size() << " training and " << test.labels.size() << " test images from "
+  tg::ImageDataset train = tg::load_fashion_mnist(c.data, true, c.limit);
+  const tg::TensorDataset<float> test = dataset(tg::load_fashion_mnist(c.data, false));
+  out << "Fashion-MNIST: " << train.labels.size() << " training and " << test.size() << " test images from "
       << c.data << (team.size() > 1 ? ", " + std::to_string(team.size()) + " ranks" : std::string()) << std::endl;
 
   RunResult result;
@@ -217,6 +200,7 @@ RunResult run(const Config& c, std::ostream& all_out, Team& team) {
     if (!result.gradcheck_ok) throw std::runtime_error("the gradient check of the model failed: not training");
   }
 
+  const tg::TensorDataset<float> train_set = dataset(std::move(train));
   tg::Sequential<float> model = lenet5<float>(c.seed);
   team.broadcast(model.parameters());
   tg::SGD<float> opt(model.parameters(), c.lr, c.momentum);
@@ -225,29 +209,28 @@ RunResult run(const Config& c, std::ostream& all_out, Team& team) {
   metrics << "split,epoch,step,loss,accuracy,time,peak_rss_mb\n";
   const std::size_t ranks = static_cast<std::size_t>(team.size()), global_batch = c.batch_size * ranks;
   // In a team, the images left over after the largest multiple of the ranks are not used.
-  const std::size_t n = train.labels.size() / ranks * ranks, steps = (n + global_batch - 1) / global_batch;
+  const std::size_t n = train_set.size() / ranks * ranks;
   if (n == 0)
-    tg::throw_value_error("fashion_mnist", std::to_string(train.labels.size()) +
+    tg::throw_value_error("fashion_mnist", std::to_string(train_set.size()) +
                                                " training images cannot be shared by " + std::to_string(ranks) + " ranks");
   const auto start = Clock::now();
   std::size_t global_step = 0;
-  xt::xarray<float> images;
-  std::vector<std::size_t> labels;
+  // Global batches of the first n images, shuffled anew every epoch from the seed.
+  const tg::BatchSampler sampler(n, {global_batch, /*shuffle=*/true, c.seed});
+  const std::size_t steps = sampler.batch_count();
   for (std::size_t epoch = 1; epoch <= c.epochs; ++epoch) {
-    const std::vector<std::size_t> order = tg::shuffled_indices(n, c.seed * 1000003 + epoch);
+    const std::vector<std::vector<std::size_t>> global_batches = sampler.batches(epoch);
     const auto epoch_start = Clock::now();
     auto last_print = epoch_start;
     double running = 0, epoch_sum = 0;
     for (std::size_t step = 0; step < steps; ++step, ++global_step) {
-      const std::size_t b = step * global_batch, e = std::min(n, b + global_batch);
+      const std::size_t e = std::min(n, (step + 1) * global_batch);   // images seen this epoch
       // This rank's share of the global batch (all of it in a team of one).
-      const std::vector<std::size_t> mine =
-          team.shard(std::vector<std::size_t>(order.begin() + std::ptrdiff_t(b), order.begin() + std::ptrdiff_t(e)));
-      gather(train, mine, 0, mine.size(), images, labels);
+      const tg::LabeledBatch<float> batch = train_set.batch(team.shard(global_batches[step]));
       double loss = 0;
       {
         tg::Tape tape;
-        const tg::Tensor<float> l = tg::cross_entropy(model(tg::Tensor<float>(images)), labels);
+        const tg::Tensor<float> l = tg::cross_entropy(model(tg::Tensor<float>(batch.inputs)), batch.labels);
         opt.zero_grad();
         l.backward();
         team.average_gradients(model.parameters());
