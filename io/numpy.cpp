@@ -3,6 +3,7 @@
 #include "../ops/kernels.hpp"
 
 #include <atomic>
+#include <cmath>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -337,6 +338,58 @@ void save_parameters(const Module<T>& module, const std::string& path) {
 }
 
 template <class T>
+void save_checkpoint(const std::string& path, const Module<T>& model, const Optimizer<T>& optimizer,
+                     const std::map<std::string, std::uint64_t>& counters) {
+  std::vector<std::pair<std::string, std::string>> entries;
+  for (const auto& [name, value] : model.state_dict()) entries.emplace_back("model/" + name + ".npy", encode_npy(value));
+  for (const auto& [name, value] : optimizer.state_dict()) entries.emplace_back("optimizer/" + name + ".npy", encode_npy(value));
+  for (const auto& [name, value] : counters)
+    entries.emplace_back("position/" + name + ".npy", encode_npy(xt::xarray<double>(static_cast<double>(value))));
+  write_file_atomically("save_checkpoint", path, zip_stored(path, entries));
+}
+
+template <class T>
+std::map<std::string, std::uint64_t> load_checkpoint(const std::string& path, Module<T>& model, Optimizer<T>& optimizer) {
+  const std::string op = "load_checkpoint";
+  StateDict<T> model_state;
+  StateDict<double> optimizer_state;
+  std::map<std::string, std::uint64_t> counters;
+  for (const auto& [entry, content] : unzip(op, path)) {
+    const std::string where = quoted(path) + " entry '" + entry + "'";
+    const std::size_t slash = entry.find('/');
+    const bool npy = entry.size() > 4 && entry.compare(entry.size() - 4, 4, ".npy") == 0;
+    const std::string part = slash == std::string::npos ? "" : entry.substr(0, slash);
+    const std::string name = npy && slash != std::string::npos ? entry.substr(slash + 1, entry.size() - 4 - slash - 1) : "";
+    if (part == "model" && !name.empty()) {
+      model_state.emplace_back(name, decode_npy<T>(op, where, content));
+    } else if (part == "optimizer" && !name.empty()) {
+      optimizer_state.emplace_back(name, decode_npy<double>(op, where, content));
+    } else if (part == "position" && !name.empty()) {
+      const xt::xarray<double> v = decode_npy<double>(op, where, content);
+      if (v.dimension() != 0 || !(v() >= 0 && v() <= 9007199254740992.0) || v() != std::floor(v()))
+        io_error(op, path, "entry '" + entry + "' is not a count (a whole number >= 0 of shape ())");
+      counters[name] = static_cast<std::uint64_t>(v());
+    } else {
+      io_error(op, path, "has an entry '" + entry + "' that is not model/, optimizer/ or position/<name>.npy");
+    }
+  }
+  // All or nothing: the model is set back if the optimizer's state does not fit.
+  const StateDict<T> before = model.state_dict();
+  try {
+    model.load_state_dict(model_state);
+    try {
+      optimizer.load_state_dict(optimizer_state);
+    } catch (...) {
+      model.load_state_dict(before);
+      throw;
+    }
+  } catch (const ValueError& e) {
+    io_error(op, path, std::string("does not fit: ") + e.what());
+  }
+  return counters;
+}
+
+template <class T>
 std::map<std::string, xt::xarray<T>> load_npz(const std::string& path) {
   std::map<std::string, xt::xarray<T>> arrays;
   for (const auto& [entry, content] : unzip("load_npz", path)) {
@@ -381,6 +434,12 @@ template xt::xarray<float> load_npy(const std::string&);
 template xt::xarray<double> load_npy(const std::string&);
 template void save_npz(const std::string&, const StateDict<float>&);
 template void save_npz(const std::string&, const StateDict<double>&);
+template void save_checkpoint(const std::string&, const Module<float>&, const Optimizer<float>&,
+                              const std::map<std::string, std::uint64_t>&);
+template void save_checkpoint(const std::string&, const Module<double>&, const Optimizer<double>&,
+                              const std::map<std::string, std::uint64_t>&);
+template std::map<std::string, std::uint64_t> load_checkpoint(const std::string&, Module<float>&, Optimizer<float>&);
+template std::map<std::string, std::uint64_t> load_checkpoint(const std::string&, Module<double>&, Optimizer<double>&);
 template void save_parameters(const Module<float>&, const std::string&);
 template void save_parameters(const Module<double>&, const std::string&);
 template void load_parameters(Module<float>&, const std::string&);

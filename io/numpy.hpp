@@ -2,10 +2,12 @@
 #ifndef TAPEGRAD_IO_NUMPY_HPP
 #define TAPEGRAD_IO_NUMPY_HPP
 
+#include <cstdint>
 #include <map>
 #include <string>
 
 #include "../layers/module.hpp"
+#include "../layers/optim.hpp"
 
 namespace tapegrad {
 
@@ -33,6 +35,17 @@ void load_parameters(Module<T>& module, const std::string& path);
 // uncompressed .npz archive, atomically as save_npy does.
 template <class T>
 void save_npz(const std::string& path, const StateDict<T>& arrays);
+// A training run's state in one uncompressed .npz archive, written atomically as save_npy does:
+// the model's parameters and buffers ("model/<name>", of T), the optimizer's state
+// ("optimizer/<name>", float64: Optimizer::state_dict) and named counters ("position/<name>":
+// the epoch, the step, a schedule's position; exact below 2^53). load_checkpoint reads and checks
+// the whole file, then sets the model and the optimizer and returns the counters; a file of
+// another model or optimizer is an error naming the entry, and changes nothing.
+template <class T>
+void save_checkpoint(const std::string& path, const Module<T>& model, const Optimizer<T>& optimizer,
+                     const std::map<std::string, std::uint64_t>& counters);
+template <class T>
+std::map<std::string, std::uint64_t> load_checkpoint(const std::string& path, Module<T>& model, Optimizer<T>& optimizer);
 // The arrays of an .npz archive by name (without ".npy").
 template <class T>
 std::map<std::string, xt::xarray<T>> load_npz(const std::string& path);

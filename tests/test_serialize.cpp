@@ -174,3 +174,49 @@ TEST_CASE("saving replaces the file atomically and leaves no temporary behind") 
   for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir.path)) ++files;
   CHECK(files == 2);   // m.npz and the directory
 }
+
+TEST_CASE("checkpoints: model, optimizer and counters in one file, loaded all or nothing") {
+  TempDir dir;
+  tg::ManualSeed seed(12);
+  tg::Sequential<double> model(tg::Linear<double>(3, 4), tg::Tanh<double>(), tg::Linear<double>(4, 2));
+  tg::AdamW<double> opt(model.parameters(), 0.01);
+  {
+    tg::Tape tape;
+    tg::sum(model(TD(random_array({5, 3}, 3600)))).backward();
+  }
+  opt.step();
+  tg::save_checkpoint(dir / "run.npz", model, opt, {{"epoch", 3}, {"step", 1234}});
+  // np.load sees model/..., optimizer/... and position/... arrays.
+  const auto arrays = tg::load_npz<double>(dir / "run.npz");
+  CHECK(arrays.count("model/0.weight") == 1);
+  CHECK(arrays.count("optimizer/param0.exp_avg") == 1);
+  CHECK(arrays.at("position/step")() == 1234.0);
+
+  tg::ManualSeed other(13);
+  tg::Sequential<double> fresh(tg::Linear<double>(3, 4), tg::Tanh<double>(), tg::Linear<double>(4, 2));
+  tg::AdamW<double> fresh_opt(fresh.parameters(), 0.5);
+  const auto counters = tg::load_checkpoint(dir / "run.npz", fresh, fresh_opt);
+  CHECK(counters.at("epoch") == 3);
+  CHECK(counters.at("step") == 1234);
+  CHECK(fresh.state_dict()[0].second == model.state_dict()[0].second);
+  CHECK(fresh_opt.lr() == 0.01);
+  CHECK(fresh_opt.state_dict()[3].second == opt.state_dict()[3].second);
+
+  // Another model: an error naming the entry; another optimizer: the model is set back too.
+  tg::Sequential<double> wider(tg::Linear<double>(3, 5));
+  tg::AdamW<double> wider_opt(wider.parameters());
+  CHECK_THROWS_WITH_AS(tg::load_checkpoint(dir / "run.npz", wider, wider_opt), doctest::Contains("does not fit: load_state_dict"),
+                       tg::IoError);
+  tg::Sequential<double> same(tg::Linear<double>(3, 4), tg::Tanh<double>(), tg::Linear<double>(4, 2));
+  tg::SGD<double> sgd(same.parameters(), 0.1, 0.9);
+  const Arr before = same.state_dict()[0].second;
+  CHECK_THROWS_WITH_AS(tg::load_checkpoint(dir / "run.npz", same, sgd), doctest::Contains("'param0.exp_avg' is not part of this SGD's state"),
+                       tg::IoError);
+  CHECK(same.state_dict()[0].second == before);
+  CHECK(sgd.lr() == 0.1);
+  // A truncated file is an IoError, and changes nothing either.
+  const std::string bytes = read_bytes(dir / "run.npz");
+  std::ofstream(dir / "cut.npz", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  CHECK_THROWS_AS(tg::load_checkpoint(dir / "cut.npz", fresh, fresh_opt), tg::IoError);
+  CHECK(fresh.state_dict()[0].second == model.state_dict()[0].second);
+}
