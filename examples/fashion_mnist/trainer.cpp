@@ -1,5 +1,7 @@
 #include "trainer.hpp"
 
+#include "run_tools.hpp"
+
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -22,31 +24,10 @@ namespace fs = std::filesystem;
 
 namespace fashion {
 
-namespace {
-// "a positive number" in words, not CLI11's numeric range from 0 to DBL_MAX.
-const CLI::Validator positive(
-    [](std::string& text) -> std::string {
-      std::size_t used = 0;
-      double v = 0;
-      try {
-        v = std::stod(text, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      return used == text.size() && used > 0 && v > 0 && std::isfinite(v) ? ""
-                                                                           : "must be a positive number, got '" + text + "'";
-    },
-    "POSITIVE");
-
-// Digits only: CLI11 would turn "-1" into a huge unsigned number.
-const CLI::Validator whole(
-    [](std::string& text) -> std::string {
-      return !text.empty() && text.find_first_not_of("0123456789") == std::string::npos
-                 ? ""
-                 : "must be a whole number >= 0, got '" + text + "'";
-    },
-    "WHOLE");
-}  // namespace
+using run_tools::positive;
+using run_tools::whole;
+using run_tools::Clock;
+using run_tools::seconds_since;
 
 std::optional<Config> parse_config(int argc, const char* const* argv, int& exit_code, std::ostream& out,
                                    std::ostream& err) {
@@ -92,24 +73,6 @@ template tg::Sequential<double> lenet5<double>(std::uint64_t);
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-// The process's peak resident set size so far (Linux reports kilobytes).
-double peak_rss_mb() {
-  rusage usage{};
-  ::getrusage(RUSAGE_SELF, &usage);
-  return double(usage.ru_maxrss) / 1024.0;
-}
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-std::string duration(double s) {
-  std::ostringstream os;
-  const long t = std::lround(s);
-  os << t / 60 << ':' << std::setw(2) << std::setfill('0') << t % 60;
-  return os.str();
-}
-
 // The whole model's gradients in double on a few training images, by random projections.
 bool check_gradients(const Config& c, const tg::ImageDataset& train, std::ostream& out) {
   const std::size_t n = std::min(c.check_images, train.labels.size());
@@ -149,28 +112,6 @@ std::pair<double, double> evaluate(tg::Sequential<float>& model, const tg::Tenso
 // Images (N, 1, 28, 28) with their labels, as a dataset.
 tg::TensorDataset<float> dataset(tg::ImageDataset&& d) {
   return tg::TensorDataset<float>(std::move(d.images), std::vector<std::int64_t>(d.labels.begin(), d.labels.end()));
-}
-
-// Writes `text` to `path` through a temporary file and a rename.
-void write_text(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream f(tmp);
-    f << text;
-    if (!f) throw tg::IoError("fashion_mnist: '" + tmp.string() + "' could not be written");
-  }
-  fs::rename(tmp, path);
-}
-
-bool have(const char* program) {
-  return std::system((std::string("command -v ") + program + " >/dev/null 2>&1").c_str()) == 0;
-}
-
-// A path as one single-quoted shell word, whatever it contains.
-std::string shell_quote(const std::string& text) {
-  std::string out = "'";
-  for (const char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
 }
 
 }  // namespace
@@ -221,7 +162,7 @@ RunResult run(const Config& c, std::ostream& all_out, Team& team) {
   for (std::size_t epoch = 1; epoch <= c.epochs; ++epoch) {
     const std::vector<std::vector<std::size_t>> global_batches = sampler.batches(epoch);
     const auto epoch_start = Clock::now();
-    auto last_print = epoch_start;
+    run_tools::Progress progress(out, terminal, epoch, c.epochs, steps, "img");
     double running = 0, epoch_sum = 0;
     for (std::size_t step = 0; step < steps; ++step, ++global_step) {
       const std::size_t e = std::min(n, (step + 1) * global_batch);   // images seen this epoch
@@ -238,7 +179,7 @@ RunResult run(const Config& c, std::ostream& all_out, Team& team) {
         loss = l.item();
         if (global_step == 0) {
           result.first_loss = loss;
-          if (lead) write_text(dir / "graph.dot", tape.dot());
+          if (lead) run_tools::write_text(dir / "graph.dot", tape.dot());
         }
       }
       running = step == 0 ? loss : 0.98 * running + 0.02 * loss;
@@ -246,31 +187,17 @@ RunResult run(const Config& c, std::ostream& all_out, Team& team) {
       if (global_step % 20 == 0) curve << global_step << ' ' << running << '\n';
       if (global_step % 100 == 0)
         metrics << "train," << epoch << ',' << global_step << ',' << running << ",," << seconds_since(start) << ",\n";
-      const double elapsed = seconds_since(epoch_start);
-      const double rate = double(e) / std::max(elapsed, 1e-9);
-      const double eta = double(n - e) / std::max(rate, 1e-9);
-      if (terminal) {
-        const int width = 30, filled = int(width * double(step + 1) / double(steps));
-        out << "\repoch " << epoch << '/' << c.epochs << " [" << std::string(filled, '#') << std::string(width - filled, '.')
-            << "] " << step + 1 << '/' << steps << "  loss " << std::fixed << std::setprecision(4) << running << "  "
-            << std::setprecision(0) << rate << " img/s  ETA " << duration(eta) << std::defaultfloat
-            << std::setprecision(6) << "   " << std::flush;
-      } else if (std::chrono::duration<double>(Clock::now() - last_print).count() >= 5.0 || step + 1 == steps) {
-        last_print = Clock::now();
-        out << "epoch " << epoch << '/' << c.epochs << " step " << step + 1 << '/' << steps << " loss " << std::fixed
-            << std::setprecision(4) << running << ' ' << std::setprecision(0) << rate << " img/s ETA " << duration(eta)
-            << std::defaultfloat << std::setprecision(6) << std::endl;
-      }
+      progress.update(step, running, double(e), double(n));
     }
     EpochResult r;
     r.seconds = seconds_since(epoch_start);
     r.train_loss = epoch_sum / double(steps);
     if (lead) std::tie(r.test_loss, r.test_accuracy) = evaluate(model, test);
-    r.peak_rss_mb = peak_rss_mb();
+    r.peak_rss_mb = run_tools::peak_rss_mb();
     const tg::MemoryStats memory = tg::memory_stats();
     r.live_tensors = memory.live_tensors;
     r.tape_entries = memory.tape_entries;
-    if (terminal) out << '\n';
+    progress.finish();
     out << "epoch " << epoch << ": train loss " << std::fixed << std::setprecision(4) << r.train_loss << ", test loss "
         << r.test_loss << ", test accuracy " << std::setprecision(2) << 100 * r.test_accuracy << "%, "
         << std::setprecision(1) << r.seconds << " s (" << std::setprecision(0) << double(n) / r.seconds
@@ -287,22 +214,17 @@ RunResult run(const Config& c, std::ostream& all_out, Team& team) {
         << std::setprecision(3) << team.averaging_seconds() * 1e3 / double(std::max<std::size_t>(global_step, 1))
         << " ms per step" << std::defaultfloat << std::setprecision(6) << std::endl;
   if (!lead) return result;
-  write_text(dir / "metrics.csv", metrics.str());
-  write_text(dir / "loss.dat", curve.str());
+  run_tools::write_text(dir / "metrics.csv", metrics.str());
+  run_tools::write_text(dir / "loss.dat", curve.str());
   for (const auto& [name, p] : model.named_parameters()) tg::save_npy((dir / "parameters" / (name + ".npy")).string(), p.value());
-  if (have("gnuplot")) {
-    write_text(dir / "loss.gp",
-               "set terminal pngcairo size 800,450\nset output 'loss.png'\nset xlabel 'step'\nset ylabel "
-               "'training loss (running mean)'\nset grid\nplot 'loss.dat' using 1:2 with lines title 'LeNet-5, "
-               "Fashion-MNIST'\n");
-    if (std::system(("cd " + shell_quote(dir.string()) + " && gnuplot loss.gp").c_str()) != 0)
-      out << "note: gnuplot failed; no loss.png\n";
-  } else {
-    out << "note: gnuplot is not installed (apt-get install -y gnuplot-nox): no loss.png\n";
-  }
-  if (have("dot")) {
-    if (std::system(("dot -Tsvg " + shell_quote((dir / "graph.dot").string()) + " -o " +
-                     shell_quote((dir / "graph.svg").string()))
+  run_tools::plot(dir,
+                  "set terminal pngcairo size 800,450\nset output 'loss.png'\nset xlabel 'step'\nset ylabel "
+                  "'training loss (running mean)'\nset grid\nplot 'loss.dat' using 1:2 with lines title 'LeNet-5, "
+                  "Fashion-MNIST'\n",
+                  "loss.png", out);
+  if (run_tools::have("dot")) {
+    if (std::system(("dot -Tsvg " + run_tools::shell_quote((dir / "graph.dot").string()) + " -o " +
+                     run_tools::shell_quote((dir / "graph.svg").string()))
                         .c_str()) != 0)
       out << "note: dot failed; no graph.svg\n";
   } else {

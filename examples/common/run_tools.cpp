@@ -1,0 +1,112 @@
+#include "run_tools.hpp"
+
+#include <sys/resource.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+#include <tapegrad/tapegrad.hpp>
+
+namespace fs = std::filesystem;
+
+namespace run_tools {
+
+const CLI::Validator positive(
+    [](std::string& text) -> std::string {
+      std::size_t used = 0;
+      double v = 0;
+      try {
+        v = std::stod(text, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      return used == text.size() && used > 0 && v > 0 && std::isfinite(v) ? ""
+                                                                           : "must be a positive number, got '" + text + "'";
+    },
+    "POSITIVE");
+
+const CLI::Validator whole(
+    [](std::string& text) -> std::string {
+      return !text.empty() && text.find_first_not_of("0123456789") == std::string::npos
+                 ? ""
+                 : "must be a whole number >= 0, got '" + text + "'";
+    },
+    "WHOLE");
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string duration(double s) {
+  std::ostringstream os;
+  const long t = std::lround(s);
+  os << t / 60 << ':' << std::setw(2) << std::setfill('0') << t % 60;
+  return os.str();
+}
+
+double peak_rss_mb() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return double(usage.ru_maxrss) / 1024.0;   // Linux reports kilobytes
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream f(tmp);
+    f << text;
+    if (!f) throw tapegrad::IoError("'" + tmp.string() + "' could not be written");
+  }
+  fs::rename(tmp, path);
+}
+
+bool have(const char* program) {
+  return std::system((std::string("command -v ") + program + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+std::string shell_quote(const std::string& text) {
+  std::string out = "'";
+  for (const char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+void plot(const fs::path& dir, const std::string& script, const std::string& png, std::ostream& out) {
+  if (!have("gnuplot")) {
+    out << "note: gnuplot is not installed (apt-get install -y gnuplot-nox): no " << png << "\n";
+    return;
+  }
+  const std::string name = fs::path(png).stem().string() + ".gp";
+  write_text(dir / name, script);
+  if (std::system(("cd " + shell_quote(dir.string()) + " && gnuplot " + name).c_str()) != 0)
+    out << "note: gnuplot failed; no " << png << "\n";
+}
+
+Progress::Progress(std::ostream& out, bool terminal, std::size_t epoch, std::size_t epochs, std::size_t steps,
+                   const char* unit)
+    : out_(out), terminal_(terminal), epoch_(epoch), epochs_(epochs), steps_(steps), unit_(unit),
+      start_(Clock::now()), last_print_(start_) {}
+
+void Progress::update(std::size_t step, double loss, double done, double total) {
+  const double elapsed = seconds_since(start_);
+  const double rate = done / std::max(elapsed, 1e-9);
+  const double eta = (total - done) / std::max(rate, 1e-9);
+  if (terminal_) {
+    const int width = 30, filled = int(width * double(step + 1) / double(steps_));
+    out_ << "\repoch " << epoch_ << '/' << epochs_ << " [" << std::string(filled, '#') << std::string(width - filled, '.')
+         << "] " << step + 1 << '/' << steps_ << "  loss " << std::fixed << std::setprecision(4) << loss << "  "
+         << std::setprecision(0) << rate << ' ' << unit_ << "/s  ETA " << duration(eta) << std::defaultfloat
+         << std::setprecision(6) << "   " << std::flush;
+  } else if (seconds_since(last_print_) >= 5.0 || step + 1 == steps_) {
+    last_print_ = Clock::now();
+    out_ << "epoch " << epoch_ << '/' << epochs_ << " step " << step + 1 << '/' << steps_ << " loss " << std::fixed
+         << std::setprecision(4) << loss << ' ' << std::setprecision(0) << rate << ' ' << unit_ << "/s ETA "
+         << duration(eta) << std::defaultfloat << std::setprecision(6) << std::endl;
+  }
+}
+
+void Progress::finish() {
+  if (terminal_) out_ << '\n';
+}
+
+}  // namespace run_tools
