@@ -66,13 +66,12 @@ Tensor<T> layer_state(const char* layer, const char* what, const Tensor<T>& s, s
   return reshape(slice(s, 0, at, at + 1), {batch, hidden});
 }
 
-// gates = x_part + h W_hh^T + b_hh;  i, f, g, o;  c' = f c + i g;  h' = o tanh(c')
+// i, f, g, o = split(gates) (sigmoid, sigmoid, tanh, sigmoid);  c' = f c + i g;  h' = o tanh(c')
 template <class T>
-LSTMState<T> lstm_step(const Tensor<T>& x_part, const Tensor<T>& h, const Tensor<T>& c, const GateWeights<T>& w,
-                       std::size_t hidden) {
-  const std::vector<Tensor<T>> gates = split(x_part + project(h, w.w_hh, w.b_hh), {hidden, hidden, hidden, hidden}, 1);
-  const Tensor<T> cell = sigmoid(gates[1]) * c + sigmoid(gates[0]) * tanh(gates[2]);
-  return {sigmoid(gates[3]) * tanh(cell), cell};
+LSTMState<T> lstm_update(const Tensor<T>& gates, const Tensor<T>& c, std::size_t hidden) {
+  const std::vector<Tensor<T>> g = split(gates, {hidden, hidden, hidden, hidden}, 1);
+  const Tensor<T> cell = sigmoid(g[1]) * c + sigmoid(g[0]) * tanh(g[2]);
+  return {sigmoid(g[3]) * tanh(cell), cell};
 }
 
 // r, z from x_part + h part; n = tanh(x_n + r h_n);  h' = (1 - z) n + z h
@@ -85,33 +84,47 @@ Tensor<T> gru_step(const Tensor<T>& x_part, const Tensor<T>& h, const GateWeight
   return n + z * (h - n);   // (1 - z) n + z h
 }
 
-// x (time, batch, features): checked, with its sizes.
-struct Sequence {
-  std::size_t time, batch;
-};
+// x (time, batch, features) as one tensor per step, checked.
 template <class T>
-Sequence check_sequence(const char* layer, const Tensor<T>& x, std::size_t input) {
+std::vector<Tensor<T>> unbind_steps(const char* layer, const Tensor<T>& x, std::size_t input) {
   check_defined<T>(layer, {&x});
   const Shape s = x.shape();
   if (s.size() != 3 || s[2] != input)
     throw_shape_error(layer, "input shape " + shape_str(s) + " is not (time, batch, input_size=" + std::to_string(input) + ")");
   if (s[0] == 0) throw_shape_error(layer, "the sequence is empty (input shape " + shape_str(s) + ")");
-  return {s[0], s[1]};
+  std::vector<Tensor<T>> steps;
+  for (std::size_t t = 0; t < s[0]; ++t) {
+    const auto at = static_cast<std::ptrdiff_t>(t);
+    steps.push_back(reshape(slice(x, 0, at, at + 1), {s[1], s[2]}));
+  }
+  return steps;
 }
 
-// Every time step's input projection at once: (time, batch, gates * hidden).
+// The batch size of a sequence of steps, each (batch, input), checked.
 template <class T>
-Tensor<T> project_sequence(const Tensor<T>& x, const GateWeights<T>& w) {
-  const Shape s = x.shape();
-  const Tensor<T> rows = project(reshape(x, {s[0] * s[1], s[2]}), w.w_ih, w.b_ih);
-  return reshape(rows, {s[0], s[1], rows.shape()[1]});
+std::size_t check_steps(const char* layer, const std::vector<Tensor<T>>& steps, std::size_t input) {
+  if (steps.empty()) throw_shape_error(layer, "the sequence is empty (no steps)");
+  for (std::size_t t = 0; t < steps.size(); ++t) {
+    if (!steps[t].defined()) throw_usage_error(layer, "step " + std::to_string(t) + " is an undefined tensor");
+    const Shape s = steps[t].shape();
+    if (s.size() != 2 || s[1] != input || s[0] != steps[0].shape()[0])
+      throw_shape_error(layer, "step " + std::to_string(t) + " has shape " + shape_str(s) + ", not (batch, input_size=" +
+                                   std::to_string(input) + ") as step 0's " + shape_str(steps[0].shape()));
+  }
+  return steps[0].shape()[0];
 }
 
+// One layer's weights for a step computed as [x, h] W^T + b: W = [W_ih, W_hh] joined once per
+// sequence (one product per step, and one gradient of each weight per sequence), b = b_ih + b_hh.
 template <class T>
-Tensor<T> step_of(const Tensor<T>& projected, std::size_t t) {
-  const Shape s = projected.shape();
-  const auto at = static_cast<std::ptrdiff_t>(t);
-  return reshape(slice(projected, 0, at, at + 1), {s[1], s[2]});
+struct JoinedWeights {
+  Tensor<T> w, b;
+};
+template <class T>
+JoinedWeights<T> joined(const GateWeights<T>& w) {
+  JoinedWeights<T> j{concat(std::vector<Tensor<T>>{w.w_ih, w.w_hh}, 1), Tensor<T>()};
+  if (w.b_ih.defined()) j.b = w.b_ih + w.b_hh;
+  return j;
 }
 
 }  // namespace
@@ -131,8 +144,9 @@ LSTMState<T> LSTMCell<T>::forward(const Tensor<T>& x, const LSTMState<T>& state)
   if (s.size() != 2 || s[1] != input_)
     throw_shape_error("LSTMCell", "input shape " + shape_str(s) + " is not (batch, input_size=" + std::to_string(input_) + ")");
   const GateWeights<T> w{weight_ih_, weight_hh_, bias_ih_, bias_hh_};
-  return lstm_step(project(x, w.w_ih, w.b_ih), state_or_zeros("LSTMCell", "h", state.h, s[0], hidden_),
-                   state_or_zeros("LSTMCell", "c", state.c, s[0], hidden_), w, hidden_);
+  const Tensor<T> h = state_or_zeros("LSTMCell", "h", state.h, s[0], hidden_);
+  return lstm_update(project(x, w.w_ih, w.b_ih) + project(h, w.w_hh, w.b_hh),
+                     state_or_zeros("LSTMCell", "c", state.c, s[0], hidden_), hidden_);
 }
 
 template <class T>
@@ -166,26 +180,28 @@ LSTM<T>::LSTM(std::size_t input_size, std::size_t hidden_size, std::size_t num_l
 
 template <class T>
 typename LSTM<T>::Output LSTM<T>::forward(const Tensor<T>& x, const LSTMState<T>& state) {
-  const Sequence seq = check_sequence("LSTM", x, input_);
-  Tensor<T> layer_input = x;
-  std::vector<Tensor<T>> h_n, c_n;
+  return forward(unbind_steps("LSTM", x, input_), state);
+}
+
+// Per layer and step: gates = [x_t, h] [W_ih, W_hh]^T + b_ih + b_hh;  then the cell's update
+template <class T>
+typename LSTM<T>::Output LSTM<T>::forward(const std::vector<Tensor<T>>& steps, const LSTMState<T>& state) {
+  const std::size_t batch = check_steps("LSTM", steps, input_);
+  std::vector<Tensor<T>> layer_input = steps, h_n, c_n;
   for (std::size_t l = 0; l < layers_; ++l) {
-    const GateWeights<T> w{weight_ih_[l], weight_hh_[l], bias_ih_[l], bias_hh_[l]};
-    const Tensor<T> projected = project_sequence(layer_input, w);
-    Tensor<T> h = state_or_zeros("LSTM", "h", layer_state("LSTM", "h", state.h, l, layers_, seq.batch, hidden_), seq.batch, hidden_);
-    Tensor<T> c = state_or_zeros("LSTM", "c", layer_state("LSTM", "c", state.c, l, layers_, seq.batch, hidden_), seq.batch, hidden_);
-    std::vector<Tensor<T>> outputs;
-    for (std::size_t t = 0; t < seq.time; ++t) {
-      const LSTMState<T> next = lstm_step(step_of(projected, t), h, c, w, hidden_);
+    const JoinedWeights<T> w = joined(GateWeights<T>{weight_ih_[l], weight_hh_[l], bias_ih_[l], bias_hh_[l]});
+    Tensor<T> h = state_or_zeros("LSTM", "h", layer_state("LSTM", "h", state.h, l, layers_, batch, hidden_), batch, hidden_);
+    Tensor<T> c = state_or_zeros("LSTM", "c", layer_state("LSTM", "c", state.c, l, layers_, batch, hidden_), batch, hidden_);
+    for (Tensor<T>& x : layer_input) {
+      const LSTMState<T> next = lstm_update(project(concat(std::vector<Tensor<T>>{x, h}, 1), w.w, w.b), c, hidden_);
       h = next.h;
       c = next.c;
-      outputs.push_back(h);
+      x = h;   // this layer's output at the step, the next layer's input
     }
-    layer_input = stack(outputs, 0);
     h_n.push_back(h);
     c_n.push_back(c);
   }
-  return {layer_input, {stack(h_n, 0), stack(c_n, 0)}};
+  return {stack(layer_input, 0), layer_input, {stack(h_n, 0), stack(c_n, 0)}};
 }
 
 template <class T>
@@ -201,22 +217,23 @@ GRU<T>::GRU(std::size_t input_size, std::size_t hidden_size, std::size_t num_lay
 
 template <class T>
 typename GRU<T>::Output GRU<T>::forward(const Tensor<T>& x, const Tensor<T>& h0) {
-  const Sequence seq = check_sequence("GRU", x, input_);
-  Tensor<T> layer_input = x;
-  std::vector<Tensor<T>> h_n;
+  return forward(unbind_steps("GRU", x, input_), h0);
+}
+
+template <class T>
+typename GRU<T>::Output GRU<T>::forward(const std::vector<Tensor<T>>& steps, const Tensor<T>& h0) {
+  const std::size_t batch = check_steps("GRU", steps, input_);
+  std::vector<Tensor<T>> layer_input = steps, h_n;
   for (std::size_t l = 0; l < layers_; ++l) {
     const GateWeights<T> w{weight_ih_[l], weight_hh_[l], bias_ih_[l], bias_hh_[l]};
-    const Tensor<T> projected = project_sequence(layer_input, w);
-    Tensor<T> h = state_or_zeros("GRU", "h", layer_state("GRU", "h", h0, l, layers_, seq.batch, hidden_), seq.batch, hidden_);
-    std::vector<Tensor<T>> outputs;
-    for (std::size_t t = 0; t < seq.time; ++t) {
-      h = gru_step(step_of(projected, t), h, w, hidden_);
-      outputs.push_back(h);
+    Tensor<T> h = state_or_zeros("GRU", "h", layer_state("GRU", "h", h0, l, layers_, batch, hidden_), batch, hidden_);
+    for (Tensor<T>& x : layer_input) {
+      h = gru_step(project(x, w.w_ih, w.b_ih), h, w, hidden_);
+      x = h;
     }
-    layer_input = stack(outputs, 0);
     h_n.push_back(h);
   }
-  return {layer_input, stack(h_n, 0)};
+  return {stack(layer_input, 0), layer_input, stack(h_n, 0)};
 }
 
 template class LSTMCell<float>;

@@ -50,18 +50,26 @@ class GRUCell : public Module<T> {
 
 // Stacked LSTM over a sequence x of shape (time, batch, input_size): layer l reads layer l - 1's
 // outputs. Parameters weight_ih_l<l>, weight_hh_l<l>, bias_ih_l<l>, bias_hh_l<l>. Returns the last
-// layer's outputs (time, batch, hidden_size) and the final states (layers, batch, hidden_size).
+// layer's outputs (time, batch, hidden_size), the same as one tensor per step, and the final
+// states (layers, batch, hidden_size).
+//
+// The sequence may also come as one tensor (batch, input_size) per step: the gradient of each
+// step's input is then its own, where slicing steps out of one (time, ...) tensor costs a gradient
+// of the whole tensor per step (time^2 batch input_size in all).
 template <class T>
 class LSTM : public Module<T> {
  public:
   struct Output {
     Tensor<T> output;
+    std::vector<Tensor<T>> steps;
     LSTMState<T> state;
   };
   LSTM(std::size_t input_size, std::size_t hidden_size, std::size_t num_layers = 1, bool bias = true);
   using Module<T>::forward;
   Output forward(const Tensor<T>& x, const LSTMState<T>& state = {});
+  Output forward(const std::vector<Tensor<T>>& steps, const LSTMState<T>& state = {});
   Output operator()(const Tensor<T>& x, const LSTMState<T>& state = {}) { return forward(x, state); }
+  Output operator()(const std::vector<Tensor<T>>& steps, const LSTMState<T>& state = {}) { return forward(steps, state); }
 
  private:
   std::size_t input_, hidden_, layers_;
@@ -73,12 +81,16 @@ template <class T>
 class GRU : public Module<T> {
  public:
   struct Output {
-    Tensor<T> output, h;
+    Tensor<T> output;
+    std::vector<Tensor<T>> steps;
+    Tensor<T> h;
   };
   GRU(std::size_t input_size, std::size_t hidden_size, std::size_t num_layers = 1, bool bias = true);
   using Module<T>::forward;
   Output forward(const Tensor<T>& x, const Tensor<T>& h = {});
+  Output forward(const std::vector<Tensor<T>>& steps, const Tensor<T>& h = {});
   Output operator()(const Tensor<T>& x, const Tensor<T>& h = {}) { return forward(x, h); }
+  Output operator()(const std::vector<Tensor<T>>& steps, const Tensor<T>& h = {}) { return forward(steps, h); }
 
  private:
   std::size_t input_, hidden_, layers_;

@@ -32,3 +32,5 @@ ensure_packages "${PACKAGES[@]}"
 TEST_PACKAGES=(python3-numpy clang nlohmann-json3-dev libopenmpi-dev openmpi-bin)
 # The demo trains on Fashion-MNIST and draws its loss curve and its graph.
 DEMO_PACKAGES=(dataset-fashion-mnist gnuplot-nox graphviz)
+# The character-level LSTM trains on the fortunes' text.
+CHAR_LSTM_PACKAGES=(fortunes gnuplot-nox)

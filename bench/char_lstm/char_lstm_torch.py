@@ -2,7 +2,7 @@
 """The char_lstm example's model and training, written for PyTorch (Debian python3-torch), one thread.
 
 Same text, vocabulary, split, sequences, model (Embedding -> LSTM -> Linear), initial-weight
-scheme, AdamW, schedule (linear warm-up, cosine decay to a tenth), gradient clipping and
+distributions (the head's set to tapegrad's Linear default), AdamW, schedule (linear warm-up, cosine decay to a tenth), gradient clipping and
 validation as examples/char_lstm; the shuffling differs (NumPy's generator). Prints one line per
 epoch: seconds, characters per second, training and validation loss.
 """
@@ -76,6 +76,11 @@ class CharModel(torch.nn.Module):
         self.embed = torch.nn.Embedding(V, args.embed)
         self.lstm = torch.nn.LSTM(args.embed, args.hidden, args.layers)
         self.head = torch.nn.Linear(args.hidden, V)
+        # tapegrad's Linear default: Kaiming-uniform weights, U(-sqrt(6 / in), sqrt(6 / in))
+        # (PyTorch's own draws U(-1 / sqrt(in), 1 / sqrt(in))); the biases are drawn alike.
+        with torch.no_grad():
+            bound = math.sqrt(6.0 / args.hidden)
+            self.head.weight.uniform_(-bound, bound)
 
     def forward(self, tokens):
         return self.head(self.lstm(self.embed(tokens))[0])

@@ -96,7 +96,14 @@ CharModel::CharModel(std::size_t vocab, std::size_t embed, std::size_t hidden, s
 }
 
 std::pair<tg::Tensor<float>, tg::LSTMState<float>> CharModel::forward(const tg::Index& tokens, const tg::LSTMState<float>& state) {
-  const auto out = (*lstm_)(embed_->forward(tokens), state);
+  const std::size_t time = tokens.shape(0), batch = tokens.shape(1);
+  std::vector<tg::Tensor<float>> steps;
+  for (std::size_t t = 0; t < time; ++t) {
+    tg::Index row = tg::Index::from_shape({batch});
+    std::copy_n(tokens.data() + t * batch, batch, row.data());
+    steps.push_back(embed_->forward(row));
+  }
+  const auto out = (*lstm_)(steps, state);
   return {head_->forward(out.output), out.state};
 }
 

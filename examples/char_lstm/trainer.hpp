@@ -42,7 +42,8 @@ std::string load_text(const std::string& path, std::size_t limit_chars = 0);
 class CharModel : public tapegrad::Module<float> {
  public:
   CharModel(std::size_t vocab, std::size_t embed, std::size_t hidden, std::size_t layers);
-  // tokens (time, batch) -> logits (time, batch, vocab) and the final state.
+  // tokens (time, batch) -> logits (time, batch, vocab) and the final state. Each step's tokens
+  // are embedded on their own, so that each step's input has a gradient of its own (LSTM).
   std::pair<tapegrad::Tensor<float>, tapegrad::LSTMState<float>> forward(const tapegrad::Index& tokens,
                                                                           const tapegrad::LSTMState<float>& state = {});
   using tapegrad::Module<float>::forward;
