@@ -71,7 +71,7 @@ Tensor<T> AvgPool2d<T>::forward(const Tensor<T>& x) {
 
 template <class T>
 Tensor<T> MaxPool2d<T>::forward(const Tensor<T>& x) {
-  return max_pool2d(x, kernel_, stride_);
+  return max_pool2d(x, kernel_, stride_, padding_);
 }
 
 template <class T>

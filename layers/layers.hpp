@@ -69,11 +69,11 @@ template <class T>
 class MaxPool2d : public Module<T> {
  public:
   explicit MaxPool2d(Size2 kernel) : MaxPool2d(kernel, kernel) {}
-  MaxPool2d(Size2 kernel, Size2 stride) : kernel_(kernel), stride_(stride) {}
+  MaxPool2d(Size2 kernel, Size2 stride, Size2 padding = 0) : kernel_(kernel), stride_(stride), padding_(padding) {}
   Tensor<T> forward(const Tensor<T>& x) override;
 
  private:
-  Size2 kernel_, stride_;
+  Size2 kernel_, stride_, padding_;
 };
 
 template <class T>

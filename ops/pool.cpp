@@ -180,14 +180,17 @@ Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel) {
   return max_pool2d(x, kernel, kernel);
 }
 
-// y = max of each window, the first maximum in row-major window order;  dx = grad scattered to it;
+// y = max of each window's elements inside the input, the first maximum in row-major window order;
+//   dx = grad scattered to it;
 //   ty = t gathered from it
 template <class T>
-Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride) {
+Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding) {
   constexpr char op[] = "max_pool2d";
   check_defined<T>(op, {&x});
   const Shape s = x.shape();
-  const Windows g = windows(op, s, kernel, stride, 0);
+  const Windows g = windows(op, s, kernel, stride, padding);
+  if (2 * padding.h > kernel.h || 2 * padding.w > kernel.w)
+    throw_value_error(op, "padding " + size2_str(padding) + " must be at most half the kernel " + size2_str(kernel));
   const Shape shape = g.output(s);
   auto index = std::make_shared<std::vector<std::size_t>>(detail::element_count(shape), std::size_t(-1));
   xt::xarray<T> y = detail::empty_array<T>(shape);
@@ -212,10 +215,10 @@ Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride) {
 template Tensor<float> avg_pool2d(const Tensor<float>&, Size2);
 template Tensor<float> avg_pool2d(const Tensor<float>&, Size2, Size2, Size2);
 template Tensor<float> max_pool2d(const Tensor<float>&, Size2);
-template Tensor<float> max_pool2d(const Tensor<float>&, Size2, Size2);
+template Tensor<float> max_pool2d(const Tensor<float>&, Size2, Size2, Size2);
 template Tensor<double> avg_pool2d(const Tensor<double>&, Size2);
 template Tensor<double> avg_pool2d(const Tensor<double>&, Size2, Size2, Size2);
 template Tensor<double> max_pool2d(const Tensor<double>&, Size2);
-template Tensor<double> max_pool2d(const Tensor<double>&, Size2, Size2);
+template Tensor<double> max_pool2d(const Tensor<double>&, Size2, Size2, Size2);
 
 }  // namespace tapegrad

@@ -14,11 +14,13 @@ Tensor<T> avg_pool2d(const Tensor<T>& x, Size2 kernel);
 template <class T>
 Tensor<T> avg_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding = 0);
 // Maximum of each kernel window. When several elements of a window tie for the maximum, the
-// whole gradient goes to the first of them in row-major order within the window.
+// whole gradient goes to the first of them in row-major order within the window. Padding (at
+// most half the kernel, as PyTorch's) adds no element: a window's maximum is over its elements
+// inside the input.
 template <class T>
 Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel);
 template <class T>
-Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride);
+Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding = 0);
 
 }  // namespace tapegrad
 

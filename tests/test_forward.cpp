@@ -273,6 +273,7 @@ std::vector<OpCase> every_op() {
       {"avg_pool2d (stride, padding)", [](const Inputs& x) { return tg::avg_pool2d(x[0] * x[0], 2, 1, 1); }, {img}},
       {"max_pool2d", [](const Inputs& x) { return tg::max_pool2d(x[0] * x[0], 2); }, {{1, 2, 4, 4}}},
       {"max_pool2d (stride)", [](const Inputs& x) { return tg::max_pool2d(tg::exp(x[0]), 3, 1); }, {img}},
+      {"max_pool2d (padding)", [](const Inputs& x) { return tg::max_pool2d(x[0] * x[0], 3, 2, 1); }, {img}},
       {"index_select", [](const Inputs& x) { return tg::index_select(x[0] * x[0], 1, {2, 0, 2, -1}); }, {m}},
       {"take_along_axis (broadcast)", [](const Inputs& x) { return tg::take_along_axis(x[0] * x[0], tg::Index{{2, 0, 1, 2}}, 1); }, {m}},
       {"gather", [](const Inputs& x) { return tg::gather(tg::exp(x[0]), 0, tg::Index{{1, 0, 1}}); }, {m}},
