@@ -218,6 +218,60 @@ Tensor<T> BatchNorm2d<T>::forward(const Tensor<T>& x) {
   return y * reshape(weight_, per_channel) + reshape(bias_, per_channel);
 }
 
+template <class T>
+std::shared_ptr<Module<T>> Linear<T>::clone() const {
+  return this->clone_from([this] { return std::make_shared<Linear<T>>(in_, out_, bias_.defined()); });
+}
+template <class T>
+std::shared_ptr<Module<T>> Conv2d<T>::clone() const {
+  const Shape w = weight_.shape();
+  return this->clone_from([this, &w] { return std::make_shared<Conv2d<T>>(in_, out_, Size2(w[2], w[3]), options_); });
+}
+template <class T>
+std::shared_ptr<Module<T>> AvgPool2d<T>::clone() const {
+  return this->clone_from([this] { return std::make_shared<AvgPool2d<T>>(kernel_, stride_, padding_); });
+}
+template <class T>
+std::shared_ptr<Module<T>> MaxPool2d<T>::clone() const {
+  return this->clone_from([this] { return std::make_shared<MaxPool2d<T>>(kernel_, stride_, padding_); });
+}
+template <class T>
+std::shared_ptr<Module<T>> Softmax<T>::clone() const {
+  return this->clone_from([this] { return std::make_shared<Softmax<T>>(axis_); });
+}
+template <class T>
+std::shared_ptr<Module<T>> ReLU<T>::clone() const {
+  return this->clone_from([] { return std::make_shared<ReLU<T>>(); });
+}
+template <class T>
+std::shared_ptr<Module<T>> Tanh<T>::clone() const {
+  return this->clone_from([] { return std::make_shared<Tanh<T>>(); });
+}
+template <class T>
+std::shared_ptr<Module<T>> Sigmoid<T>::clone() const {
+  return this->clone_from([] { return std::make_shared<Sigmoid<T>>(); });
+}
+template <class T>
+std::shared_ptr<Module<T>> Flatten<T>::clone() const {
+  return this->clone_from([] { return std::make_shared<Flatten<T>>(); });
+}
+template <class T>
+std::shared_ptr<Module<T>> Embedding<T>::clone() const {
+  return this->clone_from([this] { return std::make_shared<Embedding<T>>(count_, dim_); });
+}
+template <class T>
+std::shared_ptr<Module<T>> Dropout<T>::clone() const {
+  return this->clone_from([this] { return std::make_shared<Dropout<T>>(p_); });
+}
+template <class T>
+std::shared_ptr<Module<T>> LayerNorm<T>::clone() const {
+  return this->clone_from([this] { return std::make_shared<LayerNorm<T>>(shape_, eps_, weight_.defined()); });
+}
+template <class T>
+std::shared_ptr<Module<T>> BatchNorm2d<T>::clone() const {
+  return this->clone_from([this] { return std::make_shared<BatchNorm2d<T>>(channels_, eps_, momentum_, weight_.defined()); });
+}
+
 template class Linear<float>;
 template class Linear<double>;
 template class Conv2d<float>;

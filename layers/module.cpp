@@ -13,6 +13,11 @@ Tensor<T> Module<T>::forward(const Tensor<T>&) {
 }
 
 template <class T>
+std::shared_ptr<Module<T>> Module<T>::clone() const {
+  throw_usage_error(name(), "does not override clone(): construct another and call clone_from (see Module::clone)");
+}
+
+template <class T>
 std::string Module<T>::name() const {
   std::string raw = typeid(*this).name();
   int status = 0;
@@ -151,6 +156,14 @@ Tensor<T> Sequential<T>::forward(const Tensor<T>& x) {
   Tensor<T> y = x;
   for (auto& m : modules_) y = m->forward(y);
   return y;
+}
+
+template <class T>
+std::shared_ptr<Module<T>> Sequential<T>::clone() const {
+  auto copy = std::make_shared<Sequential<T>>();
+  for (const auto& m : modules_) copy->add(m->clone());
+  copy->train(this->is_training());
+  return copy;
 }
 
 template class Module<float>;

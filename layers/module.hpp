@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "../core/random.hpp"
 #include "../core/tape.hpp"
 
 namespace tapegrad {
@@ -50,11 +51,31 @@ class Module {
   // Drops every parameter's gradient (as PyTorch's zero_grad(set_to_none=True)): optimizers then
   // skip the parameters the next backward does not reach.
   void zero_grad();
+  // A deep copy: the same configuration and mode, its own parameters and buffers with this one's
+  // values. Every built-in module has it; a module of one's own that does not override it throws
+  // a UsageError naming it (overriding it: construct another, then clone_from below does the rest).
+  // Modules cannot be copied otherwise: a copy would share the parameters unseen.
+  virtual std::shared_ptr<Module<T>> clone() const;
 
  protected:
   Module() = default;
-  Module(const Module&) = default;
-  Module& operator=(const Module&) = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+  Module(Module&&) = default;
+  Module& operator=(Module&&) = default;
+  // clone()'s common part: `make` builds a module of the same configuration (its random initial
+  // values drawn without moving the thread's generator), which then gets this one's state and mode.
+  template <class Make>
+  std::shared_ptr<Module<T>> clone_from(Make make) const {
+    std::shared_ptr<Module<T>> fresh;
+    {
+      ManualSeed untouched(0);   // the thread's generator is restored after
+      fresh = make();
+    }
+    fresh->load_state_dict(state_dict());
+    fresh->train(is_training());
+    return fresh;
+  }
   // Registers a parameter (requires_grad is set) and returns its handle.
   Tensor<T> register_parameter(const std::string& name, xt::xarray<T> value);
   // Registers a buffer (no gradient) and returns its handle; update it in place (Tensor::assign).
@@ -69,6 +90,16 @@ class Module {
   std::vector<std::pair<std::string, std::shared_ptr<Module<T>>>> children_;
   bool training_ = true;
 };
+
+// A state (Module::state_dict) in another element type: a float model's state for a double model
+// of the same construction (to check its gradients in double: build it, then
+// double_model.load_state_dict(cast_state<double>(model.state_dict()))), or back.
+template <class U, class T>
+StateDict<U> cast_state(const StateDict<T>& state) {
+  StateDict<U> out;
+  for (const auto& [name, value] : state) out.emplace_back(name, xt::xarray<U>(xt::cast<U>(value)));
+  return out;
+}
 
 // Applies its modules in order; sub-modules are named "0", "1", ...
 template <class T>
@@ -85,6 +116,7 @@ class Sequential : public Module<T> {
   std::size_t size() const { return modules_.size(); }
   Module<T>& operator[](std::size_t i) const { return *modules_.at(i); }
   Tensor<T> forward(const Tensor<T>& x) override;
+  std::shared_ptr<Module<T>> clone() const override;
 
  private:
   std::vector<std::shared_ptr<Module<T>>> modules_;

@@ -236,6 +236,23 @@ typename GRU<T>::Output GRU<T>::forward(const std::vector<Tensor<T>>& steps, con
   return {stack(layer_input, 0), layer_input, stack(h_n, 0)};
 }
 
+template <class T>
+std::shared_ptr<Module<T>> LSTMCell<T>::clone() const {
+  return this->clone_from([this] { return std::make_shared<LSTMCell<T>>(input_, hidden_, bias_ih_.defined()); });
+}
+template <class T>
+std::shared_ptr<Module<T>> GRUCell<T>::clone() const {
+  return this->clone_from([this] { return std::make_shared<GRUCell<T>>(input_, hidden_, bias_ih_.defined()); });
+}
+template <class T>
+std::shared_ptr<Module<T>> LSTM<T>::clone() const {
+  return this->clone_from([this] { return std::make_shared<LSTM<T>>(input_, hidden_, layers_, bias_ih_[0].defined()); });
+}
+template <class T>
+std::shared_ptr<Module<T>> GRU<T>::clone() const {
+  return this->clone_from([this] { return std::make_shared<GRU<T>>(input_, hidden_, layers_, bias_ih_[0].defined()); });
+}
+
 template class LSTMCell<float>;
 template class LSTMCell<double>;
 template class GRUCell<float>;

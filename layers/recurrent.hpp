@@ -26,6 +26,7 @@ class LSTMCell : public Module<T> {
   // x (batch, input_size) and the state -> the next state.
   LSTMState<T> forward(const Tensor<T>& x, const LSTMState<T>& state = {});
   LSTMState<T> operator()(const Tensor<T>& x, const LSTMState<T>& state = {}) { return forward(x, state); }
+  std::shared_ptr<Module<T>> clone() const override;
 
  private:
   std::size_t input_, hidden_;
@@ -42,6 +43,7 @@ class GRUCell : public Module<T> {
   // x (batch, input_size) and h (batch, hidden_size; undefined: zeros) -> the next h.
   Tensor<T> forward(const Tensor<T>& x, const Tensor<T>& h);
   Tensor<T> operator()(const Tensor<T>& x, const Tensor<T>& h) { return forward(x, h); }
+  std::shared_ptr<Module<T>> clone() const override;
 
  private:
   std::size_t input_, hidden_;
@@ -70,6 +72,7 @@ class LSTM : public Module<T> {
   Output forward(const std::vector<Tensor<T>>& steps, const LSTMState<T>& state = {});
   Output operator()(const Tensor<T>& x, const LSTMState<T>& state = {}) { return forward(x, state); }
   Output operator()(const std::vector<Tensor<T>>& steps, const LSTMState<T>& state = {}) { return forward(steps, state); }
+  std::shared_ptr<Module<T>> clone() const override;
 
  private:
   std::size_t input_, hidden_, layers_;
@@ -91,6 +94,7 @@ class GRU : public Module<T> {
   Output forward(const std::vector<Tensor<T>>& steps, const Tensor<T>& h = {});
   Output operator()(const Tensor<T>& x, const Tensor<T>& h = {}) { return forward(x, h); }
   Output operator()(const std::vector<Tensor<T>>& steps, const Tensor<T>& h = {}) { return forward(steps, h); }
+  std::shared_ptr<Module<T>> clone() const override;
 
  private:
   std::size_t input_, hidden_, layers_;

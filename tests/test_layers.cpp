@@ -180,3 +180,63 @@ TEST_CASE("layers: bad input is a clear error") {
   CHECK_THROWS_WITH_AS(tg::softmax(TD(Arr::from_shape({2, 3})), 2), doctest::Contains("softmax: axis 2 is out of range"),
                        tg::ValueError);
 }
+
+namespace {
+struct OwnModule : tg::Module<double> {
+  tg::Tensor<double> w = register_parameter("w", Arr{1.0, 2.0});
+  tg::Tensor<double> forward(const tg::Tensor<double>& x) override { return x * w; }
+};
+}  // namespace
+
+TEST_CASE("clone: a deep copy of every built-in module, the same outputs, storage of its own, the generator untouched") {
+  tg::ManualSeed seed(21);
+  tg::Sequential<double> net(tg::Conv2d<double>(1, 2, 3, 1, 1), tg::BatchNorm2d<double>(2), tg::ReLU<double>(),
+                             tg::MaxPool2d<double>(2), tg::Flatten<double>(), tg::Dropout<double>(0.3),
+                             tg::Linear<double>(8, 5), tg::LayerNorm<double>({5}), tg::Tanh<double>(), tg::Softmax<double>(1));
+  const TD x(random_array({3, 1, 4, 4}, 3800));
+  net(x);   // a training step moves the batch norm's running statistics
+  net.eval();
+  const Arr next_draw = [] {
+    tg::Generator copy = tg::default_generator();
+    return Arr{copy.uniform(0, 1)};
+  }();
+  const std::shared_ptr<tg::Module<double>> copy = net.clone();
+  CHECK(tg::default_generator().uniform(0, 1) == next_draw(0));   // cloning drew nothing from it
+  CHECK_FALSE(copy->is_training());
+  CHECK(all_close((*copy)(x).value(), net(x).value(), 0.0));
+  const auto a = net.state_dict(), b = copy->state_dict();
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i].second == b[i].second);
+  // Its own storage: changing the copy leaves the original as it was.
+  copy->parameters()[0].mutable_value() *= 2.0;
+  CHECK(net.parameters()[0].value() == a[0].second);
+  CHECK(copy->parameters()[0].impl() != net.parameters()[0].impl());
+
+  tg::ManualSeed again(22);
+  tg::LSTM<double> lstm(3, 4, 2, false);
+  const std::shared_ptr<tg::Module<double>> lstm_copy = lstm.clone();
+  const TD seq(random_array({2, 2, 3}, 3801));
+  CHECK(all_close(dynamic_cast<tg::LSTM<double>&>(*lstm_copy)(seq).output.value(), lstm(seq).output.value(), 0.0));
+  CHECK(lstm_copy->parameters().size() == 4);   // no biases, as the original
+  tg::Embedding<double> embed(4, 2);
+  CHECK(embed.clone()->state_dict()[0].second == embed.weight().value());
+  // A module of one's own without clone says so.
+  OwnModule own;
+  CHECK_THROWS_WITH_AS(own.clone(), doctest::Contains("OwnModule: does not override clone()"), tg::UsageError);
+}
+
+TEST_CASE("cast_state: a float model's state runs in a double model of the same construction") {
+  tg::ManualSeed seed(23);
+  tg::Sequential<float> f(tg::Linear<float>(3, 4), tg::Tanh<float>(), tg::Linear<float>(4, 2));
+  tg::Sequential<double> d(tg::Linear<double>(3, 4), tg::Tanh<double>(), tg::Linear<double>(4, 2));
+  d.load_state_dict(tg::cast_state<double>(f.state_dict()));
+  const Arr x = random_array({5, 3}, 3810);
+  const Arr in_double = d(TD(x)).value();
+  const Arr in_float = xt::cast<double>(f(tg::Tensor<float>(xt::xarray<float>(xt::cast<float>(x)))).value());
+  CHECK(all_close(in_double, in_float, 1e-6));
+  CHECK_FALSE(all_close(in_double, in_float, 1e-12));   // float's rounding: not the same model run twice
+  // And back: float(double(v)) is v.
+  tg::Sequential<float> back(tg::Linear<float>(3, 4), tg::Tanh<float>(), tg::Linear<float>(4, 2));
+  back.load_state_dict(tg::cast_state<float>(d.state_dict()));
+  CHECK(back.state_dict()[0].second == f.state_dict()[0].second);
+}
