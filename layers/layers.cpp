@@ -41,8 +41,12 @@ Conv2d<T>::Conv2d(std::size_t in_channels, std::size_t out_channels, Size2 kerne
                                     " out_channels=" + std::to_string(out_) + " kernel=" + size2_str(kernel));
   if (options.stride.h == 0 || options.stride.w == 0)
     throw_value_error("Conv2d", "stride must be >= 1, got " + size2_str(options.stride));
-  const std::size_t fan_in = in_ * kernel.h * kernel.w, fan_out = out_ * kernel.h * kernel.w;
-  weight_ = this->register_parameter("weight", init_weight<T>({out_, in_, kernel.h, kernel.w}, options.init, fan_in, fan_out));
+  const std::size_t g = options.groups;
+  if (g == 0 || in_ % g != 0 || out_ % g != 0)
+    throw_value_error("Conv2d", "groups=" + std::to_string(g) + " must divide in_channels=" + std::to_string(in_) +
+                                    " and out_channels=" + std::to_string(out_));
+  const std::size_t fan_in = in_ / g * kernel.h * kernel.w, fan_out = out_ / g * kernel.h * kernel.w;
+  weight_ = this->register_parameter("weight", init_weight<T>({out_, in_ / g, kernel.h, kernel.w}, options.init, fan_in, fan_out));
   if (options.bias == ConvBias::per_channel) {
     bias_ = this->register_parameter("bias", init_bias<T>({out_}, fan_in));
   } else if (options.bias == ConvBias::untied) {
@@ -53,10 +57,30 @@ Conv2d<T>::Conv2d(std::size_t in_channels, std::size_t out_channels, Size2 kerne
   }
 }
 
+// groups > 1: concat over g of conv2d(x's channels of group g, the weights of group g)
 template <class T>
 Tensor<T> Conv2d<T>::forward(const Tensor<T>& x) {
-  if (options_.bias != ConvBias::untied) return conv2d(x, weight_, bias_, options_.stride, options_.padding);
-  const Tensor<T> y = conv2d(x, weight_, Tensor<T>(), options_.stride, options_.padding);
+  const std::size_t groups = options_.groups;
+  const Tensor<T> tied_bias = options_.bias == ConvBias::per_channel ? bias_ : Tensor<T>();
+  Tensor<T> y;
+  if (groups == 1) {
+    y = conv2d(x, weight_, tied_bias, options_.stride, options_.padding);
+  } else {
+    check_defined<T>("Conv2d", {&x});
+    const Shape s = x.shape();
+    if (s.size() != 4 || s[1] != in_)
+      throw_shape_error("Conv2d", "input shape " + shape_str(s) + " is not (N, " + std::to_string(in_) + ", H, W)");
+    const auto in_g = static_cast<std::ptrdiff_t>(in_ / groups), out_g = static_cast<std::ptrdiff_t>(out_ / groups);
+    std::vector<Tensor<T>> parts;
+    for (std::size_t g = 0; g < groups; ++g) {
+      const auto at = static_cast<std::ptrdiff_t>(g);
+      parts.push_back(conv2d(slice(x, 1, at * in_g, (at + 1) * in_g), slice(weight_, 0, at * out_g, (at + 1) * out_g),
+                             tied_bias.defined() ? slice(tied_bias, 0, at * out_g, (at + 1) * out_g) : Tensor<T>(),
+                             options_.stride, options_.padding));
+    }
+    y = concat(parts, 1);
+  }
+  if (options_.bias != ConvBias::untied) return y;
   const Shape s = y.shape();
   if (s[2] != options_.output_size.h || s[3] != options_.output_size.w)
     throw_shape_error("Conv2d", "untied bias of shape " + shape_str(bias_.shape()) + " does not fit the output shape " +

@@ -37,9 +37,13 @@ struct Conv2dOptions {
   ConvBias bias = ConvBias::per_channel;
   Size2 output_size = 0;   // (Ho, Wo), required for ConvBias::untied
   Init init = Init::kaiming_uniform;
+  // Channels in groups convolved apart (PyTorch's groups; in_ch = groups is depthwise): both
+  // channel counts must divide by it. Each group is a conv2d of its own slice of the channels
+  // (whose gradient is one of the whole input: a backward costs groups times the input's size).
+  std::size_t groups = 1;
 };
 
-// Weight (out_ch, in_ch, kh, kw); input (N, in_ch, H, W) -> (N, out_ch, Ho, Wo).
+// Weight (out_ch, in_ch / groups, kh, kw); input (N, in_ch, H, W) -> (N, out_ch, Ho, Wo).
 template <class T>
 class Conv2d : public Module<T> {
  public:

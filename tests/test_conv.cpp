@@ -133,3 +133,43 @@ TEST_CASE("conv2d with an empty batch, no input channels or no output channels")
   tg::sum(yk).backward();
   CHECK(all_close(xk.grad(), Arr(xt::zeros<double>({2, 2, 4, 4}))));
 }
+
+TEST_CASE("Conv2d with groups (depthwise too): values against a naive loop, gradients, bad groups") {
+  tg::ManualSeed seed(31);
+  for (const std::size_t groups : {std::size_t(2), std::size_t(4)}) {
+    CAPTURE(groups);
+    tg::Conv2dOptions o;
+    o.groups = groups;
+    o.padding = 1;
+    o.stride = {1, 2};
+    tg::Conv2d<double> conv(4, 4 * (groups == 4 ? 2 : 1), 3, o);   // groups 4: depthwise with 2 filters per channel
+    const Arr x = random_array({2, 4, 5, 6}, 3900 + unsigned(groups));
+    const Arr y = conv(TD(x)).value();
+    const Arr w = conv.weight().value(), b = conv.bias().value();
+    const std::size_t out = w.shape(0), in_g = 4 / groups, out_g = out / groups;
+    REQUIRE(w.shape(1) == in_g);
+    REQUIRE(y.shape(2) == 5);
+    REQUIRE(y.shape(3) == 3);
+    for (std::size_t n = 0; n < 2; ++n)
+      for (std::size_t k = 0; k < out; ++k)
+        for (std::size_t i = 0; i < 5; ++i)
+          for (std::size_t j = 0; j < 3; ++j) {
+            double sum = b(k);
+            const std::size_t g = k / out_g;
+            for (std::size_t c = 0; c < in_g; ++c)
+              for (std::size_t u = 0; u < 3; ++u)
+                for (std::size_t v = 0; v < 3; ++v) {
+                  const std::ptrdiff_t r = std::ptrdiff_t(i + u) - 1, q = std::ptrdiff_t(2 * j + v) - 1;
+                  if (r >= 0 && r < 5 && q >= 0 && q < 6) sum += w(k, c, u, v) * x(n, g * in_g + c, std::size_t(r), std::size_t(q));
+                }
+            CHECK(y(n, k, i, j) == doctest::Approx(sum).epsilon(1e-13));
+          }
+    const TD input(x);
+    CHECK(tg::gradcheck_parameters([&] { return tg::sum(tg::tanh(conv(input))); }, conv.named_parameters()).ok());
+    check_gradients([&](const Inputs& v) { return conv(v[0]); }, {leaf({1, 4, 4, 4}, 3910)});
+  }
+  tg::Conv2dOptions bad;
+  bad.groups = 3;
+  CHECK_THROWS_WITH_AS(tg::Conv2d<double>(4, 6, 3, bad), "Conv2d: groups=3 must divide in_channels=4 and out_channels=6",
+                       tg::ValueError);
+}
