@@ -48,18 +48,7 @@ std::optional<Config> parse_config(int argc, const char* const* argv, int& exit_
   app.add_flag("--resume", c.resume, "continue from <out>/checkpoint.npz, bitwise as if never stopped");
   app.add_option("--stop-after", c.stop_after, "stop after N steps, as if killed (for tests; 0: never)")->check(whole)->capture_default_str();
   app.add_option("--sample", c.sample, "characters to sample at the end")->check(whole)->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    out << app.help();
-    exit_code = 0;
-    return std::nullopt;
-  } catch (const CLI::ParseError& e) {
-    err << "char_lstm: " << e.what() << "\n(run with --help for the flags)\n";
-    exit_code = 2;
-    return std::nullopt;
-  }
-  exit_code = 0;
+  if (!run_tools::parse(app, argc, argv, exit_code, out, err)) return std::nullopt;
   return c;
 }
 

@@ -36,6 +36,21 @@ const CLI::Validator whole(
     },
     "WHOLE");
 
+bool parse(CLI::App& app, int argc, const char* const* argv, int& exit_code, std::ostream& out, std::ostream& err) {
+  exit_code = 0;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    out << app.help();
+    return false;
+  } catch (const CLI::ParseError& e) {
+    err << app.get_name() << ": " << e.what() << "\n(run with --help for the flags)\n";
+    exit_code = 2;
+    return false;
+  }
+  return true;
+}
+
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 std::string duration(double s) {

@@ -17,6 +17,10 @@ extern const CLI::Validator positive;
 // Digits only: CLI11 would turn "-1" into a huge unsigned number.
 extern const CLI::Validator whole;
 
+// Parses the command line into the options `app` binds: true to run; false after --help
+// (exit_code 0) or a bad flag (exit_code 2, the error on `err`, prefixed by the program's name).
+bool parse(CLI::App& app, int argc, const char* const* argv, int& exit_code, std::ostream& out, std::ostream& err);
+
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t);
 // m:ss

@@ -46,18 +46,7 @@ std::optional<Config> parse_config(int argc, const char* const* argv, int& exit_
   app.add_option("--check-images", c.check_images, "images in the gradient check before training (0: skip, at most 64)")
       ->check(whole & CLI::Range(0, 64))
       ->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    out << app.help();
-    exit_code = 0;
-    return std::nullopt;
-  } catch (const CLI::ParseError& e) {
-    err << "fashion_mnist: " << e.what() << "\n(run with --help for the flags)\n";
-    exit_code = 2;
-    return std::nullopt;
-  }
-  exit_code = 0;
+  if (!run_tools::parse(app, argc, argv, exit_code, out, err)) return std::nullopt;
   return c;
 }
 
