@@ -40,7 +40,8 @@ void save_npz(const std::string& path, const StateDict<T>& arrays);
 // ("optimizer/<name>", float64: Optimizer::state_dict) and named counters ("position/<name>":
 // the epoch, the step, a schedule's position; exact below 2^53). load_checkpoint reads and checks
 // the whole file, then sets the model and the optimizer and returns the counters; a file of
-// another model or optimizer is an error naming the entry, and changes nothing.
+// another model, or whose optimizer state does not fit (Optimizer::load_state_dict), is an error
+// naming the entry, and changes nothing.
 template <class T>
 void save_checkpoint(const std::string& path, const Module<T>& model, const Optimizer<T>& optimizer,
                      const std::map<std::string, std::uint64_t>& counters);

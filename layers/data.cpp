@@ -7,7 +7,7 @@
 namespace tapegrad {
 
 BatchSampler::BatchSampler(std::size_t size, DataLoaderOptions options) : size_(size), options_(options) {
-  if (options.batch_size == 0) throw_value_error("DataLoader", "batch_size must be >= 1, got 0");
+  if (options.batch_size == 0) throw_value_error("BatchSampler", "batch_size must be >= 1, got 0");
 }
 
 std::size_t BatchSampler::batch_count() const {

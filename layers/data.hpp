@@ -68,7 +68,9 @@ class TensorDataset : public Dataset<LabeledBatch<T>> {
 template <class Batch>
 class DataLoader {
  public:
+  // The loader reads the dataset where it is: it must outlive the loader (a temporary does not).
   DataLoader(const Dataset<Batch>& data, DataLoaderOptions options) : data_(data), sampler_(data.size(), options) {}
+  DataLoader(const Dataset<Batch>&& data, DataLoaderOptions options) = delete;
   const BatchSampler& sampler() const { return sampler_; }
   std::size_t batch_count() const { return sampler_.batch_count(); }
 

@@ -52,7 +52,8 @@ class Module {
   // skip the parameters the next backward does not reach.
   void zero_grad();
   // A deep copy: the same configuration and mode, its own parameters and buffers with this one's
-  // values. Every built-in module has it; a module of one's own that does not override it throws
+  // values. (A module held twice inside another, as a Sequential of one layer added twice, comes
+  // out as two copies: the sharing is not kept.) Every built-in module has it; a module of one's own that does not override it throws
   // a UsageError naming it (overriding it: construct another, then clone_from below does the rest).
   // Modules cannot be copied otherwise: a copy would share the parameters unseen.
   virtual std::shared_ptr<Module<T>> clone() const;

@@ -69,7 +69,7 @@ void Optimizer<T>::zero_grad() {
 template <class T>
 double Optimizer<T>::lr(std::size_t group) const {
   if (group >= groups_.size())
-    throw_value_error(name_, "group " + std::to_string(group) + " out of range: there are " + std::to_string(groups_.size()));
+    throw_value_error(name_, "group " + std::to_string(group) + " is out of range for " + std::to_string(groups_.size()) + " groups");
   return groups_[group].lr;
 }
 
@@ -116,6 +116,7 @@ StateDict<double> Optimizer<T>::state_dict() const {
     for (std::size_t b = 0; b < buffer_names_.size(); ++b)
       state.emplace_back(prefix + buffer_names_[b], xt::xarray<double>(xt::cast<double>(buffers_[i][b])));
   }
+  state.emplace_back("parameters", xt::xarray<double>(double(parameters_.size())));
   return state;
 }
 
@@ -128,7 +129,17 @@ void Optimizer<T>::load_state_dict(const StateDict<double>& state) {
   std::vector<std::vector<const xt::xarray<double>*>> buffers(parameters_.size(),
                                                                 std::vector<const xt::xarray<double>*>(buffer_names_.size(), nullptr));
   // Everything is read and checked before anything changes.
+  bool counted = false;
   for (const auto& [entry, value] : state) {
+    if (entry == "parameters") {
+      const double n = scalar_of(op, entry, value);
+      if (n != double(parameters_.size()))
+        throw_value_error(op, "the state is of " + (n == std::floor(n) && n >= 0 && n < 1e15 ? std::to_string(std::uint64_t(n)) : std::to_string(n)) +
+                                  " parameters, this " + name_ + " has " +
+                                  std::to_string(parameters_.size()));
+      counted = true;
+      continue;
+    }
     if (const auto g = parse_entry(entry, "group")) {
       const bool is_lr = g->second == "lr";
       if (g->first >= groups.size() || (!is_lr && g->second != "weight_decay"))
@@ -160,6 +171,7 @@ void Optimizer<T>::load_state_dict(const StateDict<double>& state) {
                                 std::to_string(p->first) + " has shape " + shape_str(want));
     buffers[p->first][std::size_t(name - buffer_names_.begin())] = &value;
   }
+  if (!counted) throw_value_error(op, "no entry for 'parameters' (the parameter count)");
   for (std::size_t g = 0; g < groups.size(); ++g)
     for (std::size_t k = 0; k < 2; ++k)
       if (!group_seen[g][k])

@@ -36,13 +36,16 @@ class Optimizer {
   void set_lr(std::size_t group, double lr);
   double weight_decay(std::size_t group = 0) const;
   // The state a resumed run needs to continue bitwise as if never stopped: the groups' learning
-  // rates and each parameter's buffers and step count, by name ("group0.lr", "param3.exp_avg",
-  // "param3.step"), in double (exact for float's values). load_state_dict takes a state of an
-  // optimizer of the same kind over parameters of the same shapes; otherwise a ValueError names
-  // the entry and nothing changes.
+  // rates and weight decays, each stepped parameter's buffers and step count, and the parameter
+  // count, by name ("group0.lr", "param3.exp_avg", "param3.step", "parameters"), in double (exact
+  // for float's values). The other hyperparameters (momentum, betas, eps) come from the
+  // optimizer's construction and are not part of it. load_state_dict takes a state of as many
+  // parameters, of the same shapes, with this optimizer's buffers (SGD's momentum_buffer; Adam's
+  // and AdamW's exp_avg and exp_avg_sq: their states are interchangeable); otherwise a ValueError
+  // names the entry and nothing changes.
   StateDict<double> state_dict() const;
   void load_state_dict(const StateDict<double>& state);
-  // "SGD", "Adam", "AdamW": names messages and the state's kind.
+  // "SGD", "Adam", "AdamW", as messages name it.
   const std::string& name() const { return name_; }
 
  protected:

@@ -9,6 +9,10 @@
 
 namespace tapegrad {
 
+// Their forward takes a state beside the input, with no default: forward(x) alone is the
+// one-tensor forward of Module, which names the layer in a UsageError. Called as lstm(x) (the
+// call operator), the state defaults to zeros.
+
 // An LSTM's hidden and cell states: (batch, hidden) for a cell, (layers, batch, hidden) for LSTM.
 // Undefined tensors stand for zeros.
 template <class T>
@@ -24,7 +28,7 @@ class LSTMCell : public Module<T> {
   LSTMCell(std::size_t input_size, std::size_t hidden_size, bool bias = true);
   using Module<T>::forward;
   // x (batch, input_size) and the state -> the next state.
-  LSTMState<T> forward(const Tensor<T>& x, const LSTMState<T>& state = {});
+  LSTMState<T> forward(const Tensor<T>& x, const LSTMState<T>& state);
   LSTMState<T> operator()(const Tensor<T>& x, const LSTMState<T>& state = {}) { return forward(x, state); }
   std::shared_ptr<Module<T>> clone() const override;
 
@@ -68,8 +72,8 @@ class LSTM : public Module<T> {
   };
   LSTM(std::size_t input_size, std::size_t hidden_size, std::size_t num_layers = 1, bool bias = true);
   using Module<T>::forward;
-  Output forward(const Tensor<T>& x, const LSTMState<T>& state = {});
-  Output forward(const std::vector<Tensor<T>>& steps, const LSTMState<T>& state = {});
+  Output forward(const Tensor<T>& x, const LSTMState<T>& state);
+  Output forward(const std::vector<Tensor<T>>& steps, const LSTMState<T>& state);
   Output operator()(const Tensor<T>& x, const LSTMState<T>& state = {}) { return forward(x, state); }
   Output operator()(const std::vector<Tensor<T>>& steps, const LSTMState<T>& state = {}) { return forward(steps, state); }
   std::shared_ptr<Module<T>> clone() const override;
@@ -90,8 +94,8 @@ class GRU : public Module<T> {
   };
   GRU(std::size_t input_size, std::size_t hidden_size, std::size_t num_layers = 1, bool bias = true);
   using Module<T>::forward;
-  Output forward(const Tensor<T>& x, const Tensor<T>& h = {});
-  Output forward(const std::vector<Tensor<T>>& steps, const Tensor<T>& h = {});
+  Output forward(const Tensor<T>& x, const Tensor<T>& h);
+  Output forward(const std::vector<Tensor<T>>& steps, const Tensor<T>& h);
   Output operator()(const Tensor<T>& x, const Tensor<T>& h = {}) { return forward(x, h); }
   Output operator()(const std::vector<Tensor<T>>& steps, const Tensor<T>& h = {}) { return forward(steps, h); }
   std::shared_ptr<Module<T>> clone() const override;

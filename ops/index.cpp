@@ -28,6 +28,16 @@ std::size_t merged(std::size_t batch, std::size_t outer) {
   return batch == 0 ? outer : outer == 0 ? batch : batch * outer;
 }
 
+// A result over a merged batch (outer * batch, ...) as forward mode expects it, (outer, batch, ...).
+template <class T>
+Tensor<T> nested(const Tensor<T>& t, std::size_t batch, std::size_t outer) {
+  if (batch == 0 || outer == 0) return t;
+  Shape s = t.shape();
+  s[0] = batch;
+  s.insert(s.begin(), outer);
+  return reshape(t, s);
+}
+
 // Sizes of the axes before `k`, of axis k, and after it.
 struct AxisSplit {
   std::size_t outer, n, inner;
@@ -163,7 +173,7 @@ Tensor<T> gather_flat(FlatIndexNames names, const Tensor<T>& x, Positions positi
   return record<T>(names.gather, {x}, std::move(y), [names, positions, input_shape, batch](const VjpArgs<T>& a) {
     return Grads<T>{scatter_add_flat(names, a.grad, positions, input_shape, batch)};
   }, Saved::nothing, takes_batch([names, positions, shape, batch](const JvpArgs<T>& j) {
-    return gather_flat(names, j.tangents[0], positions, shape, merged(batch, j.batch));
+    return nested(gather_flat(names, j.tangents[0], positions, shape, merged(batch, j.batch)), batch, j.batch);
   }));
 }
 
@@ -185,7 +195,7 @@ Tensor<T> scatter_add_flat(FlatIndexNames names, const Tensor<T>& grad, Position
   return record<T>(names.scatter, {grad}, std::move(x), [names, positions, shape, batch](const VjpArgs<T>& a) {
     return Grads<T>{gather_flat(names, a.grad, positions, shape, batch)};
   }, Saved::nothing, takes_batch([names, positions, input_shape, batch](const JvpArgs<T>& j) {
-    return scatter_add_flat(names, j.tangents[0], positions, input_shape, merged(batch, j.batch));
+    return nested(scatter_add_flat(names, j.tangents[0], positions, input_shape, merged(batch, j.batch)), batch, j.batch);
   }));
 }
 
@@ -238,7 +248,7 @@ Tensor<T> take_along_axis(const Tensor<T>& x, const Index& index, std::ptrdiff_t
                                 std::to_string(is[d]) + " != " + std::to_string(xs[d]) + ")");
     if (xs[d] == 1) x_strides[d] = 0;
     else i_strides[d] = 0;
-    out[d] = std::max(xs[d], is[d]);
+    out[d] = xs[d] == 1 ? is[d] : xs[d];   // 1 broadcasts, to 0 too
   }
   detail::checked_count(op, out);
   return detail::gather_flat<T>({"take_along_axis", "take_along_axis_backward"}, x,

@@ -83,12 +83,12 @@ void check_same_shape(const char* op, const char* a, const Tensor<T>& x, const c
 // -sum_k C_ik logp_ik per row, reduced: C = (1 - eps) w_y onehot(y) + (eps / K) w (rows of
 // skipped samples 0), the mean divided by the sum of w_y over the samples kept.
 template <class T>
-Tensor<T> class_loss(const char* op, const Tensor<T>& log_probs, const std::vector<std::int64_t>& labels,
+Tensor<T> class_loss(const char* op, const char* input, const Tensor<T>& log_probs, const std::vector<std::int64_t>& labels,
                      const CrossEntropyOptions& o) {
   const Shape s = log_probs.shape();
-  if (s.size() != 2) throw_shape_error(op, "logits must be 2-D (N, K), got shape " + shape_str(s));
+  if (s.size() != 2) throw_shape_error(op, std::string(input) + " must be 2-D (N, K), got shape " + shape_str(s));
   if (labels.size() != s[0])
-    throw_shape_error(op, "got " + std::to_string(labels.size()) + " labels for logits of shape " + shape_str(s) +
+    throw_shape_error(op, "got " + std::to_string(labels.size()) + " labels for " + input + " of shape " + shape_str(s) +
                               " (one label per row)");
   const std::size_t k = s[1];
   if (!o.weight.empty() && o.weight.size() != k)
@@ -162,7 +162,7 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<std::int64_t>
   constexpr char op[] = "cross_entropy";
   check_defined<T>(op, {&logits});
   if (logits.dim() != 2) throw_shape_error(op, "logits must be 2-D (N, K), got shape " + shape_str(logits.shape()));
-  return class_loss(op, log_softmax(logits, 1), labels, options);
+  return class_loss(op, "logits", log_softmax(logits, 1), labels, options);
 }
 
 template <class T>
@@ -171,7 +171,7 @@ Tensor<T> nll_loss(const Tensor<T>& log_probs, const std::vector<std::int64_t>& 
   check_defined<T>(op, {&log_probs});
   if (options.label_smoothing != 0)
     throw_value_error(op, "label_smoothing is cross_entropy's (it needs the logits), got " + std::to_string(options.label_smoothing));
-  return class_loss(op, log_probs, labels, options);
+  return class_loss(op, "log_probs", log_probs, labels, options);
 }
 
 template Tensor<float> softmax(const Tensor<float>&, std::ptrdiff_t);

@@ -191,6 +191,9 @@ Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 paddi
   const Windows g = windows(op, s, kernel, stride, padding);
   if (2 * padding.h > kernel.h || 2 * padding.w > kernel.w)
     throw_value_error(op, "padding " + size2_str(padding) + " must be at most half the kernel " + size2_str(kernel));
+  // Windows of padding alone would have no maximum.
+  if ((s[2] == 0 || s[3] == 0) && g.planes > 0 && g.oh * g.ow > 0)
+    throw_shape_error(op, "input shape " + shape_str(s) + " has an empty spatial axis: its padded windows hold no element");
   const Shape shape = g.output(s);
   auto index = std::make_shared<std::vector<std::size_t>>(detail::element_count(shape), std::size_t(-1));
   xt::xarray<T> y = detail::empty_array<T>(shape);

@@ -90,6 +90,12 @@ TEST_CASE("char_lstm resumed from a checkpoint, mid-epoch or at an epoch's end, 
     check_same(resumed.parameters, straight.parameters);
     CHECK(resumed.sample == straight.sample);
   }
+  // Resuming with other flags would not continue that run: an error naming the setting.
+  char_lstm::Config other = small(data, dir / ("stopped" + std::to_string(per_epoch + 2)));
+  other.resume = true;
+  other.batch_size = 4;
+  CHECK_THROWS_WITH_AS(char_lstm::run(other, log), doctest::Contains("--resume: the checkpoint's run had batch_size 8, this one has 4"),
+                       tg::ValueError);
 }
 
 TEST_CASE("char_lstm: missing or too little text is a clear error") {

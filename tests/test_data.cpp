@@ -24,7 +24,7 @@ TEST_CASE("BatchSampler: every index once per epoch, in batches, a seeded order 
   const tg::BatchSampler in_order(5, {2, /*shuffle=*/false});
   CHECK(in_order.batches(3) == std::vector<std::vector<std::size_t>>{{0, 1}, {2, 3}, {4}});
   CHECK(tg::BatchSampler(0, {4}).batch_count() == 0);
-  CHECK_THROWS_WITH_AS(tg::BatchSampler(5, {0}), "DataLoader: batch_size must be >= 1, got 0", tg::ValueError);
+  CHECK_THROWS_WITH_AS(tg::BatchSampler(5, {0}), "BatchSampler: batch_size must be >= 1, got 0", tg::ValueError);
 }
 
 TEST_CASE("TensorDataset and DataLoader: batches of rows with their labels, epoch by epoch") {

@@ -220,3 +220,10 @@ TEST_CASE("stack, split and chunk: values, inverse of each other, gradients, bad
                        tg::ValueError);
   CHECK_THROWS_WITH_AS(tg::chunk(TD(a), 0), "chunk: chunks must be >= 1, got 0", tg::ValueError);
 }
+
+TEST_CASE("take_along_axis: an axis of 0 broadcast against one of 1 gives 0, as NumPy's") {
+  const TD empty_rows(Arr(xt::zeros<double>({0, 4})));
+  CHECK(tg::take_along_axis(empty_rows, tg::Index{{1, 3}}, 1).shape() == tg::Shape{0, 2});
+  const TD one_row(Arr{{1.0, 2.0, 3.0, 4.0}});
+  CHECK(tg::take_along_axis(one_row, tg::Index(xt::zeros<std::int64_t>({0, 2})), 1).shape() == tg::Shape{0, 2});
+}

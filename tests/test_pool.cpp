@@ -106,3 +106,10 @@ TEST_CASE("max_pool2d with padding: the maximum of each window's elements inside
   CHECK_THROWS_WITH_AS(tg::max_pool2d(TD(a), 2, 2, 2), "max_pool2d: padding (2, 2) must be at most half the kernel (2, 2)",
                        tg::ValueError);
 }
+
+TEST_CASE("max_pool2d: padded windows over an empty spatial axis are an error, not windows without a maximum") {
+  CHECK_THROWS_WITH_AS(tg::max_pool2d(TD(Arr(xt::zeros<double>({1, 1, 0, 4}))), 2, 2, 1),
+                       "max_pool2d: input shape (1, 1, 0, 4) has an empty spatial axis: its padded windows hold no element",
+                       tg::ShapeError);
+  CHECK(tg::max_pool2d(TD(Arr(xt::zeros<double>({0, 1, 4, 4}))), 2, 2, 1).shape() == tg::Shape{0, 1, 3, 3});
+}

@@ -2,6 +2,8 @@
 // finite differences in double and closed forms.
 #include "helpers.hpp"
 
+#include <xtensor/xview.hpp>
+
 namespace {
 // Two inputs, two outputs: y0 = tanh(x0 @ x1) (2 x 4), y1 = sum(x0^2) * 3 (a scalar), and a
 // constant output not derived from the inputs.
@@ -156,4 +158,36 @@ TEST_CASE("the transforms record nothing on the caller's tape") {
   tg::jvp<double>(f, {x}, {v});
   CHECK(tape.size() == entries);
   (void)before;
+}
+
+TEST_CASE("batches of tangents inside batches of tangents through the index ops and max_pool2d") {
+  // Second directional derivatives: an outer batch of 3 seeds over an inner batch of 2, so that
+  // each selection op's rule runs on a batch inside a batch, against nested jvp seed by seed.
+  const std::vector<std::function<TD(const TD&)>> fs = {
+      [](const TD& x) { return tg::index_select(x * x * x, 1, {2, 0, 2}); },
+      [](const TD& x) { return tg::take_along_axis(x * x * x, tg::Index{{1, 1, 0}}, 1); },
+      [](const TD& x) { return tg::max_pool2d(tg::reshape(x * x * x, {1, 1, 2, 3}), 2, 1); },
+  };
+  const Arr inner_seeds = random_array({2, 2, 3}, 3960), outer_seeds = random_array({3, 2, 3}, 3961);
+  for (std::size_t i = 0; i < fs.size(); ++i) {
+    CAPTURE(i);
+    const auto& f = fs[i];
+    const Inputs x{leaf({2, 3}, 3950 + unsigned(i))};
+    const auto inner = [&f, &inner_seeds](const Inputs& in) {
+      return Inputs{tg::detail::batched_jvp<double>([&f](const Inputs& v) { return Inputs{f(v[0])}; }, in,
+                                                    {TD(inner_seeds)}, 2).tangents[0]};
+    };
+    const TD both = tg::detail::batched_jvp<double>(inner, x, {TD(outer_seeds)}, 3).tangents[0];
+    REQUIRE(both.shape()[0] == 3);
+    REQUIRE(both.shape()[1] == 2);
+    for (std::size_t a = 0; a < 3; ++a)
+      for (std::size_t b = 0; b < 2; ++b) {
+        const TD tb(Arr(xt::view(inner_seeds, b))), ta(Arr(xt::view(outer_seeds, a)));
+        const auto once = [&f, &tb](const Inputs& in) {
+          return Inputs{tg::jvp<double>([&f](const Inputs& v) { return Inputs{f(v[0])}; }, in, {tb}).tangents[0]};
+        };
+        const Arr expected = tg::jvp<double>(once, x, {ta}).tangents[0].value();
+        CHECK(all_close(Arr(xt::view(both.value(), a, b)), expected, 1e-12));
+      }
+  }
 }

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
@@ -222,9 +223,18 @@ RunResult run(const Config& c, std::ostream& out) {
   tg::AdamW<float> opt(model->parameters(), c.lr, 0.9, 0.999, 1e-8, c.weight_decay);
   tg::CosineLR<float> schedule(opt, total_steps, c.lr / 10, std::min<std::size_t>(100, total_steps / 10));
   const fs::path checkpoint = dir / "checkpoint.npz", metrics = dir / "metrics.csv";
+  // What the run's numbers depend on beside the model and the optimizer: a resumed run must have
+  // the same, or it would not continue the run it resumes.
+  const std::map<std::string, std::uint64_t> settings{{"seed", c.seed}, {"batch_size", c.batch_size}, {"seq_len", c.seq_len},
+                                                      {"steps_per_epoch", steps}, {"epochs", c.epochs}};
   std::size_t first_epoch = 1, first_step = 0;
   if (c.resume) {
     const auto position = tg::load_checkpoint(checkpoint.string(), *model, opt);
+    for (const auto& [name, value] : settings)
+      if (position.count(name) == 0 || position.at(name) != value)
+        tg::throw_value_error("char_lstm", "--resume: the checkpoint's run had " + name + " " +
+                                               (position.count(name) ? std::to_string(position.at(name)) : "unknown") +
+                                               ", this one has " + std::to_string(value) + " (resume with the same flags)");
     first_epoch = position.at("epoch");
     first_step = position.at("step");
     schedule.set_steps(position.at("schedule"));
@@ -233,7 +243,9 @@ RunResult run(const Config& c, std::ostream& out) {
     std::ofstream(metrics) << "split,epoch,step,loss,time\n";
   }
   const auto save = [&](std::size_t epoch, std::size_t step) {
-    tg::save_checkpoint<float>(checkpoint.string(), *model, opt, {{"epoch", epoch}, {"step", step}, {"schedule", schedule.steps()}});
+    std::map<std::string, std::uint64_t> counters = settings;
+    counters.insert({{"epoch", epoch}, {"step", step}, {"schedule", schedule.steps()}});
+    tg::save_checkpoint<float>(checkpoint.string(), *model, opt, counters);
   };
 
   RunResult result;
@@ -244,7 +256,7 @@ RunResult run(const Config& c, std::ostream& out) {
   for (std::size_t epoch = first_epoch; epoch <= c.epochs; ++epoch) {
     const auto batches = sampler.batches(epoch);
     const std::size_t from = epoch == first_epoch ? first_step : 0;
-    run_tools::Progress progress(out, terminal, epoch, c.epochs, steps, "char");
+    run_tools::Progress progress(out, terminal, epoch, c.epochs, steps - from, "char");
     const auto epoch_start = run_tools::Clock::now();
     double running = 0, sum = 0;
     for (std::size_t step = from; step < steps; ++step) {
