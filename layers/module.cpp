@@ -82,7 +82,9 @@ void Module<T>::load_state_dict(const StateDict<T>& state) {
   for (auto& named : named_buffers()) targets.push_back(named);
   // Everything is checked before anything changes.
   std::vector<const xt::xarray<T>*> values(targets.size(), nullptr);
-  for (const auto& [entry, value] : state) {
+  for (const auto& named : state) {
+    const std::string& entry = named.first;   // not a structured binding: C++17 lambdas can't capture one
+    const xt::xarray<T>& value = named.second;
     const auto it = std::find_if(targets.begin(), targets.end(), [&](const auto& t) { return t.first == entry; });
     if (it == targets.end()) throw_value_error("load_state_dict", "entry '" + entry + "' matches no parameter or buffer of " + name());
     const std::size_t i = static_cast<std::size_t>(it - targets.begin());
