@@ -147,6 +147,7 @@ void check_defined(const char* op, std::initializer_list<const Tensor<T>*> input
   }
 }
 
+
 template <class T>
 std::ostream& operator<<(std::ostream& os, const Tensor<T>& t) {
   if (!t.defined()) return os << "tensor(undefined)";
@@ -157,7 +158,16 @@ std::ostream& operator<<(std::ostream& os, const Tensor<T>& t) {
 
 template class Tensor<float>;
 template class Tensor<double>;
+template <class T>
+void check_defined(const char* op, const std::vector<Tensor<T>>& inputs) {
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    if (!inputs[i].defined())
+      throw_usage_error(op, "input " + std::to_string(i) + " is an undefined tensor (a default-constructed handle)");
+}
+
 template void check_defined(const char*, std::initializer_list<const Tensor<float>*>);
+template void check_defined(const char*, const std::vector<Tensor<float>>&);
+template void check_defined(const char*, const std::vector<Tensor<double>>&);
 template void check_defined(const char*, std::initializer_list<const Tensor<double>*>);
 template std::ostream& operator<<(std::ostream&, const Tensor<float>&);
 template std::ostream& operator<<(std::ostream&, const Tensor<double>&);

@@ -150,6 +150,9 @@ class Tensor {
 // ops call it first, so that the error names the op rather than the accessor.
 template <class T>
 void check_defined(const char* op, std::initializer_list<const Tensor<T>*> inputs);
+// The same for a list of tensors (concat, stack).
+template <class T>
+void check_defined(const char* op, const std::vector<Tensor<T>>& inputs);
 
 // Prints "tensor(shape (2, 3), requires_grad)" followed by the values.
 template <class T>

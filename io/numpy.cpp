@@ -323,26 +323,41 @@ xt::xarray<T> load_npy(const std::string& path) {
   return decode_npy<T>("load_npy", quoted(path), read_file("load_npy", path));
 }
 
+namespace {
+using Entries = std::vector<std::pair<std::string, std::string>>;
+
+// Named arrays as "<prefix><name>.npy" entries of an archive.
+template <class T>
+void add_arrays(Entries& entries, const std::string& prefix, const StateDict<T>& arrays) {
+  for (const auto& [name, value] : arrays) entries.emplace_back(prefix + name + ".npy", encode_npy(value));
+}
+
+// An archive entry's array name: the entry without its ".npy".
+std::string array_name(const std::string& entry) {
+  return entry.size() > 4 && entry.compare(entry.size() - 4, 4, ".npy") == 0 ? entry.substr(0, entry.size() - 4) : entry;
+}
+}  // namespace
+
 template <class T>
 void save_npz(const std::string& path, const StateDict<T>& arrays) {
-  std::vector<std::pair<std::string, std::string>> entries;
-  for (const auto& [name, value] : arrays) entries.emplace_back(name + ".npy", encode_npy(value));
+  Entries entries;
+  add_arrays(entries, "", arrays);
   write_file_atomically("save_npz", path, zip_stored(path, entries));
 }
 
 template <class T>
 void save_parameters(const Module<T>& module, const std::string& path) {
-  std::vector<std::pair<std::string, std::string>> entries;
-  for (const auto& [name, value] : module.state_dict()) entries.emplace_back(name + ".npy", encode_npy(value));
+  Entries entries;
+  add_arrays(entries, "", module.state_dict());
   write_file_atomically("save_parameters", path, zip_stored(path, entries));
 }
 
 template <class T>
 void save_checkpoint(const std::string& path, const Module<T>& model, const Optimizer<T>& optimizer,
                      const std::map<std::string, std::uint64_t>& counters) {
-  std::vector<std::pair<std::string, std::string>> entries;
-  for (const auto& [name, value] : model.state_dict()) entries.emplace_back("model/" + name + ".npy", encode_npy(value));
-  for (const auto& [name, value] : optimizer.state_dict()) entries.emplace_back("optimizer/" + name + ".npy", encode_npy(value));
+  Entries entries;
+  add_arrays(entries, "model/", model.state_dict());
+  add_arrays(entries, "optimizer/", optimizer.state_dict());
   for (const auto& [name, value] : counters)
     entries.emplace_back("position/" + name + ".npy", encode_npy(xt::xarray<double>(static_cast<double>(value))));
   write_file_atomically("save_checkpoint", path, zip_stored(path, entries));
@@ -357,9 +372,10 @@ std::map<std::string, std::uint64_t> load_checkpoint(const std::string& path, Mo
   for (const auto& [entry, content] : unzip(op, path)) {
     const std::string where = quoted(path) + " entry '" + entry + "'";
     const std::size_t slash = entry.find('/');
-    const bool npy = entry.size() > 4 && entry.compare(entry.size() - 4, 4, ".npy") == 0;
+    const std::string stem = array_name(entry);
+    const bool npy = stem.size() != entry.size();
     const std::string part = slash == std::string::npos ? "" : entry.substr(0, slash);
-    const std::string name = npy && slash != std::string::npos ? entry.substr(slash + 1, entry.size() - 4 - slash - 1) : "";
+    const std::string name = npy && slash != std::string::npos ? stem.substr(slash + 1) : "";
     if (part == "model" && !name.empty()) {
       model_state.emplace_back(name, decode_npy<T>(op, where, content));
     } else if (part == "optimizer" && !name.empty()) {
@@ -393,9 +409,7 @@ template <class T>
 std::map<std::string, xt::xarray<T>> load_npz(const std::string& path) {
   std::map<std::string, xt::xarray<T>> arrays;
   for (const auto& [entry, content] : unzip("load_npz", path)) {
-    const std::string name = entry.size() > 4 && entry.compare(entry.size() - 4, 4, ".npy") == 0
-                                 ? entry.substr(0, entry.size() - 4) : entry;
-    arrays.emplace(name, decode_npy<T>("load_npz", quoted(path) + " entry '" + entry + "'", content));
+    arrays.emplace(array_name(entry), decode_npy<T>("load_npz", quoted(path) + " entry '" + entry + "'", content));
   }
   return arrays;
 }
@@ -405,9 +419,7 @@ void load_parameters(Module<T>& module, const std::string& path) {
   const std::string op = "load_parameters";
   std::map<std::string, std::string> raw;
   for (auto& [entry, content] : unzip(op, path)) {
-    const std::string name = entry.size() > 4 && entry.compare(entry.size() - 4, 4, ".npy") == 0
-                                 ? entry.substr(0, entry.size() - 4) : entry;
-    raw.emplace(name, std::move(content));
+    raw.emplace(array_name(entry), std::move(content));
   }
   auto params = module.named_parameters();
   for (auto& buffer : module.named_buffers()) params.push_back(buffer);

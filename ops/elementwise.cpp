@@ -131,8 +131,7 @@ Tensor<T> tangent(const JvpArgs<T>& j, std::size_t i) {
 template <class T>
 Tensor<T> tangent_sum(const Tensor<T>& a, const Tensor<T>& b, const JvpArgs<T>& j) {
   Tensor<T> t = a.defined() && b.defined() ? a + b : a.defined() ? a : b;
-  Shape shape = j.output.shape();
-  if (j.batch > 0) shape.insert(shape.begin(), j.batch);
+  const Shape shape = detail::with_batch(j.output.shape(), j.batch);
   return t.shape() == shape ? t : broadcast_to(t, shape);
 }
 

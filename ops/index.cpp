@@ -17,12 +17,6 @@ using detail::Strides;
 template <class T>
 using Grads = Gradients<T>;
 
-// A shape with a batch axis of tangents (JvpArgs::batch) in front.
-Shape batched(Shape shape, std::size_t batch) {
-  shape.insert(shape.begin(), batch);
-  return shape;
-}
-
 // The batch of a batch of tangents of an op that already runs on a batch: one merged axis (0: none).
 std::size_t merged(std::size_t batch, std::size_t outer) {
   return batch == 0 ? outer : outer == 0 ? batch : batch * outer;
@@ -162,7 +156,7 @@ template <class T>
 Tensor<T> gather_flat(FlatIndexNames names, const Tensor<T>& x, Positions positions, const Shape& shape,
                       std::size_t batch) {
   const std::size_t seeds = std::max<std::size_t>(batch, 1), in_count = x.size() / seeds, out_count = positions->size();
-  xt::xarray<T> y = empty_array<T>(batch > 0 ? batched(shape, batch) : shape);
+  xt::xarray<T> y = empty_array<T>(with_batch(shape, batch));
   for (std::size_t b = 0; b < seeds; ++b) {
     const T* src = x.value().data() + b * in_count;
     T* dst = y.data() + b * out_count;
@@ -184,7 +178,7 @@ Tensor<T> scatter_add_flat(FlatIndexNames names, const Tensor<T>& grad, Position
                            std::size_t batch) {
   const std::size_t seeds = std::max<std::size_t>(batch, 1), in_count = element_count(input_shape),
                     out_count = positions->size();
-  xt::xarray<T> x = xt::zeros<T>(batch > 0 ? batched(input_shape, batch) : input_shape);
+  xt::xarray<T> x = xt::zeros<T>(with_batch(input_shape, batch));
   for (std::size_t b = 0; b < seeds; ++b) {
     const T* src = grad.value().data() + b * out_count;
     T* dst = x.data() + b * in_count;
@@ -306,7 +300,7 @@ Tensor<T> where(const xt::xarray<bool>& cond, const Tensor<T>& a, const Tensor<T
       return !j.has_tangent(i) ? zero : j.batch > 0 ? detail::lift_batch(j.tangents[i], j.output.dim()) : j.tangents[i];
     };
     const Tensor<T> t = tapegrad::where<T>(cond, tangent(0), tangent(1));
-    const Shape shape = j.batch > 0 ? batched(j.output.shape(), j.batch) : j.output.shape();
+    const Shape shape = detail::with_batch(j.output.shape(), j.batch);
     return t.shape() == shape ? t : broadcast_to(t, shape);
   }));
 }
@@ -342,8 +336,7 @@ template <class T>
 Tensor<T> stack(const std::vector<Tensor<T>>& xs, std::ptrdiff_t axis) {
   constexpr char op[] = "stack";
   if (xs.empty()) throw_value_error(op, "needs at least one tensor");
-  for (std::size_t i = 0; i < xs.size(); ++i)
-    if (!xs[i].defined()) throw_usage_error(op, "input " + std::to_string(i) + " is an undefined tensor");
+  check_defined(op, xs);
   const Shape first = xs[0].shape();
   for (std::size_t i = 1; i < xs.size(); ++i)
     if (xs[i].shape() != first)

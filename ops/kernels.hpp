@@ -100,6 +100,13 @@ void copy_strided(const Shape& shape, const T* src, const Strides& src_strides,
                [&](std::ptrdiff_t s, std::ptrdiff_t d) { dst[d] = src[s]; });
 }
 
+// A shape with the batch axis of a batch of tangents (JvpArgs::batch) in front, or as it is
+// (batch 0: no batch).
+inline Shape with_batch(Shape shape, std::size_t batch) {
+  if (batch > 0) shape.insert(shape.begin(), batch);
+  return shape;
+}
+
 // Batches of tangents (JvpArgs::batch; defined in shape.cpp). lift_batch: (batch, shape...) with
 // axes of 1 inserted after the batch axis up to `rank` axes after it, ready to broadcast against
 // arrays of up to `rank` axes. merge_batch: the batch merged into the next axis,

@@ -236,9 +236,7 @@ Tensor<T> max_of_middle_axis(const Tensor<T>& x, std::size_t outer, std::size_t 
                        return reshape(sum(t, {1}), out_shape);
                      }
                      const Tensor<T> t = reshape(j.tangents[0], {j.batch, outer, n, inner}) * Tensor<T>(std::move(onehot));
-                     Shape shape = out_shape;
-                     shape.insert(shape.begin(), j.batch);
-                     return reshape(sum(t, {2}), shape);
+                     return reshape(sum(t, {2}), detail::with_batch(out_shape, j.batch));
                    }));
 }
 

@@ -11,13 +11,6 @@ namespace tapegrad {
 
 namespace {
 
-// A shape with the batch axis of a batch of tangents in front (JvpArgs::batch), or as it is.
-template <class T>
-Shape with_batch(const JvpArgs<T>& j, Shape shape) {
-  if (j.batch > 0) shape.insert(shape.begin(), j.batch);
-  return shape;
-}
-
 using detail::shape_of;
 using detail::Strides;
 
@@ -57,7 +50,7 @@ Tensor<T> unslice(const Tensor<T>& x, const Shape& shape, std::size_t axis, std:
                    [axis, first, stop, stride](const VjpArgs<T>& g) {
                      return Grads<T>{slice(g.grad, static_cast<std::ptrdiff_t>(axis), first, stop, stride)};
                    }, Saved::nothing, takes_batch([shape, axis, start, step](const JvpArgs<T>& j) {
-                     return unslice(j.tangents[0], with_batch(j, shape), axis + (j.batch > 0), start, step);
+                     return unslice(j.tangents[0], detail::with_batch(shape, j.batch), axis + (j.batch > 0), start, step);
                    }));
 }
 
@@ -78,7 +71,7 @@ Tensor<T> reshape(const Tensor<T>& x, const Shape& shape) {
   return record<T>(op, {x}, std::move(out),
                    [](const VjpArgs<T>& g) { return Grads<T>{reshape(g.grad, g.input_shape(0))}; },
                    Saved::nothing,
-                   takes_batch([](const JvpArgs<T>& j) { return reshape(j.tangents[0], with_batch(j, j.output.shape())); }));
+                   takes_batch([](const JvpArgs<T>& j) { return reshape(j.tangents[0], detail::with_batch(j.output.shape(), j.batch)); }));
 }
 
 // y[i...] = x[perm applied];  dx = transpose(grad, inverse(perm));  ty = transpose(t, perm)
@@ -149,7 +142,7 @@ Tensor<T> broadcast_to(const Tensor<T>& x, const Shape& shape) {
                    [](const VjpArgs<T>& g) { return Grads<T>{sum_to(g.grad, g.input_shape(0))}; },
                    Saved::nothing, takes_batch([](const JvpArgs<T>& j) {
                      const Tensor<T> t = j.batch > 0 ? detail::lift_batch(j.tangents[0], j.output.dim()) : j.tangents[0];
-                     return broadcast_to(t, with_batch(j, j.output.shape()));
+                     return broadcast_to(t, detail::with_batch(j.output.shape(), j.batch));
                    }));
 }
 
@@ -190,8 +183,7 @@ template <class T>
 Tensor<T> concat(const std::vector<Tensor<T>>& xs, std::ptrdiff_t axis) {
   constexpr char op[] = "concat";
   if (xs.empty()) throw_value_error(op, "needs at least one tensor");
-  for (std::size_t i = 0; i < xs.size(); ++i)
-    if (!xs[i].defined()) throw_usage_error(op, "input " + std::to_string(i) + " is an undefined tensor");
+  check_defined(op, xs);
   const Shape first = xs[0].shape();
   if (first.empty()) throw_shape_error(op, "cannot concatenate scalars (shape ())");
   const std::size_t k = detail::normalize_axis(op, axis, first.size());
@@ -227,7 +219,7 @@ Tensor<T> concat(const std::vector<Tensor<T>>& xs, std::ptrdiff_t axis) {
     std::vector<Tensor<T>> ts;
     for (std::size_t i = 0; i < j.inputs.size(); ++i)
       ts.push_back(j.has_tangent(i) ? j.tangents[i]
-                                    : Tensor<T>(xt::xarray<T>(xt::zeros<T>(with_batch(j, j.inputs[i].shape())))));
+                                    : Tensor<T>(xt::xarray<T>(xt::zeros<T>(detail::with_batch(j.inputs[i].shape(), j.batch)))));
     return concat(ts, static_cast<std::ptrdiff_t>(k + (j.batch > 0)));
   }));
 }

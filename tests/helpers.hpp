@@ -87,6 +87,13 @@ inline bool matches(const TD& got, const Reference& want, double tol = 1e-12) {
   return true;
 }
 
+// gradcheck's options with forward mode checked too.
+inline tg::GradcheckOptions forward_too() {
+  tg::GradcheckOptions o;
+  o.forward = true;
+  return o;
+}
+
 // Runs gradcheck in double and fails the test with the report printed if it does not pass.
 inline void check_gradients(const tg::GradcheckFunction& f, const Inputs& inputs,
                             const tg::GradcheckOptions& options = {}) {

@@ -31,11 +31,6 @@ void set_parameters(tg::Module<double>& m) {
   }
 }
 
-tg::GradcheckOptions with_forward() {
-  tg::GradcheckOptions o;
-  o.forward = true;
-  return o;
-}
 
 }  // namespace
 
@@ -92,18 +87,18 @@ TEST_CASE("recurrent layers: gradients of inputs, states and parameters in both 
   check_gradients([&](const Inputs& x) {
     const auto out = lstm(x[0], {x[1], x[2]});
     return tg::sum(out.output * out.output) + tg::sum(out.state.c);
-  }, in, with_forward());
-  check_gradients([&](const Inputs& x) { return gru(x[0], x[1]).output; }, {in[0], leaf({2, 2, 2}, 3203)}, with_forward());
+  }, in, forward_too());
+  check_gradients([&](const Inputs& x) { return gru(x[0], x[1]).output; }, {in[0], leaf({2, 2, 2}, 3203)}, forward_too());
   const TD x(in[0].value());
   const auto report = tg::gradcheck_parameters([&] { return tg::sum(tg::tanh(lstm(x).output)); }, lstm.named_parameters(),
-                                               with_forward());
+                                               forward_too());
   INFO(report.str());
   CHECK(report.ok());
   CHECK(tg::gradcheck_parameters([&] { return tg::sum(gru(x).h); }, gru.named_parameters()).ok());
   tg::LSTMCell<double> cell(3, 2, /*bias=*/false);
   CHECK(cell.parameters().size() == 2);
   check_gradients([&](const Inputs& v) { return cell(v[0], {v[1], v[2]}).h; },
-                  {leaf({4, 3}, 3204), leaf({4, 2}, 3205), leaf({4, 2}, 3206)}, with_forward());
+                  {leaf({4, 3}, 3204), leaf({4, 2}, 3205), leaf({4, 2}, 3206)}, forward_too());
 
   CHECK_THROWS_WITH_AS(lstm(TD(Arr(xt::zeros<double>({3, 2, 5})))),
                        "LSTM: input shape (3, 2, 5) is not (time, batch, input_size=3)", tg::ShapeError);
@@ -124,7 +119,7 @@ TEST_CASE("LayerNorm and BatchNorm2d: PyTorch's values, running statistics as bu
   tg::LayerNorm<double> norm({3, 4});
   set_parameters(norm);
   CHECK(matches(norm(TD(filled({2, 3, 4}, input_at))), layer_norm));
-  check_gradients([&](const Inputs& x) { return norm(x[0] * x[0]); }, {leaf({2, 3, 4}, 3210)}, with_forward());
+  check_gradients([&](const Inputs& x) { return norm(x[0] * x[0]); }, {leaf({2, 3, 4}, 3210)}, forward_too());
   CHECK(tg::gradcheck_parameters([&] { return tg::sum(tg::exp(norm(TD(filled({2, 3, 4}, input_at))))); },
                                  norm.named_parameters()).ok());
   CHECK_THROWS_WITH_AS(norm(TD(Arr(xt::zeros<double>({2, 4, 3})))),
@@ -152,7 +147,7 @@ TEST_CASE("LayerNorm and BatchNorm2d: PyTorch's values, running statistics as bu
   copy.eval();
   CHECK(all_close(copy(img).value(), bn(img).value(), 0.0));
   bn.train();
-  check_gradients([&](const Inputs& x) { return bn(x[0] * 2.0); }, {leaf({3, 2, 2, 2}, 3211)}, with_forward());
+  check_gradients([&](const Inputs& x) { return bn(x[0] * 2.0); }, {leaf({3, 2, 2, 2}, 3211)}, forward_too());
   CHECK_THROWS_WITH_AS(bn(TD(Arr(xt::zeros<double>({1, 2, 1, 1})))),
                        "BatchNorm2d: training needs more than one value per channel, got input shape (1, 2, 1, 1)",
                        tg::ValueError);
@@ -192,7 +187,7 @@ TEST_CASE("Embedding: rows of its weight, gradients added over repeated tokens, 
     CHECK(all_close(Arr(xt::view(g, xt::all(), 0)), Arr{2.0, 2.0, 1.0, 0.0, 1.0}, 0.0));
   }
   CHECK(tg::gradcheck_parameters([&] { return tg::sum(tg::exp(embed(tokens)) * embed(tg::Index{3, 1, 2})); },
-                                 embed.named_parameters(), with_forward()).ok());
+                                 embed.named_parameters(), forward_too()).ok());
   CHECK_THROWS_WITH_AS(embed(tg::Index{0, 5}), "Embedding: token 5 at (1) of tokens shape (2) is out of range for 5 embeddings",
                        tg::ValueError);
   CHECK_THROWS_AS(embed(tg::Index{-1}), tg::ValueError);
