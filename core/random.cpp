@@ -1,6 +1,8 @@
 #include "random.hpp"
 
 #include <cmath>
+#include <cstring>
+#include <sstream>
 #include <string>
 
 namespace tapegrad {
@@ -73,6 +75,42 @@ double Generator::normal() {
   spare_ = v * f;
   has_spare_ = true;
   return u * f;
+}
+
+std::vector<std::uint64_t> Generator::state() const {
+  // The engine's textual state (the standard's portable form): its words, in order.
+  std::stringstream text;
+  text << engine_;
+  std::vector<std::uint64_t> words;
+  for (std::uint64_t w = 0; text >> w;) words.push_back(w);
+  std::uint64_t spare_bits = 0;
+  std::memcpy(&spare_bits, &spare_, sizeof spare_bits);
+  words.push_back(spare_bits);
+  words.push_back(has_spare_ ? 1 : 0);
+  return words;
+}
+
+void Generator::set_state(const std::vector<std::uint64_t>& words) {
+  const std::size_t expected = Generator().state().size();
+  if (words.size() != expected)
+    throw_value_error("Generator::set_state", "a state has " + std::to_string(expected) + " words, got " +
+                                                  std::to_string(words.size()));
+  if (words.back() > 1)
+    throw_value_error("Generator::set_state", "the last word (whether a normal draw is kept) must be 0 or 1, got " +
+                                                  std::to_string(words.back()));
+  // libstdc++ writes the engine's position after its words: past the words, it would read out of bounds.
+  const std::size_t engine_words = words.size() - 2, n = std::mt19937_64::state_size;
+  if (engine_words > n && words[n] > n)
+    throw_value_error("Generator::set_state", "word " + std::to_string(n) + " (the engine's position) must be at most " +
+                                                  std::to_string(n) + ", got " + std::to_string(words[n]));
+  std::stringstream text;
+  for (std::size_t i = 0; i < engine_words; ++i) text << words[i] << ' ';
+  std::mt19937_64 engine;
+  text >> engine;
+  if (text.fail()) throw_value_error("Generator::set_state", "the engine's words are not a state of mt19937_64");
+  engine_ = engine;
+  std::memcpy(&spare_, &words[words.size() - 2], sizeof spare_);
+  has_spare_ = words.back() == 1;
 }
 
 Generator& default_generator() { return thread_generator(); }

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <random>
+#include <vector>
 
 #include "tensor.hpp"
 
@@ -23,6 +24,11 @@ class Generator {
   // next call.
   double normal();
   std::uint64_t next() { return engine_(); }
+  // The whole state as words (the engine's, then the normal draw kept for the next call), for a
+  // checkpoint: a generator given it by set_state continues with the same numbers. set_state
+  // takes only what state() returns: a ValueError names a state of another length or form.
+  std::vector<std::uint64_t> state() const;
+  void set_state(const std::vector<std::uint64_t>& words);
 
  private:
   std::mt19937_64 engine_;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <type_traits>
 
 #include <unistd.h>
 #include <zlib.h>
@@ -53,10 +54,12 @@ void write_file_atomically(const std::string& op, const std::string& path, const
   }
 }
 
+// The dtypes read and written: float32 and float64 (parameters, state), uint64 (a checkpoint's
+// counters and random states).
 template <class T>
-const char* descr() { return sizeof(T) == 4 ? "<f4" : "<f8"; }
+const char* descr() { return std::is_integral_v<T> ? "<u8" : sizeof(T) == 4 ? "<f4" : "<f8"; }
 template <class T>
-const char* dtype_name() { return sizeof(T) == 4 ? "float32" : "float64"; }
+const char* dtype_name() { return std::is_integral_v<T> ? "uint64" : sizeof(T) == 4 ? "float32" : "float64"; }
 
 bool little_endian_host() {
   const std::uint16_t one = 1;
@@ -137,7 +140,7 @@ xt::xarray<T> decode_npy(const std::string& op, const std::string& where, const 
   if (d.size() >= 2 && (d.front() == '\'' || d.front() == '"')) d = d.substr(1, d.size() - 2);
   if (d.size() != 3 || (d[0] != '<' && d[0] != '>' && d[0] != '=' && d[0] != '|'))
     bad("unsupported dtype '" + d + "'");
-  const std::string expected = std::string(1, 'f') + std::to_string(sizeof(T));
+  const std::string expected = std::string(1, std::is_integral_v<T> ? 'u' : 'f') + std::to_string(sizeof(T));
   if (d.substr(1) != expected)
     throw IoError(op + ": " + where + " has dtype '" + d + "', expected " + dtype_name<T>() + " ('" + descr<T>() + "')");
   if (order != "False" && order != "True") bad("fortran_order is '" + order + "'");
@@ -294,7 +297,9 @@ std::vector<std::pair<std::string, std::string>> unzip(const std::string& op, co
     const std::string name = bytes.substr(at + 46, name_len);
     at += 46 + name_len + extra_len + comment_len;
     const std::string where = quoted(path) + " entry '" + name + "'";
-    if (local + 30 > bytes.size() || get32(bytes, local) != 0x04034b50)
+    // The local header repeats the name: a damaged byte in either copy shows as a difference.
+    if (local + 30 > bytes.size() || get32(bytes, local) != 0x04034b50 || get16(bytes, local + 26) != name_len ||
+        bytes.compare(std::min(local + 30, bytes.size()), name_len, name) != 0)
       throw IoError(op + ": " + where + " has a damaged local header");
     const std::size_t data = local + 30 + get16(bytes, local + 26) + get16(bytes, local + 28);
     if (data + packed > bytes.size()) throw IoError(op + ": " + where + " is truncated");
@@ -353,22 +358,29 @@ void save_parameters(const Module<T>& module, const std::string& path) {
 }
 
 template <class T>
-void save_checkpoint(const std::string& path, const Module<T>& model, const Optimizer<T>& optimizer,
-                     const std::map<std::string, std::uint64_t>& counters) {
+void save_checkpoint(const std::string& path, const Module<T>& model, const Optimizer<T>& optimizer, const RunState& state) {
   Entries entries;
   add_arrays(entries, "model/", model.state_dict());
   add_arrays(entries, "optimizer/", optimizer.state_dict());
-  for (const auto& [name, value] : counters)
-    entries.emplace_back("position/" + name + ".npy", encode_npy(xt::xarray<double>(static_cast<double>(value))));
+  for (const auto& [name, value] : state.counters)
+    entries.emplace_back("position/" + name + ".npy", encode_npy(xt::xarray<std::uint64_t>(value)));
+  for (const auto& [name, value] : state.values)
+    entries.emplace_back("values/" + name + ".npy", encode_npy(xt::xarray<double>(value)));
+  for (const auto& [name, generator] : state.generators) {
+    const std::vector<std::uint64_t> words = generator.state();
+    auto array = xt::xarray<std::uint64_t>::from_shape({words.size()});
+    std::copy(words.begin(), words.end(), array.begin());
+    entries.emplace_back("random/" + name + ".npy", encode_npy(array));
+  }
   write_file_atomically("save_checkpoint", path, zip_stored(path, entries));
 }
 
 template <class T>
-std::map<std::string, std::uint64_t> load_checkpoint(const std::string& path, Module<T>& model, Optimizer<T>& optimizer) {
+RunState load_checkpoint(const std::string& path, Module<T>& model, Optimizer<T>& optimizer) {
   const std::string op = "load_checkpoint";
   StateDict<T> model_state;
   StateDict<double> optimizer_state;
-  std::map<std::string, std::uint64_t> counters;
+  RunState state;
   for (const auto& [entry, content] : unzip(op, path)) {
     const std::string where = quoted(path) + " entry '" + entry + "'";
     const std::size_t slash = entry.find('/');
@@ -376,17 +388,28 @@ std::map<std::string, std::uint64_t> load_checkpoint(const std::string& path, Mo
     const bool npy = stem.size() != entry.size();
     const std::string part = slash == std::string::npos ? "" : entry.substr(0, slash);
     const std::string name = npy && slash != std::string::npos ? stem.substr(slash + 1) : "";
-    if (part == "model" && !name.empty()) {
+    const auto scalar = [&](auto v) {
+      if (v.dimension() != 0) io_error(op, path, "entry '" + entry + "' has shape " + shape_str(Shape(v.shape().begin(), v.shape().end())) + ", not ()");
+      return v();
+    };
+    const std::string kind = name.empty() ? "" : part;
+    if (kind == "model") {
       model_state.emplace_back(name, decode_npy<T>(op, where, content));
-    } else if (part == "optimizer" && !name.empty()) {
+    } else if (kind == "optimizer") {
       optimizer_state.emplace_back(name, decode_npy<double>(op, where, content));
-    } else if (part == "position" && !name.empty()) {
-      const xt::xarray<double> v = decode_npy<double>(op, where, content);
-      if (v.dimension() != 0 || !(v() >= 0 && v() <= 9007199254740992.0) || v() != std::floor(v()))
-        io_error(op, path, "entry '" + entry + "' is not a count (a whole number >= 0 of shape ())");
-      counters[name] = static_cast<std::uint64_t>(v());
+    } else if (kind == "position") {
+      state.counters[name] = scalar(decode_npy<std::uint64_t>(op, where, content));
+    } else if (kind == "values") {
+      state.values[name] = scalar(decode_npy<double>(op, where, content));
+    } else if (kind == "random") {
+      const xt::xarray<std::uint64_t> words = decode_npy<std::uint64_t>(op, where, content);
+      try {
+        state.generators[name].set_state(std::vector<std::uint64_t>(words.begin(), words.end()));
+      } catch (const ValueError& e) {
+        io_error(op, path, "entry '" + entry + "' is not a generator's state: " + e.what());
+      }
     } else {
-      io_error(op, path, "has an entry '" + entry + "' that is not model/, optimizer/ or position/<name>.npy");
+      io_error(op, path, "has an entry '" + entry + "' that is not model/, optimizer/, position/, values/ or random/<name>.npy");
     }
   }
   // All or nothing: the model is set back if the optimizer's state does not fit.
@@ -402,7 +425,7 @@ std::map<std::string, std::uint64_t> load_checkpoint(const std::string& path, Mo
   } catch (const ValueError& e) {
     io_error(op, path, std::string("does not fit: ") + e.what());
   }
-  return counters;
+  return state;
 }
 
 template <class T>
@@ -446,12 +469,10 @@ template xt::xarray<float> load_npy(const std::string&);
 template xt::xarray<double> load_npy(const std::string&);
 template void save_npz(const std::string&, const StateDict<float>&);
 template void save_npz(const std::string&, const StateDict<double>&);
-template void save_checkpoint(const std::string&, const Module<float>&, const Optimizer<float>&,
-                              const std::map<std::string, std::uint64_t>&);
-template void save_checkpoint(const std::string&, const Module<double>&, const Optimizer<double>&,
-                              const std::map<std::string, std::uint64_t>&);
-template std::map<std::string, std::uint64_t> load_checkpoint(const std::string&, Module<float>&, Optimizer<float>&);
-template std::map<std::string, std::uint64_t> load_checkpoint(const std::string&, Module<double>&, Optimizer<double>&);
+template void save_checkpoint(const std::string&, const Module<float>&, const Optimizer<float>&, const RunState&);
+template void save_checkpoint(const std::string&, const Module<double>&, const Optimizer<double>&, const RunState&);
+template RunState load_checkpoint(const std::string&, Module<float>&, Optimizer<float>&);
+template RunState load_checkpoint(const std::string&, Module<double>&, Optimizer<double>&);
 template void save_parameters(const Module<float>&, const std::string&);
 template void save_parameters(const Module<double>&, const std::string&);
 template void load_parameters(Module<float>&, const std::string&);

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "../layers/module.hpp"
+#include "../core/random.hpp"
 #include "../layers/optim.hpp"
 
 namespace tapegrad {
@@ -35,18 +36,31 @@ void load_parameters(Module<T>& module, const std::string& path);
 // uncompressed .npz archive, atomically as save_npy does.
 template <class T>
 void save_npz(const std::string& path, const StateDict<T>& arrays);
-// A training run's state in one uncompressed .npz archive, written atomically as save_npy does:
-// the model's parameters and buffers ("model/<name>", of T), the optimizer's state
-// ("optimizer/<name>", float64: Optimizer::state_dict) and named counters ("position/<name>":
-// the epoch, the step, a schedule's position; exact below 2^53). load_checkpoint reads and checks
-// the whole file, then sets the model and the optimizer and returns the counters; a file of
-// another model, or whose optimizer state does not fit (Optimizer::load_state_dict), is an error
-// naming the entry, and changes nothing.
+// What a training run holds beside its model and its optimizer, for save_checkpoint:
+// - counters, "position/<name>" (uint64): the epoch, the step, a schedule's position, settings the
+//   run must resume with;
+// - values, "values/<name>" (float64, bit for bit): a running mean, the sums of an epoch begun;
+// - generators, "random/<name>" (uint64: Generator::state): dropout's or sampling's random state,
+//   so that the draws continue as if never stopped.
+struct RunState {
+  std::map<std::string, std::uint64_t> counters;
+  std::map<std::string, double> values;
+  std::map<std::string, Generator> generators;
+};
+
+// A training run's state in one uncompressed .npz archive, written atomically as save_npy does
+// (a crash at any instant leaves the previous file or the new one, never a torn one): the model's
+// parameters and buffers ("model/<name>", of T), the optimizer's state ("optimizer/<name>",
+// float64: Optimizer::state_dict, learning rates included) and the RunState. load_checkpoint reads
+// and checks the whole file, then sets the model and the optimizer and returns the RunState; a
+// damaged file, a file of another model, or one whose optimizer state does not fit
+// (Optimizer::load_state_dict) is an IoError naming the entry and what differs, and changes
+// nothing.
 template <class T>
 void save_checkpoint(const std::string& path, const Module<T>& model, const Optimizer<T>& optimizer,
-                     const std::map<std::string, std::uint64_t>& counters);
+                     const RunState& state = {});
 template <class T>
-std::map<std::string, std::uint64_t> load_checkpoint(const std::string& path, Module<T>& model, Optimizer<T>& optimizer);
+RunState load_checkpoint(const std::string& path, Module<T>& model, Optimizer<T>& optimizer);
 // The arrays of an .npz archive by name (without ".npy").
 template <class T>
 std::map<std::string, xt::xarray<T>> load_npz(const std::string& path);

@@ -5,12 +5,15 @@
 #include <doctest/doctest.h>
 #include <tapegrad/tapegrad.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <random>
+#include <sstream>
 #include <string>
+#include <vector>
 
 namespace tg = tapegrad;
 using Arr = xt::xarray<double>;
@@ -63,6 +66,29 @@ struct TempDir {
 inline std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// A CSV text without the columns numbered in `columns` (0-based): the times and memory figures of
+// a training program's metrics, which differ between runs of the same numbers.
+inline std::string without_columns(const std::string& csv, const std::vector<std::size_t>& columns) {
+  std::string out, line;
+  std::istringstream in(csv);
+  while (std::getline(in, line)) {
+    std::size_t column = 0, begin = 0;
+    std::string kept;
+    bool first = true;
+    for (std::size_t end = 0; end <= line.size(); ++end) {
+      if (end < line.size() && line[end] != ',') continue;
+      if (std::find(columns.begin(), columns.end(), column) == columns.end()) {
+        kept += (first ? "" : ",") + line.substr(begin, end - begin);
+        first = false;
+      }
+      ++column;
+      begin = end + 1;
+    }
+    out += kept + '\n';
+  }
+  return out;
 }
 
 // Values computed by PyTorch (tests/torch_reference.py prints them), and the formulas it filled its

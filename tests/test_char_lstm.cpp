@@ -89,6 +89,9 @@ TEST_CASE("char_lstm resumed from a checkpoint, mid-epoch or at an epoch's end, 
     CHECK(resumed.steps == 2 * per_epoch - saved);
     check_same(resumed.parameters, straight.parameters);
     CHECK(resumed.sample == straight.sample);
+    // The metrics and the loss curve too: each row once, the same numbers (the times aside).
+    CHECK(without_columns(read_bytes(out + "/metrics.csv"), {4}) == without_columns(read_bytes(dir / "straight/metrics.csv"), {4}));
+    CHECK(read_bytes(out + "/loss.dat") == read_bytes(dir / "straight/loss.dat"));
   }
   // Resuming with other flags would not continue that run: an error naming the setting.
   char_lstm::Config other = small(data, dir / ("stopped" + std::to_string(per_epoch + 2)));
@@ -107,6 +110,13 @@ TEST_CASE("char_lstm: missing or too little text is a clear error") {
   CHECK_THROWS_WITH_AS(char_lstm::run(small(dir / "short.txt", dir / "x"), log), doctest::Contains("is too short for one batch"),
                        tg::ValueError);
   char_lstm::Config c = small(write_text(dir), dir / "y");
-  c.resume = true;   // nothing to resume from
-  CHECK_THROWS_AS(char_lstm::run(c, log), tg::IoError);
+  c.resume = true;
+  c.resume_from = (dir.path / "no-such-checkpoint.npz").string();
+  CHECK_THROWS_WITH_AS(char_lstm::run(c, log), doctest::Contains("no-such-checkpoint.npz' cannot be opened"), tg::IoError);
+  CHECK_FALSE(std::filesystem::exists(dir / "y/checkpoint.npz"));
+  // --resume without a path, where no checkpoint was written yet, starts from the beginning.
+  c.resume_from.clear();
+  c.epochs = 1;
+  CHECK(char_lstm::run(c, log).steps > 0);
+  CHECK(log.str().find("no checkpoint in ") != std::string::npos);
 }

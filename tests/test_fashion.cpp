@@ -4,35 +4,12 @@
 #include <filesystem>
 #include <sstream>
 
+#include "tiny_fashion.hpp"
 #include "trainer.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
-// 28x28 images whose class k is a bright horizontal bar at row 2 + 2k, with noise.
-void write_tiny_fashion(const fs::path& dir, const std::string& split, std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> noise(0, 60), cls(0, 9);
-  tg::IdxArray images, labels;
-  images.dims = {n, 28, 28};
-  labels.dims = {n};
-  for (std::size_t i = 0; i < n; ++i) {
-    const int c = cls(rng);
-    labels.data.push_back(std::uint8_t(c));
-    for (int y = 0; y < 28; ++y)
-      for (int x = 0; x < 28; ++x) images.data.push_back(std::uint8_t(noise(rng) + (y == 2 + 2 * c ? 190 : 0)));
-  }
-  tg::write_idx((dir / (split + "-images-idx3-ubyte.gz")).string(), images);
-  tg::write_idx((dir / (split + "-labels-idx1-ubyte.gz")).string(), labels);
-}
-
-// A tiny data set in dir/data: `train` and `test` images, drawn from `seed`.
-void write_tiny_data_set(const fs::path& dir, std::size_t train, std::size_t test, unsigned seed) {
-  fs::create_directories(dir / "data");
-  write_tiny_fashion(dir / "data", "train", train, seed);
-  write_tiny_fashion(dir / "data", "t10k", test, seed + 1);
-}
-
 std::optional<fashion::Config> parse(std::vector<const char*> args, int& code, std::string& err) {
   args.insert(args.begin(), "fashion_mnist");
   std::ostringstream out, errs;
@@ -148,4 +125,94 @@ TEST_CASE("fashion_mnist trains to the same bits on 1, 2 and 3 threads") {
       CHECK(std::equal(runs[t][i].begin(), runs[t][i].end(), runs[0][i].begin(), runs[0][i].end()));
     }
   }
+}
+
+namespace {
+// A file of the run's outputs, or "" where it is missing.
+std::string output(const fs::path& dir, const std::string& name) { return read_bytes((dir / name).string()); }
+
+// The outputs two runs of the same numbers share bit for bit: every parameter file, the loss
+// curve, and the metrics without their times and memory figures.
+void check_same_outputs(const fs::path& a, const fs::path& b) {
+  std::size_t files = 0;
+  for (const auto& entry : fs::directory_iterator(a / "parameters")) {
+    const std::string name = "parameters/" + entry.path().filename().string();
+    CAPTURE(name);
+    CHECK(output(a, name) == output(b, name));
+    ++files;
+  }
+  CHECK(files == 10);
+  CHECK(output(a, "loss.dat") == output(b, "loss.dat"));
+  CHECK(without_columns(output(a, "metrics.csv"), {5, 6}) == without_columns(output(b, "metrics.csv"), {5, 6}));
+}
+}  // namespace
+
+TEST_CASE("fashion_mnist stopped mid-epoch or at an epoch's end and resumed writes the outputs of an uninterrupted run, bit for bit") {
+  const TempDir tmp("tapegrad-fashion-resume-");
+  const fs::path& dir = tmp.path;
+  write_tiny_data_set(dir, 200, 40, 5);
+  fashion::Config c;
+  c.data = (dir / "data").string();
+  c.out = (dir / "straight").string();
+  c.epochs = 3;
+  c.batch_size = 16;   // 13 steps per epoch, the last of 8 images
+  c.check_images = 0;
+  c.checkpoint_every = 5;
+  std::ostringstream log;
+  const fashion::RunResult straight = fashion::run(c, log);
+  REQUIRE(straight.steps == 39);
+  // The metrics hold each epoch's test row, and the checkpoint is at the end of the run.
+  CHECK(without_columns(output(c.out, "metrics.csv"), {2, 3, 4, 5, 6}) == "split,epoch\ntrain,1\ntest,1\ntest,2\ntest,3\n");
+  // Stopped after step 3 (no checkpoint yet: --resume starts afresh), 11 and 13 (the first epoch's
+  // last step, before its evaluation: from step 10's checkpoint), 14 (from the first epoch's end)
+  // and 32 (from step 5 of epoch 3), then resumed.
+  for (const std::size_t stop : {3, 11, 13, 14, 32}) {
+    CAPTURE(stop);
+    fashion::Config s = c;
+    s.out = (dir / ("stopped" + std::to_string(stop))).string();
+    s.stop_after = stop;
+    CHECK(fashion::run(s, log).steps == stop);
+    s.stop_after = 0;
+    s.resume = true;
+    const fashion::RunResult resumed = fashion::run(s, log);
+    const std::size_t epochs_done = (stop - 1) / 13 * 13, saved = epochs_done + (stop - epochs_done) / 5 * 5;
+    CHECK(resumed.steps == 39 - saved);
+    CHECK(resumed.first_epoch == saved / 13 + 1);
+    CHECK(resumed.first_step == saved % 13);
+    CHECK(resumed.first_loss == straight.first_loss);
+    REQUIRE(resumed.epochs.size() == 3 - saved / 13);
+    CHECK(resumed.epochs.back().test_loss == straight.epochs.back().test_loss);
+    CHECK(resumed.epochs.back().train_loss == straight.epochs.back().train_loss);
+    check_same_outputs(c.out, s.out);
+  }
+  // A checkpoint of another run's settings: an error naming the setting, and nothing written.
+  fashion::Config other = c;
+  other.resume = true;
+  other.lr = 0.01;
+  CHECK_THROWS_WITH_AS(fashion::run(other, log), doctest::Contains("--resume: the checkpoint's run had lr 0.050000000000000003, this one has 0.01"),
+                       tg::ValueError);
+  other = c;
+  other.resume = true;
+  other.resume_from = (dir / "nothing.npz").string();
+  CHECK_THROWS_WITH_AS(fashion::run(other, log), doctest::Contains("nothing.npz' cannot be opened"), tg::IoError);
+  check_same_outputs(c.out, (dir / "stopped32").string());
+}
+
+TEST_CASE("fashion_mnist --resume and --checkpoint-every flags") {
+  int code = -1;
+  std::string text;
+  auto c = parse({"--resume"}, code, text);
+  REQUIRE(c);
+  CHECK(c->resume);
+  CHECK(c->resume_from.empty());
+  c = parse({"--resume", "runs/a/checkpoint.npz", "--checkpoint-every", "100"}, code, text);
+  REQUIRE(c);
+  CHECK(c->resume);
+  CHECK(c->resume_from == "runs/a/checkpoint.npz");
+  CHECK(c->checkpoint_every == 100);
+  c = parse({"--epochs", "2"}, code, text);
+  REQUIRE(c);
+  CHECK_FALSE(c->resume);
+  CHECK_FALSE(parse({"--checkpoint-every", "-1"}, code, text));
+  CHECK(code == 2);
 }

@@ -98,3 +98,34 @@ TEST_CASE("random tensors: shapes, ranges, moments, seeds, bad arguments") {
   CHECK_THROWS_WITH_AS(tg::normal<float>({std::size_t(1) << 30, std::size_t(1) << 30}),
                        "normal: shape (1073741824, 1073741824) has more than 2^48 elements", tg::ValueError);
 }
+
+TEST_CASE("Generator state: saved mid-stream (a normal draw kept or not), restored, the same numbers follow; a bad state is a ValueError") {
+  for (const int kept : {0, 1}) {
+    CAPTURE(kept);
+    tg::Generator g(2024);
+    for (int i = 0; i < 1000; ++i) g.uniform(0, 1);   // past the first block of 312 words
+    if (kept) g.normal();                              // the pair's second draw waits
+    const std::vector<std::uint64_t> state = g.state();
+    CHECK(state.back() == std::uint64_t(kept));
+    tg::Generator restored(1);
+    restored.set_state(state);
+    CHECK(restored.state() == state);
+    for (int i = 0; i < 700; ++i) {
+      CHECK(restored.normal() == g.normal());
+      CHECK(restored.next() == g.next());
+    }
+  }
+  tg::Generator g(5);
+  std::vector<std::uint64_t> state = g.state();
+  std::vector<std::uint64_t> shorter(state.begin(), state.end() - 1);
+  CHECK_THROWS_WITH_AS(g.set_state(shorter), doctest::Contains("Generator::set_state: a state has"), tg::ValueError);
+  std::vector<std::uint64_t> bad_flag = state;
+  bad_flag.back() = 7;
+  CHECK_THROWS_WITH_AS(g.set_state(bad_flag), doctest::Contains("must be 0 or 1, got 7"), tg::ValueError);
+  if (state.size() == std::mt19937_64::state_size + 3) {   // libstdc++ keeps the engine's position
+    std::vector<std::uint64_t> bad_position = state;
+    bad_position[std::mt19937_64::state_size] = 100000;
+    CHECK_THROWS_WITH_AS(g.set_state(bad_position), doctest::Contains("the engine's position"), tg::ValueError);
+  }
+  CHECK(g.state() == state);   // nothing changed
+}

@@ -1,8 +1,10 @@
 #include "helpers.hpp"
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 namespace fs = std::filesystem;
 
@@ -175,32 +177,71 @@ TEST_CASE("saving replaces the file atomically and leaves no temporary behind") 
   CHECK(files == 2);   // m.npz and the directory
 }
 
-TEST_CASE("checkpoints: model, optimizer and counters in one file, loaded all or nothing") {
+namespace {
+// A small model after one AdamW step, and its optimizer.
+struct Trained {
+  tg::Sequential<double> model{tg::Linear<double>(3, 4), tg::Tanh<double>(), tg::Linear<double>(4, 2)};
+  tg::AdamW<double> opt{model.parameters(), 0.01};
+  Trained() {
+    {
+      tg::Tape tape;
+      tg::sum(model(TD(random_array({5, 3}, 3600)))).backward();
+    }
+    opt.step();
+  }
+};
+
+tg::RunState some_run_state() {
+  tg::RunState state;
+  state.counters = {{"epoch", 3}, {"step", 1234}, {"big", std::numeric_limits<std::uint64_t>::max()}};
+  state.values = {{"running_loss", 0.1 + 0.2}, {"tiny", 4.9e-324}, {"negative", -1.5}};
+  tg::Generator dropout(77);
+  dropout.normal();   // the second normal draw, kept for the next call, is part of the state
+  state.generators.emplace("dropout", dropout);
+  return state;
+}
+
+// The next draws of a generator (a copy: the argument is not advanced).
+std::vector<double> draws(tg::Generator g) {
+  std::vector<double> v;
+  for (int i = 0; i < 4; ++i) v.push_back(g.normal());
+  v.push_back(g.uniform(0, 1));
+  return v;
+}
+
+bool same_state(const tg::RunState& a, const tg::RunState& b) {
+  if (a.counters != b.counters || a.generators.size() != b.generators.size() || a.values.size() != b.values.size())
+    return false;
+  for (const auto& [name, v] : a.values)
+    if (b.values.count(name) == 0 || std::memcmp(&v, &b.values.at(name), sizeof v) != 0) return false;
+  for (const auto& [name, g] : a.generators)
+    if (b.generators.count(name) == 0 || g.state() != b.generators.at(name).state()) return false;
+  return true;
+}
+}  // namespace
+
+TEST_CASE("checkpoints: model, optimizer, counters, values and random states in one file, loaded all or nothing") {
   TempDir dir;
   tg::ManualSeed seed(12);
-  tg::Sequential<double> model(tg::Linear<double>(3, 4), tg::Tanh<double>(), tg::Linear<double>(4, 2));
-  tg::AdamW<double> opt(model.parameters(), 0.01);
-  {
-    tg::Tape tape;
-    tg::sum(model(TD(random_array({5, 3}, 3600)))).backward();
-  }
-  opt.step();
-  tg::save_checkpoint(dir / "run.npz", model, opt, {{"epoch", 3}, {"step", 1234}});
-  // np.load sees model/..., optimizer/... and position/... arrays.
-  const auto arrays = tg::load_npz<double>(dir / "run.npz");
-  CHECK(arrays.count("model/0.weight") == 1);
-  CHECK(arrays.count("optimizer/param0.exp_avg") == 1);
-  CHECK(arrays.at("position/step")() == 1234.0);
+  Trained run;
+  const tg::RunState state = some_run_state();
+  tg::save_checkpoint(dir / "run.npz", run.model, run.opt, state);
 
   tg::ManualSeed other(13);
   tg::Sequential<double> fresh(tg::Linear<double>(3, 4), tg::Tanh<double>(), tg::Linear<double>(4, 2));
   tg::AdamW<double> fresh_opt(fresh.parameters(), 0.5);
-  const auto counters = tg::load_checkpoint(dir / "run.npz", fresh, fresh_opt);
-  CHECK(counters.at("epoch") == 3);
-  CHECK(counters.at("step") == 1234);
-  CHECK(fresh.state_dict()[0].second == model.state_dict()[0].second);
+  const tg::RunState loaded = tg::load_checkpoint(dir / "run.npz", fresh, fresh_opt);
+  CHECK(loaded.counters.at("epoch") == 3);
+  CHECK(loaded.counters.at("step") == 1234);
+  CHECK(loaded.counters.at("big") == std::numeric_limits<std::uint64_t>::max());   // uint64: exact at any size
+  CHECK(loaded.values.at("running_loss") == 0.1 + 0.2);
+  CHECK(loaded.values.at("tiny") == 4.9e-324);
+  CHECK(same_state(loaded, state));
+  // The generator goes on with the draws the saved one would have made, the kept normal first.
+  CHECK(draws(loaded.generators.at("dropout")) == draws(state.generators.at("dropout")));
+  CHECK(fresh.state_dict()[0].second == run.model.state_dict()[0].second);
   CHECK(fresh_opt.lr() == 0.01);
-  CHECK(fresh_opt.state_dict()[3].second == opt.state_dict()[3].second);
+  CHECK(fresh_opt.state_dict()[3].second == run.opt.state_dict()[3].second);
 
   // Another model: an error naming the entry; another optimizer: the model is set back too.
   tg::Sequential<double> wider(tg::Linear<double>(3, 5));
@@ -214,9 +255,58 @@ TEST_CASE("checkpoints: model, optimizer and counters in one file, loaded all or
                        tg::IoError);
   CHECK(same.state_dict()[0].second == before);
   CHECK(sgd.lr() == 0.1);
-  // A truncated file is an IoError, and changes nothing either.
+  // A counter that is not a scalar, a generator state of the wrong length: errors naming the entry.
+  tg::save_npz(dir / "odd.npz", tg::StateDict<double>{{"position/epoch", Arr{1.0, 2.0}}});
+  CHECK_THROWS_WITH_AS(tg::load_checkpoint(dir / "odd.npz", fresh, fresh_opt), doctest::Contains("'position/epoch.npy' has dtype '<f8', expected uint64"),
+                       tg::IoError);
+}
+
+TEST_CASE("a damaged checkpoint, cut short or with any byte changed, is an IoError that changes nothing") {
+  TempDir dir;
+  tg::ManualSeed seed(14);
+  Trained run;
+  const tg::RunState state = some_run_state();
+  tg::save_checkpoint(dir / "run.npz", run.model, run.opt, state);
   const std::string bytes = read_bytes(dir / "run.npz");
-  std::ofstream(dir / "cut.npz", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
-  CHECK_THROWS_AS(tg::load_checkpoint(dir / "cut.npz", fresh, fresh_opt), tg::IoError);
-  CHECK(fresh.state_dict()[0].second == model.state_dict()[0].second);
+  REQUIRE(bytes.size() > 2000);
+
+  tg::ManualSeed other(15);
+  Trained target;   // a run in progress, with a state of its own that a failed load must keep
+  const tg::StateDict<double> model_before = target.model.state_dict();
+  const tg::StateDict<double> opt_before = target.opt.state_dict();
+  std::size_t errors = 0, loads = 0;
+  const auto try_load = [&](const std::string& damaged, const std::string& what) {
+    CAPTURE(what);
+    std::ofstream(dir / "damaged.npz", std::ios::binary | std::ios::trunc) << damaged;
+    try {
+      const tg::RunState loaded = tg::load_checkpoint(dir / "damaged.npz", target.model, target.opt);
+      // A byte no reader looks at (a time stamp, a version field): the load is the whole, undamaged state.
+      ++loads;
+      CHECK(same_state(loaded, state));
+      CHECK(target.model.state_dict() == run.model.state_dict());
+      CHECK(target.opt.state_dict() == run.opt.state_dict());
+      target.model.load_state_dict(model_before);
+      target.opt.load_state_dict(opt_before);
+    } catch (const tg::IoError& e) {
+      ++errors;
+      CHECK(std::string(e.what()).find("load_checkpoint: '" + (dir / "damaged.npz") + "'") == 0);
+      CHECK(target.model.state_dict() == model_before);
+      CHECK(target.opt.state_dict() == opt_before);
+    }
+  };
+  // Every length short of the whole file.
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    try_load(bytes.substr(0, n), "cut to " + std::to_string(n) + " bytes");
+    REQUIRE(loads == 0);   // every cut loses the end-of-archive record: never a partial load
+  }
+  // Every byte changed.
+  for (std::size_t at = 0; at < bytes.size(); ++at) {
+    std::string damaged = bytes;
+    damaged[at] = static_cast<char>(damaged[at] ^ 0x5a);
+    try_load(damaged, "byte " + std::to_string(at) + " changed");
+  }
+  MESSAGE(bytes.size(), " cuts and ", bytes.size(), " changed bytes: ", errors, " errors, ", loads,
+          " loads of bytes no reader checks, each the undamaged state");
+  // Every cut and most changed bytes (data, headers, names, sizes, CRCs: nine in ten here) are errors.
+  CHECK(errors > bytes.size() * 18 / 10);
 }

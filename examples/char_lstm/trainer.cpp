@@ -46,10 +46,16 @@ std::optional<Config> parse_config(int argc, const char* const* argv, int& exit_
   app.add_option("--seed", c.seed, "seeds the initial weights, the shuffling and the sampling")->check(whole)->capture_default_str();
   app.add_option("--threads", c.threads, "threads (tg::Parallel)")->check(CLI::Range(1, 256))->capture_default_str();
   app.add_option("--checkpoint-every", c.checkpoint_every, "steps between checkpoints (0: each epoch's end only)")->check(whole)->capture_default_str();
-  app.add_flag("--resume", c.resume, "continue from <out>/checkpoint.npz, bitwise as if never stopped");
+  CLI::Option* resume =
+      app.add_option("--resume", c.resume_from,
+                     "continue bitwise as if never stopped, from PATH or, without one, from <out>/checkpoint.npz "
+                     "(a fresh start when there is none)")
+          ->expected(0, 1)
+          ->type_name("[PATH]");
   app.add_option("--stop-after", c.stop_after, "stop after N steps, as if killed (for tests; 0: never)")->check(whole)->capture_default_str();
   app.add_option("--sample", c.sample, "characters to sample at the end")->check(whole)->capture_default_str();
   if (!run_tools::parse(app, argc, argv, exit_code, out, err)) return std::nullopt;
+  c.resume = resume->count() > 0;
   return c;
 }
 
@@ -177,13 +183,6 @@ std::string sample_text(CharModel& model, const std::string& prompt, std::size_t
   return text;
 }
 
-// A metrics.csv row, on disk at once.
-void append_row(const fs::path& file, const std::string& row) {
-  std::ofstream f(file, std::ios::app);
-  f << row << '\n' << std::flush;
-  if (!f) throw tg::IoError("char_lstm: '" + file.string() + "' could not be written");
-}
-
 }  // namespace
 
 RunResult run(const Config& c, std::ostream& out) {
@@ -222,43 +221,56 @@ RunResult run(const Config& c, std::ostream& out) {
   }
   tg::AdamW<float> opt(model->parameters(), c.lr, 0.9, 0.999, 1e-8, c.weight_decay);
   tg::CosineLR<float> schedule(opt, total_steps, c.lr / 10, std::min<std::size_t>(100, total_steps / 10));
-  const fs::path checkpoint = dir / "checkpoint.npz", metrics = dir / "metrics.csv";
+  const fs::path checkpoint = dir / "checkpoint.npz";
+  run_tools::remove_partial_files(checkpoint);
   // What the run's numbers depend on beside the model and the optimizer: a resumed run must have
   // the same, or it would not continue the run it resumes.
-  const std::map<std::string, std::uint64_t> settings{{"seed", c.seed}, {"batch_size", c.batch_size}, {"seq_len", c.seq_len},
-                                                      {"steps_per_epoch", steps}, {"epochs", c.epochs}};
+  tg::RunState settings;
+  settings.counters = {{"seed", c.seed},       {"batch_size", c.batch_size}, {"seq_len", c.seq_len},
+                       {"steps_per_epoch", steps}, {"epochs", c.epochs},   {"training_sequences", train.size()}};
+  settings.values = {{"lr", c.lr}, {"weight_decay", c.weight_decay}, {"clip", c.clip}};
   std::size_t first_epoch = 1, first_step = 0;
-  if (c.resume) {
-    const auto position = tg::load_checkpoint(checkpoint.string(), *model, opt);
-    for (const auto& [name, value] : settings)
-      if (position.count(name) == 0 || position.at(name) != value)
-        tg::throw_value_error("char_lstm", "--resume: the checkpoint's run had " + name + " " +
-                                               (position.count(name) ? std::to_string(position.at(name)) : "unknown") +
-                                               ", this one has " + std::to_string(value) + " (resume with the same flags)");
-    first_epoch = position.at("epoch");
-    first_step = position.at("step");
-    schedule.set_steps(position.at("schedule"));
-    out << "resumed from " << checkpoint.string() << " at epoch " << first_epoch << ", step " << first_step << std::endl;
+  double running = 0, sum = 0, seconds_before = 0;
+  std::optional<run_tools::RowFile> metrics, curve;
+  // --resume without a path starts afresh where there is no checkpoint yet.
+  const fs::path resume_from = c.resume_from.empty() ? checkpoint : fs::path(c.resume_from);
+  if (c.resume && (!c.resume_from.empty() || fs::exists(checkpoint))) {
+    const tg::RunState saved = tg::load_checkpoint(resume_from.string(), *model, opt);
+    run_tools::check_resumable("char_lstm", saved, settings, {"epoch", "step", "schedule", "metrics_bytes", "curve_bytes"},
+                               {"running_loss", "epoch_loss_sum", "seconds"});
+    first_epoch = saved.counters.at("epoch");
+    first_step = saved.counters.at("step");
+    schedule.set_steps(saved.counters.at("schedule"));
+    running = saved.values.at("running_loss");
+    sum = saved.values.at("epoch_loss_sum");
+    seconds_before = saved.values.at("seconds");
+    metrics.emplace(dir / "metrics.csv", saved.counters.at("metrics_bytes"));
+    curve.emplace(dir / "loss.dat", saved.counters.at("curve_bytes"));
+    out << "resumed from " << resume_from.string() << " at epoch " << first_epoch << ", step " << first_step << std::endl;
   } else {
-    std::ofstream(metrics) << "split,epoch,step,loss,time\n";
+    if (c.resume) out << "no checkpoint in " << dir.string() << ": starting from the beginning" << std::endl;
+    metrics.emplace(dir / "metrics.csv", "split,epoch,step,loss,time");
+    curve.emplace(dir / "loss.dat", "# step, training loss (running mean)");
   }
+  const auto start = run_tools::Clock::now();
+  const auto elapsed = [&] { return seconds_before + run_tools::seconds_since(start); };
   const auto save = [&](std::size_t epoch, std::size_t step) {
-    std::map<std::string, std::uint64_t> counters = settings;
-    counters.insert({{"epoch", epoch}, {"step", step}, {"schedule", schedule.steps()}});
-    tg::save_checkpoint<float>(checkpoint.string(), *model, opt, counters);
+    tg::RunState state = settings;
+    state.counters.insert({{"epoch", epoch}, {"step", step}, {"schedule", schedule.steps()},
+                           {"metrics_bytes", metrics->size()}, {"curve_bytes", curve->size()}});
+    state.values.insert({{"running_loss", running}, {"epoch_loss_sum", sum}, {"seconds", elapsed()}});
+    tg::save_checkpoint<float>(checkpoint.string(), *model, opt, state);
   };
 
   RunResult result;
   result.vocab = vocab;
   const bool terminal = ::isatty(::fileno(stdout)) && &out == &std::cout;
-  const auto start = run_tools::Clock::now();
-  std::ostringstream curve;
   for (std::size_t epoch = first_epoch; epoch <= c.epochs; ++epoch) {
     const auto batches = sampler.batches(epoch);
     const std::size_t from = epoch == first_epoch ? first_step : 0;
     run_tools::Progress progress(out, terminal, epoch, c.epochs, steps - from, "char");
     const auto epoch_start = run_tools::Clock::now();
-    double running = 0, sum = 0;
+    if (from == 0) running = sum = 0;
     for (std::size_t step = from; step < steps; ++step) {
       const CharBatch batch = train.batch(batches[step]);
       double loss = 0;
@@ -272,13 +284,13 @@ RunResult run(const Config& c, std::ostream& out) {
         schedule.step();
         loss = l.item();
       }
-      running = step == from ? loss : 0.95 * running + 0.05 * loss;
+      running = step == 0 ? loss : 0.95 * running + 0.05 * loss;
       sum += loss;
       const std::size_t global = (epoch - 1) * steps + step + 1;
-      if (global % 10 == 0) curve << global << ' ' << running << '\n';
+      if (global % 10 == 0) curve->append(std::to_string(global) + ' ' + run_tools::exact(running));
       if (global % 50 == 0)
-        append_row(metrics, "train," + std::to_string(epoch) + ',' + std::to_string(global) + ',' + std::to_string(running) +
-                                ',' + std::to_string(run_tools::seconds_since(start)));
+        metrics->append("train," + std::to_string(epoch) + ',' + std::to_string(global) + ',' + run_tools::exact(running) +
+                        ',' + run_tools::fixed(elapsed(), 3));
       progress.update(step - from, running, double((step + 1 - from) * c.batch_size * c.seq_len),
                       double((steps - from) * c.batch_size * c.seq_len));
       ++result.steps;
@@ -294,10 +306,10 @@ RunResult run(const Config& c, std::ostream& out) {
     EpochResult r;
     r.seconds = run_tools::seconds_since(epoch_start);
     r.chars_per_second = double((steps - from) * c.batch_size * c.seq_len) / r.seconds;
-    r.train_loss = sum / double(std::max<std::size_t>(steps - from, 1));
+    r.train_loss = sum / double(steps);
     r.val_loss = validation_loss(*model, val, c, vocab);
-    append_row(metrics, "val," + std::to_string(epoch) + ',' + std::to_string(epoch * steps) + ',' +
-                            std::to_string(r.val_loss) + ',' + std::to_string(run_tools::seconds_since(start)));
+    metrics->append("val," + std::to_string(epoch) + ',' + std::to_string(epoch * steps) + ',' +
+                    run_tools::exact(r.val_loss) + ',' + run_tools::fixed(elapsed(), 3));
     save(epoch + 1, 0);
     out << "epoch " << epoch << ": train loss " << std::fixed << std::setprecision(4) << r.train_loss << ", validation loss "
         << r.val_loss << " (" << r.val_loss / std::log(2.0) << " bits per character), " << std::setprecision(1)
@@ -306,7 +318,6 @@ RunResult run(const Config& c, std::ostream& out) {
     result.epochs.push_back(r);
   }
   result.parameters = model->state_dict();
-  run_tools::write_text(dir / "loss.dat", curve.str());
   run_tools::plot(dir,
                   "set terminal pngcairo size 800,450\nset output 'loss.png'\nset xlabel 'step'\nset ylabel "
                   "'cross-entropy (nats per character)'\nset grid\nset datafile separator ','\nplot 'loss.dat' using 1:2 "

@@ -25,7 +25,8 @@ struct Config {
   std::uint64_t seed = 1;
   int threads = 1;
   std::size_t checkpoint_every = 0;  // steps between checkpoints (0: at the end of each epoch only)
-  bool resume = false;               // continue from <out>/checkpoint.npz
+  bool resume = false;               // continue from resume_from, or from <out>/checkpoint.npz if it exists
+  std::string resume_from;           // --resume PATH (empty: <out>/checkpoint.npz)
   std::size_t stop_after = 0;        // stop after this many steps of the run, as if killed (tests)
   std::size_t sample = 300;          // characters sampled at the end
 };

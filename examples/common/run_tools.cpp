@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iomanip>
@@ -74,6 +75,74 @@ void write_text(const fs::path& path, const std::string& text) {
     if (!f) throw tapegrad::IoError("'" + tmp.string() + "' could not be written");
   }
   fs::rename(tmp, path);
+}
+
+RowFile::RowFile(fs::path path, const std::string& header) : path_(std::move(path)) {
+  write_text(path_, "");
+  append(header);
+}
+
+RowFile::RowFile(fs::path path, std::uint64_t size) : path_(std::move(path)), size_(size) {
+  std::error_code error;
+  const std::uintmax_t have = fs::file_size(path_, error);
+  if (error || have < size)
+    throw tapegrad::IoError("resume: '" + path_.string() + "' " +
+                            (error ? "cannot be read: " + error.message()
+                                   : "holds " + std::to_string(have) + " bytes, fewer than the " + std::to_string(size) +
+                                         " the checkpoint recorded"));
+  fs::resize_file(path_, size);
+}
+
+void RowFile::append(const std::string& row) {
+  std::ofstream f(path_, std::ios::app | std::ios::binary);
+  f << row << '\n' << std::flush;
+  if (!f) throw tapegrad::IoError("'" + path_.string() + "' could not be written");
+  size_ += row.size() + 1;
+}
+
+std::string exact(double v) {
+  char text[40];
+  std::snprintf(text, sizeof text, "%.17g", v);
+  return text;
+}
+
+std::string fixed(double v, int decimals) {
+  std::ostringstream text;
+  text << std::fixed << std::setprecision(decimals) << v;
+  return text.str();
+}
+
+void remove_partial_files(const fs::path& target) {
+  const std::string prefix = target.filename().string() + ".tmp";
+  std::error_code error;
+  for (const fs::directory_entry& entry : fs::directory_iterator(target.parent_path(), error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) == 0 && (name.size() == prefix.size() || name[prefix.size()] == '-'))
+      fs::remove(entry.path(), error);
+  }
+}
+
+void check_resumable(const char* program, const tapegrad::RunState& saved, const tapegrad::RunState& settings,
+                     const std::vector<std::string>& counters, const std::vector<std::string>& values) {
+  const auto differs = [&](const std::string& name, const std::string& had, const std::string& has) {
+    tapegrad::throw_value_error(program, "--resume: the checkpoint's run had " + name + " " + had + ", this one has " + has +
+                                             " (resume with the same flags)");
+  };
+  for (const auto& [name, value] : settings.counters) {
+    const auto it = saved.counters.find(name);
+    if (it == saved.counters.end() || it->second != value)
+      differs(name, it == saved.counters.end() ? "unknown" : std::to_string(it->second), std::to_string(value));
+  }
+  for (const auto& [name, value] : settings.values) {
+    const auto it = saved.values.find(name);
+    if (it == saved.values.end() || it->second != value)
+      differs(name, it == saved.values.end() ? "unknown" : exact(it->second), exact(value));
+  }
+  for (const std::string& name : counters)
+    if (saved.counters.count(name) == 0)
+      tapegrad::throw_value_error(program, "--resume: the checkpoint has no position/" + name);
+  for (const std::string& name : values)
+    if (saved.values.count(name) == 0) tapegrad::throw_value_error(program, "--resume: the checkpoint has no values/" + name);
 }
 
 bool have(const char* program) {

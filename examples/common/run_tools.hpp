@@ -4,9 +4,13 @@
 #define TAPEGRAD_EXAMPLES_RUN_TOOLS_HPP
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <ostream>
 #include <string>
+#include <vector>
+
+#include <tapegrad/io/numpy.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -30,6 +34,38 @@ double peak_rss_mb();
 
 // Writes `text` to `path` through a temporary file and a rename.
 void write_text(const std::filesystem::path& path, const std::string& text);
+// A file of rows (metrics.csv, loss.dat) written as they are measured: each row is appended and
+// flushed at once, so a run killed at any moment leaves every row it measured. A resumed run cuts
+// the file back to the size its checkpoint recorded: the rows the killed run wrote after that
+// checkpoint come again, once.
+class RowFile {
+ public:
+  // A fresh run: the file holds `header` alone.
+  RowFile(std::filesystem::path path, const std::string& header);
+  // A resumed run: the file cut back to `size` bytes (an IoError if it is shorter).
+  RowFile(std::filesystem::path path, std::uint64_t size);
+  void append(const std::string& row);
+  // The file's size: what a checkpoint records.
+  std::uint64_t size() const { return size_; }
+
+ private:
+  std::filesystem::path path_;
+  std::uint64_t size_ = 0;
+};
+
+// Before a resumed run goes on: the checkpoint's run had every setting `settings` holds (counters
+// and values equal, bit for bit), and its state has the counters and values named; otherwise a
+// ValueError says which (e.g. "--resume: the checkpoint's run had batch_size 8, this one has 4").
+void check_resumable(const char* program, const tapegrad::RunState& saved, const tapegrad::RunState& settings,
+                     const std::vector<std::string>& counters, const std::vector<std::string>& values);
+
+// A double in as many digits as give it back exactly (%.17g), or in `decimals` fixed ones.
+std::string exact(double v);
+std::string fixed(double v, int decimals);
+// Removes the temporary files a run killed while saving `target` left beside it ("<target>.tmp",
+// "<target>.tmp-*": write_text's and tapegrad's atomic saves' files, never renamed over it).
+void remove_partial_files(const std::filesystem::path& target);
+
 // Whether a program is on the PATH.
 bool have(const char* program);
 // A path as one single-quoted shell word, whatever it contains.

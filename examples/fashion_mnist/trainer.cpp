@@ -46,7 +46,18 @@ std::optional<Config> parse_config(int argc, const char* const* argv, int& exit_
   app.add_option("--check-images", c.check_images, "images in the gradient check before training (0: skip, at most 64)")
       ->check(whole & CLI::Range(0, 64))
       ->capture_default_str();
+  app.add_option("--checkpoint-every", c.checkpoint_every, "steps between checkpoints (0: each epoch's end only)")
+      ->check(whole)
+      ->capture_default_str();
+  CLI::Option* resume =
+      app.add_option("--resume", c.resume_from,
+                     "continue bitwise as if never stopped, from PATH or, without one, from <out>/checkpoint.npz "
+                     "(a fresh start when there is none)")
+          ->expected(0, 1)
+          ->type_name("[PATH]");
+  app.add_option("--stop-after", c.stop_after, "stop after N steps, as if killed (for tests; 0: never)")->check(whole);
   if (!run_tools::parse(app, argc, argv, exit_code, out, err)) return std::nullopt;
+  c.resume = resume->count() > 0;
   return c;
 }
 
@@ -117,15 +128,22 @@ RunResult run(const Config& c, std::ostream& all_out, Team& team) {
   const bool lead = team.rank() == 0;
   std::ostream null_stream(nullptr);
   std::ostream& out = lead ? all_out : null_stream;
-  const fs::path dir(c.out);
-  if (lead) fs::create_directories(dir / "parameters");
+  const fs::path dir(c.out), checkpoint = dir / "checkpoint.npz";
+  if (lead) {
+    fs::create_directories(dir / "parameters");
+    run_tools::remove_partial_files(checkpoint);
+  }
+  // --resume without a path starts afresh where there is no checkpoint yet (a run killed before
+  // its first), so that one command both starts and continues a run.
+  const fs::path resume_from = c.resume_from.empty() ? checkpoint : fs::path(c.resume_from);
+  const bool resuming = c.resume && (!c.resume_from.empty() || fs::exists(checkpoint));
   tg::ImageDataset train = tg::load_fashion_mnist(c.data, true, c.limit);
   const tg::TensorDataset<float> test = dataset(tg::load_fashion_mnist(c.data, false));
   out << "Fashion-MNIST: " << train.labels.size() << " training and " << test.size() << " test images from "
       << c.data << (team.size() > 1 ? ", " + std::to_string(team.size()) + " ranks" : std::string()) << std::endl;
 
   RunResult result;
-  if (c.check_images > 0) {
+  if (c.check_images > 0 && !resuming) {   // a resumed run's model was checked when the run began
     result.gradcheck_ok = team.all(lead ? check_gradients(c, train, out) : true);
     if (!result.gradcheck_ok) throw std::runtime_error("the gradient check of the model failed: not training");
   }
@@ -135,26 +153,76 @@ RunResult run(const Config& c, std::ostream& all_out, Team& team) {
   team.broadcast(model.parameters());
   tg::SGD<float> opt(model.parameters(), c.lr, c.momentum);
   const bool terminal = ::isatty(::fileno(stdout)) && &out == &std::cout;
-  std::ostringstream metrics, curve;
-  metrics << "split,epoch,step,loss,accuracy,time,peak_rss_mb\n";
   const std::size_t ranks = static_cast<std::size_t>(team.size()), global_batch = c.batch_size * ranks;
   // In a team, the images left over after the largest multiple of the ranks are not used.
   const std::size_t n = train_set.size() / ranks * ranks;
   if (n == 0)
     tg::throw_value_error("fashion_mnist", std::to_string(train_set.size()) +
                                                " training images cannot be shared by " + std::to_string(ranks) + " ranks");
-  const auto start = Clock::now();
-  std::size_t global_step = 0;
-  // Global batches of the first n images, shuffled anew every epoch from the seed.
+  // Global batches of the first n images, shuffled anew every epoch from the seed: the epoch and
+  // the step within it give the data still to come.
   const tg::BatchSampler sampler(n, {global_batch, /*shuffle=*/true, c.seed});
   const std::size_t steps = sampler.batch_count();
-  for (std::size_t epoch = 1; epoch <= c.epochs; ++epoch) {
+
+  // What the numbers depend on beside the model and the optimizer: a resumed run has the same.
+  tg::RunState settings;
+  settings.counters = {{"seed", c.seed}, {"batch_size", c.batch_size}, {"ranks", ranks}, {"training_images", n}};
+  settings.values = {{"lr", c.lr}, {"momentum", c.momentum}};
+  std::size_t first_epoch = 1, first_step = 0, global_step = 0;
+  double running = 0, epoch_sum = 0, seconds_before = 0;
+  std::optional<run_tools::RowFile> metrics, curve;
+  if (resuming) {
+    // Every rank reads the checkpoint rank 0 wrote.
+    const tg::RunState saved = tg::load_checkpoint(resume_from.string(), model, opt);
+    run_tools::check_resumable("fashion_mnist", saved, settings,
+                               {"epoch", "step", "global_step", "metrics_bytes", "curve_bytes"},
+                               {"running_loss", "epoch_loss_sum", "first_loss", "seconds"});
+    first_epoch = saved.counters.at("epoch");
+    first_step = saved.counters.at("step");
+    global_step = saved.counters.at("global_step");
+    running = saved.values.at("running_loss");
+    epoch_sum = saved.values.at("epoch_loss_sum");
+    result.first_loss = saved.values.at("first_loss");
+    seconds_before = saved.values.at("seconds");
+    if (first_step >= steps)
+      tg::throw_value_error("fashion_mnist", "--resume: the checkpoint is at step " + std::to_string(first_step) +
+                                                 " of an epoch of " + std::to_string(steps));
+    if (lead) {
+      metrics.emplace(dir / "metrics.csv", saved.counters.at("metrics_bytes"));
+      curve.emplace(dir / "loss.dat", saved.counters.at("curve_bytes"));
+    }
+    out << "resumed from " << resume_from.string() << " at epoch " << first_epoch << ", step " << first_step << " of "
+        << steps << std::endl;
+  } else {
+    if (c.resume) out << "no checkpoint in " << dir.string() << ": starting from the beginning" << std::endl;
+    if (lead) {
+      metrics.emplace(dir / "metrics.csv", "split,epoch,step,loss,accuracy,time,peak_rss_mb");
+      curve.emplace(dir / "loss.dat", "# step, training loss (running mean)");
+    }
+  }
+  result.first_epoch = first_epoch;
+  result.first_step = first_step;
+  const auto start = Clock::now();
+  const auto elapsed = [&] { return seconds_before + seconds_since(start); };
+  // Rank 0 writes the checkpoint after the step's gradient average: every rank holds the same
+  // parameters and momenta then.
+  const auto save = [&](std::size_t epoch, std::size_t step) {
+    if (!lead) return;
+    tg::RunState state = settings;
+    state.counters.insert({{"epoch", epoch}, {"step", step}, {"global_step", global_step},
+                           {"metrics_bytes", metrics->size()}, {"curve_bytes", curve->size()}});
+    state.values.insert({{"running_loss", running}, {"epoch_loss_sum", epoch_sum}, {"first_loss", result.first_loss},
+                         {"seconds", elapsed()}});
+    tg::save_checkpoint(checkpoint.string(), model, opt, state);
+  };
+
+  for (std::size_t epoch = first_epoch; epoch <= c.epochs; ++epoch) {
     const std::vector<std::vector<std::size_t>> global_batches = sampler.batches(epoch);
+    const std::size_t from = epoch == first_epoch ? first_step : 0;
+    if (from == 0) running = epoch_sum = 0;
     const auto epoch_start = Clock::now();
-    run_tools::Progress progress(out, terminal, epoch, c.epochs, steps, "img");
-    double running = 0, epoch_sum = 0;
-    for (std::size_t step = 0; step < steps; ++step, ++global_step) {
-      const std::size_t e = std::min(n, (step + 1) * global_batch);   // images seen this epoch
+    run_tools::Progress progress(out, terminal, epoch, c.epochs, steps - from, "img");
+    for (std::size_t step = from; step < steps; ++step) {
       // This rank's share of the global batch (all of it in a team of one).
       const tg::LabeledBatch<float> batch = train_set.batch(team.shard(global_batches[step]));
       double loss = 0;
@@ -173,10 +241,20 @@ RunResult run(const Config& c, std::ostream& all_out, Team& team) {
       }
       running = step == 0 ? loss : 0.98 * running + 0.02 * loss;
       epoch_sum += loss;
-      if (global_step % 20 == 0) curve << global_step << ' ' << running << '\n';
-      if (global_step % 100 == 0)
-        metrics << "train," << epoch << ',' << global_step << ',' << running << ",," << seconds_since(start) << ",\n";
-      progress.update(step, running, double(e), double(n));
+      if (lead && global_step % 20 == 0) curve->append(std::to_string(global_step) + ' ' + run_tools::exact(running));
+      if (lead && global_step % 100 == 0)
+        metrics->append("train," + std::to_string(epoch) + ',' + std::to_string(global_step) + ',' +
+                        run_tools::exact(running) + ",," + run_tools::fixed(elapsed(), 3) + ',');
+      ++global_step;
+      ++result.steps;
+      progress.update(step - from, running, double(std::min(n, (step + 1) * global_batch) - from * global_batch),
+                      double(n - from * global_batch));
+      if (c.checkpoint_every > 0 && (step + 1) % c.checkpoint_every == 0 && step + 1 < steps) save(epoch, step + 1);
+      if (c.stop_after > 0 && result.steps == c.stop_after) {
+        progress.finish();
+        out << "stopped after " << result.steps << " steps (--stop-after)" << std::endl;
+        return result;
+      }
     }
     EpochResult r;
     r.seconds = seconds_since(epoch_start);
@@ -187,12 +265,17 @@ RunResult run(const Config& c, std::ostream& all_out, Team& team) {
     r.live_tensors = memory.live_tensors;
     r.tape_entries = memory.tape_entries;
     progress.finish();
+    // The epoch's row, then the checkpoint that counts it: a run killed in between redoes the
+    // epoch's last steps and writes the row again in its place.
+    if (lead)
+      metrics->append("test," + std::to_string(epoch) + ',' + std::to_string(global_step) + ',' +
+                      run_tools::exact(r.test_loss) + ',' + run_tools::exact(r.test_accuracy) + ',' +
+                      run_tools::fixed(elapsed(), 3) + ',' + run_tools::fixed(r.peak_rss_mb, 1));
+    save(epoch + 1, 0);
     out << "epoch " << epoch << ": train loss " << std::fixed << std::setprecision(4) << r.train_loss << ", test loss "
         << r.test_loss << ", test accuracy " << std::setprecision(2) << 100 * r.test_accuracy << "%, "
-        << std::setprecision(1) << r.seconds << " s (" << std::setprecision(0) << double(n) / r.seconds
+        << std::setprecision(1) << r.seconds << " s (" << std::setprecision(0) << double(n - from * global_batch) / r.seconds
         << " img/s), peak RSS " << r.peak_rss_mb << " MB" << std::defaultfloat << std::setprecision(6) << std::endl;
-    metrics << "test," << epoch << ',' << global_step << ',' << r.test_loss << ',' << r.test_accuracy << ','
-            << seconds_since(start) << ',' << r.peak_rss_mb << '\n';
     result.epochs.push_back(r);
   }
 
@@ -203,8 +286,6 @@ RunResult run(const Config& c, std::ostream& all_out, Team& team) {
         << std::setprecision(3) << team.averaging_seconds() * 1e3 / double(std::max<std::size_t>(global_step, 1))
         << " ms per step" << std::defaultfloat << std::setprecision(6) << std::endl;
   if (!lead) return result;
-  run_tools::write_text(dir / "metrics.csv", metrics.str());
-  run_tools::write_text(dir / "loss.dat", curve.str());
   for (const auto& [name, p] : model.named_parameters()) tg::save_npy((dir / "parameters" / (name + ".npy")).string(), p.value());
   run_tools::plot(dir,
                   "set terminal pngcairo size 800,450\nset output 'loss.png'\nset xlabel 'step'\nset ylabel "

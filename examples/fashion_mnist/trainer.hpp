@@ -25,6 +25,10 @@ struct Config {
   std::size_t limit = 0;          // first N training images (0: all)
   std::size_t check_images = 4;   // images in the gradient check before training (0: skip it)
   bool distributed = false;       // data-parallel over MPI ranks (run under mpirun)
+  std::size_t checkpoint_every = 0;  // steps between checkpoints (0: at each epoch's end only)
+  bool resume = false;            // continue from resume_from, or from <out>/checkpoint.npz if it exists
+  std::string resume_from;        // --resume PATH (empty: <out>/checkpoint.npz)
+  std::size_t stop_after = 0;     // stop after this many steps of the run, as if killed (tests)
 };
 
 // How this process takes part in data-parallel training. The default is a team of one; with
@@ -75,15 +79,21 @@ struct EpochResult {
 struct RunResult {
   bool gradcheck_ok = true;
   double first_loss = 0;           // the first batch's loss
-  std::vector<EpochResult> epochs;
+  std::vector<EpochResult> epochs; // the epochs this run finished
+  std::size_t first_epoch = 1, first_step = 0;   // where this run began (after --resume)
+  std::size_t steps = 0;           // steps this run took
 };
 
-// Gradient check, training, evaluation and outputs (metrics.csv, parameters/*.npy, loss.png,
-// graph.dot, graph.svg in config.out). Progress goes to `out`. Throws tapegrad::IoError for bad
+// Gradient check, training, evaluation and outputs (metrics.csv, loss.dat, checkpoint.npz,
+// parameters/*.npy, loss.png, graph.dot, graph.svg in config.out). metrics.csv and loss.dat grow
+// row by row as measured; checkpoint.npz (tg::save_checkpoint: the model, SGD's momenta, the
+// position in the data, the running loss) is replaced at each epoch's end and every
+// checkpoint_every steps. With config.resume the run continues from a checkpoint, bitwise as if
+// never stopped; the gradient check is then skipped. Progress goes to `out`. Throws tapegrad::IoError for bad
 // data and std::runtime_error when the gradient check fails. In a team of N, each step takes a
 // global batch of N × batch_size images and each rank trains on its own batch_size of them
 // (a last global batch that does not split evenly is cut to a multiple of N); rank 0 alone
-// checks the gradients, evaluates, prints and writes.
+// checks the gradients, evaluates, prints and writes; every rank resumes from its checkpoint.
 RunResult run(const Config& config, std::ostream& out);
 RunResult run(const Config& config, std::ostream& out, Team& team);
 

@@ -1,0 +1,36 @@
+// A tiny generated stand-in for Fashion-MNIST, for tests of the training program.
+#ifndef TAPEGRAD_TESTS_TINY_FASHION_HPP
+#define TAPEGRAD_TESTS_TINY_FASHION_HPP
+
+#include <tapegrad/tapegrad.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <random>
+#include <string>
+
+// 28x28 images whose class k is a bright horizontal bar at row 2 + 2k, with noise.
+inline void write_tiny_fashion(const std::filesystem::path& dir, const std::string& split, std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> noise(0, 60), cls(0, 9);
+  tapegrad::IdxArray images, labels;
+  images.dims = {n, 28, 28};
+  labels.dims = {n};
+  for (std::size_t i = 0; i < n; ++i) {
+    const int c = cls(rng);
+    labels.data.push_back(std::uint8_t(c));
+    for (int y = 0; y < 28; ++y)
+      for (int x = 0; x < 28; ++x) images.data.push_back(std::uint8_t(noise(rng) + (y == 2 + 2 * c ? 190 : 0)));
+  }
+  tapegrad::write_idx((dir / (split + "-images-idx3-ubyte.gz")).string(), images);
+  tapegrad::write_idx((dir / (split + "-labels-idx1-ubyte.gz")).string(), labels);
+}
+
+// A tiny data set in dir/data: `train` and `test` images, drawn from `seed`.
+inline void write_tiny_data_set(const std::filesystem::path& dir, std::size_t train, std::size_t test, unsigned seed) {
+  std::filesystem::create_directories(dir / "data");
+  write_tiny_fashion(dir / "data", "train", train, seed);
+  write_tiny_fashion(dir / "data", "t10k", test, seed + 1);
+}
+
+#endif
