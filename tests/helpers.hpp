@@ -68,29 +68,6 @@ inline std::string read_bytes(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// A CSV text without the columns numbered in `columns` (0-based): the times and memory figures of
-// a training program's metrics, which differ between runs of the same numbers.
-inline std::string without_columns(const std::string& csv, const std::vector<std::size_t>& columns) {
-  std::string out, line;
-  std::istringstream in(csv);
-  while (std::getline(in, line)) {
-    std::size_t column = 0, begin = 0;
-    std::string kept;
-    bool first = true;
-    for (std::size_t end = 0; end <= line.size(); ++end) {
-      if (end < line.size() && line[end] != ',') continue;
-      if (std::find(columns.begin(), columns.end(), column) == columns.end()) {
-        kept += (first ? "" : ",") + line.substr(begin, end - begin);
-        first = false;
-      }
-      ++column;
-      begin = end + 1;
-    }
-    out += kept + '\n';
-  }
-  return out;
-}
-
 // Values computed by PyTorch (tests/torch_reference.py prints them), and the formulas it filled its
 // inputs from: the k-th element, row-major, of parameters is 0.5 sin(0.7 k + 1), of inputs
 // cos(0.37 k), of states 0.3 sin(0.5 k + 2).

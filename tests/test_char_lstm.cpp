@@ -1,6 +1,7 @@
 // The char_lstm example's trainer on a small text: it learns, it resumes bitwise from its
 // checkpoints, bad data is a clear error.
 #include "helpers.hpp"
+#include "training_runs.hpp"
 #include "trainer.hpp"
 
 #include <sstream>

@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <sstream>
 
-#include "tiny_fashion.hpp"
+#include "training_runs.hpp"
 #include "trainer.hpp"
 
 namespace fs = std::filesystem;

@@ -1,13 +1,17 @@
-// A tiny generated stand-in for Fashion-MNIST, for tests of the training program.
-#ifndef TAPEGRAD_TESTS_TINY_FASHION_HPP
-#define TAPEGRAD_TESTS_TINY_FASHION_HPP
+// What tests of the training programs share: a tiny generated stand-in for Fashion-MNIST, and
+// their outputs compared without the columns that differ between runs of the same numbers.
+#ifndef TAPEGRAD_TESTS_TRAINING_RUNS_HPP
+#define TAPEGRAD_TESTS_TRAINING_RUNS_HPP
 
 #include <tapegrad/tapegrad.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <random>
+#include <sstream>
 #include <string>
+#include <vector>
 
 // 28x28 images whose class k is a bright horizontal bar at row 2 + 2k, with noise.
 inline void write_tiny_fashion(const std::filesystem::path& dir, const std::string& split, std::size_t n, unsigned seed) {
@@ -31,6 +35,29 @@ inline void write_tiny_data_set(const std::filesystem::path& dir, std::size_t tr
   std::filesystem::create_directories(dir / "data");
   write_tiny_fashion(dir / "data", "train", train, seed);
   write_tiny_fashion(dir / "data", "t10k", test, seed + 1);
+}
+
+// A CSV text without the columns numbered in `columns` (0-based): the times and memory figures of
+// a training program's metrics, which differ between runs of the same numbers.
+inline std::string without_columns(const std::string& csv, const std::vector<std::size_t>& columns) {
+  std::string out, line;
+  std::istringstream in(csv);
+  while (std::getline(in, line)) {
+    std::size_t column = 0, begin = 0;
+    std::string kept;
+    bool first = true;
+    for (std::size_t end = 0; end <= line.size(); ++end) {
+      if (end < line.size() && line[end] != ',') continue;
+      if (std::find(columns.begin(), columns.end(), column) == columns.end()) {
+        kept += (first ? "" : ",") + line.substr(begin, end - begin);
+        first = false;
+      }
+      ++column;
+      begin = end + 1;
+    }
+    out += kept + '\n';
+  }
+  return out;
 }
 
 #endif
