@@ -191,8 +191,12 @@ RunResult run(const Config& c, std::ostream& all_out, Team& team) {
       metrics.emplace(dir / "metrics.csv", saved.counters.at("metrics_bytes"));
       curve.emplace(dir / "loss.dat", saved.counters.at("curve_bytes"));
     }
-    out << "resumed from " << resume_from.string() << " at epoch " << first_epoch << ", step " << first_step << " of "
-        << steps << std::endl;
+    if (first_epoch > c.epochs)
+      out << "resumed from " << resume_from.string() << ": its run finished " << first_epoch - 1
+          << " epochs; nothing to train (--epochs " << c.epochs << ")" << std::endl;
+    else
+      out << "resumed from " << resume_from.string() << " at epoch " << first_epoch << ", step " << first_step << " of "
+          << steps << std::endl;
   } else {
     if (c.resume) out << "no checkpoint in " << dir.string() << ": starting from the beginning" << std::endl;
     if (lead) {
