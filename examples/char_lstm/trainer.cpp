@@ -45,14 +45,7 @@ std::optional<Config> parse_config(int argc, const char* const* argv, int& exit_
   app.add_option("--val-batches", c.val_batches, "validation batches (0: all)")->check(whole)->capture_default_str();
   app.add_option("--seed", c.seed, "seeds the initial weights, the shuffling and the sampling")->check(whole)->capture_default_str();
   app.add_option("--threads", c.threads, "threads (tg::Parallel)")->check(CLI::Range(1, 256))->capture_default_str();
-  app.add_option("--checkpoint-every", c.checkpoint_every, "steps between checkpoints (0: each epoch's end only)")->check(whole)->capture_default_str();
-  CLI::Option* resume =
-      app.add_option("--resume", c.resume_from,
-                     "continue bitwise as if never stopped, from PATH or, without one, from <out>/checkpoint.npz "
-                     "(a fresh start when there is none)")
-          ->expected(0, 1)
-          ->type_name("[PATH]");
-  app.add_option("--stop-after", c.stop_after, "stop after N steps, as if killed (for tests; 0: never)")->check(whole)->capture_default_str();
+  CLI::Option* resume = run_tools::add_checkpoint_flags(app, c.checkpoint_every, c.resume_from, c.stop_after);
   app.add_option("--sample", c.sample, "characters to sample at the end")->check(whole)->capture_default_str();
   if (!run_tools::parse(app, argc, argv, exit_code, out, err)) return std::nullopt;
   c.resume = resume->count() > 0;

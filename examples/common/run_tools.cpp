@@ -52,6 +52,20 @@ bool parse(CLI::App& app, int argc, const char* const* argv, int& exit_code, std
   return true;
 }
 
+CLI::Option* add_checkpoint_flags(CLI::App& app, std::size_t& checkpoint_every, std::string& resume_from,
+                                  std::size_t& stop_after) {
+  app.add_option("--checkpoint-every", checkpoint_every, "steps between checkpoints (0: each epoch's end only)")
+      ->check(whole)
+      ->capture_default_str();
+  CLI::Option* resume = app.add_option("--resume", resume_from,
+                                       "continue bitwise as if never stopped, from PATH or, without one, from "
+                                       "<out>/checkpoint.npz (a fresh start when there is none)")
+                            ->expected(0, 1)
+                            ->type_name("[PATH]");
+  app.add_option("--stop-after", stop_after, "stop after N steps, as if killed (for tests; 0: never)")->check(whole);
+  return resume;
+}
+
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 std::string duration(double s) {

@@ -25,6 +25,11 @@ extern const CLI::Validator whole;
 // (exit_code 0) or a bad flag (exit_code 2, the error on `err`, prefixed by the program's name).
 bool parse(CLI::App& app, int argc, const char* const* argv, int& exit_code, std::ostream& out, std::ostream& err);
 
+// The flags of a program that checkpoints: --checkpoint-every N, --resume [PATH] (PATH is left
+// empty without one) and --stop-after N (tests). Returns --resume's option: given if count() > 0.
+CLI::Option* add_checkpoint_flags(CLI::App& app, std::size_t& checkpoint_every, std::string& resume_from,
+                                  std::size_t& stop_after);
+
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t);
 // m:ss
