@@ -19,6 +19,7 @@
 #include "ops/pool.hpp"
 #include "ops/nn.hpp"
 #include "ops/index.hpp"
+#include "ops/recurrent.hpp"
 #include "transforms/transforms.hpp"
 #include "layers/init.hpp"
 #include "layers/module.hpp"

@@ -3,6 +3,7 @@
 #include "../ops/elementwise.hpp"
 #include "../ops/index.hpp"
 #include "../ops/linalg.hpp"
+#include "../ops/recurrent.hpp"
 #include "../ops/shape.hpp"
 #include "init.hpp"
 
@@ -84,14 +85,21 @@ Tensor<T> gru_step(const Tensor<T>& x_part, const Tensor<T>& h, const GateWeight
   return n + z * (h - n);   // (1 - z) n + z h
 }
 
-// x (time, batch, features) as one tensor per step, checked.
+// x of shape (time >= 1, batch, input), checked.
 template <class T>
-std::vector<Tensor<T>> unbind_steps(const char* layer, const Tensor<T>& x, std::size_t input) {
+void check_sequence(const char* layer, const Tensor<T>& x, std::size_t input) {
   check_defined<T>(layer, {&x});
   const Shape s = x.shape();
   if (s.size() != 3 || s[2] != input)
     throw_shape_error(layer, "input shape " + shape_str(s) + " is not (time, batch, input_size=" + std::to_string(input) + ")");
   if (s[0] == 0) throw_shape_error(layer, "the sequence is empty (input shape " + shape_str(s) + ")");
+}
+
+// x (time, batch, features) as one tensor per step, checked.
+template <class T>
+std::vector<Tensor<T>> unbind_steps(const char* layer, const Tensor<T>& x, std::size_t input) {
+  check_sequence(layer, x, input);
+  const Shape s = x.shape();
   std::vector<Tensor<T>> steps;
   for (std::size_t t = 0; t < s[0]; ++t) {
     const auto at = static_cast<std::ptrdiff_t>(t);
@@ -112,19 +120,6 @@ std::size_t check_steps(const char* layer, const std::vector<Tensor<T>>& steps, 
                                    std::to_string(input) + ") as step 0's " + shape_str(steps[0].shape()));
   }
   return steps[0].shape()[0];
-}
-
-// One layer's weights for a step computed as [x, h] W^T + b: W = [W_ih, W_hh] joined once per
-// sequence (one product per step, and one gradient of each weight per sequence), b = b_ih + b_hh.
-template <class T>
-struct JoinedWeights {
-  Tensor<T> w, b;
-};
-template <class T>
-JoinedWeights<T> joined(const GateWeights<T>& w) {
-  JoinedWeights<T> j{concat(std::vector<Tensor<T>>{w.w_ih, w.w_hh}, 1), Tensor<T>()};
-  if (w.b_ih.defined()) j.b = w.b_ih + w.b_hh;
-  return j;
 }
 
 }  // namespace
@@ -178,30 +173,45 @@ LSTM<T>::LSTM(std::size_t input_size, std::size_t hidden_size, std::size_t num_l
   }
 }
 
+// Per layer: P = x W_ih^T + b_ih + b_hh for every step in one product, the steps' inputs as rows
+// (time * batch, features), then the recurrence over the steps as one op (lstm_recurrence); the
+// next layer reads this one's h_t.
 template <class T>
 typename LSTM<T>::Output LSTM<T>::forward(const Tensor<T>& x, const LSTMState<T>& state) {
-  return forward(unbind_steps("LSTM", x, input_), state);
+  check_sequence("LSTM", x, input_);
+  const Shape s = x.shape();
+  return run(reshape(x, {s[0] * s[1], s[2]}), s[0], s[1], state);
 }
 
-// Per layer and step: gates = [x_t, h] [W_ih, W_hh]^T + b_ih + b_hh;  then the cell's update
 template <class T>
 typename LSTM<T>::Output LSTM<T>::forward(const std::vector<Tensor<T>>& steps, const LSTMState<T>& state) {
   const std::size_t batch = check_steps("LSTM", steps, input_);
-  std::vector<Tensor<T>> layer_input = steps, h_n, c_n;
+  return run(concat(steps, 0), steps.size(), batch, state);
+}
+
+template <class T>
+typename LSTM<T>::Output LSTM<T>::run(const Tensor<T>& rows, std::size_t steps, std::size_t batch,
+                                      const LSTMState<T>& state) {
+  const auto h = static_cast<std::ptrdiff_t>(hidden_), b = static_cast<std::ptrdiff_t>(batch);
+  const auto last = static_cast<std::ptrdiff_t>(steps - 1) * b;
+  Tensor<T> layer_input = rows;
+  std::vector<Tensor<T>> h_n, c_n;
   for (std::size_t l = 0; l < layers_; ++l) {
-    const JoinedWeights<T> w = joined(GateWeights<T>{weight_ih_[l], weight_hh_[l], bias_ih_[l], bias_hh_[l]});
-    Tensor<T> h = state_or_zeros("LSTM", "h", layer_state("LSTM", "h", state.h, l, layers_, batch, hidden_), batch, hidden_);
-    Tensor<T> c = state_or_zeros("LSTM", "c", layer_state("LSTM", "c", state.c, l, layers_, batch, hidden_), batch, hidden_);
-    for (Tensor<T>& x : layer_input) {
-      const LSTMState<T> next = lstm_update(project(concat(std::vector<Tensor<T>>{x, h}, 1), w.w, w.b), c, hidden_);
-      h = next.h;
-      c = next.c;
-      x = h;   // this layer's output at the step, the next layer's input
-    }
-    h_n.push_back(h);
-    c_n.push_back(c);
+    const Tensor<T> h0 = state_or_zeros("LSTM", "h", layer_state("LSTM", "h", state.h, l, layers_, batch, hidden_), batch, hidden_);
+    const Tensor<T> c0 = state_or_zeros("LSTM", "c", layer_state("LSTM", "c", state.c, l, layers_, batch, hidden_), batch, hidden_);
+    const Tensor<T> bias = bias_ih_[l].defined() ? bias_ih_[l] + bias_hh_[l] : Tensor<T>();
+    const Tensor<T> y = lstm_recurrence(project(layer_input, weight_ih_[l], bias), weight_hh_[l], h0, c0);   // rows [h, c]
+    layer_input = slice(y, 1, 0, h);
+    const Tensor<T> final_state = slice(y, 0, last, last + b);
+    h_n.push_back(slice(final_state, 1, 0, h));
+    c_n.push_back(slice(final_state, 1, h, 2 * h));
   }
-  return {stack(layer_input, 0), layer_input, {stack(h_n, 0), stack(c_n, 0)}};
+  std::vector<Tensor<T>> per_step;
+  for (std::size_t t = 0; t < steps; ++t) {
+    const auto at = static_cast<std::ptrdiff_t>(t) * b;
+    per_step.push_back(slice(layer_input, 0, at, at + b));
+  }
+  return {reshape(layer_input, {steps, batch, hidden_}), per_step, {stack(h_n, 0), stack(c_n, 0)}};
 }
 
 template <class T>

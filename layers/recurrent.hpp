@@ -54,14 +54,14 @@ class GRUCell : public Module<T> {
   Tensor<T> weight_ih_, weight_hh_, bias_ih_, bias_hh_;
 };
 
-// Stacked LSTM over a sequence x of shape (time, batch, input_size): layer l reads layer l - 1's
-// outputs. Parameters weight_ih_l<l>, weight_hh_l<l>, bias_ih_l<l>, bias_hh_l<l>. Returns the last
-// layer's outputs (time, batch, hidden_size), the same as one tensor per step, and the final
-// states (layers, batch, hidden_size).
-//
-// The sequence may also come as one tensor (batch, input_size) per step: the gradient of each
-// step's input is then its own, where slicing steps out of one (time, ...) tensor costs a gradient
-// of the whole tensor per step (time^2 batch input_size in all).
+// Stacked LSTM over a sequence x of shape (time, batch, input_size), or one tensor (batch,
+// input_size) per step: layer l reads layer l - 1's outputs. Parameters weight_ih_l<l>,
+// weight_hh_l<l>, bias_ih_l<l>, bias_hh_l<l>. Returns the last layer's outputs (time, batch,
+// hidden_size), the same as one tensor per step, and the final states (layers, batch, hidden_size).
+// Each layer is one product for the inputs' part of the gates at every step and one
+// lstm_recurrence op for the steps (its VJP: one product for weight_hh's gradient). The per-step
+// outputs are slices of `output`: a loss over all of them back-propagates a gradient of the whole
+// output through each (time^2 batch hidden_size in all); a loss over `output` does not.
 template <class T>
 class LSTM : public Module<T> {
  public:
@@ -79,6 +79,8 @@ class LSTM : public Module<T> {
   std::shared_ptr<Module<T>> clone() const override;
 
  private:
+  // The sequence as rows (steps * batch, input_size), step after step.
+  Output run(const Tensor<T>& rows, std::size_t steps, std::size_t batch, const LSTMState<T>& state);
   std::size_t input_, hidden_, layers_;
   std::vector<Tensor<T>> weight_ih_, weight_hh_, bias_ih_, bias_hh_;
 };

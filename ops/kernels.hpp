@@ -3,6 +3,7 @@
 #ifndef TAPEGRAD_OPS_KERNELS_HPP
 #define TAPEGRAD_OPS_KERNELS_HPP
 
+#include <algorithm>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -96,6 +97,16 @@ template <class T>
 void copy_strided(const Shape& shape, const T* src, const Strides& src_strides,
                   std::ptrdiff_t src_offset, T* dst, const Strides& dst_strides,
                   std::ptrdiff_t dst_offset) {
+  const std::size_t rank = shape.size();
+  if (rank > 0 && src_strides[rank - 1] == 1 && dst_strides[rank - 1] == 1) {
+    // Rows contiguous on both sides (slices of whole rows, concat, pad): a block copy per row.
+    const std::size_t inner = shape[rank - 1];
+    Shape rows(shape.begin(), shape.end() - 1);
+    strided_loop(rows, Strides(src_strides.begin(), src_strides.end() - 1), src_offset,
+                 Strides(dst_strides.begin(), dst_strides.end() - 1), dst_offset,
+                 [&](std::ptrdiff_t s, std::ptrdiff_t d) { std::copy_n(src + s, inner, dst + d); });
+    return;
+  }
   strided_loop(shape, src_strides, src_offset, dst_strides, dst_offset,
                [&](std::ptrdiff_t s, std::ptrdiff_t d) { dst[d] = src[s]; });
 }

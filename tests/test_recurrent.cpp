@@ -215,3 +215,86 @@ TEST_CASE("Dropout: zeros with probability p and scales the rest in training, th
   CHECK(xt::all(xt::equal(all(ones).value(), 0.0)));
   CHECK_THROWS_WITH_AS(tg::Dropout<double>(1.5), "Dropout: p must be in [0, 1], got 1.500000", tg::ValueError);
 }
+
+TEST_CASE("lstm_recurrence: the steps of LSTMCell, gradients of every order in both modes, bad shapes") {
+  tg::ManualSeed seed(9);
+  const std::size_t steps = 5, batch = 3, hidden = 4;
+  const Inputs in{leaf({steps, batch, 4 * hidden}, 3300), leaf({4 * hidden, hidden}, 3301), leaf({batch, hidden}, 3302),
+                  leaf({batch, hidden}, 3303)};
+  // The same recurrence step by step with elementwise ops and a product per step (an independent
+  // composition: the cell's formulas written out).
+  const auto naive = [&](const Inputs& x) {
+    tg::Tensor<double> h = x[2], c = x[3];
+    std::vector<tg::Tensor<double>> out;
+    for (std::size_t t = 0; t < steps; ++t) {
+      const auto at = static_cast<std::ptrdiff_t>(t);
+      const TD z = tg::reshape(tg::slice(x[0], 0, at, at + 1), {batch, 4 * hidden}) + tg::matmul(h, x[1], false, true);
+      const auto part = [&](int k) { return tg::slice(z, 1, k * 4, (k + 1) * 4); };
+      c = tg::sigmoid(part(1)) * c + tg::sigmoid(part(0)) * tg::tanh(part(2));
+      h = tg::sigmoid(part(3)) * tg::tanh(c);
+      out.push_back(tg::concat(std::vector<TD>{h, c}, 1));
+    }
+    return tg::stack(out, 0);
+  };
+  const auto fused = [](const Inputs& x) { return tg::lstm_recurrence(x[0], x[1], x[2], x[3]); };
+  const TD y = fused(in), want = naive(in);
+  REQUIRE(y.shape() == tg::Shape{steps, batch, 2 * hidden});
+  CHECK(xt::amax(xt::abs(y.value() - want.value()))() < 1e-14);
+  // A loss over every part of the output (h and c at every step), weighted so that no two
+  // elements weigh the same.
+  const Arr weights = random_array({steps, batch, 2 * hidden}, 3304);
+  const auto loss = [&](const Inputs& x) { return tg::sum(fused(x) * TD(weights)); };
+  check_gradients(loss, in, forward_too());
+  const tg::GradcheckReport second = tg::gradgradcheck(loss, in);
+  INFO(second.str());
+  CHECK(second.ok());
+  // The VJP's products against the naive composition's, element for element.
+  tg::Tape tape;
+  const auto grads = tg::grad(loss(in), in), naive_grads = tg::grad(tg::sum(naive(in) * TD(weights)), in);
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    CAPTURE(i);
+    CHECK(xt::amax(xt::abs(grads[i].value() - naive_grads[i].value()))() < 1e-13);
+  }
+  // Forward over forward: the tangent of the tangent, against finite differences of the tangent.
+  const tg::JvpResult<double> outer = tg::jvp<double>(
+      [&](const Inputs& x) {
+        return std::vector<TD>{tg::jvp<double>([&](const Inputs& v) { return std::vector<TD>{loss(v)}; }, x,
+                                               {TD(random_array(x[0].shape(), 3305)), TD(), TD(), TD()})
+                                   .tangents[0]};
+      },
+      in, {TD(), TD(random_array(in[1].shape(), 3306)), TD(), TD()});
+  const double eps = 1e-6;
+  const auto tangent_at = [&](double s) {
+    Inputs moved = in;
+    moved[1] = TD(Arr(in[1].value() + s * random_array(in[1].shape(), 3306)));
+    return tg::jvp<double>([&](const Inputs& v) { return std::vector<TD>{loss(v)}; }, moved,
+                           {TD(random_array(in[0].shape(), 3305)), TD(), TD(), TD()})
+        .tangents[0]
+        .item();
+  };
+  CHECK(outer.tangents[0].item() == doctest::Approx((tangent_at(eps) - tangent_at(-eps)) / (2 * eps)).epsilon(1e-6));
+
+  CHECK_THROWS_WITH_AS(tg::lstm_recurrence(in[0], TD(Arr(xt::zeros<double>({15, 4}))), in[2], in[3]),
+                       "lstm_recurrence: weight_hh shape (15, 4) is not (4 hidden, hidden) with hidden >= 1", tg::ShapeError);
+  CHECK_THROWS_WITH_AS(tg::lstm_recurrence(TD(Arr(xt::zeros<double>({0, 3, 16}))), in[1], in[2], in[3]),
+                       "lstm_recurrence: projections shape (0, 3, 16) is neither (time >= 1, batch=3, 4 hidden=16) nor "
+                       "(time * batch, 4 hidden) for h0 shape (3, 4) and weight_hh shape (16, 4)",
+                       tg::ShapeError);
+  CHECK_THROWS_WITH_AS(tg::lstm_recurrence(TD(Arr(xt::zeros<double>({14, 16}))), in[1], in[2], in[3]),
+                       doctest::Contains("projections shape (14, 16) is neither"), tg::ShapeError);
+  CHECK_THROWS_WITH_AS(tg::lstm_recurrence(in[0], in[1], in[2], TD(Arr(xt::zeros<double>({2, 4})))),
+                       "lstm_recurrence: c0 shape (2, 4) differs from h0's (3, 4)", tg::ShapeError);
+  CHECK_THROWS_WITH_AS(tg::lstm_recurrence(in[0], in[1], TD(Arr(xt::zeros<double>({3, 5}))), in[3]),
+                       "lstm_recurrence: h0 shape (3, 5) is not (batch >= 1, hidden=4)", tg::ShapeError);
+  // Rows (time * batch, 4 hidden) in, rows out: the same numbers and derivatives.
+  const auto as_rows = [&](const Inputs& x) {
+    return tg::lstm_recurrence(tg::reshape(x[0], {steps * batch, 4 * hidden}), x[1], x[2], x[3]);
+  };
+  CHECK(as_rows(in).shape() == tg::Shape{steps * batch, 2 * hidden});
+  CHECK(xt::amax(xt::abs(as_rows(in).value() - xt::reshape_view(y.value(), {steps * batch, 2 * hidden})))() == 0);
+  const auto rows_loss = [&](const Inputs& x) {
+    return tg::sum(as_rows(x) * TD(Arr(xt::reshape_view(weights, {steps * batch, 2 * hidden}))));
+  };
+  check_gradients(rows_loss, in, forward_too());
+  CHECK(tg::gradgradcheck(rows_loss, in).ok());
+}
