@@ -1,5 +1,6 @@
 #include "recurrent.hpp"
 
+#include <array>
 #include <memory>
 
 #include "../core/forward.hpp"
@@ -117,37 +118,49 @@ Tensor<T> lstm_recurrence(const Tensor<T>& projections, const Tensor<T>& weight_
     const std::size_t gates = 4 * hidden, row = 2 * hidden;
     const bool jit = detail::prefers_jit_gemm(false, batch, gates, hidden, sizeof(T));
     const T* p_data = projections.value().data();
-    xt::xarray<T> z = xt::xarray<T>::from_shape({batch, gates});
+    // Per step: z = h_{t-1} W^T, then per row the gates (a, in z's order i, f, g, o) of z + P_t,
+    // then per element the state and the factors the VJP reads (factors_of's formulas, without an
+    // op per product).
+    xt::xarray<T> z = xt::xarray<T>::from_shape({batch, gates}), gate_values = xt::xarray<T>::from_shape({gates});
+    T* a = gate_values.data();
     for (std::size_t t = 0; t < steps; ++t) {
       T* y_t = y.data() + t * batch * row;
       const T* h_before = t == 0 ? h0.value().data() : y_t - batch * row;
       const T* c_before = t == 0 ? c0.value().data() : y_t - batch * row + hidden;
       const std::size_t state_stride = t == 0 ? hidden : row;
-      std::copy_n(p_data + t * batch * gates, batch * gates, z.data());
-      detail::gemm(jit, false, false, batch, gates, hidden, h_before, state_stride, w_t.data(), gates, T(1), z.data(), gates);
-      const auto state_sized = [&] { return xt::xarray<T>::from_shape({batch, hidden}); };
-      xt::xarray<T> i_a = state_sized(), f_a = state_sized(), g_a = state_sized(), o_a = state_sized(),
-                    tanh_c = state_sized(), c_prev = state_sized();
-      T *i = i_a.data(), *f = f_a.data(), *gg = g_a.data(), *o = o_a.data();
+      detail::gemm(jit, false, false, batch, gates, hidden, h_before, state_stride, w_t.data(), gates, T(0), z.data(), gates);
+      std::array<xt::xarray<T>, 6> k;
+      for (xt::xarray<T>& factor : k) factor = xt::xarray<T>::from_shape({batch, hidden});
+      auto& [ko, fi, ff, fg, fo, f_kept] = k;
       for (std::size_t b = 0; b < batch; ++b) {
-        const T* zb = z.data() + b * gates;
-        const std::size_t at = b * hidden;
-        detail::vector_sigmoid(zb, i + at, hidden);
-        detail::vector_sigmoid(zb + hidden, f + at, hidden);
-        detail::vector_tanh(zb + 2 * hidden, gg + at, hidden);
-        detail::vector_sigmoid(zb + 3 * hidden, o + at, hidden);
+        T* zb = z.data() + b * gates;
+        const T* pb = p_data + (t * batch + b) * gates;
+        for (std::size_t e = 0; e < gates; ++e) zb[e] += pb[e];
+        detail::vector_sigmoid(zb, a, 2 * hidden);
+        detail::vector_tanh(zb + 2 * hidden, a + 2 * hidden, hidden);
+        detail::vector_sigmoid(zb + 3 * hidden, a + 3 * hidden, hidden);
         T* h_out = y_t + b * row;
         T* c_out = h_out + hidden;
         const T* c_in = c_before + b * state_stride;
-        for (std::size_t k = 0; k < hidden; ++k) {
-          c_prev.data()[at + k] = c_in[k];
-          c_out[k] = f[at + k] * c_in[k] + i[at + k] * gg[at + k];
+        for (std::size_t e = 0; e < hidden; ++e) c_out[e] = a[hidden + e] * c_in[e] + a[e] * a[2 * hidden + e];
+        const std::size_t at = b * hidden;
+        T* tanh_c = ko.data() + at;   // tanh(c_t) here, then ko in place
+        detail::vector_tanh(c_out, tanh_c, hidden);
+        T *fi_b = fi.data() + at, *ff_b = ff.data() + at, *fg_b = fg.data() + at, *fo_b = fo.data() + at,
+          *f_b = f_kept.data() + at;
+        for (std::size_t e = 0; e < hidden; ++e) {
+          const T i = a[e], f = a[hidden + e], g = a[2 * hidden + e], o = a[3 * hidden + e], tc = tanh_c[e];
+          h_out[e] = o * tc;
+          fi_b[e] = g * i * (T(1) - i);
+          ff_b[e] = c_in[e] * f * (T(1) - f);
+          fg_b[e] = i * (T(1) - g * g);
+          fo_b[e] = tc * o * (T(1) - o);
+          f_b[e] = f;
+          tanh_c[e] = o * (T(1) - tc * tc);
         }
-        detail::vector_tanh(c_out, tanh_c.data() + at, hidden);
-        for (std::size_t k = 0; k < hidden; ++k) h_out[k] = o[at + k] * tanh_c.data()[at + k];
       }
-      const Gates<T> g{Tensor<T>(std::move(i_a)), Tensor<T>(std::move(f_a)), Tensor<T>(std::move(g_a)), Tensor<T>(std::move(o_a))};
-      kept->push_back(factors_of(g, Tensor<T>(std::move(tanh_c)), Tensor<T>(std::move(c_prev))));
+      kept->push_back({Tensor<T>(std::move(ko)), Tensor<T>(std::move(fi)), Tensor<T>(std::move(ff)), Tensor<T>(std::move(fg)),
+                       Tensor<T>(std::move(fo)), Tensor<T>(std::move(f_kept))});
     }
   }
 
