@@ -78,6 +78,54 @@ struct StateReader {
   Tensor<T> c(std::size_t t) const { return part(t, 1); }
 };
 
+// The VJP of a backward that records nothing (first order), on the values: per step, from the
+// kept factors, dz_t into its rows of dP and dh_{t-1} = dz_t W as one product; then dW as two
+// products over all steps (h0's rows, then the output's). The same formulas as the recorded VJP
+// below, which is the one differentiated again.
+template <class T>
+Gradients<T> first_order_vjp(const VjpArgs<T>& a, const std::vector<Factors<T>>& kept, std::size_t batch,
+                             std::size_t hidden) {
+  const std::size_t gates = 4 * hidden, row = 2 * hidden, steps = a.grad.size() / (batch * row);
+  const T* grad = a.grad.value().data();
+  const T* w = a.input(1).value().data();
+  xt::xarray<T> dp = xt::xarray<T>::from_shape(a.grad.dim() == 3 ? Shape{steps, batch, gates} : Shape{steps * batch, gates});
+  xt::xarray<T> dh = xt::zeros<T>({batch, hidden}), dc = xt::zeros<T>({batch, hidden});
+  const bool jit = detail::prefers_jit_gemm(false, batch, hidden, gates, sizeof(T));
+  for (std::size_t t = steps; t-- > 0;) {
+    const Factors<T>& k = kept[t];
+    T* dz = dp.data() + t * batch * gates;
+    for (std::size_t b = 0; b < batch; ++b) {
+      const std::size_t at = b * hidden;
+      const T *g_h = grad + (t * batch + b) * row, *g_c = g_h + hidden;
+      const T *ko = k.ko.value().data() + at, *fi = k.fi.value().data() + at, *ff = k.ff.value().data() + at,
+              *fg = k.fg.value().data() + at, *fo = k.fo.value().data() + at, *f = k.f.value().data() + at;
+      T *dh_b = dh.data() + at, *dc_b = dc.data() + at, *dz_b = dz + b * gates;
+      for (std::size_t e = 0; e < hidden; ++e) {
+        const T dh_t = g_h[e] + dh_b[e];
+        const T dc_t = g_c[e] + dh_t * ko[e] + dc_b[e];
+        dz_b[e] = dc_t * fi[e];
+        dz_b[hidden + e] = dc_t * ff[e];
+        dz_b[2 * hidden + e] = dc_t * fg[e];
+        dz_b[3 * hidden + e] = dh_t * fo[e];
+        dc_b[e] = dc_t * f[e];
+      }
+    }
+    detail::gemm(jit, false, false, batch, hidden, gates, dz, gates, w, hidden, T(0), dh.data(), hidden);
+  }
+  Tensor<T> dw;
+  if (a.needs_grad(1)) {
+    // dW = sum_t dz_t^T h_{t-1}: h0 with step 0's rows, the output's h_0 .. h_{T-2} with the rest.
+    xt::xarray<T> dw_value = xt::xarray<T>::from_shape({gates, hidden});
+    detail::gemm(false, true, false, gates, hidden, batch, dp.data(), gates, a.input(2).value().data(), hidden, T(0),
+                 dw_value.data(), hidden);
+    if (steps > 1)
+      detail::gemm(false, true, false, gates, hidden, (steps - 1) * batch, dp.data() + batch * gates, gates,
+                   a.output.value().data(), row, T(1), dw_value.data(), hidden);
+    dw = Tensor<T>(std::move(dw_value));
+  }
+  return {Tensor<T>(std::move(dp)), dw, Tensor<T>(std::move(dh)), Tensor<T>(std::move(dc))};
+}
+
 }  // namespace
 
 // z_t = P_t + h_{t-1} W^T;  c_t = σ(z_f) c_{t-1} + σ(z_i) tanh(z_g);  h_t = σ(z_o) tanh(c_t)
@@ -114,8 +162,11 @@ Tensor<T> lstm_recurrence(const Tensor<T>& projections, const Tensor<T>& weight_
   {
     NoGrad values_only;
     detail::NoTangents no_tangents;
-    const xt::xarray<T> w_t = xt::transpose(weight_hh.value());
     const std::size_t gates = 4 * hidden, row = 2 * hidden;
+    xt::xarray<T> w_t = xt::xarray<T>::from_shape({hidden, gates});
+    const T* w = weight_hh.value().data();
+    for (std::size_t r = 0; r < gates; ++r)
+      for (std::size_t c = 0; c < hidden; ++c) w_t.data()[c * gates + r] = w[r * hidden + c];
     const bool jit = detail::prefers_jit_gemm(false, batch, gates, hidden, sizeof(T));
     const T* p_data = projections.value().data();
     // Per step: z = h_{t-1} W^T, then per row the gates (a, in z's order i, f, g, o) of z + P_t,
@@ -165,12 +216,12 @@ Tensor<T> lstm_recurrence(const Tensor<T>& projections, const Tensor<T>& weight_
   }
 
   const auto vjp = [kept, batch, hidden](const VjpArgs<T>& a) -> Gradients<T> {
+    // A first-order backward reads the factors the forward pass kept; a recorded one (higher
+    // order) computes them again from the inputs and the output with differentiable ops.
+    if (!is_recording()) return first_order_vjp(a, *kept, batch, hidden);
     const Tensor<T>&W = a.input(1), &h0 = a.input(2), &c0 = a.input(3);
     const Tensor<T> output = rows_of(a.output), grad = rows_of(a.grad);
     const StateReader<T> state{output, h0, c0, batch, hidden};
-    // A first-order backward reads the factors the forward pass kept; a recorded one (higher
-    // order) computes them again from the inputs and the output, differentiably.
-    const bool recorded = is_recording();
     const std::size_t steps = output.shape()[0] / batch;
     const auto h = static_cast<std::ptrdiff_t>(hidden);
     // h_{t-1} for every step as rows: h0, then the output's h_0 .. h_{T-2}.
@@ -178,13 +229,12 @@ Tensor<T> lstm_recurrence(const Tensor<T>& projections, const Tensor<T>& weight_
     const Tensor<T> h_before =
         steps == 1 ? h0 : concat(std::vector<Tensor<T>>{h0, slice(slice(output, 0, 0, before_last), 1, 0, h)}, 0);
     const Tensor<T> grad_h = slice(grad, 1, 0, h), grad_c = slice(grad, 1, h, 2 * h);
-    const Tensor<T> P = recorded ? rows_of(a.input(0)) : Tensor<T>();
+    const Tensor<T> P = rows_of(a.input(0));
     Tensor<T> dh, dc;   // into step t from step t + 1 (undefined: none yet)
     std::vector<Tensor<T>> dz(steps);
     for (std::size_t t = steps; t-- > 0;) {
-      const Factors<T> k = recorded ? factors_of(activate(step(P, t, batch) + matmul(step(h_before, t, batch), W, false, true), hidden),
-                                                 tanh(state.c(t)), state.c_before(t))
-                                    : (*kept)[t];
+      const Factors<T> k = factors_of(activate(step(P, t, batch) + matmul(step(h_before, t, batch), W, false, true), hidden),
+                                      tanh(state.c(t)), state.c_before(t));
       const Tensor<T> dh_t = sum_of({step(grad_h, t, batch), dh});
       const Tensor<T> dc_t = sum_of({step(grad_c, t, batch), dh_t * k.ko, dc});
       dz[t] = concat(std::vector<Tensor<T>>{dc_t * k.fi, dc_t * k.ff, dc_t * k.fg, dh_t * k.fo}, 1);

@@ -251,9 +251,13 @@ TEST_CASE("lstm_recurrence: the steps of LSTMCell, gradients of every order in b
   // The VJP's products against the naive composition's, element for element.
   tg::Tape tape;
   const auto grads = tg::grad(loss(in), in), naive_grads = tg::grad(tg::sum(naive(in) * TD(weights)), in);
+  // The same from the VJP's recorded form (create_graph: what second derivatives go through),
+  // which computes the gates again with ops where the first-order one reads what the forward kept.
+  const auto recorded_grads = tg::grad(loss(in), in, /*create_graph=*/true);
   for (std::size_t i = 0; i < in.size(); ++i) {
     CAPTURE(i);
     CHECK(xt::amax(xt::abs(grads[i].value() - naive_grads[i].value()))() < 1e-13);
+    CHECK(xt::amax(xt::abs(grads[i].value() - recorded_grads[i].value()))() < 1e-13);
   }
   // Forward over forward: the tangent of the tangent, against finite differences of the tangent.
   const tg::JvpResult<double> outer = tg::jvp<double>(
