@@ -106,6 +106,14 @@ TD apply(const Step& s, const std::vector<TD>& v, const Graph& g, const std::vec
     case Op::take_along_axis: return take_along_axis(a(0), index_of(s), s.ints[0]);
     case Op::where: return tapegrad::where(cond_of(s), a(0), a(1));   // qualified: ADL on cond finds xt::where
     case Op::cumsum: return cumsum(a(0), s.ints[0]);
+    case Op::gather: return gather(a(0), s.ints[0], index_of(s));
+    case Op::stack: {
+      std::vector<TD> xs;
+      for (std::size_t k = 0; k < s.args.size(); ++k) xs.push_back(a(k));
+      return stack(xs, s.ints[0]);
+    }
+    case Op::split: return split(a(0), std::vector<std::size_t>(s.ints.begin() + 2, s.ints.end()), s.ints[0])[std::size_t(s.ints[1])];
+    case Op::chunk: return chunk(a(0), std::size_t(s.ints[1]), s.ints[0])[std::size_t(s.ints[2])];
     case Op::custom: return options.custom(a(0));
   }
   throw std::logic_error("fuzz: unknown op");
@@ -189,6 +197,21 @@ std::string expression(const Step& s) {
              "); return c; }(), " + a(0) + ", " + a(1) + ")";
     }
     case Op::cumsum: return "tg::cumsum(" + a(0) + ", " + std::to_string(s.ints[0]) + ")";
+    case Op::gather:
+      return "tg::gather(" + a(0) + ", " + std::to_string(s.ints[0]) + ", [] { tg::Index i = tg::Index" +
+             list(std::vector<std::ptrdiff_t>(s.ints.begin() + 1, s.ints.end())) + "; i.reshape(" + list(s.shape) +
+             "); return i; }())";
+    case Op::stack: {
+      std::string xs;
+      for (std::size_t k = 0; k < s.args.size(); ++k) xs += (k ? ", " : "") + a(k);
+      return "tg::stack(std::vector<TD>{" + xs + "}, " + std::to_string(s.ints[0]) + ")";
+    }
+    case Op::split:
+      return "tg::split(" + a(0) + ", std::vector<std::size_t>" + list(std::vector<std::ptrdiff_t>(s.ints.begin() + 2, s.ints.end())) +
+             ", " + std::to_string(s.ints[0]) + ")[" + std::to_string(s.ints[1]) + "]";
+    case Op::chunk:
+      return "tg::chunk(" + a(0) + ", " + std::to_string(s.ints[1]) + ", " + std::to_string(s.ints[0]) + ")[" +
+             std::to_string(s.ints[2]) + "]";
     case Op::custom: return "custom(" + a(0) + ")   // the test's injected op";
     default: break;
   }
@@ -374,7 +397,8 @@ class Builder {
                              Op::max_all, Op::reshape, Op::transpose, Op::broadcast_to, Op::slice, Op::concat,
                              Op::pad, Op::matmul, Op::conv2d, Op::avg_pool2d, Op::max_pool2d, Op::softmax,
                              Op::log_softmax, Op::mse_loss, Op::cross_entropy, Op::index_select,
-                             Op::take_along_axis, Op::where, Op::cumsum, Op::custom};
+                             Op::take_along_axis, Op::where, Op::cumsum, Op::gather, Op::stack, Op::split,
+                             Op::chunk, Op::custom};
     const std::size_t choices = std::size(ops) - (options_.custom ? 0 : 1);
     const Op op = ops[pick(choices)];
     std::size_t x = operand();
@@ -642,6 +666,52 @@ class Builder {
         if (rank == 0) return false;
         emit(Step{op, {x}, {std::ptrdiff_t(pick(rank)) - (chance(0.3) ? std::ptrdiff_t(rank) : 0)}});
         return true;
+      case Op::gather: {   // an index no larger than x outside the axis, repeated positions likely
+        if (rank == 0) return false;
+        const std::size_t axis = pick(rank);
+        Shape index_shape = sx;
+        for (std::size_t k = 0; k < rank; ++k) index_shape[k] = k == axis ? 1 + pick(4) : 1 + pick(sx[k]);
+        if (count(index_shape) > options_.max_size) return false;
+        std::vector<std::ptrdiff_t> ints{chance(0.3) ? std::ptrdiff_t(axis) - std::ptrdiff_t(rank) : std::ptrdiff_t(axis)};
+        const auto n = std::ptrdiff_t(sx[axis]);
+        for (std::size_t i = 0; i < count(index_shape); ++i) ints.push_back(std::ptrdiff_t(pick(sx[axis])) - (chance(0.3) ? n : 0));
+        emit(Step{op, {x}, ints, index_shape});
+        return true;
+      }
+      case Op::stack: {   // x with other values of its shape (x again, likely), along a new axis
+        if (count(sx) * 3 > options_.max_size) return false;
+        std::vector<std::size_t> parts{x};
+        for (std::size_t i = 0; i < values_.size(); ++i)
+          if (i != x && shape(i) == sx && graph_.steps[i].op != Op::constant && chance(0.5)) {
+            parts.push_back(i);
+            break;
+          }
+        parts.push_back(chance(0.3) ? x : new_constant(sx));
+        std::shuffle(parts.begin(), parts.end(), rng_);
+        emit(Step{op, parts, {std::ptrdiff_t(pick(rank + 1)) - (chance(0.3) ? std::ptrdiff_t(rank + 1) : 0)}});
+        return true;
+      }
+      case Op::split: case Op::chunk: {   // one piece of x along an axis
+        if (rank == 0) return false;
+        const std::size_t axis = pick(rank), n = sx[axis];
+        if (n < 2) return false;
+        const std::ptrdiff_t signed_axis = chance(0.3) ? std::ptrdiff_t(axis) - std::ptrdiff_t(rank) : std::ptrdiff_t(axis);
+        if (op == Op::chunk) {
+          const std::size_t chunks = 1 + pick(n), size = (n + chunks - 1) / chunks, pieces = (n + size - 1) / size;
+          emit(Step{op, {x}, {signed_axis, std::ptrdiff_t(chunks), std::ptrdiff_t(pick(pieces))}});
+          return true;
+        }
+        std::vector<std::ptrdiff_t> sizes;
+        for (std::size_t left = n; left > 0;) {
+          const std::size_t size = 1 + pick(left);
+          sizes.push_back(std::ptrdiff_t(size));
+          left -= size;
+        }
+        std::vector<std::ptrdiff_t> ints{signed_axis, std::ptrdiff_t(pick(sizes.size()))};
+        ints.insert(ints.end(), sizes.begin(), sizes.end());
+        emit(Step{op, {x}, ints});
+        return true;
+      }
       case Op::input: case Op::constant: break;
     }
     return false;
@@ -737,7 +807,8 @@ std::string op_name(Op op) {
                                 "rdiv_scalar", "sum", "mean", "max", "sum_all", "mean_all", "max_all",
                                 "reshape", "transpose", "broadcast_to", "slice", "concat", "pad", "matmul",
                                 "conv2d", "avg_pool2d", "max_pool2d", "softmax", "log_softmax", "mse_loss",
-                                "cross_entropy", "index_select", "take_along_axis", "where", "cumsum", "custom"};
+                                "cross_entropy", "index_select", "take_along_axis", "where", "cumsum", "gather", "stack",
+                                "split", "chunk", "custom"};
   return names[static_cast<std::size_t>(op)];
 }
 

@@ -24,7 +24,7 @@ enum class Op {
   reshape, transpose, broadcast_to, slice, concat, pad,             // shape
   matmul, conv2d, avg_pool2d, max_pool2d,                           // products, windows
   softmax, log_softmax, mse_loss, cross_entropy,                    // nn
-  index_select, take_along_axis, where, cumsum,                     // index
+  index_select, take_along_axis, where, cumsum, gather, stack, split, chunk,   // index
   custom,                                                           // GraphOptions::custom
 };
 
@@ -35,9 +35,11 @@ struct Step {
   std::vector<std::ptrdiff_t> ints{};  // source index; axes; perm; slice (axis, start, stop, step);
                                      // pads (before, after)...; matmul (ta, tb); conv/pool
                                      // (kernel h, w, stride, padding); labels; index_select and
-                                     // take_along_axis (axis, indices...); where's cond (0 or 1...)
-  Shape shape{};                     // reshape and broadcast_to targets; take_along_axis's index
-                                     // shape; where's cond shape
+                                     // take_along_axis, gather (axis, indices...); where's cond (0
+                                     // or 1...); stack (axis); split (axis, piece, sizes...);
+                                     // chunk (axis, chunks, piece)
+  Shape shape{};                     // reshape and broadcast_to targets; take_along_axis's and
+                                     // gather's index shape; where's cond shape
   double scalar = 0;                 // scalar operand, pad value
   bool flag = false;                 // keepdims; mse/cross-entropy: Reduction::sum
 };
