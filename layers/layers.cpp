@@ -243,57 +243,57 @@ Tensor<T> BatchNorm2d<T>::forward(const Tensor<T>& x) {
 }
 
 template <class T>
-std::shared_ptr<Module<T>> Linear<T>::clone() const {
-  return this->clone_from([this] { return std::make_shared<Linear<T>>(in_, out_, bias_.defined()); });
+Remade Linear<T>::remake(bool in_double) const {
+  return remade<Linear>(in_double, in_, out_, bias_.defined());
 }
 template <class T>
-std::shared_ptr<Module<T>> Conv2d<T>::clone() const {
+Remade Conv2d<T>::remake(bool in_double) const {
   const Shape w = weight_.shape();
-  return this->clone_from([this, &w] { return std::make_shared<Conv2d<T>>(in_, out_, Size2(w[2], w[3]), options_); });
+  return remade<Conv2d>(in_double, in_, out_, Size2(w[2], w[3]), options_);
 }
 template <class T>
-std::shared_ptr<Module<T>> AvgPool2d<T>::clone() const {
-  return this->clone_from([this] { return std::make_shared<AvgPool2d<T>>(kernel_, stride_, padding_); });
+Remade AvgPool2d<T>::remake(bool in_double) const {
+  return remade<AvgPool2d>(in_double, kernel_, stride_, padding_);
 }
 template <class T>
-std::shared_ptr<Module<T>> MaxPool2d<T>::clone() const {
-  return this->clone_from([this] { return std::make_shared<MaxPool2d<T>>(kernel_, stride_, padding_); });
+Remade MaxPool2d<T>::remake(bool in_double) const {
+  return remade<MaxPool2d>(in_double, kernel_, stride_, padding_);
 }
 template <class T>
-std::shared_ptr<Module<T>> Softmax<T>::clone() const {
-  return this->clone_from([this] { return std::make_shared<Softmax<T>>(axis_); });
+Remade Softmax<T>::remake(bool in_double) const {
+  return remade<Softmax>(in_double, axis_);
 }
 template <class T>
-std::shared_ptr<Module<T>> ReLU<T>::clone() const {
-  return this->clone_from([] { return std::make_shared<ReLU<T>>(); });
+Remade ReLU<T>::remake(bool in_double) const {
+  return remade<ReLU>(in_double);
 }
 template <class T>
-std::shared_ptr<Module<T>> Tanh<T>::clone() const {
-  return this->clone_from([] { return std::make_shared<Tanh<T>>(); });
+Remade Tanh<T>::remake(bool in_double) const {
+  return remade<Tanh>(in_double);
 }
 template <class T>
-std::shared_ptr<Module<T>> Sigmoid<T>::clone() const {
-  return this->clone_from([] { return std::make_shared<Sigmoid<T>>(); });
+Remade Sigmoid<T>::remake(bool in_double) const {
+  return remade<Sigmoid>(in_double);
 }
 template <class T>
-std::shared_ptr<Module<T>> Flatten<T>::clone() const {
-  return this->clone_from([] { return std::make_shared<Flatten<T>>(); });
+Remade Flatten<T>::remake(bool in_double) const {
+  return remade<Flatten>(in_double);
 }
 template <class T>
-std::shared_ptr<Module<T>> Embedding<T>::clone() const {
-  return this->clone_from([this] { return std::make_shared<Embedding<T>>(count_, dim_); });
+Remade Embedding<T>::remake(bool in_double) const {
+  return remade<Embedding>(in_double, count_, dim_);
 }
 template <class T>
-std::shared_ptr<Module<T>> Dropout<T>::clone() const {
-  return this->clone_from([this] { return std::make_shared<Dropout<T>>(p_); });
+Remade Dropout<T>::remake(bool in_double) const {
+  return remade<Dropout>(in_double, p_);
 }
 template <class T>
-std::shared_ptr<Module<T>> LayerNorm<T>::clone() const {
-  return this->clone_from([this] { return std::make_shared<LayerNorm<T>>(shape_, eps_, weight_.defined()); });
+Remade LayerNorm<T>::remake(bool in_double) const {
+  return remade<LayerNorm>(in_double, shape_, eps_, weight_.defined());
 }
 template <class T>
-std::shared_ptr<Module<T>> BatchNorm2d<T>::clone() const {
-  return this->clone_from([this] { return std::make_shared<BatchNorm2d<T>>(channels_, eps_, momentum_, weight_.defined()); });
+Remade BatchNorm2d<T>::remake(bool in_double) const {
+  return remade<BatchNorm2d>(in_double, channels_, eps_, momentum_, weight_.defined());
 }
 
 template class Linear<float>;

@@ -16,7 +16,7 @@ class Linear : public Module<T> {
  public:
   Linear(std::size_t in_features, std::size_t out_features, bool bias = true, Init init = Init::kaiming_uniform);
   Tensor<T> forward(const Tensor<T>& x) override;
-  std::shared_ptr<Module<T>> clone() const override;
+  Remade remake(bool in_double) const override;
   const Tensor<T>& weight() const { return weight_; }
   const Tensor<T>& bias() const { return bias_; }   // undefined without bias
 
@@ -50,7 +50,7 @@ class Conv2d : public Module<T> {
   Conv2d(std::size_t in_channels, std::size_t out_channels, Size2 kernel, Size2 stride = 1, Size2 padding = 0);
   Conv2d(std::size_t in_channels, std::size_t out_channels, Size2 kernel, const Conv2dOptions& options);
   Tensor<T> forward(const Tensor<T>& x) override;
-  std::shared_ptr<Module<T>> clone() const override;
+  Remade remake(bool in_double) const override;
   const Tensor<T>& weight() const { return weight_; }
   const Tensor<T>& bias() const { return bias_; }
 
@@ -66,7 +66,7 @@ class AvgPool2d : public Module<T> {
   explicit AvgPool2d(Size2 kernel) : AvgPool2d(kernel, kernel) {}
   AvgPool2d(Size2 kernel, Size2 stride, Size2 padding = 0) : kernel_(kernel), stride_(stride), padding_(padding) {}
   Tensor<T> forward(const Tensor<T>& x) override;
-  std::shared_ptr<Module<T>> clone() const override;
+  Remade remake(bool in_double) const override;
 
  private:
   Size2 kernel_, stride_, padding_;
@@ -78,7 +78,7 @@ class MaxPool2d : public Module<T> {
   explicit MaxPool2d(Size2 kernel) : MaxPool2d(kernel, kernel) {}
   MaxPool2d(Size2 kernel, Size2 stride, Size2 padding = 0) : kernel_(kernel), stride_(stride), padding_(padding) {}
   Tensor<T> forward(const Tensor<T>& x) override;
-  std::shared_ptr<Module<T>> clone() const override;
+  Remade remake(bool in_double) const override;
 
  private:
   Size2 kernel_, stride_, padding_;
@@ -89,7 +89,7 @@ class Softmax : public Module<T> {
  public:
   explicit Softmax(std::ptrdiff_t axis = -1) : axis_(axis) {}
   Tensor<T> forward(const Tensor<T>& x) override;
-  std::shared_ptr<Module<T>> clone() const override;
+  Remade remake(bool in_double) const override;
 
  private:
   std::ptrdiff_t axis_;
@@ -99,21 +99,21 @@ template <class T>
 class ReLU : public Module<T> {
  public:
   Tensor<T> forward(const Tensor<T>& x) override;
-  std::shared_ptr<Module<T>> clone() const override;
+  Remade remake(bool in_double) const override;
 };
 
 template <class T>
 class Tanh : public Module<T> {
  public:
   Tensor<T> forward(const Tensor<T>& x) override;
-  std::shared_ptr<Module<T>> clone() const override;
+  Remade remake(bool in_double) const override;
 };
 
 template <class T>
 class Sigmoid : public Module<T> {
  public:
   Tensor<T> forward(const Tensor<T>& x) override;
-  std::shared_ptr<Module<T>> clone() const override;
+  Remade remake(bool in_double) const override;
 };
 
 // (N, d1, d2, ...) -> (N, d1 * d2 * ...)
@@ -121,7 +121,7 @@ template <class T>
 class Flatten : public Module<T> {
  public:
   Tensor<T> forward(const Tensor<T>& x) override;
-  std::shared_ptr<Module<T>> clone() const override;
+  Remade remake(bool in_double) const override;
 };
 
 // A table of num_embeddings vectors of `dim` values: forward(tokens) is tokens.shape + (dim), each
@@ -134,7 +134,7 @@ class Embedding : public Module<T> {
   using Module<T>::forward;
   Tensor<T> forward(const Index& tokens);
   Tensor<T> operator()(const Index& tokens) { return forward(tokens); }
-  std::shared_ptr<Module<T>> clone() const override;
+  Remade remake(bool in_double) const override;
   const Tensor<T>& weight() const { return weight_; }
 
  private:
@@ -149,7 +149,7 @@ class Dropout : public Module<T> {
  public:
   explicit Dropout(double p = 0.5);
   Tensor<T> forward(const Tensor<T>& x) override;
-  std::shared_ptr<Module<T>> clone() const override;
+  Remade remake(bool in_double) const override;
 
  private:
   double p_;
@@ -162,7 +162,7 @@ class LayerNorm : public Module<T> {
  public:
   explicit LayerNorm(Shape normalized_shape, double eps = 1e-5, bool elementwise_affine = true);
   Tensor<T> forward(const Tensor<T>& x) override;
-  std::shared_ptr<Module<T>> clone() const override;
+  Remade remake(bool in_double) const override;
   const Tensor<T>& weight() const { return weight_; }
   const Tensor<T>& bias() const { return bias_; }
 
@@ -181,7 +181,7 @@ class BatchNorm2d : public Module<T> {
  public:
   explicit BatchNorm2d(std::size_t channels, double eps = 1e-5, double momentum = 0.1, bool affine = true);
   Tensor<T> forward(const Tensor<T>& x) override;
-  std::shared_ptr<Module<T>> clone() const override;
+  Remade remake(bool in_double) const override;
   const Tensor<T>& weight() const { return weight_; }
   const Tensor<T>& bias() const { return bias_; }
   const Tensor<T>& running_mean() const { return running_mean_; }

@@ -14,7 +14,33 @@ Tensor<T> Module<T>::forward(const Tensor<T>&) {
 
 template <class T>
 std::shared_ptr<Module<T>> Module<T>::clone() const {
-  throw_usage_error(name(), "does not override clone(): construct another and call clone_from (see Module::clone)");
+  return to<T>();
+}
+
+template <class T>
+Remade Module<T>::remake(bool) const {
+  throw_usage_error(name(), "does not override remake(), which clone() and to() build on: "
+                            "return remade<ItsClass>(in_double, its constructor's arguments) (see Module::remake)");
+}
+
+template <class T>
+Remade Module<T>::converted(bool in_double) const {
+  Remade r;
+  {
+    ManualSeed untouched(0);   // the thread's generator is restored after
+    r = remake(in_double);
+  }
+  const auto fill = [&](auto& m) {
+    using U = typename std::decay_t<decltype(*m)>::value_type;
+    if (!m)
+      throw_usage_error(name(), std::string("remake(") + (in_double ? "true" : "false") + ") gave no module of " +
+                                    (in_double ? "double" : "float") + " (a module of one element type only converts to it)");
+    m->load_state_dict(cast_state<U>(state_dict()));
+    m->train(is_training());
+  };
+  if (in_double) fill(r.as_double);
+  else fill(r.as_float);
+  return r;
 }
 
 template <class T>
@@ -161,11 +187,35 @@ Tensor<T> Sequential<T>::forward(const Tensor<T>& x) {
 }
 
 template <class T>
-std::shared_ptr<Module<T>> Sequential<T>::clone() const {
-  auto copy = std::make_shared<Sequential<T>>();
-  for (const auto& m : modules_) copy->add(m->clone());
-  copy->train(this->is_training());
-  return copy;
+Remade Sequential<T>::remake(bool in_double) const {
+  Remade r;
+  if (in_double) {
+    auto s = std::make_shared<Sequential<double>>();
+    for (const auto& m : modules_) s->add(m->remake(true).as_double);
+    r.as_double = s;
+  } else {
+    auto s = std::make_shared<Sequential<float>>();
+    for (const auto& m : modules_) s->add(m->remake(false).as_float);
+    r.as_float = s;
+  }
+  return r;
+}
+
+// Module by module, each with its own state: a module held twice comes out as two.
+template <class T>
+Remade Sequential<T>::converted(bool in_double) const {
+  Remade r;
+  if (in_double) {
+    auto s = std::make_shared<Sequential<double>>();
+    for (const auto& m : modules_) s->add(m->template to<double>());
+    r.as_double = s;
+  } else {
+    auto s = std::make_shared<Sequential<float>>();
+    for (const auto& m : modules_) s->add(m->template to<float>());
+    r.as_float = s;
+  }
+  r.as_double ? r.as_double->train(this->is_training()) : r.as_float->train(this->is_training());
+  return r;
 }
 
 template class Module<float>;

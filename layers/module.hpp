@@ -13,6 +13,32 @@
 
 namespace tapegrad {
 
+// A state (Module::state_dict) in another element type: a float model's state for a double model
+// of the same construction (to check its gradients in double: build it, then
+// double_model.load_state_dict(cast_state<double>(model.state_dict()))), or back.
+template <class U, class T>
+StateDict<U> cast_state(const StateDict<T>& state) {
+  StateDict<U> out;
+  for (const auto& [name, value] : state) out.emplace_back(name, xt::xarray<U>(xt::cast<U>(value)));
+  return out;
+}
+
+template <class T>
+class Module;
+// A fresh module of one configuration, in float or in double (Module::remake): one of the two is set.
+struct Remade {
+  std::shared_ptr<Module<float>> as_float;
+  std::shared_ptr<Module<double>> as_double;
+};
+// remake()'s body for a module class template M built from `args`: M<double>(args...) or M<float>(args...).
+template <template <class> class M, class... Args>
+Remade remade(bool in_double, const Args&... args) {
+  Remade r;
+  if (in_double) r.as_double = std::make_shared<M<double>>(args...);
+  else r.as_float = std::make_shared<M<float>>(args...);
+  return r;
+}
+
 // The base of every layer and model: named parameters (trained), buffers (state that is not
 // trained, as batch norm's running statistics), sub-modules, and a training flag.
 //
@@ -23,6 +49,7 @@ namespace tapegrad {
 template <class T>
 class Module {
  public:
+  using value_type = T;
   virtual ~Module() = default;
   // The one-tensor forward. A module that does not override it (its forward takes other
   // arguments) throws a UsageError naming it when called this way.
@@ -53,10 +80,23 @@ class Module {
   void zero_grad();
   // A deep copy: the same configuration and mode, its own parameters and buffers with this one's
   // values. (A module held twice inside another, as a Sequential of one layer added twice, comes
-  // out as two copies: the sharing is not kept.) Every built-in module has it; a module of one's own that does not override it throws
-  // a UsageError naming it (overriding it: construct another, then clone_from below does the rest).
-  // Modules cannot be copied otherwise: a copy would share the parameters unseen.
+  // out as two copies: the sharing is not kept.) Modules cannot be copied otherwise: a copy would
+  // share the parameters unseen. The default is to<T>().
   virtual std::shared_ptr<Module<T>> clone() const;
+  // The same model in element type U (float or double): a module of this one's configuration and
+  // mode whose parameters and buffers hold this one's values, converted (model.to<double>() to
+  // check a float model's gradients in double). Every built-in module has it and clone(); a
+  // module of one's own gets both by overriding remake, else they throw a UsageError naming it.
+  template <class U>
+  std::shared_ptr<Module<U>> to() const {
+    static_assert(std::is_same_v<U, float> || std::is_same_v<U, double>, "Module::to: float or double");
+    const Remade r = converted(std::is_same_v<U, double>);
+    if constexpr (std::is_same_v<U, double>) return r.as_double;
+    else return r.as_float;
+  }
+  // A fresh module of this one's configuration (its initial values are replaced after), in double
+  // if in_double, else in float: `return remade<MyModule>(in_double, its constructor's arguments);`.
+  virtual Remade remake(bool in_double) const;
 
  protected:
   Module() = default;
@@ -64,8 +104,11 @@ class Module {
   Module& operator=(const Module&) = delete;
   Module(Module&&) = default;
   Module& operator=(Module&&) = default;
-  // clone()'s common part: `make` builds a module of the same configuration (its random initial
-  // values drawn without moving the thread's generator), which then gets this one's state and mode.
+  // to()'s work: remake (its random initial values drawn without moving the thread's generator),
+  // then this one's state, converted, and mode. Sequential converts module by module.
+  virtual Remade converted(bool in_double) const;
+  // clone()'s common part, for a module that overrides clone() rather than remake(): `make` builds
+  // a module of the same configuration, which then gets this one's state and mode.
   template <class Make>
   std::shared_ptr<Module<T>> clone_from(Make make) const {
     std::shared_ptr<Module<T>> fresh;
@@ -92,16 +135,6 @@ class Module {
   bool training_ = true;
 };
 
-// A state (Module::state_dict) in another element type: a float model's state for a double model
-// of the same construction (to check its gradients in double: build it, then
-// double_model.load_state_dict(cast_state<double>(model.state_dict()))), or back.
-template <class U, class T>
-StateDict<U> cast_state(const StateDict<T>& state) {
-  StateDict<U> out;
-  for (const auto& [name, value] : state) out.emplace_back(name, xt::xarray<U>(xt::cast<U>(value)));
-  return out;
-}
-
 // Applies its modules in order; sub-modules are named "0", "1", ...
 template <class T>
 class Sequential : public Module<T> {
@@ -117,7 +150,10 @@ class Sequential : public Module<T> {
   std::size_t size() const { return modules_.size(); }
   Module<T>& operator[](std::size_t i) const { return *modules_.at(i); }
   Tensor<T> forward(const Tensor<T>& x) override;
-  std::shared_ptr<Module<T>> clone() const override;
+  Remade remake(bool in_double) const override;
+
+ protected:
+  Remade converted(bool in_double) const override;
 
  private:
   std::vector<std::shared_ptr<Module<T>>> modules_;

@@ -247,20 +247,20 @@ typename GRU<T>::Output GRU<T>::forward(const std::vector<Tensor<T>>& steps, con
 }
 
 template <class T>
-std::shared_ptr<Module<T>> LSTMCell<T>::clone() const {
-  return this->clone_from([this] { return std::make_shared<LSTMCell<T>>(input_, hidden_, bias_ih_.defined()); });
+Remade LSTMCell<T>::remake(bool in_double) const {
+  return remade<LSTMCell>(in_double, input_, hidden_, bias_ih_.defined());
 }
 template <class T>
-std::shared_ptr<Module<T>> GRUCell<T>::clone() const {
-  return this->clone_from([this] { return std::make_shared<GRUCell<T>>(input_, hidden_, bias_ih_.defined()); });
+Remade GRUCell<T>::remake(bool in_double) const {
+  return remade<GRUCell>(in_double, input_, hidden_, bias_ih_.defined());
 }
 template <class T>
-std::shared_ptr<Module<T>> LSTM<T>::clone() const {
-  return this->clone_from([this] { return std::make_shared<LSTM<T>>(input_, hidden_, layers_, bias_ih_[0].defined()); });
+Remade LSTM<T>::remake(bool in_double) const {
+  return remade<LSTM>(in_double, input_, hidden_, layers_, bias_ih_[0].defined());
 }
 template <class T>
-std::shared_ptr<Module<T>> GRU<T>::clone() const {
-  return this->clone_from([this] { return std::make_shared<GRU<T>>(input_, hidden_, layers_, bias_ih_[0].defined()); });
+Remade GRU<T>::remake(bool in_double) const {
+  return remade<GRU>(in_double, input_, hidden_, layers_, bias_ih_[0].defined());
 }
 
 template class LSTMCell<float>;

@@ -30,7 +30,7 @@ class LSTMCell : public Module<T> {
   // x (batch, input_size) and the state -> the next state.
   LSTMState<T> forward(const Tensor<T>& x, const LSTMState<T>& state);
   LSTMState<T> operator()(const Tensor<T>& x, const LSTMState<T>& state = {}) { return forward(x, state); }
-  std::shared_ptr<Module<T>> clone() const override;
+  Remade remake(bool in_double) const override;
 
  private:
   std::size_t input_, hidden_;
@@ -47,7 +47,7 @@ class GRUCell : public Module<T> {
   // x (batch, input_size) and h (batch, hidden_size; undefined: zeros) -> the next h.
   Tensor<T> forward(const Tensor<T>& x, const Tensor<T>& h);
   Tensor<T> operator()(const Tensor<T>& x, const Tensor<T>& h) { return forward(x, h); }
-  std::shared_ptr<Module<T>> clone() const override;
+  Remade remake(bool in_double) const override;
 
  private:
   std::size_t input_, hidden_;
@@ -76,7 +76,7 @@ class LSTM : public Module<T> {
   Output forward(const std::vector<Tensor<T>>& steps, const LSTMState<T>& state);
   Output operator()(const Tensor<T>& x, const LSTMState<T>& state = {}) { return forward(x, state); }
   Output operator()(const std::vector<Tensor<T>>& steps, const LSTMState<T>& state = {}) { return forward(steps, state); }
-  std::shared_ptr<Module<T>> clone() const override;
+  Remade remake(bool in_double) const override;
 
  private:
   // The sequence as rows (steps * batch, input_size), step after step.
@@ -100,7 +100,7 @@ class GRU : public Module<T> {
   Output forward(const std::vector<Tensor<T>>& steps, const Tensor<T>& h);
   Output operator()(const Tensor<T>& x, const Tensor<T>& h = {}) { return forward(x, h); }
   Output operator()(const std::vector<Tensor<T>>& steps, const Tensor<T>& h = {}) { return forward(steps, h); }
-  std::shared_ptr<Module<T>> clone() const override;
+  Remade remake(bool in_double) const override;
 
  private:
   std::size_t input_, hidden_, layers_;

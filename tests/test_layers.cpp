@@ -220,9 +220,69 @@ TEST_CASE("clone: a deep copy of every built-in module, the same outputs, storag
   CHECK(lstm_copy->parameters().size() == 4);   // no biases, as the original
   tg::Embedding<double> embed(4, 2);
   CHECK(embed.clone()->state_dict()[0].second == embed.weight().value());
-  // A module of one's own without clone says so.
+  // A module of one's own without remake says so, for clone() and to().
   OwnModule own;
-  CHECK_THROWS_WITH_AS(own.clone(), doctest::Contains("OwnModule: does not override clone()"), tg::UsageError);
+  CHECK_THROWS_WITH_AS(own.clone(), doctest::Contains("OwnModule: does not override remake()"), tg::UsageError);
+  CHECK_THROWS_WITH_AS(own.to<float>(), doctest::Contains("OwnModule: does not override remake()"), tg::UsageError);
+  // One that remakes itself in double only (a class of one element type) says what it lacks.
+  struct DoubleOnly : tg::Module<double> {
+    tg::Remade remake(bool) const override { return tg::Remade{nullptr, std::make_shared<DoubleOnly>()}; }
+    std::string name() const override { return "DoubleOnly"; }
+  };
+  DoubleOnly only;
+  CHECK(only.clone() != nullptr);
+  CHECK_THROWS_WITH_AS(only.to<float>(), "DoubleOnly: remake(false) gave no module of float (a module of one element type only converts to it)",
+                       tg::UsageError);
+}
+
+TEST_CASE("Module::to<U>(): the same model in the other element type, every built-in layer, mode kept") {
+  tg::ManualSeed seed(24);
+  tg::Conv2dOptions padded;
+  padded.padding = 1;
+  tg::Sequential<float> f(tg::Conv2d<float>(1, 4, 3, padded),
+                          tg::BatchNorm2d<float>(4), tg::ReLU<float>(), tg::MaxPool2d<float>(2, 2, 1),
+                          tg::AvgPool2d<float>(2), tg::Flatten<float>(), tg::Dropout<float>(0.3f), tg::Linear<float>(16, 6),
+                          tg::LayerNorm<float>({6}), tg::Sigmoid<float>(), tg::Linear<float>(6, 5), tg::Tanh<float>(),
+                          tg::Softmax<float>(1));
+  const xt::xarray<float> x = xt::cast<float>(random_array({3, 1, 6, 6}, 3820));
+  f(tg::Tensor<float>(x));   // moves the batch norm's running statistics
+  f.eval();
+  const std::shared_ptr<tg::Module<double>> d = f.to<double>();
+  CHECK_FALSE(d->is_training());
+  CHECK(d->name() == "Sequential");
+  REQUIRE(d->state_dict().size() == f.state_dict().size());
+  for (std::size_t i = 0; i < f.state_dict().size(); ++i) {
+    CAPTURE(f.state_dict()[i].first);
+    CHECK(d->state_dict()[i].first == f.state_dict()[i].first);
+    CHECK(d->state_dict()[i].second == xt::cast<double>(f.state_dict()[i].second));   // exact: float in double
+  }
+  // The same numbers to float's precision (an independent run: float's own rounding differs).
+  const Arr in_double = (*d)(TD(Arr(xt::cast<double>(x)))).value();
+  const Arr in_float = xt::cast<double>(f(tg::Tensor<float>(x)).value());
+  CHECK(all_close(in_double, in_float, 1e-5));
+  CHECK_FALSE(all_close(in_double, in_float, 1e-12));
+  // And back: float(double(v)) is v, bit for bit.
+  const std::shared_ptr<tg::Module<float>> back = d->to<float>();
+  for (std::size_t i = 0; i < f.state_dict().size(); ++i) CHECK(back->state_dict()[i].second == f.state_dict()[i].second);
+  // The recurrent layers and the embedding.
+  tg::LSTM<float> lstm(3, 4, 2);
+  tg::GRU<float> gru(3, 2);
+  tg::LSTMCell<float> cell(3, 2);
+  tg::GRUCell<float> gru_cell(3, 2, false);
+  tg::Embedding<float> embed(5, 3);
+  for (const tg::Module<float>* m : std::vector<const tg::Module<float>*>{&lstm, &gru, &cell, &gru_cell, &embed}) {
+    const auto converted = m->to<double>();
+    CAPTURE(m->name());
+    CHECK(converted->name() == m->name());
+    REQUIRE(converted->state_dict().size() == m->state_dict().size());
+    for (std::size_t i = 0; i < m->state_dict().size(); ++i)
+      CHECK(converted->state_dict()[i].second == xt::cast<double>(m->state_dict()[i].second));
+  }
+  const TD seq(random_array({2, 2, 3}, 3821));
+  const auto lstm_d = lstm.to<double>();
+  const Arr lstm_double = dynamic_cast<tg::LSTM<double>&>(*lstm_d)(seq).output.value();
+  const Arr lstm_float = xt::cast<double>(lstm(tg::Tensor<float>(xt::xarray<float>(xt::cast<float>(seq.value())))).output.value());
+  CHECK(all_close(lstm_double, lstm_float, 1e-6));
 }
 
 TEST_CASE("cast_state: a float model's state runs in a double model of the same construction") {
