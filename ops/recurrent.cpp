@@ -247,38 +247,44 @@ Tensor<T> lstm_recurrence(const Tensor<T>& projections, const Tensor<T>& weight_
     return {a.grad.dim() == 3 ? reshape(dp, {steps, batch, 4 * hidden}) : dp, dw, dh, dc};
   };
 
+  // Tangents may come as a batch (a leading axis of j.batch seeds): the state's tangents are then
+  // (seeds, B, H), the products broadcast over the seeds, and the steps are rows of axis 1.
   const auto jvp = [batch, hidden](const JvpArgs<T>& j) -> Tensor<T> {
     const Tensor<T> P = rows_of(j.inputs[0]), &W = j.inputs[1], output = rows_of(j.output);
-    const Tensor<T> tp_rows = j.has_tangent(0) ? rows_of(j.tangents[0]) : Tensor<T>();
     const StateReader<T> state{output, j.inputs[2], j.inputs[3], batch, hidden};
-    const std::size_t steps = P.shape()[0] / batch;
+    const std::size_t steps = P.shape()[0] / batch, seeds = j.batch;
+    const std::ptrdiff_t rows_axis = seeds > 0 ? 1 : 0;
+    const auto step_of_tangent = [&](const Tensor<T>& rows, std::size_t t) {
+      return slice(rows, rows_axis, static_cast<std::ptrdiff_t>(t * batch), static_cast<std::ptrdiff_t>((t + 1) * batch));
+    };
+    const Tensor<T> tp_rows =
+        j.has_tangent(0) ? reshape(j.tangents[0], detail::with_batch({steps * batch, 4 * hidden}, seeds)) : Tensor<T>();
     Tensor<T> th = j.tangents[2], tc = j.tangents[3];
     std::vector<Tensor<T>> out;
     for (std::size_t t = 0; t < steps; ++t) {
       const Tensor<T> h_before = state.h_before(t), c_before = state.c_before(t);
       const Gates<T> g = activate(step(P, t, batch) + matmul(h_before, W, false, true), hidden);
       const Tensor<T> tanh_c = tanh(state.c(t));
-      Tensor<T> tz = sum_of({tp_rows.defined() ? step(tp_rows, t, batch) : Tensor<T>(),
+      Tensor<T> tz = sum_of({tp_rows.defined() ? step_of_tangent(tp_rows, t) : Tensor<T>(),
                              th.defined() ? matmul(th, W, false, true) : Tensor<T>(),
                              j.has_tangent(1) ? matmul(h_before, j.tangents[1], false, true) : Tensor<T>()});
       Tensor<T> tc_t = tc.defined() ? g.f * tc : Tensor<T>();
       if (tz.defined()) {
-        const std::vector<Tensor<T>> tp = split(tz, {hidden, hidden, hidden, hidden}, 1);
+        const std::vector<Tensor<T>> tp = split(tz, {hidden, hidden, hidden, hidden}, -1);
         tc_t = sum_of({tc_t, g.f * (T(1) - g.f) * tp[1] * c_before, g.i * (T(1) - g.i) * tp[0] * g.g,
                        g.i * (T(1) - g.g * g.g) * tp[2]});
         th = g.o * (T(1) - g.o) * tp[3] * tanh_c;
       } else {
         th = Tensor<T>();
       }
-      if (!tc_t.defined()) tc_t = Tensor<T>(xt::xarray<T>(xt::zeros<T>(c_before.shape())));
+      if (!tc_t.defined()) tc_t = Tensor<T>(xt::xarray<T>(xt::zeros<T>(detail::with_batch({batch, hidden}, seeds))));
       th = sum_of({th, g.o * (T(1) - tanh_c * tanh_c) * tc_t});
       tc = tc_t;
-      out.push_back(concat(std::vector<Tensor<T>>{th, tc}, 1));
+      out.push_back(concat(std::vector<Tensor<T>>{th, tc}, -1));
     }
-    const Tensor<T> rows = concat(out, 0);
-    return j.output.dim() == 3 ? reshape(rows, j.output.shape()) : rows;
+    return reshape(concat(out, rows_axis), detail::with_batch(j.output.shape(), seeds));
   };
-  return record<T>(op, {projections, weight_hh, h0, c0}, std::move(y), vjp, Saved::inputs_and_output, jvp);
+  return record<T>(op, {projections, weight_hh, h0, c0}, std::move(y), vjp, Saved::inputs_and_output, takes_batch(jvp));
 }
 
 template Tensor<float> lstm_recurrence(const Tensor<float>&, const Tensor<float>&, const Tensor<float>&, const Tensor<float>&);

@@ -282,6 +282,10 @@ std::vector<OpCase> every_op() {
       {"cumsum", [](const Inputs& x) { return tg::cumsum(x[0] * x[0], 1); }, {m}},
       {"stack", [](const Inputs& x) { return tg::stack(Inputs{x[0] * x[1], x[1]}, 1); }, {m, m}},
       {"split", [](const Inputs& x) { const auto p = tg::split(x[0] * x[0], {1, 2}, 1); return p[0] * p[1]; }, {m}},
+      {"lstm_recurrence", [](const Inputs& x) { return tg::lstm_recurrence(x[0], x[1], x[2], x[3]); },
+       {{3, 2, 8}, {8, 2}, {2, 2}, {2, 2}}},
+      {"lstm_recurrence (rows)", [](const Inputs& x) { return tg::lstm_recurrence(x[0], x[1], x[2], x[3]); },
+       {{4, 8}, {8, 2}, {2, 2}, {2, 2}}},
       {"im2col", [](const Inputs& x) { return tg::im2col(x[0] * x[0], 3, 1, 1); }, {{1, 2, 3, 3}}},
       {"col2im", [](const Inputs& x) { return tg::col2im(x[0] * x[0], {1, 2, 3, 3}, 3, 1, 1); }, {{1, 18, 9}}},
   };
