@@ -78,7 +78,8 @@ double Generator::normal() {
 }
 
 std::vector<std::uint64_t> Generator::state() const {
-  // The engine's textual state (the standard's portable form): its words, in order.
+  // The engine's textual state: its words, in order (libstdc++ adds the engine's position, so a
+  // state moves between builds on libstdc++, not to another standard library).
   std::stringstream text;
   text << engine_;
   std::vector<std::uint64_t> words;

@@ -403,6 +403,9 @@ RunState load_checkpoint(const std::string& path, Module<T>& model, Optimizer<T>
       state.values[name] = scalar(decode_npy<double>(op, where, content));
     } else if (kind == "random") {
       const xt::xarray<std::uint64_t> words = decode_npy<std::uint64_t>(op, where, content);
+      if (words.dimension() != 1)
+        io_error(op, path, "entry '" + entry + "' has shape " + shape_str(Shape(words.shape().begin(), words.shape().end())) +
+                               ", not (words,)");
       try {
         state.generators[name].set_state(std::vector<std::uint64_t>(words.begin(), words.end()));
       } catch (const ValueError& e) {

@@ -201,6 +201,14 @@ Remade Sequential<T>::remake(bool in_double) const {
   return r;
 }
 
+template <class T>
+std::shared_ptr<Module<T>> Sequential<T>::clone() const {
+  auto copy = std::make_shared<Sequential<T>>();
+  for (const auto& m : modules_) copy->add(m->clone());
+  copy->train(this->is_training());
+  return copy;
+}
+
 // Module by module, each with its own state: a module held twice comes out as two.
 template <class T>
 Remade Sequential<T>::converted(bool in_double) const {

@@ -150,6 +150,8 @@ class Sequential : public Module<T> {
   std::size_t size() const { return modules_.size(); }
   Module<T>& operator[](std::size_t i) const { return *modules_.at(i); }
   Tensor<T> forward(const Tensor<T>& x) override;
+  // Module by module: each keeps its own clone() (a module of one's own may override clone alone).
+  std::shared_ptr<Module<T>> clone() const override;
   Remade remake(bool in_double) const override;
 
  protected:

@@ -194,6 +194,15 @@ typename LSTM<T>::Output LSTM<T>::run(const Tensor<T>& rows, std::size_t steps, 
                                       const LSTMState<T>& state) {
   const auto h = static_cast<std::ptrdiff_t>(hidden_), b = static_cast<std::ptrdiff_t>(batch);
   const auto last = static_cast<std::ptrdiff_t>(steps - 1) * b;
+  if (batch == 0) {   // nothing to run: empty outputs of the right shapes (the given states checked)
+    for (std::size_t l = 0; l < layers_; ++l) {
+      layer_state("LSTM", "h", state.h, l, layers_, batch, hidden_);
+      layer_state("LSTM", "c", state.c, l, layers_, batch, hidden_);
+    }
+    const auto empty = [](const Shape& shape) { return Tensor<T>(xt::xarray<T>::from_shape(shape)); };
+    return {empty({steps, 0, hidden_}), std::vector<Tensor<T>>(steps, empty({0, hidden_})),
+            {empty({layers_, 0, hidden_}), empty({layers_, 0, hidden_})}};
+  }
   Tensor<T> layer_input = rows;
   std::vector<Tensor<T>> h_n, c_n;
   for (std::size_t l = 0; l < layers_; ++l) {

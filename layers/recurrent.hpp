@@ -60,8 +60,9 @@ class GRUCell : public Module<T> {
 // hidden_size), the same as one tensor per step, and the final states (layers, batch, hidden_size).
 // Each layer is one product for the inputs' part of the gates at every step and one
 // lstm_recurrence op for the steps (its VJP: one product for weight_hh's gradient). The per-step
-// outputs are slices of `output`: a loss over all of them back-propagates a gradient of the whole
-// output through each (time^2 batch hidden_size in all); a loss over `output` does not.
+// outputs are slices of the last layer's outputs: a loss over all of them back-propagates a
+// gradient of all the outputs through each (time^2 batch hidden_size in all); a loss over
+// `output` does not.
 template <class T>
 class LSTM : public Module<T> {
  public:

@@ -1,6 +1,7 @@
 #include "recurrent.hpp"
 
 #include <array>
+#include <limits>
 #include <memory>
 
 #include "../core/forward.hpp"
@@ -83,9 +84,9 @@ struct StateReader {
 // products over all steps (h0's rows, then the output's). The same formulas as the recorded VJP
 // below, which is the one differentiated again.
 template <class T>
-Gradients<T> first_order_vjp(const VjpArgs<T>& a, const std::vector<Factors<T>>& kept, std::size_t batch,
-                             std::size_t hidden) {
-  const std::size_t gates = 4 * hidden, row = 2 * hidden, steps = a.grad.size() / (batch * row);
+Gradients<T> first_order_vjp(const VjpArgs<T>& a, const std::vector<Factors<T>>& kept, std::size_t steps,
+                             std::size_t batch, std::size_t hidden) {
+  const std::size_t gates = 4 * hidden, row = 2 * hidden;
   const T* grad = a.grad.value().data();
   const T* w = a.input(1).value().data();
   xt::xarray<T> dp = xt::xarray<T>::from_shape(a.grad.dim() == 3 ? Shape{steps, batch, gates} : Shape{steps * batch, gates});
@@ -152,6 +153,11 @@ Tensor<T> lstm_recurrence(const Tensor<T>& projections, const Tensor<T>& weight_
                               ", 4 hidden=" + std::to_string(4 * hidden) + ") nor (time * batch, 4 hidden) for h0 shape " +
                               shape_str(s0) + " and weight_hh shape " + shape_str(w));
   const std::size_t steps = rows ? p[0] / batch : p[0];
+  // BLAS takes int dimensions: the products over all steps have steps * batch rows.
+  if (steps * batch > std::size_t(std::numeric_limits<int>::max()) || 4 * hidden > std::size_t(std::numeric_limits<int>::max()))
+    throw_shape_error(op, "projections shape " + shape_str(p) + " has more rows or columns than a matrix product takes (2^31 - 1)");
+  // What the VJP reads is kept only where there will be one.
+  const bool keep_factors = is_recording();
 
   // The forward pass, on the values: z_t = P_t + h_{t-1} W^T as one product into a copy of P_t
   // (W^T laid out once, so that the product's operands are untransposed: the small-product
@@ -181,7 +187,7 @@ Tensor<T> lstm_recurrence(const Tensor<T>& projections, const Tensor<T>& weight_
       const std::size_t state_stride = t == 0 ? hidden : row;
       detail::gemm(jit, false, false, batch, gates, hidden, h_before, state_stride, w_t.data(), gates, T(0), z.data(), gates);
       std::array<xt::xarray<T>, 6> k;
-      for (xt::xarray<T>& factor : k) factor = xt::xarray<T>::from_shape({batch, hidden});
+      for (xt::xarray<T>& factor : k) factor = xt::xarray<T>::from_shape(keep_factors ? Shape{batch, hidden} : Shape{hidden});
       auto& [ko, fi, ff, fg, fo, f_kept] = k;
       for (std::size_t b = 0; b < batch; ++b) {
         T* zb = z.data() + b * gates;
@@ -194,7 +200,7 @@ Tensor<T> lstm_recurrence(const Tensor<T>& projections, const Tensor<T>& weight_
         T* c_out = h_out + hidden;
         const T* c_in = c_before + b * state_stride;
         for (std::size_t e = 0; e < hidden; ++e) c_out[e] = a[hidden + e] * c_in[e] + a[e] * a[2 * hidden + e];
-        const std::size_t at = b * hidden;
+        const std::size_t at = keep_factors ? b * hidden : 0;   // else one row of scratch, rewritten per row
         T* tanh_c = ko.data() + at;   // tanh(c_t) here, then ko in place
         detail::vector_tanh(c_out, tanh_c, hidden);
         T *fi_b = fi.data() + at, *ff_b = ff.data() + at, *fg_b = fg.data() + at, *fo_b = fo.data() + at,
@@ -210,19 +216,20 @@ Tensor<T> lstm_recurrence(const Tensor<T>& projections, const Tensor<T>& weight_
           tanh_c[e] = o * (T(1) - tc * tc);
         }
       }
-      kept->push_back({Tensor<T>(std::move(ko)), Tensor<T>(std::move(fi)), Tensor<T>(std::move(ff)), Tensor<T>(std::move(fg)),
-                       Tensor<T>(std::move(fo)), Tensor<T>(std::move(f_kept))});
+      if (keep_factors)
+        kept->push_back({Tensor<T>(std::move(ko)), Tensor<T>(std::move(fi)), Tensor<T>(std::move(ff)), Tensor<T>(std::move(fg)),
+                         Tensor<T>(std::move(fo)), Tensor<T>(std::move(f_kept))});
     }
   }
 
-  const auto vjp = [kept, batch, hidden](const VjpArgs<T>& a) -> Gradients<T> {
-    // A first-order backward reads the factors the forward pass kept; a recorded one (higher
-    // order) computes them again from the inputs and the output with differentiable ops.
-    if (!is_recording()) return first_order_vjp(a, *kept, batch, hidden);
+  const auto vjp = [kept, steps, batch, hidden](const VjpArgs<T>& a) -> Gradients<T> {
+    // A first-order backward reads the factors the forward pass kept; one that is recorded, or
+    // that carries tangents (forward over reverse), computes them again from the inputs and the
+    // output with differentiable ops.
+    if (!is_recording() && !detail::forward_active()) return first_order_vjp(a, *kept, steps, batch, hidden);
     const Tensor<T>&W = a.input(1), &h0 = a.input(2), &c0 = a.input(3);
     const Tensor<T> output = rows_of(a.output), grad = rows_of(a.grad);
     const StateReader<T> state{output, h0, c0, batch, hidden};
-    const std::size_t steps = output.shape()[0] / batch;
     const auto h = static_cast<std::ptrdiff_t>(hidden);
     // h_{t-1} for every step as rows: h0, then the output's h_0 .. h_{T-2}.
     const auto before_last = static_cast<std::ptrdiff_t>((steps - 1) * batch);
@@ -249,10 +256,10 @@ Tensor<T> lstm_recurrence(const Tensor<T>& projections, const Tensor<T>& weight_
 
   // Tangents may come as a batch (a leading axis of j.batch seeds): the state's tangents are then
   // (seeds, B, H), the products broadcast over the seeds, and the steps are rows of axis 1.
-  const auto jvp = [batch, hidden](const JvpArgs<T>& j) -> Tensor<T> {
+  const auto jvp = [steps, batch, hidden](const JvpArgs<T>& j) -> Tensor<T> {
     const Tensor<T> P = rows_of(j.inputs[0]), &W = j.inputs[1], output = rows_of(j.output);
     const StateReader<T> state{output, j.inputs[2], j.inputs[3], batch, hidden};
-    const std::size_t steps = P.shape()[0] / batch, seeds = j.batch;
+    const std::size_t seeds = j.batch;
     const std::ptrdiff_t rows_axis = seeds > 0 ? 1 : 0;
     const auto step_of_tangent = [&](const Tensor<T>& rows, std::size_t t) {
       return slice(rows, rows_axis, static_cast<std::ptrdiff_t>(t * batch), static_cast<std::ptrdiff_t>((t + 1) * batch));

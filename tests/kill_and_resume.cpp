@@ -13,6 +13,7 @@
 // checkpoint load; the resumed 2-rank job must end bitwise where an uninterrupted one does.
 // Exits 0 only if every check passes.
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/inotify.h>
@@ -21,6 +22,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -154,24 +156,37 @@ class CreationWatch {
       throw std::runtime_error("inotify on " + dir.string() + ": " + std::strerror(errno));
   }
   ~CreationWatch() { ::close(fd_); }
-  // The name of a new file with the prefix, or "" when none appeared.
-  std::string poll() {
-    alignas(inotify_event) char buffer[4096];
-    for (;;) {
-      const ssize_t n = ::read(fd_, buffer, sizeof buffer);
-      if (n <= 0) return "";
-      for (ssize_t at = 0; at < n;) {
-        const auto* event = reinterpret_cast<const inotify_event*>(buffer + at);
-        const std::string name = event->len > 0 ? event->name : "";
-        if (name.rfind(prefix_, 0) == 0) return name;
-        at += ssize_t(sizeof(inotify_event) + event->len);
-      }
+  // Forgets the creations seen so far (an earlier run's).
+  void drain() {
+    read_events();
+    pending_.clear();
+  }
+  // The name of the next new file with the prefix, waiting up to `ms` milliseconds; "" if none.
+  std::string next(int ms) {
+    if (pending_.empty()) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, ms) > 0) read_events();
     }
+    if (pending_.empty()) return "";
+    const std::string name = pending_.front();
+    pending_.pop_front();
+    return name;
   }
 
  private:
+  void read_events() {
+    alignas(inotify_event) char buffer[4096];
+    for (ssize_t n; (n = ::read(fd_, buffer, sizeof buffer)) > 0;)
+      for (ssize_t at = 0; at < n;) {
+        const auto* event = reinterpret_cast<const inotify_event*>(buffer + at);
+        const std::string name = event->len > 0 ? event->name : "";
+        if (name.rfind(prefix_, 0) == 0) pending_.push_back(name);
+        at += ssize_t(sizeof(inotify_event) + event->len);
+      }
+  }
   int fd_ = -1;
   std::string prefix_;
+  std::deque<std::string> pending_;
 };
 
 struct Setup {
@@ -237,6 +252,7 @@ void kill_while_writing(const Setup& s, const fs::path& out, const fs::path& str
   CreationWatch watch(out, "checkpoint.npz.tmp-");
   for (int attempt = 0; attempt < 60; ++attempt) {
     const fs::path log = out.string() + "-" + std::to_string(attempt) + ".log";
+    watch.drain();
     Child child(s.command(out, true), log);
     std::string caught;
     std::optional<int> status;
@@ -244,12 +260,11 @@ void kill_while_writing(const Setup& s, const fs::path& out, const fs::path& str
     // its first resumes from where it began); after 12 kills, let it finish.
     int writes_to_skip = attempt < 12 ? int(std::uniform_int_distribution<int>(0, 2)(rng)) : 1 << 30;
     while (!(status = child.wait_for(std::chrono::milliseconds(0)))) {
-      const std::string name = watch.poll();
+      const std::string name = watch.next(1);   // woken as soon as the file appears
       if (!name.empty() && writes_to_skip-- == 0) {
         caught = name;
         break;
       }
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
     if (status) {
       check(exited_ok(status), out.string() + ": a run failed:\n" + read_file(log));
@@ -294,7 +309,8 @@ void kill_a_rank(const Setup& s, const fs::path& out, const fs::path& straight, 
                  std::mt19937_64& rng) {
   std::uniform_real_distribution<double> unit(0, 1);
   double longest = seconds / 2;
-  for (std::size_t k = 0, killed = 0; killed < jobs && k < 4 * jobs; ++k) {
+  std::size_t killed = 0;
+  for (std::size_t k = 0; killed < jobs && k < 4 * jobs; ++k) {
     const fs::path run = out.string() + std::to_string(k), log = run.string() + ".log";
     fs::create_directories(run);
     Child job(s.command(run, true), log);
@@ -323,6 +339,8 @@ void kill_a_rank(const Setup& s, const fs::path& out, const fs::path& straight, 
     check(exited_ok(resumed.wait_for(std::chrono::minutes(10))), run.string() + ": the resumed job failed:\n" + read_file(log));
     check_same_outputs(straight, run, run.string() + " (2 ranks)");
   }
+  check(killed == jobs, out.string() + ": only " + std::to_string(killed) + " of " + std::to_string(jobs) +
+                            " jobs could be caught running 2 ranks and have one killed");
 }
 
 }  // namespace

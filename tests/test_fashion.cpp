@@ -196,6 +196,29 @@ TEST_CASE("fashion_mnist stopped mid-epoch or at an epoch's end and resumed writ
   other.resume_from = (dir / "nothing.npz").string();
   CHECK_THROWS_WITH_AS(fashion::run(other, log), doctest::Contains("nothing.npz' cannot be opened"), tg::IoError);
   check_same_outputs(c.out, (dir / "stopped32").string());
+  // A checkpoint resumed into another directory: fresh row files there, the same parameters.
+  other = c;
+  other.resume = true;
+  other.resume_from = (dir / "stopped14" / "checkpoint.npz").string();
+  other.out = (dir / "elsewhere").string();
+  fashion::Config stop = c;
+  stop.out = (dir / "stopped14").string();
+  stop.stop_after = 14;
+  fashion::run(stop, log);   // again: its checkpoint is at the first epoch's end
+  CHECK(fashion::run(other, log).first_epoch == 2);
+  for (const auto& entry : fs::directory_iterator(fs::path(c.out) / "parameters")) {
+    const std::string name = "parameters/" + entry.path().filename().string();
+    CAPTURE(name);
+    CHECK(output(c.out, name) == output(other.out, name));
+  }
+  CHECK(output(other.out, "metrics.csv").rfind("split,epoch,step,loss,accuracy,time,peak_rss_mb\ntest,2,", 0) == 0);
+  // A run started without --resume replaces an earlier run's checkpoint: a --resume after it
+  // killed before its own first checkpoint starts afresh, not from the earlier run.
+  fashion::Config fresh = c;
+  fresh.stop_after = 3;
+  CHECK(fs::exists(fs::path(c.out) / "checkpoint.npz"));
+  fashion::run(fresh, log);
+  CHECK_FALSE(fs::exists(fs::path(c.out) / "checkpoint.npz"));
 }
 
 TEST_CASE("fashion_mnist --resume and --checkpoint-every flags") {

@@ -278,6 +278,54 @@ TEST_CASE("lstm_recurrence: the steps of LSTMCell, gradients of every order in b
   };
   CHECK(outer.tangents[0].item() == doctest::Approx((tangent_at(eps) - tangent_at(-eps)) / (2 * eps)).epsilon(1e-6));
 
+  // Forward over a gradient that records nothing (create_graph off): the VJP's tangents still
+  // flow (its op form runs while forward mode is on), equal to forward over the recorded one.
+  const Inputs directions{TD(random_array(in[0].shape(), 3307)), TD(random_array(in[1].shape(), 3308)),
+                          TD(random_array(in[2].shape(), 3309)), TD(random_array(in[3].shape(), 3310))};
+  const auto gradient_of = [&](bool create_graph) {
+    return [&loss, create_graph](const Inputs& x) {
+      for (TD xi : x) xi.set_requires_grad(true);
+      tg::Tape inner;
+      return tg::grad(loss(x), x, create_graph);
+    };
+  };
+  const auto plain = tg::jvp<double>(gradient_of(false), in, directions);
+  const auto recorded = tg::jvp<double>(gradient_of(true), in, directions);
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    CAPTURE(i);
+    CHECK(xt::amax(xt::abs(recorded.tangents[i].value()))() > 1e-3);
+    CHECK(xt::amax(xt::abs(plain.tangents[i].value() - recorded.tangents[i].value()))() < 1e-12);
+  }
+  // One step; a constant weight (no gradient asked of it): the first-order path against the composition.
+  for (const bool one_step : {true, false}) {
+    CAPTURE(one_step);
+    Inputs x = in;
+    if (one_step) x[0] = leaf({1, batch, 4 * hidden}, 3311);
+    else x[1] = TD(in[1].value());   // a constant
+    tg::Tape scope;
+    const auto naive_one = [&](const Inputs& v) {
+      tg::Tensor<double> h = v[2], c = v[3];
+      std::vector<TD> out;
+      for (std::size_t t = 0; t < v[0].shape()[0]; ++t) {
+        const auto at = static_cast<std::ptrdiff_t>(t);
+        const TD z = tg::reshape(tg::slice(v[0], 0, at, at + 1), {batch, 4 * hidden}) + tg::matmul(h, v[1], false, true);
+        const auto part = [&](int k) { return tg::slice(z, 1, k * 4, (k + 1) * 4); };
+        c = tg::sigmoid(part(1)) * c + tg::sigmoid(part(0)) * tg::tanh(part(2));
+        h = tg::sigmoid(part(3)) * tg::tanh(c);
+        out.push_back(tg::concat(std::vector<TD>{h, c}, 1));
+      }
+      return tg::stack(out, 0);
+    };
+    const TD w8(random_array({x[0].shape()[0], batch, 2 * hidden}, 3312));
+    const Inputs wrt = one_step ? x : Inputs{x[0], x[2], x[3]};
+    const auto got = tg::grad(tg::sum(fused(x) * w8), wrt), want = tg::grad(tg::sum(naive_one(x) * w8), wrt);
+    for (std::size_t i = 0; i < wrt.size(); ++i) {
+      CAPTURE(i);
+      REQUIRE(got[i].defined());
+      CHECK(xt::amax(xt::abs(got[i].value() - want[i].value()))() < 1e-13);
+    }
+  }
+
   CHECK_THROWS_WITH_AS(tg::lstm_recurrence(in[0], TD(Arr(xt::zeros<double>({15, 4}))), in[2], in[3]),
                        "lstm_recurrence: weight_hh shape (15, 4) is not (4 hidden, hidden) with hidden >= 1", tg::ShapeError);
   CHECK_THROWS_WITH_AS(tg::lstm_recurrence(TD(Arr(xt::zeros<double>({0, 3, 16}))), in[1], in[2], in[3]),

@@ -255,7 +255,7 @@ TEST_CASE("checkpoints: model, optimizer, counters, values and random states in 
                        tg::IoError);
   CHECK(same.state_dict()[0].second == before);
   CHECK(sgd.lr() == 0.1);
-  // A counter that is not a scalar, a generator state of the wrong length: errors naming the entry.
+  // A counter stored as float64 rather than uint64: an error naming the entry and the dtypes.
   tg::save_npz(dir / "odd.npz", tg::StateDict<double>{{"position/epoch", Arr{1.0, 2.0}}});
   CHECK_THROWS_WITH_AS(tg::load_checkpoint(dir / "odd.npz", fresh, fresh_opt), doctest::Contains("'position/epoch.npy' has dtype '<f8', expected uint64"),
                        tg::IoError);

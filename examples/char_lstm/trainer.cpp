@@ -225,6 +225,7 @@ RunResult run(const Config& c, std::ostream& out) {
   std::size_t first_epoch = 1, first_step = 0;
   double running = 0, sum = 0, seconds_before = 0;
   std::optional<run_tools::RowFile> metrics, curve;
+  const std::string metrics_header = "split,epoch,step,loss,time", curve_header = "# step, training loss (running mean)";
   // --resume without a path starts afresh where there is no checkpoint yet.
   const fs::path resume_from = c.resume_from.empty() ? checkpoint : fs::path(c.resume_from);
   if (c.resume && (!c.resume_from.empty() || fs::exists(checkpoint))) {
@@ -237,17 +238,20 @@ RunResult run(const Config& c, std::ostream& out) {
     running = saved.values.at("running_loss");
     sum = saved.values.at("epoch_loss_sum");
     seconds_before = saved.values.at("seconds");
-    metrics.emplace(dir / "metrics.csv", saved.counters.at("metrics_bytes"));
-    curve.emplace(dir / "loss.dat", saved.counters.at("curve_bytes"));
+    metrics.emplace(dir / "metrics.csv", saved.counters.at("metrics_bytes"), metrics_header);
+    curve.emplace(dir / "loss.dat", saved.counters.at("curve_bytes"), curve_header);
     out << "resumed from " << resume_from.string() << " at epoch " << first_epoch << ", step " << first_step << std::endl;
   } else {
     if (c.resume) out << "no checkpoint in " << dir.string() << ": starting from the beginning" << std::endl;
-    metrics.emplace(dir / "metrics.csv", "split,epoch,step,loss,time");
-    curve.emplace(dir / "loss.dat", "# step, training loss (running mean)");
+    fs::remove(checkpoint);   // an earlier run's, which a --resume would otherwise continue
+    metrics.emplace(dir / "metrics.csv", metrics_header);
+    curve.emplace(dir / "loss.dat", curve_header);
   }
   const auto start = run_tools::Clock::now();
   const auto elapsed = [&] { return seconds_before + run_tools::seconds_since(start); };
   const auto save = [&](std::size_t epoch, std::size_t step) {
+    metrics->sync();
+    curve->sync();
     tg::RunState state = settings;
     state.counters.insert({{"epoch", epoch}, {"step", step}, {"schedule", schedule.steps()},
                            {"metrics_bytes", metrics->size()}, {"curve_bytes", curve->size()}});

@@ -1,6 +1,8 @@
 #include "run_tools.hpp"
 
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -96,7 +98,13 @@ RowFile::RowFile(fs::path path, const std::string& header) : path_(std::move(pat
   append(header);
 }
 
-RowFile::RowFile(fs::path path, std::uint64_t size) : path_(std::move(path)), size_(size) {
+RowFile::RowFile(fs::path path, std::uint64_t size, const std::string& header) : path_(std::move(path)), size_(size) {
+  if (!fs::exists(path_)) {
+    size_ = 0;
+    write_text(path_, "");
+    append(header);
+    return;
+  }
   std::error_code error;
   const std::uintmax_t have = fs::file_size(path_, error);
   if (error || have < size)
@@ -157,6 +165,13 @@ void check_resumable(const char* program, const tapegrad::RunState& saved, const
       tapegrad::throw_value_error(program, "--resume: the checkpoint has no position/" + name);
   for (const std::string& name : values)
     if (saved.values.count(name) == 0) tapegrad::throw_value_error(program, "--resume: the checkpoint has no values/" + name);
+}
+
+void RowFile::sync() const {
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  const bool ok = fd >= 0 && ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  if (!ok) throw tapegrad::IoError("'" + path_.string() + "' could not be synced to disk");
 }
 
 bool have(const char* program) {

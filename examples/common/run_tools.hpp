@@ -47,9 +47,12 @@ class RowFile {
  public:
   // A fresh run: the file holds `header` alone.
   RowFile(std::filesystem::path path, const std::string& header);
-  // A resumed run: the file cut back to `size` bytes (an IoError if it is shorter).
-  RowFile(std::filesystem::path path, std::uint64_t size);
+  // A resumed run: the file cut back to `size` bytes (an IoError if it is shorter); where there is
+  // no such file (a checkpoint resumed in another directory), a fresh one with `header`.
+  RowFile(std::filesystem::path path, std::uint64_t size, const std::string& header);
   void append(const std::string& row);
+  // On disk, not only with the system: before a checkpoint records the size.
+  void sync() const;
   // The file's size: what a checkpoint records.
   std::uint64_t size() const { return size_; }
 

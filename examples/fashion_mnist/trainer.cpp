@@ -127,7 +127,14 @@ RunResult run(const Config& c, std::ostream& all_out, Team& team) {
   // --resume without a path starts afresh where there is no checkpoint yet (a run killed before
   // its first), so that one command both starts and continues a run.
   const fs::path resume_from = c.resume_from.empty() ? checkpoint : fs::path(c.resume_from);
-  const bool resuming = c.resume && (!c.resume_from.empty() || fs::exists(checkpoint));
+  // Every rank resumes, or none: one that sees no checkpoint where another does is an error.
+  const bool sees_checkpoint = c.resume && (!c.resume_from.empty() || fs::exists(checkpoint));
+  const bool resuming = team.all(sees_checkpoint);
+  if (sees_checkpoint != resuming)
+    tg::throw_value_error("fashion_mnist", "--resume: rank " + std::to_string(team.rank()) + " sees " +
+                                               resume_from.string() + " but another rank does not");
+  // A fresh run replaces an earlier run's checkpoint, which a --resume would otherwise continue.
+  if (lead && !resuming) fs::remove(checkpoint);
   tg::ImageDataset train = tg::load_fashion_mnist(c.data, true, c.limit);
   const tg::TensorDataset<float> test = dataset(tg::load_fashion_mnist(c.data, false));
   out << "Fashion-MNIST: " << train.labels.size() << " training and " << test.size() << " test images from "
@@ -162,6 +169,8 @@ RunResult run(const Config& c, std::ostream& all_out, Team& team) {
   std::size_t first_epoch = 1, first_step = 0, global_step = 0;
   double running = 0, epoch_sum = 0, seconds_before = 0;
   std::optional<run_tools::RowFile> metrics, curve;
+  const std::string metrics_header = "split,epoch,step,loss,accuracy,time,peak_rss_mb",
+                    curve_header = "# step, training loss (running mean)";
   if (resuming) {
     // Every rank reads the checkpoint rank 0 wrote.
     const tg::RunState saved = tg::load_checkpoint(resume_from.string(), model, opt);
@@ -178,9 +187,10 @@ RunResult run(const Config& c, std::ostream& all_out, Team& team) {
     if (first_step >= steps)
       tg::throw_value_error("fashion_mnist", "--resume: the checkpoint is at step " + std::to_string(first_step) +
                                                  " of an epoch of " + std::to_string(steps));
+    team.broadcast(model.parameters());   // the same on every rank, whatever each rank read
     if (lead) {
-      metrics.emplace(dir / "metrics.csv", saved.counters.at("metrics_bytes"));
-      curve.emplace(dir / "loss.dat", saved.counters.at("curve_bytes"));
+      metrics.emplace(dir / "metrics.csv", saved.counters.at("metrics_bytes"), metrics_header);
+      curve.emplace(dir / "loss.dat", saved.counters.at("curve_bytes"), curve_header);
     }
     if (first_epoch > c.epochs)
       out << "resumed from " << resume_from.string() << ": its run finished " << first_epoch - 1
@@ -191,8 +201,8 @@ RunResult run(const Config& c, std::ostream& all_out, Team& team) {
   } else {
     if (c.resume) out << "no checkpoint in " << dir.string() << ": starting from the beginning" << std::endl;
     if (lead) {
-      metrics.emplace(dir / "metrics.csv", "split,epoch,step,loss,accuracy,time,peak_rss_mb");
-      curve.emplace(dir / "loss.dat", "# step, training loss (running mean)");
+      metrics.emplace(dir / "metrics.csv", metrics_header);
+      curve.emplace(dir / "loss.dat", curve_header);
     }
   }
   result.first_epoch = first_epoch;
@@ -203,6 +213,8 @@ RunResult run(const Config& c, std::ostream& all_out, Team& team) {
   // parameters and momenta then.
   const auto save = [&](std::size_t epoch, std::size_t step) {
     if (!lead) return;
+    metrics->sync();
+    curve->sync();
     tg::RunState state = settings;
     state.counters.insert({{"epoch", epoch}, {"step", step}, {"global_step", global_step},
                            {"metrics_bytes", metrics->size()}, {"curve_bytes", curve->size()}});
