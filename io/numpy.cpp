@@ -381,7 +381,9 @@ RunState load_checkpoint(const std::string& path, Module<T>& model, Optimizer<T>
   StateDict<T> model_state;
   StateDict<double> optimizer_state;
   RunState state;
-  for (const auto& [entry, content] : unzip(op, path)) {
+  for (const auto& item : unzip(op, path)) {
+    // Named, not bound: the lambda below captures it (C++17 lambdas cannot capture a binding).
+    const std::string &entry = item.first, &content = item.second;
     const std::string where = quoted(path) + " entry '" + entry + "'";
     const std::size_t slash = entry.find('/');
     const std::string stem = array_name(entry);
