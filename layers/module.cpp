@@ -186,19 +186,31 @@ Tensor<T> Sequential<T>::forward(const Tensor<T>& x) {
   return y;
 }
 
+namespace {
+// A Sequential of float or of double (in_double) holding part(module, element) for each module
+// in order, element a value of the element type; in `mode`'s training mode if given.
+template <class T, class Part>
+Remade sequence_of(const std::vector<std::shared_ptr<Module<T>>>& modules, bool in_double, Part part,
+                   const bool* mode = nullptr) {
+  const auto build = [&](auto element) {
+    auto s = std::make_shared<Sequential<decltype(element)>>();
+    for (const auto& m : modules) s->add(part(*m, element));
+    if (mode) s->train(*mode);
+    return s;
+  };
+  Remade r;
+  if (in_double) r.as_double = build(0.0);
+  else r.as_float = build(0.0f);
+  return r;
+}
+}  // namespace
+
 template <class T>
 Remade Sequential<T>::remake(bool in_double) const {
-  Remade r;
-  if (in_double) {
-    auto s = std::make_shared<Sequential<double>>();
-    for (const auto& m : modules_) s->add(m->remake(true).as_double);
-    r.as_double = s;
-  } else {
-    auto s = std::make_shared<Sequential<float>>();
-    for (const auto& m : modules_) s->add(m->remake(false).as_float);
-    r.as_float = s;
-  }
-  return r;
+  return sequence_of(modules_, in_double, [](const Module<T>& m, auto element) {
+    using U = decltype(element);
+    return m.remake(std::is_same_v<U, double>).template as<U>();
+  });
 }
 
 template <class T>
@@ -212,18 +224,10 @@ std::shared_ptr<Module<T>> Sequential<T>::clone() const {
 // Module by module, each with its own state: a module held twice comes out as two.
 template <class T>
 Remade Sequential<T>::converted(bool in_double) const {
-  Remade r;
-  if (in_double) {
-    auto s = std::make_shared<Sequential<double>>();
-    for (const auto& m : modules_) s->add(m->template to<double>());
-    r.as_double = s;
-  } else {
-    auto s = std::make_shared<Sequential<float>>();
-    for (const auto& m : modules_) s->add(m->template to<float>());
-    r.as_float = s;
-  }
-  r.as_double ? r.as_double->train(this->is_training()) : r.as_float->train(this->is_training());
-  return r;
+  const bool training = this->is_training();
+  return sequence_of(
+      modules_, in_double,
+      [](const Module<T>& m, auto element) { return m.template to<decltype(element)>(); }, &training);
 }
 
 template class Module<float>;

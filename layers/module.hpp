@@ -29,6 +29,12 @@ class Module;
 struct Remade {
   std::shared_ptr<Module<float>> as_float;
   std::shared_ptr<Module<double>> as_double;
+  // as_float or as_double, by element type.
+  template <class U>
+  const std::shared_ptr<Module<U>>& as() const {
+    if constexpr (std::is_same_v<U, double>) return as_double;
+    else return as_float;
+  }
 };
 // remake()'s body for a module class template M built from `args`: M<double>(args...) or M<float>(args...).
 template <template <class> class M, class... Args>
@@ -90,9 +96,7 @@ class Module {
   template <class U>
   std::shared_ptr<Module<U>> to() const {
     static_assert(std::is_same_v<U, float> || std::is_same_v<U, double>, "Module::to: float or double");
-    const Remade r = converted(std::is_same_v<U, double>);
-    if constexpr (std::is_same_v<U, double>) return r.as_double;
-    else return r.as_float;
+    return converted(std::is_same_v<U, double>).template as<U>();
   }
   // A fresh module of this one's configuration (its initial values are replaced after), in double
   // if in_double, else in float: `return remade<MyModule>(in_double, its constructor's arguments);`.

@@ -50,11 +50,6 @@ void check(bool ok, const std::string& what) {
   }
 }
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 // A started program whose output goes to a file.
 class Child {
  public:
@@ -114,7 +109,7 @@ std::vector<std::size_t> finished_epochs(const std::string& log) {
 // checkpoint (if any) loads and is past those epochs.
 void check_after_kill(const fs::path& out, const std::string& log, const std::string& what, double lr, double momentum) {
   const std::vector<std::size_t> epochs = finished_epochs(log);
-  const std::string metrics = read_file(out / "metrics.csv");
+  const std::string metrics = file_bytes(out / "metrics.csv");
   for (const std::size_t e : epochs)
     check(metrics.find("\ntest," + std::to_string(e) + ",") != std::string::npos,
           what + ": epoch " + std::to_string(e) + " was reported finished but metrics.csv has no row for it");
@@ -135,16 +130,7 @@ void check_after_kill(const fs::path& out, const std::string& log, const std::st
 
 // Every parameter file byte for byte, the loss curve, and the metrics without times and memory.
 void check_same_outputs(const fs::path& a, const fs::path& b, const std::string& what) {
-  std::size_t files = 0;
-  for (const auto& entry : fs::directory_iterator(a / "parameters")) {
-    const fs::path name = fs::path("parameters") / entry.path().filename();
-    check(read_file(a / name) == read_file(b / name), what + ": " + name.string() + " differs from the uninterrupted run's");
-    ++files;
-  }
-  check(files == 10, what + ": " + std::to_string(files) + " parameter files, expected 10");
-  check(read_file(a / "loss.dat") == read_file(b / "loss.dat"), what + ": loss.dat differs");
-  check(without_columns(read_file(a / "metrics.csv"), {5, 6}) == without_columns(read_file(b / "metrics.csv"), {5, 6}),
-        what + ": metrics.csv differs (times and memory aside)");
+  for (const std::string& difference : output_differences(a, b)) check(false, what + ": " + difference);
 }
 
 // Watches a directory for the creation of files whose names start with a prefix.
@@ -208,7 +194,7 @@ double uninterrupted(const Setup& s, const fs::path& out) {
   const auto start = Clock::now();
   Child child(s.command(out, false), out.string() + ".log");
   const auto status = child.wait_for(std::chrono::minutes(10));
-  check(exited_ok(status), "the uninterrupted run " + out.string() + " failed:\n" + read_file(out.string() + ".log"));
+  check(exited_ok(status), "the uninterrupted run " + out.string() + " failed:\n" + file_bytes(out.string() + ".log"));
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
@@ -225,7 +211,7 @@ void kill_at_random_moments(const Setup& s, const fs::path& out, const fs::path&
     if (k < moments) {
       status = child.wait_for(std::chrono::duration<double>((double(k) + unit(rng)) / double(moments) * seconds));
     } else {   // after "epoch 1: ..." appears in the log
-      while (!(status = child.wait_for(std::chrono::milliseconds(0))) && finished_epochs(read_file(log)).empty())
+      while (!(status = child.wait_for(std::chrono::milliseconds(0))) && finished_epochs(file_bytes(log)).empty())
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
       if (!status) status = child.wait_for(std::chrono::duration<double>(unit(rng) * seconds / 3));
     }
@@ -233,12 +219,12 @@ void kill_at_random_moments(const Setup& s, const fs::path& out, const fs::path&
       ::kill(child.pid(), SIGKILL);
       child.wait_for(std::chrono::seconds(60));
       ++kills;
-      after_epoch += !finished_epochs(read_file(log)).empty();
-      check_after_kill(run, read_file(log), run.string() + " after its kill", s.lr, s.momentum);
+      after_epoch += !finished_epochs(file_bytes(log)).empty();
+      check_after_kill(run, file_bytes(log), run.string() + " after its kill", s.lr, s.momentum);
       Child resumed(s.command(run, true), log);
       status = resumed.wait_for(std::chrono::minutes(10));
     }
-    check(exited_ok(status), run.string() + ": a run failed:\n" + read_file(log));
+    check(exited_ok(status), run.string() + ": a run failed:\n" + file_bytes(log));
     check_same_outputs(straight, run, run.string());
   }
 }
@@ -267,7 +253,7 @@ void kill_while_writing(const Setup& s, const fs::path& out, const fs::path& str
       }
     }
     if (status) {
-      check(exited_ok(status), out.string() + ": a run failed:\n" + read_file(log));
+      check(exited_ok(status), out.string() + ": a run failed:\n" + file_bytes(log));
       check_same_outputs(straight, out, out.string());
       return;
     }
@@ -278,7 +264,7 @@ void kill_while_writing(const Setup& s, const fs::path& out, const fs::path& str
     ::kill(child.pid(), SIGKILL);
     child.wait_for(std::chrono::seconds(60));
     ++kills;
-    check_after_kill(out, read_file(log), out.string() + " after kill " + std::to_string(attempt + 1), s.lr, s.momentum);
+    check_after_kill(out, file_bytes(log), out.string() + " after kill " + std::to_string(attempt + 1), s.lr, s.momentum);
   }
   check(false, out.string() + ": did not finish");
 }
@@ -289,7 +275,7 @@ std::vector<pid_t> ranks_of(pid_t launcher, const std::string& name) {
   for (const auto& entry : fs::directory_iterator("/proc")) {
     const std::string pid = entry.path().filename().string();
     if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
-    const std::string stat = read_file(entry.path() / "stat");
+    const std::string stat = file_bytes(entry.path() / "stat");
     const std::size_t close = stat.rfind(')');
     if (close == std::string::npos) continue;
     std::istringstream rest(stat.substr(close + 2));
@@ -319,7 +305,7 @@ void kill_a_rank(const Setup& s, const fs::path& out, const fs::path& straight, 
     std::this_thread::sleep_for(std::chrono::duration<double>(unit(rng) * longest));
     const std::vector<pid_t> ranks = ranks_of(job.pid(), "fashion_mnist");
     if (ranks.size() != 2) {   // the job ended first: wait less next time
-      check(exited_ok(job.wait_for(std::chrono::minutes(2))), run.string() + ": the job failed:\n" + read_file(log));
+      check(exited_ok(job.wait_for(std::chrono::minutes(2))), run.string() + ": the job failed:\n" + file_bytes(log));
       longest /= 2;
       continue;
     }
@@ -333,10 +319,10 @@ void kill_a_rank(const Setup& s, const fs::path& out, const fs::path& straight, 
     ++killed;
     std::cout << "  killed one of the 2 ranks (pid " << ranks[rank] << "): the job ended " << after << " s later"
               << std::endl;
-    check_after_kill(run, read_file(log), run.string() + " after a rank's death", s.lr, s.momentum);
+    check_after_kill(run, file_bytes(log), run.string() + " after a rank's death", s.lr, s.momentum);
     check(fs::exists(run / "checkpoint.npz"), run.string() + ": no checkpoint after a rank's death");
     Child resumed(s.command(run, true), log);
-    check(exited_ok(resumed.wait_for(std::chrono::minutes(10))), run.string() + ": the resumed job failed:\n" + read_file(log));
+    check(exited_ok(resumed.wait_for(std::chrono::minutes(10))), run.string() + ": the resumed job failed:\n" + file_bytes(log));
     check_same_outputs(straight, run, run.string() + " (2 ranks)");
   }
   check(killed == jobs, out.string() + ": only " + std::to_string(killed) + " of " + std::to_string(jobs) +

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <sstream>
 #include <string>
@@ -58,6 +60,30 @@ inline std::string without_columns(const std::string& csv, const std::vector<std
     out += kept + '\n';
   }
   return out;
+}
+
+// A file's bytes ("" where it is missing).
+inline std::string file_bytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// What differs between the outputs of two Fashion-MNIST runs of the same numbers, which must be
+// the same bit for bit: every parameter file (LeNet-5 has 10), the loss curve, and the metrics
+// without their times and memory figures. Empty when nothing does.
+inline std::vector<std::string> output_differences(const std::filesystem::path& a, const std::filesystem::path& b) {
+  std::vector<std::string> differences;
+  std::size_t files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(a / "parameters")) {
+    const std::filesystem::path name = std::filesystem::path("parameters") / entry.path().filename();
+    if (file_bytes(a / name) != file_bytes(b / name)) differences.push_back(name.string() + " differs");
+    ++files;
+  }
+  if (files != 10) differences.push_back(std::to_string(files) + " parameter files, expected 10");
+  if (file_bytes(a / "loss.dat") != file_bytes(b / "loss.dat")) differences.push_back("loss.dat differs");
+  if (without_columns(file_bytes(a / "metrics.csv"), {5, 6}) != without_columns(file_bytes(b / "metrics.csv"), {5, 6}))
+    differences.push_back("metrics.csv differs (times and memory aside)");
+  return differences;
 }
 
 #endif
