@@ -160,7 +160,7 @@ GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o,
   GradcheckReport report;
   std::ostringstream summary;
   summary << (full ? "full Jacobian" : "random projections") << ", " << m << " output x " << n
-          << " input elements, eps=" << o.eps << " atol=" << o.atol << " rtol=" << o.rtol;
+          << " input elements, eps=" << o.eps << (o.richardson ? " (Richardson)" : "") << " atol=" << o.atol << " rtol=" << o.rtol;
   report.summary = summary.str();
 
   auto comparison = [&](const char* what, std::size_t k) {
@@ -269,7 +269,7 @@ GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o,
       Matrix numeric(m, std::vector<double>(nk));
       std::vector<Array> scratch = p.values;
       for (std::size_t e = 0; e < nk; ++e) {
-        const Array column = p.column(k, e, o.eps, scratch);
+        const Array column = p.column(k, e, o, scratch);
         for (std::size_t j = 0; j < m; ++j) numeric[j][e] = column.data()[j];
       }
       add_comparisons(k, [&](GradcheckComparison& an, GradcheckComparison& hn, GradcheckComparison& ha) {
@@ -316,7 +316,7 @@ GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o,
       };
       add_comparisons(k, [&](GradcheckComparison& an, GradcheckComparison& hn, GradcheckComparison& ha) {
         for (std::size_t q = 0; q < o.projections; ++q) {
-          const double num = xt::sum(vs[q] * p.directional(k, us[q], o.eps))();
+          const double num = xt::sum(vs[q] * p.directional(k, us[q], o))();
           const double a = xt::sum(auto_rows[q][k] * us[q])();
           auto where = [q] { return std::make_pair("projection " + std::to_string(q), std::string()); };
           compare(an, where, a, num, o);
@@ -343,7 +343,7 @@ GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o,
       // All the projections' tangents at once, as a batch.
       const std::vector<double> fwd = o.projections > 0 ? detail::forward_projections(p, k, us, vs) : std::vector<double>();
       for (std::size_t q = 0; q < o.projections; ++q) {
-        const double num = xt::sum(vs[q] * p.directional(k, us[q], o.eps))();
+        const double num = xt::sum(vs[q] * p.directional(k, us[q], o))();
         const double rev = xt::sum(p.autodiff({vs[q]})[0][k] * us[q])();
         auto where = [q] { return std::make_pair("projection " + std::to_string(q), std::string()); };
         compare(vs_numeric, where, fwd[q], num, o);

@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 #include "gradcheck.hpp"
@@ -13,6 +14,16 @@
 namespace tapegrad::detail {
 
 using Array = xt::xarray<double>;
+
+// The derivative at 0 of t -> g(t) (a double or an Array) with step eps: central differences, or
+// with `richardson` their extrapolation from eps and eps / 2 (GradcheckOptions::richardson).
+template <class G>
+auto finite_difference(const G& g, double eps, bool richardson) {
+  using R = std::decay_t<decltype(g(0.0))>;
+  auto central = [&](double h) { return R((g(h) - g(-h)) / (2 * h)); };
+  if (!richardson) return central(eps);
+  return R((4 * central(eps / 2) - central(eps)) / 3);
+}
 
 // What is differentiated: `forward` evaluates the function with the checked tensors set to
 // `values` (one array per checked tensor) and reports those tensors in `wrt`; it runs under a live
@@ -66,27 +77,30 @@ struct GradcheckProblem {
     return result;
   }
 
-  // Column e of the Jacobian by central differences: element e of checked tensor k moved by
-  // +-eps in `scratch` (a copy of values, restored after).
-  Array column(std::size_t k, std::size_t e, double eps, std::vector<Array>& scratch) const {
+  // Column e of the Jacobian by finite differences: element e of checked tensor k moved in
+  // `scratch` (a copy of values, restored after).
+  Array column(std::size_t k, std::size_t e, const GradcheckOptions& o, std::vector<Array>& scratch) const {
     double& x = scratch[k].data()[e];
     const double x0 = x;
-    x = x0 + eps;
-    const Array plus = value(scratch);
-    x = x0 - eps;
-    const Array minus = value(scratch);
+    const Array d = finite_difference(
+        [&](double t) {
+          x = x0 + t;
+          return value(scratch);
+        },
+        o.eps, o.richardson);
     x = x0;
-    return (plus - minus) / (2 * eps);
+    return d;
   }
 
-  // (f(x + eps d) - f(x - eps d)) / (2 eps) with d added to checked tensor k.
-  Array directional(std::size_t k, const Array& d, double eps) const {
+  // The derivative of f along d added to checked tensor k, by finite differences.
+  Array directional(std::size_t k, const Array& d, const GradcheckOptions& o) const {
     std::vector<Array> v = values;
-    v[k] = values[k] + eps * d;
-    const Array plus = value(v);
-    v[k] = values[k] - eps * d;
-    const Array minus = value(v);
-    return (plus - minus) / (2 * eps);
+    return finite_difference(
+        [&](double t) {
+          v[k] = values[k] + t * d;
+          return value(v);
+        },
+        o.eps, o.richardson);
   }
 };
 

@@ -106,7 +106,7 @@ std::vector<GradcheckCulprit> localize(const GradcheckProblem& p, const Gradchec
   std::vector<char> right(count);
   for (std::size_t i = 0; i < count; ++i) {
     const Array u = unit_random(shape_of_node(i), rng);
-    const double numeric = (F(i, Array(o.eps * u)) - F(i, Array(-o.eps * u))) / (2 * o.eps);
+    const double numeric = finite_difference([&](double t) { return F(i, Array(t * u)); }, o.eps, o.richardson);
     right[i] = within(double(xt::sum(grads[i] * u)()), numeric, o);
   }
   std::vector<GradcheckCulprit> culprits;
@@ -123,16 +123,17 @@ std::vector<GradcheckCulprit> localize(const GradcheckProblem& p, const Gradchec
       c.input_shape = shape_of_node(it->second);
       const Array& wrong = grads[it->second];
       if (wrong.size() <= o.localize_diagnosis_limit) {
-        // dF/d(input) by central differences, element by element.
+        // dF/d(input) by finite differences, element by element.
         Array numeric = xt::zeros<double>(wrong.shape());
         Array delta = xt::zeros<double>(wrong.shape());
         for (std::size_t e = 0; e < wrong.size(); ++e) {
-          delta.data()[e] = o.eps;
-          const double plus = F(it->second, delta);
-          delta.data()[e] = -o.eps;
-          const double minus = F(it->second, delta);
+          numeric.data()[e] = finite_difference(
+              [&](double t) {
+                delta.data()[e] = t;
+                return F(it->second, delta);
+              },
+              o.eps, o.richardson);
           delta.data()[e] = 0;
-          numeric.data()[e] = (plus - minus) / (2 * o.eps);
         }
         c.diagnosis = diagnose(wrong, numeric, {}, o.rtol, o.atol).str();
       }

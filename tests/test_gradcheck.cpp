@@ -91,6 +91,62 @@ TEST_CASE("gradcheck reports the exact element: a sign flip in one element") {
   CHECK(e.abs_error == doctest::Approx(4 * std::abs(x.value()(1, 0))).epsilon(1e-6));
 }
 
+namespace {
+// y = exp(x) * w with the VJP for x scaled by `factor` at element 2 only.
+TD exp_times(const TD& x, const TD& w, double factor) {
+  const Arr e = xt::exp(x.value());
+  return tg::record<double>("exp_times", {x, w}, Arr(e * w.value()), [e, w, factor](const tg::VjpArgs<double>& g) {
+    Arr d = e * w.value();
+    d(2) *= factor;
+    return std::vector<TD>{g.grad * TD(d), g.grad * TD(e)};
+  });
+}
+}  // namespace
+
+TEST_CASE("Richardson differences: error O(eps^4), and the tests' strict check catches a 0.1 % error") {
+  // f(x) = sum(exp(x) * w): each difference's error against the closed form exp(x) * w.
+  const TD x = leaf({5}, 209), w = leaf({5}, 210, 0.5, 2.0);
+  const Arr exact = xt::exp(x.value()) * w.value();
+  auto max_error = [&](bool richardson) {
+    tg::GradcheckOptions o;
+    o.eps = 1e-3;
+    o.richardson = richardson;
+    o.mode = tg::GradcheckOptions::Mode::full;
+    o.atol = o.rtol = -1;   // every element fails, so each is listed with its numeric value
+    o.localize = false;
+    const auto r = tg::gradcheck([](const Inputs& in) { return tg::sum(exp_times(in[0], in[1], 1.0)); }, {x, w}, o);
+    double worst = 0;
+    REQUIRE(r.comparisons[0].worst.size() == 5);
+    for (const auto& e : r.comparisons[0].worst) {
+      const std::size_t i = std::size_t(e.index[1] - '0');
+      worst = std::max(worst, std::abs(e.numeric - exact(i)));
+    }
+    return worst;
+  };
+  const double central = max_error(false), richardson = max_error(true);
+  INFO("central ", central, ", Richardson ", richardson);
+  CHECK(central > 1e-8);       // eps^2 / 6 times the third derivative: ~1e-7 here
+  CHECK(richardson < 1e-11);   // eps^4 / 480 times the fifth: ~1e-15, plus rounding
+  // A 0.1 % error in one element of the VJP: the strict options fail it, naming the element;
+  // gradcheck's defaults (rtol 1e-3, as PyTorch's) let it through.
+  auto f = [](double factor) {
+    return [factor](const Inputs& in) { return tg::sum(exp_times(in[0], in[1], factor)); };
+  };
+  CHECK(tg::gradcheck(f(1.0), {x, w}, strict()).ok());
+  const auto wrong = tg::gradcheck(f(1.001), {x, w}, strict());
+  INFO(wrong.str());
+  REQUIRE_FALSE(wrong.ok());
+  REQUIRE(wrong.comparisons[0].worst.size() == 1);
+  CHECK(wrong.comparisons[0].worst[0].index == "(2)");
+  CHECK(wrong.comparisons[1].ok());
+  CHECK(tg::gradcheck(f(1.001), {x, w}).ok());
+  // And on random projections (what large inputs get).
+  tg::GradcheckOptions projections = strict();
+  projections.mode = tg::GradcheckOptions::Mode::projections;
+  CHECK_FALSE(tg::gradcheck(f(1.001), {x, w}, projections).ok());
+  CHECK(tg::gradcheck(f(1.0), {x, w}, projections).ok());
+}
+
 TEST_CASE("gradcheck: full Jacobian of a non-scalar output, and projections for large inputs") {
   check_gradients([](const Inputs& in) { return tg::matmul(in[0], tg::tanh(in[1])); }, {leaf({3, 4}, 203), leaf({4, 5}, 204)});
   tg::GradcheckOptions o;

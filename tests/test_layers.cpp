@@ -5,7 +5,7 @@ using LinearD = tg::Linear<double>;
 
 // A module's parameters checked against finite differences, through loss(module(x)).
 void check_module(tg::Module<double>& m, const TD& x) {
-  const auto report = tg::gradcheck_parameters([&] { return tg::sum(tg::tanh(m(x))); }, m.named_parameters());
+  const auto report = tg::gradcheck_parameters([&] { return tg::sum(tg::tanh(m(x))); }, m.named_parameters(), strict());
   INFO(report.str());
   CHECK(report.ok());
   CHECK(report.comparisons.size() == m.named_parameters().size());
