@@ -19,7 +19,7 @@ TEST_CASE("a user's custom op: values, gradients, second derivative") {
   const TD x = leaf({3, 4}, 300, -3.0, 3.0);
   CHECK(all_close(my_softplus(x).value(), Arr(xt::log(1.0 + xt::exp(x.value()))), 1e-12));
   CHECK(all_close(my_softplus(x).value(), tg::softplus(x).value(), 1e-15));
-  CHECK(my_softplus(TD(Arr{1000.0})).item() == doctest::Approx(1000.0));
+  CHECK(my_softplus(TD(Arr{1000.0})).item() == doctest::Approx(1000.0).epsilon(1e-13));
   check_gradients([](const Inputs& in) { return my_softplus(in[0]) * in[0]; }, {x});
   // The VJP is written with tapegrad ops, so it differentiates again: softplus'' = s (1 - s).
   tg::Tape tape;

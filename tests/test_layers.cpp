@@ -25,7 +25,7 @@ TEST_CASE("Linear follows the notes: c_j = sum_i w_ij l_i + b_j, w of shape (in,
     for (std::size_t j = 0; j < 2; ++j) {
       double expected = fc.bias().value()(j);
       for (std::size_t i = 0; i < 3; ++i) expected += fc.weight().value()(i, j) * l(n, i);
-      CHECK(c(n, j) == doctest::Approx(expected));
+      CHECK(c(n, j) == doctest::Approx(expected).epsilon(1e-13));
     }
   LinearD no_bias(3, 2, false);
   CHECK(no_bias.named_parameters().size() == 1);

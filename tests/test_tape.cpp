@@ -35,10 +35,10 @@ TEST_CASE("gradients accumulate across backward calls until zero_grad") {
   const TD y = tg::sum(w * w * w);
   y.backward();
   y.backward();
-  CHECK(w.grad()(0) == doctest::Approx(24.0));
+  CHECK(w.grad()(0) == doctest::Approx(24.0).epsilon(1e-13));
   w.zero_grad();
   y.backward();
-  CHECK(w.grad()(0) == doctest::Approx(12.0));
+  CHECK(w.grad()(0) == doctest::Approx(12.0).epsilon(1e-13));
 }
 
 TEST_CASE("grad returns gradients of intermediate tensors without accumulating") {
@@ -93,13 +93,13 @@ TEST_CASE("nested tapes: the newest records, the outer one resumes after") {
     const TD b = x * 5.0;
     CHECK(inner.size() == 1);
     b.backward();
-    CHECK(x.grad()(0) == doctest::Approx(5.0));
+    CHECK(x.grad()(0) == doctest::Approx(5.0).epsilon(1e-13));
   }
   const TD c = tg::sum(a * 2.0);
   CHECK(outer.size() == 3);
   x.zero_grad();
   c.backward();
-  CHECK(x.grad()(0) == doctest::Approx(12.0));
+  CHECK(x.grad()(0) == doctest::Approx(12.0).epsilon(1e-13));
 }
 
 TEST_CASE("create_graph records on the output's tape while a newer tape is alive") {
