@@ -1,4 +1,5 @@
-// The vector_math functions, on the kernels vector_math_table() chose for this machine.
+// The vector_math functions, on the kernels vector_math_table() chose for this machine (or a
+// VectorMathOverride's).
 #include "vector_math.hpp"
 
 namespace tapegrad {
@@ -6,14 +7,26 @@ namespace detail {
 
 namespace {
 
+std::atomic<const VectorMathTable*> override_table{nullptr};
+
+const VectorMathTable& current_table() {
+  const VectorMathTable* t = override_table.load(std::memory_order_acquire);
+  return t ? *t : vector_math_table();
+}
+
 template <class T>
 const VectorMath<T>& kernels();
 template <>
-const VectorMath<float>& kernels<float>() { return vector_math_table().f; }
+const VectorMath<float>& kernels<float>() { return current_table().f; }
 template <>
-const VectorMath<double>& kernels<double>() { return vector_math_table().d; }
+const VectorMath<double>& kernels<double>() { return current_table().d; }
 
 }  // namespace
+
+VectorMathOverride::VectorMathOverride(const VectorMathTable& table)
+    : previous_(override_table.exchange(&table, std::memory_order_acq_rel)) {}
+
+VectorMathOverride::~VectorMathOverride() { override_table.store(previous_, std::memory_order_release); }
 
 template <class T>
 void vector_exp(const T* x, T* y, std::size_t n) { kernels<T>().exp(x, y, n); }

@@ -2,7 +2,10 @@
 #ifndef TAPEGRAD_OPS_VECTOR_MATH_HPP
 #define TAPEGRAD_OPS_VECTOR_MATH_HPP
 
+#include <atomic>
 #include <cstddef>
+#include <string>
+#include <vector>
 
 namespace tapegrad {
 namespace detail {
@@ -34,6 +37,28 @@ struct VectorMathTable {
 // The kernels this machine runs: chosen once from the CPU on x86-64 (vector_math_x86.cpp), the
 // C library's functions elsewhere (vector_math_portable.cpp).
 const VectorMathTable& vector_math_table();
+
+// Every table this machine can run, the one vector_math_table() chose first: on x86-64 those of
+// AVX-512, AVX2 with FMA and SSE2 that the CPU has; elsewhere the C library's.
+struct NamedVectorMathTable {
+  std::string name;
+  VectorMathTable table;
+};
+std::vector<NamedVectorMathTable> vector_math_tables();
+
+// While alive, the vector_math functions run `table` instead of vector_math_table(), in every
+// thread (the ops split large arrays over threads): how the tests run the ops on each table. Not
+// to be made while another thread runs ops.
+class VectorMathOverride {
+ public:
+  explicit VectorMathOverride(const VectorMathTable& table);
+  ~VectorMathOverride();
+  VectorMathOverride(const VectorMathOverride&) = delete;
+  VectorMathOverride& operator=(const VectorMathOverride&) = delete;
+
+ private:
+  const VectorMathTable* previous_;
+};
 
 }  // namespace detail
 }  // namespace tapegrad

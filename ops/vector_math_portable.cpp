@@ -31,9 +31,14 @@ void sigmoid_n(const T* x, T* y, std::size_t n) {
 
 }  // namespace
 
+std::vector<NamedVectorMathTable> vector_math_tables() {
+  return {{"C library",
+           {{&exp_n<float>, &log_n<float>, &tanh_n<float>, &sigmoid_n<float>},
+            {&exp_n<double>, &log_n<double>, &tanh_n<double>, &sigmoid_n<double>}}}};
+}
+
 const VectorMathTable& vector_math_table() {
-  static const VectorMathTable table{{&exp_n<float>, &log_n<float>, &tanh_n<float>, &sigmoid_n<float>},
-                                     {&exp_n<double>, &log_n<double>, &tanh_n<double>, &sigmoid_n<double>}};
+  static const VectorMathTable table = vector_math_tables().front().table;
   return table;
 }
 

@@ -6,13 +6,17 @@
 namespace tapegrad {
 namespace detail {
 
+std::vector<NamedVectorMathTable> vector_math_tables() {
+  const auto cpu = xsimd::available_architectures();
+  std::vector<NamedVectorMathTable> tables;
+  if (cpu.avx512f) tables.push_back({"AVX-512", avx512_vector_math()});
+  if (cpu.fma3_avx2) tables.push_back({"AVX2 with FMA", avx2_vector_math()});
+  tables.push_back({"SSE2", make_vector_math_table<xsimd::sse2>()});
+  return tables;
+}
+
 const VectorMathTable& vector_math_table() {
-  static const VectorMathTable table = [] {
-    const auto cpu = xsimd::available_architectures();
-    if (cpu.avx512f) return avx512_vector_math();
-    if (cpu.fma3_avx2) return avx2_vector_math();
-    return make_vector_math_table<xsimd::sse2>();
-  }();
+  static const VectorMathTable table = vector_math_tables().front().table;
   return table;
 }
 

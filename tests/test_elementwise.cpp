@@ -2,6 +2,8 @@
 
 #include <limits>
 
+#include <tapegrad/ops/vector_math.hpp>
+
 TEST_CASE("binary ops: values against a naive loop, with broadcasting") {
   const Arr a = random_array({3, 1}, 1), b = random_array({1, 4}, 2, 0.5, 2.0);
   const TD ta(a), tb(b);
@@ -53,11 +55,10 @@ TEST_CASE("unary ops: values against std:: functions") {
 
 namespace {
 
-// exp, log, tanh and sigmoid (SIMD kernels) against the C library over a wide sweep of values,
+// A kernel table's exp, log, tanh and sigmoid against the C library over a wide sweep of values,
 // to within `ulps` units in the last place; special values exactly as the C library gives them.
 template <class T>
-void check_vector_math(double ulps) {
-  using A = xt::xarray<T>;
+void check_vector_math(const tg::detail::VectorMath<T>& kernels, double ulps) {
   const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
   const T denorm = std::numeric_limits<T>::denorm_min(), tiny = std::numeric_limits<T>::min();
   std::vector<T> values{0, T(-0.0), inf, -inf, nan, denorm, tiny / 4, tiny, T(1e-30), T(0.5), T(1), T(-1),
@@ -68,35 +69,33 @@ void check_vector_math(double ulps) {
   std::uniform_real_distribution<double> u(-40, 40);
   for (int i = 0; i < 2000; ++i) values.push_back(static_cast<T>(u(rng)));
   for (int i = 0; i < 500; ++i) values.push_back(static_cast<T>(std::exp(u(rng))));   // positive, many scales
-  A x = A::from_shape({values.size()});
-  std::copy(values.begin(), values.end(), x.begin());
-  const tg::Tensor<T> t(x);
-  const auto check = [&](const char* name, const A& got, T (*reference)(T)) {
+  using Kernel = void (*)(const T*, T*, std::size_t);
+  const auto check = [&](const char* name, Kernel kernel, T (*reference)(T)) {
+    std::vector<T> got(values.size());
+    kernel(values.data(), got.data(), values.size());
     for (std::size_t i = 0; i < values.size(); ++i) {
       const T want = reference(values[i]);
-      INFO(std::string(name), "(", values[i], ") = ", got(i), ", C library ", want);
+      INFO(std::string(name), "(", values[i], ") = ", got[i], ", C library ", want);
       if (std::isnan(want)) {
-        CHECK(std::isnan(got(i)));
+        CHECK(std::isnan(got[i]));
       } else if (std::isinf(want) || want == 0) {
-        CHECK(got(i) == want);
+        CHECK(got[i] == want);
       } else {
         // Subnormal results carry fewer digits: one unit of the smallest subnormal is allowed.
-        CHECK(std::abs(got(i) - want) <= ulps * std::numeric_limits<T>::epsilon() * std::abs(want) + denorm);
+        CHECK(std::abs(got[i] - want) <= ulps * std::numeric_limits<T>::epsilon() * std::abs(want) + denorm);
       }
       // The same element alone (the padded tail of the vector code) gives the same result.
       if (i % 97 == 0) {
-        const T alone = name[0] == 'e'   ? tg::exp(tg::Tensor<T>(A{values[i]})).item()
-                        : name[0] == 'l' ? tg::log(tg::Tensor<T>(A{values[i]})).item()
-                        : name[0] == 't' ? tg::tanh(tg::Tensor<T>(A{values[i]})).item()
-                                         : tg::sigmoid(tg::Tensor<T>(A{values[i]})).item();
-        CHECK((alone == got(i) || (std::isnan(alone) && std::isnan(got(i)))));
+        T alone;
+        kernel(&values[i], &alone, 1);
+        CHECK((alone == got[i] || (std::isnan(alone) && std::isnan(got[i]))));
       }
     }
   };
-  check("exp", tg::exp(t).value(), [](T v) { return std::exp(v); });
-  check("log", tg::log(t).value(), [](T v) { return std::log(v); });
-  check("tanh", tg::tanh(t).value(), [](T v) { return std::tanh(v); });
-  check("sigmoid", tg::sigmoid(t).value(), [](T v) {
+  check("exp", kernels.exp, [](T v) { return std::exp(v); });
+  check("log", kernels.log, [](T v) { return std::log(v); });
+  check("tanh", kernels.tanh, [](T v) { return std::tanh(v); });
+  check("sigmoid", kernels.sigmoid, [](T v) {
     const long double e = std::exp(-std::abs(static_cast<long double>(v)));
     return static_cast<T>((v >= 0 ? 1.0L : e) / (1.0L + e));
   });
@@ -104,9 +103,30 @@ void check_vector_math(double ulps) {
 
 }  // namespace
 
-TEST_CASE("exp, log, tanh, sigmoid: within a few ulp of the C library, special values included") {
-  check_vector_math<double>(4);
-  check_vector_math<float>(4);
+TEST_CASE("exp, log, tanh, sigmoid: every kernel table this CPU runs, within a few ulp of the C library") {
+  const auto tables = tg::detail::vector_math_tables();
+  REQUIRE(!tables.empty());
+  std::string names;
+  for (const auto& table : tables) {
+    CAPTURE(table.name);
+    names += (names.empty() ? "" : ", ") + table.name;
+    check_vector_math<double>(table.table.d, 4);
+    check_vector_math<float>(table.table.f, 4);
+  }
+  MESSAGE("kernel tables checked: ", names);
+  // The ops run the table chosen at start-up, the first, or an override's.
+  const xt::xarray<float> x{-3.f, 0.25f, 40.f};
+  const auto through = [&](const tg::detail::VectorMathTable& t) {
+    xt::xarray<float> y = xt::zeros<float>({3});
+    t.f.tanh(x.data(), y.data(), 3);
+    return y;
+  };
+  CHECK(tg::tanh(TF(x)).value() == through(tg::detail::vector_math_table()));
+  CHECK((tables.front().table.d.exp == tg::detail::vector_math_table().d.exp));
+  for (const auto& table : tables) {
+    const tg::detail::VectorMathOverride kernels(table.table);
+    CHECK(tg::tanh(TF(x)).value() == through(table.table));
+  }
 }
 
 TEST_CASE("x * x: the gradient is 2x, and the second derivative 2") {

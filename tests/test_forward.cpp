@@ -1,5 +1,6 @@
 // Forward mode: tangents through every op (tg::jvp), against finite differences and against
 // reverse mode.
+#include "every_op.hpp"
 #include "helpers.hpp"
 
 #include "fuzz/graphs.hpp"
@@ -194,103 +195,6 @@ TEST_CASE("gradcheck checks forward mode too: against finite differences and aga
 }
 
 namespace {
-// One public op, on inputs of these shapes drawn in [lo, hi).
-struct OpCase {
-  const char* name;
-  std::function<TD(const Inputs&)> f;
-  std::vector<tg::Shape> shapes;
-  double lo = -1, hi = 1;
-};
-
-std::vector<OpCase> every_op() {
-  using tg::Shape;
-  const Shape m{2, 3}, img{1, 2, 5, 5};
-  return {
-      {"add (broadcast)", [](const Inputs& x) { return x[0] + x[1]; }, {m, {3}}},
-      {"sub (broadcast)", [](const Inputs& x) { return x[0] - x[1]; }, {m, {2, 1}}},
-      {"mul (broadcast)", [](const Inputs& x) { return x[0] * x[1]; }, {m, {1, 3}}},
-      {"mul (x * x)", [](const Inputs& x) { return x[0] * x[0]; }, {m}},
-      {"div", [](const Inputs& x) { return x[0] / x[1]; }, {m, m}, 0.5, 1.5},
-      {"add_scalar", [](const Inputs& x) { return x[0] + 0.5; }, {m}},
-      {"mul_scalar", [](const Inputs& x) { return x[0] * 1.5; }, {m}},
-      {"rdiv_scalar", [](const Inputs& x) { return 2.0 / x[0]; }, {m}, 0.5, 1.5},
-      {"neg", [](const Inputs& x) { return -x[0]; }, {m}},
-      {"exp", [](const Inputs& x) { return tg::exp(x[0]); }, {m}},
-      {"log", [](const Inputs& x) { return tg::log(x[0]); }, {m}, 0.5, 1.5},
-      {"sqrt", [](const Inputs& x) { return tg::sqrt(x[0]); }, {m}, 0.5, 1.5},
-      {"pow", [](const Inputs& x) { return tg::pow(x[0], 2.5); }, {m}, 0.5, 1.5},
-      {"abs", [](const Inputs& x) { return tg::abs(x[0]); }, {m}},
-      {"tanh", [](const Inputs& x) { return tg::tanh(x[0]); }, {m}},
-      {"sigmoid", [](const Inputs& x) { return tg::sigmoid(x[0]); }, {m}},
-      {"relu", [](const Inputs& x) { return tg::relu(x[0]) * x[0]; }, {m}},
-      {"sin", [](const Inputs& x) { return tg::sin(x[0]); }, {m}},
-      {"cos", [](const Inputs& x) { return tg::cos(x[0]); }, {m}},
-      {"log1p", [](const Inputs& x) { return tg::log1p(x[0]); }, {m}, -0.5, 1.5},
-      {"expm1", [](const Inputs& x) { return tg::expm1(x[0]); }, {m}},
-      {"softplus", [](const Inputs& x) { return tg::softplus(x[0] * 3.0); }, {m}},
-      {"leaky_relu", [](const Inputs& x) { return tg::leaky_relu(x[0], 0.2) * x[0]; }, {m}},
-      {"elu", [](const Inputs& x) { return tg::elu(x[0], 1.5); }, {m}},
-      {"erf", [](const Inputs& x) { return tg::erf(x[0] * 1.5); }, {m}},
-      {"gelu", [](const Inputs& x) { return tg::gelu(x[0] * 2.0); }, {m}},
-      {"maximum (broadcast)", [](const Inputs& x) { return tg::maximum(x[0], x[1]) * x[0]; }, {m, {3}}},
-      {"minimum (broadcast)", [](const Inputs& x) { return tg::minimum(x[1], x[0] * x[0]); }, {m, {2, 1}}},
-      {"clamp", [](const Inputs& x) { return tg::clamp(x[0], -0.5, 0.5) * x[0]; }, {m}},
-      {"matmul", [](const Inputs& x) { return tg::matmul(x[0], x[1]); }, {m, {3, 4}}},
-      {"matmul (batched)", [](const Inputs& x) { return tg::matmul(x[0], x[1]); }, {{2, 2, 3}, {3, 4}}},
-      {"matmul (transposed)", [](const Inputs& x) { return tg::matmul(x[0], x[1], true, true); }, {{3, 2}, {4, 3}}},
-      {"matmul (a column)", [](const Inputs& x) { return tg::matmul(x[0], x[1]); }, {m, {3, 1}}},
-      {"matmul (a column, transposed)", [](const Inputs& x) { return tg::matmul(x[0], x[1], true, true); },
-       {{3, 2}, {1, 3}}},
-      {"matmul (1-D)", [](const Inputs& x) { return tg::matmul(x[0], x[1]); }, {m, {3}}},
-      {"softmax", [](const Inputs& x) { return tg::softmax(x[0], 1); }, {m}},
-      {"log_softmax", [](const Inputs& x) { return tg::log_softmax(x[0], 0); }, {m}},
-      {"logsumexp", [](const Inputs& x) { return tg::logsumexp(x[0], 1); }, {m}},
-      {"mse_loss", [](const Inputs& x) { return tg::mse_loss(x[0], x[1]); }, {m, m}},
-      {"cross_entropy", [](const Inputs& x) { return tg::cross_entropy(x[0], {2, 0}); }, {m}},
-      {"cross_entropy (weights, smoothing)", [](const Inputs& x) {
-         tg::CrossEntropyOptions o(tg::Reduction::none);
-         o.weight = {1.0, 0.5, 2.0};
-         o.label_smoothing = 0.1;
-         return tg::cross_entropy(x[0], {2, 0}, o);
-       }, {m}},
-      {"binary_cross_entropy_with_logits", [](const Inputs& x) { return tg::binary_cross_entropy_with_logits(x[0], x[1], tg::Reduction::none, 2.0); }, {m, m}},
-      {"huber_loss", [](const Inputs& x) { return tg::huber_loss(x[0], x[1] * 0.2, 0.5, tg::Reduction::none); }, {m, m}, 0.6, 1.0},
-      {"sum", [](const Inputs& x) { return tg::sum(x[0]) * tg::sum(x[0], {0}); }, {m}},
-      {"mean", [](const Inputs& x) { return tg::mean(x[0]) * tg::mean(x[0], {1}, true); }, {m}},
-      {"max (all)", [](const Inputs& x) { return tg::max(x[0]) * x[0]; }, {m}},
-      {"max (axis)", [](const Inputs& x) { return tg::max(x[0], 1, true) * tg::max(x[0], 0, true); }, {m}},
-      {"max (axes)", [](const Inputs& x) { return tg::max(x[0], tg::Axes{0, 2}); }, {{2, 3, 2}}},
-      {"sum_to", [](const Inputs& x) { return tg::sum_to(x[0] * x[0], {1, 3}); }, {m}},
-      {"reshape", [](const Inputs& x) { return tg::reshape(x[0] * x[0], {3, 2}); }, {m}},
-      {"transpose", [](const Inputs& x) { return tg::transpose(x[0] * x[0], {2, 0, 1}) + tg::transpose(x[1]); },
-       {{2, 3, 2}, {3, 2}}},
-      {"broadcast_to", [](const Inputs& x) { return tg::broadcast_to(x[0] * x[0], {2, 2, 3}); }, {{1, 3}}},
-      {"slice", [](const Inputs& x) { return tg::slice(x[0] * x[0], 1, 0, 3, 2); }, {m}},
-      {"concat", [](const Inputs& x) { return tg::concat(Inputs{x[0] * x[1], x[1]}, 0); }, {m, m}},
-      {"pad", [](const Inputs& x) { return tg::pad(x[0] * x[0], {{1, 0}, {0, 2}}, 3.0); }, {m}},
-      {"conv2d", [](const Inputs& x) { return tg::conv2d(x[0], x[1], x[2], 2, 1); }, {img, {3, 2, 3, 3}, {3}}},
-      {"avg_pool2d", [](const Inputs& x) { return tg::avg_pool2d(x[0] * x[0], 2); }, {{1, 2, 4, 4}}},
-      {"avg_pool2d (stride, padding)", [](const Inputs& x) { return tg::avg_pool2d(x[0] * x[0], 2, 1, 1); }, {img}},
-      {"max_pool2d", [](const Inputs& x) { return tg::max_pool2d(x[0] * x[0], 2); }, {{1, 2, 4, 4}}},
-      {"max_pool2d (stride)", [](const Inputs& x) { return tg::max_pool2d(tg::exp(x[0]), 3, 1); }, {img}},
-      {"max_pool2d (padding)", [](const Inputs& x) { return tg::max_pool2d(x[0] * x[0], 3, 2, 1); }, {img}},
-      {"index_select", [](const Inputs& x) { return tg::index_select(x[0] * x[0], 1, {2, 0, 2, -1}); }, {m}},
-      {"take_along_axis (broadcast)", [](const Inputs& x) { return tg::take_along_axis(x[0] * x[0], tg::Index{{2, 0, 1, 2}}, 1); }, {m}},
-      {"gather", [](const Inputs& x) { return tg::gather(tg::exp(x[0]), 0, tg::Index{{1, 0, 1}}); }, {m}},
-      {"where (broadcast)", [](const Inputs& x) { return tg::where(xt::xarray<bool>{true, false, true}, x[0] * x[0], x[1]); },
-       {m, {2, 1}}},
-      {"cumsum", [](const Inputs& x) { return tg::cumsum(x[0] * x[0], 1); }, {m}},
-      {"stack", [](const Inputs& x) { return tg::stack(Inputs{x[0] * x[1], x[1]}, 1); }, {m, m}},
-      {"split", [](const Inputs& x) { const auto p = tg::split(x[0] * x[0], {1, 2}, 1); return p[0] * p[1]; }, {m}},
-      {"lstm_recurrence", [](const Inputs& x) { return tg::lstm_recurrence(x[0], x[1], x[2], x[3]); },
-       {{3, 2, 8}, {8, 2}, {2, 2}, {2, 2}}},
-      {"lstm_recurrence (rows)", [](const Inputs& x) { return tg::lstm_recurrence(x[0], x[1], x[2], x[3]); },
-       {{4, 8}, {8, 2}, {2, 2}, {2, 2}}},
-      {"im2col", [](const Inputs& x) { return tg::im2col(x[0] * x[0], 3, 1, 1); }, {{1, 2, 3, 3}}},
-      {"col2im", [](const Inputs& x) { return tg::col2im(x[0] * x[0], {1, 2, 3, 3}, 3, 1, 1); }, {{1, 18, 9}}},
-  };
-}
-
 double dot(const Inputs& a, const Inputs& b) {
   double s = 0;
   for (std::size_t i = 0; i < a.size(); ++i) s += xt::sum(a[i].value() * b[i].value())();
@@ -305,7 +209,7 @@ TEST_CASE("every public op has a JVP rule of its own, right in forward mode, for
   // and equals reverse over reverse to 1e-12, as does forward over forward (the rules' own ops
   // differentiated by forward mode).
   unsigned seed = 2000;
-  for (const OpCase& c : every_op()) {
+  for (const OpCase<double>& c : every_op<double>()) {
     const std::string name = c.name;
     CAPTURE(name);
     Inputs x, t;
