@@ -90,6 +90,28 @@ inline bool matches(const TD& got, const Reference& want, double tol = 1e-12) {
   return true;
 }
 
+// Direct convolution by loops, the reference of the conv tests: y[n,k,i,j] = b[k] + sum_{c,u,v} w[k,c,u,v] * xpad[n,c,i*s+u,j*s+v]
+inline Arr naive_conv(const Arr& x, const Arr& w, const Arr* b, tg::Size2 s, tg::Size2 p) {
+  const std::size_t N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
+  const std::size_t K = w.shape(0), kh = w.shape(2), kw = w.shape(3);
+  const std::size_t Ho = (H + 2 * p.h - kh) / s.h + 1, Wo = (W + 2 * p.w - kw) / s.w + 1;
+  Arr y = xt::zeros<double>({N, K, Ho, Wo});
+  for (std::size_t n = 0; n < N; ++n)
+    for (std::size_t k = 0; k < K; ++k)
+      for (std::size_t i = 0; i < Ho; ++i)
+        for (std::size_t j = 0; j < Wo; ++j) {
+          double acc = b ? (*b)(k) : 0.0;
+          for (std::size_t c = 0; c < C; ++c)
+            for (std::size_t u = 0; u < kh; ++u)
+              for (std::size_t v = 0; v < kw; ++v) {
+                const long r = long(i * s.h + u) - long(p.h), q = long(j * s.w + v) - long(p.w);
+                if (r >= 0 && r < long(H) && q >= 0 && q < long(W)) acc += w(k, c, u, v) * x(n, c, r, q);
+              }
+          y(n, k, i, j) = acc;
+        }
+  return y;
+}
+
 // The tests' gradient checks: Richardson-extrapolated differences with step 1e-3 resolve ~1e-11
 // on the tests' functions (inputs of order 1), so rtol 1e-6 and atol 1e-8 hold with room, and a
 // 0.1 % error in one element fails (test_gradcheck shows it does). gradcheck's defaults, for

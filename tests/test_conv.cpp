@@ -2,28 +2,6 @@
 
 namespace {
 
-// Direct convolution by loops: y[n,k,i,j] = b[k] + sum_{c,u,v} w[k,c,u,v] * xpad[n,c,i*s+u,j*s+v]
-Arr naive_conv(const Arr& x, const Arr& w, const Arr* b, tg::Size2 s, tg::Size2 p) {
-  const std::size_t N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
-  const std::size_t K = w.shape(0), kh = w.shape(2), kw = w.shape(3);
-  const std::size_t Ho = (H + 2 * p.h - kh) / s.h + 1, Wo = (W + 2 * p.w - kw) / s.w + 1;
-  Arr y = xt::zeros<double>({N, K, Ho, Wo});
-  for (std::size_t n = 0; n < N; ++n)
-    for (std::size_t k = 0; k < K; ++k)
-      for (std::size_t i = 0; i < Ho; ++i)
-        for (std::size_t j = 0; j < Wo; ++j) {
-          double acc = b ? (*b)(k) : 0.0;
-          for (std::size_t c = 0; c < C; ++c)
-            for (std::size_t u = 0; u < kh; ++u)
-              for (std::size_t v = 0; v < kw; ++v) {
-                const long r = long(i * s.h + u) - long(p.h), q = long(j * s.w + v) - long(p.w);
-                if (r >= 0 && r < long(H) && q >= 0 && q < long(W)) acc += w(k, c, u, v) * x(n, c, r, q);
-              }
-          y(n, k, i, j) = acc;
-        }
-  return y;
-}
-
 struct Case {
   tg::Shape x, w;
   tg::Size2 stride, padding;
@@ -66,6 +44,32 @@ TEST_CASE("conv2d gradients for input, weight and bias") {
     if (c.bias) in.push_back(leaf({c.w[0]}, seed++));
     check_gradients(
         [c](const Inputs& v) { return tg::conv2d(v[0], v[1], c.bias ? v[2] : TD(), c.stride, c.padding); }, in);
+  }
+}
+
+TEST_CASE("im2col equals a naive patch extraction") {
+  struct Im2colCase {
+    tg::Shape x;
+    tg::Size2 kernel, stride, padding;
+  };
+  for (const Im2colCase& c : {Im2colCase{{2, 3, 5, 4}, {3, 2}, {2, 1}, {1, 1}}, Im2colCase{{1, 2, 4, 4}, 3, 1, 1},
+                              Im2colCase{{1, 1, 6, 5}, {1, 2}, {4, 3}, {3, 2}}, Im2colCase{{2, 2, 3, 3}, 3, 1, 0}}) {
+    CAPTURE(tg::shape_str(c.x));
+    const Arr x = random_array(c.x, 446);
+    const std::size_t N = c.x[0], C = c.x[1], H = c.x[2], W = c.x[3], kh = c.kernel.h, kw = c.kernel.w;
+    const std::size_t Ho = (H + 2 * c.padding.h - kh) / c.stride.h + 1, Wo = (W + 2 * c.padding.w - kw) / c.stride.w + 1;
+    Arr expected = xt::zeros<double>({N, C * kh * kw, Ho * Wo});
+    for (std::size_t n = 0; n < N; ++n)
+      for (std::size_t ch = 0; ch < C; ++ch)
+        for (std::size_t u = 0; u < kh; ++u)
+          for (std::size_t v = 0; v < kw; ++v)
+            for (std::size_t i = 0; i < Ho; ++i)
+              for (std::size_t j = 0; j < Wo; ++j) {
+                const long r = long(i * c.stride.h + u) - long(c.padding.h), q = long(j * c.stride.w + v) - long(c.padding.w);
+                if (r >= 0 && r < long(H) && q >= 0 && q < long(W))
+                  expected(n, (ch * kh + u) * kw + v, i * Wo + j) = x(n, ch, std::size_t(r), std::size_t(q));
+              }
+    CHECK(tg::im2col(TD(x), c.kernel, c.stride, c.padding).value() == expected);   // copies: exact
   }
 }
 

@@ -77,7 +77,8 @@ TEST_CASE("Conv2d with a per-channel bias and with the notes' untied bias") {
   CHECK(conv.weight().shape() == tg::Shape{3, 2, 3, 3});
   CHECK(conv.bias().shape() == tg::Shape{3});
   const TD x(random_array({2, 2, 5, 5}, 701));
-  CHECK(all_close(conv(x).value(), tg::conv2d(x, conv.weight(), conv.bias(), 1, 1).value(), 1e-12));
+  const Arr w = conv.weight().value(), b = conv.bias().value();
+  CHECK(all_close(conv(x).value(), naive_conv(x.value(), w, &b, 1, 1), 1e-12));
   check_module(conv, x);
 
   tg::Conv2dOptions untied;
@@ -86,7 +87,7 @@ TEST_CASE("Conv2d with a per-channel bias and with the notes' untied bias") {
   tg::Conv2d<double> notes(2, 2, 3, untied);   // 5x5 input, 3x3 kernel, no padding: 3x3 output
   CHECK(notes.bias().shape() == tg::Shape{2, 3, 3});
   const Arr y = notes(x).value();
-  const Arr expected = tg::conv2d(x, notes.weight(), TD(), 1, 0).value() + notes.bias().value();
+  const Arr expected = naive_conv(x.value(), notes.weight().value(), nullptr, 1, 0) + notes.bias().value();
   CHECK(all_close(y, expected, 1e-12));
   check_module(notes, x);
   CHECK_THROWS_WITH_AS(notes(TD(random_array({1, 2, 6, 6}, 702))),
@@ -94,7 +95,11 @@ TEST_CASE("Conv2d with a per-channel bias and with the notes' untied bias") {
                        tg::ShapeError);
   tg::Conv2dOptions none;
   none.bias = tg::ConvBias::none;
-  CHECK(tg::Conv2d<double>(2, 2, 3, none).named_parameters().size() == 1);
+  none.stride = {2, 1};
+  tg::Conv2d<double> unbiased(2, 2, 3, none);
+  CHECK(unbiased.named_parameters().size() == 1);
+  CHECK(all_close(unbiased(x).value(), naive_conv(x.value(), unbiased.weight().value(), nullptr, {2, 1}, 0), 1e-12));
+  check_module(unbiased, x);
 }
 
 TEST_CASE("pooling, activation, softmax and flatten layers in a Sequential model") {

@@ -1,6 +1,7 @@
 #include "helpers.hpp"
 
 #include <limits>
+#include <memory>
 
 namespace {
 // f(p) = 1/2 sum(a * p^2) with gradient a * p: one step from p0 has a closed form.
@@ -63,6 +64,53 @@ TEST_CASE("Adam: bias correction over three steps against hand-computed values")
   fresh.gradient();
   one.step();
   CHECK(all_close(fresh.p.value(), Arr(fresh.p0 - lr * xt::sign(fresh.a * fresh.p0)), 1e-9));
+}
+
+TEST_CASE("weight decay: Adam's and SGD's steps against closed forms, and equal to the decay's term in the loss") {
+  // Adam with weight decay w adds w p to the gradient before the moments (PyTorch's Adam).
+  for (const double wd : {0.0, 0.05}) {
+    CAPTURE(wd);
+    Quadratic q;
+    const double lr = 0.01, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    tg::Adam<double> adam({q.p}, lr, b1, b2, eps, wd);
+    Arr p = q.p0, m = xt::zeros<double>({3}), v = m;
+    for (int t = 1; t <= 4; ++t) {
+      q.gradient();
+      adam.step();
+      const Arr g = q.a * p + wd * p;
+      m = b1 * m + (1 - b1) * g;
+      v = b2 * v + (1 - b2) * g * g;
+      const Arr mhat = m / (1 - std::pow(b1, t)), vhat = v / (1 - std::pow(b2, t));
+      p = p - lr * mhat / (xt::sqrt(vhat) + eps);
+      CHECK(all_close(q.p.value(), p, 1e-15));
+    }
+  }
+  // SGD's and Adam's decay are the gradient of (w / 2) |p|^2: a step with decay w equals a step
+  // without it on the loss plus that term, its gradient from the autodiff.
+  const double wd = 0.1;
+  auto run = [&](bool decay_in_optimizer, bool adam) {
+    Quadratic q;
+    std::unique_ptr<tg::Optimizer<double>> opt;
+    const double w = decay_in_optimizer ? wd : 0.0;
+    if (adam)
+      opt = std::make_unique<tg::Adam<double>>(std::vector<TD>{q.p}, 0.01, 0.9, 0.999, 1e-8, w);
+    else
+      opt = std::make_unique<tg::SGD<double>>(std::vector<TD>{q.p}, 0.1, 0.9, w);
+    for (int t = 0; t < 3; ++t) {
+      opt->zero_grad();
+      tg::Tape tape;
+      TD loss = tg::sum(TD(q.a) * q.p * q.p) * 0.5;
+      if (!decay_in_optimizer) loss = loss + tg::sum(q.p * q.p) * (wd / 2);
+      loss.backward();
+      opt->step();
+    }
+    return Arr(q.p.value());
+  };
+  for (const bool adam : {false, true}) {
+    CAPTURE(adam);
+    CHECK(all_close(run(true, adam), run(false, adam), 1e-13));
+    CHECK_FALSE(all_close(run(true, adam), Quadratic().p0, 1e-3));   // it moved
+  }
 }
 
 TEST_CASE("optimizers skip parameters without a gradient and reject bad settings") {

@@ -1,10 +1,13 @@
 #include "helpers.hpp"
 
+#include <tuple>
+
 namespace {
-// Per-window loops. mode 0: mean, 1: max.
-Arr naive_pool(const Arr& x, tg::Size2 k, tg::Size2 s, int mode) {
+// Per-window loops. mode 0: mean (the zero padding counted in it), 1: max (over the elements
+// inside the input).
+Arr naive_pool(const Arr& x, tg::Size2 k, tg::Size2 s, int mode, tg::Size2 p = 0) {
   const std::size_t N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
-  const std::size_t Ho = (H - k.h) / s.h + 1, Wo = (W - k.w) / s.w + 1;
+  const std::size_t Ho = (H + 2 * p.h - k.h) / s.h + 1, Wo = (W + 2 * p.w - k.w) / s.w + 1;
   Arr y = xt::zeros<double>({N, C, Ho, Wo});
   for (std::size_t n = 0; n < N; ++n)
     for (std::size_t c = 0; c < C; ++c)
@@ -13,7 +16,9 @@ Arr naive_pool(const Arr& x, tg::Size2 k, tg::Size2 s, int mode) {
           double acc = mode == 0 ? 0.0 : -1e300;
           for (std::size_t u = 0; u < k.h; ++u)
             for (std::size_t v = 0; v < k.w; ++v) {
-              const double e = x(n, c, i * s.h + u, j * s.w + v);
+              const long r = long(i * s.h + u) - long(p.h), q = long(j * s.w + v) - long(p.w);
+              if (r < 0 || r >= long(H) || q < 0 || q >= long(W)) continue;
+              const double e = x(n, c, std::size_t(r), std::size_t(q));
               acc = mode == 0 ? acc + e : std::max(acc, e);
             }
           y(n, c, i, j) = mode == 0 ? acc / double(k.h * k.w) : acc;
@@ -31,6 +36,20 @@ TEST_CASE("avg_pool2d and max_pool2d equal per-window loops; windows that do not
   // 7x6 with a 2x2 kernel: 3x3 output, the last row dropped.
   CHECK(tg::avg_pool2d(TD(x), 2).shape() == tg::Shape{2, 3, 3, 3});
   CHECK(tg::max_pool2d(TD(x), 2).shape() == tg::Shape{2, 3, 3, 3});
+}
+
+TEST_CASE("pooling with a different padding per axis: values against per-window loops, gradients") {
+  const Arr x = random_array({2, 2, 5, 6}, 504);
+  for (auto [k, s, p] : std::vector<std::tuple<tg::Size2, tg::Size2, tg::Size2>>{
+           {{3, 2}, {2, 1}, {1, 0}}, {{2, 4}, {1, 3}, {0, 2}}, {3, {1, 2}, {1, 0}}}) {
+    CAPTURE(p.h);
+    CAPTURE(p.w);
+    CHECK(all_close(tg::avg_pool2d(TD(x), k, s, p).value(), naive_pool(x, k, s, 0, p), 1e-15));
+    CHECK(all_close(tg::max_pool2d(TD(x), k, s, p).value(), naive_pool(x, k, s, 1, p), 0));
+    check_gradients([=](const Inputs& v) { return tg::avg_pool2d(v[0], k, s, p); }, {leaf({1, 2, 5, 6}, 505)}, forward_too());
+    check_gradients([=](const Inputs& v) { return tg::max_pool2d(v[0] * v[0], k, s, p); }, {leaf({1, 2, 5, 6}, 506)},
+                    forward_too());
+  }
 }
 
 TEST_CASE("avg_pool2d with zero padding counts the padding in the mean") {

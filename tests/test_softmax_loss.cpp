@@ -29,6 +29,33 @@ TEST_CASE("softmax, log_softmax and cross_entropy are finite for logits of +-1e4
   CHECK(std::isfinite(tg::cross_entropy(lf, {1}).item()));
 }
 
+TEST_CASE("softmax, log_softmax and cross_entropy at logits of +-1e4 equal their closed forms") {
+  // Differences of 1e4 or more: exp(-1e4) is 0 in double, so the closed forms are exact.
+  const Arr x{{1e4, -1e4, 0.0}, {-1e4, -1e4, 1e4}};
+  CHECK(tg::softmax(TD(x), 1).value() == Arr{{1.0, 0.0, 0.0}, {0.0, 0.0, 1.0}});
+  CHECK(tg::log_softmax(TD(x), 1).value() == Arr{{0.0, -2e4, -1e4}, {-2e4, -2e4, 0.0}});
+  const TD logits(x, true);
+  {
+    tg::Tape tape;
+    const TD loss = tg::cross_entropy(logits, {1, 2});
+    CHECK(loss.item() == 1e4);   // (2e4 + 0) / 2
+    loss.backward();
+  }
+  // d/dx = (softmax - one-hot) / N.
+  CHECK(logits.grad() == Arr{{0.5, -0.5, 0.0}, {0.0, 0.0, 0.0}});
+  // Near each other at 1e4: softmax_k = exp(-d_k) / sum_j exp(-d_j) for the offsets d from the top
+  // logit, log_softmax_k = -d_k - log(sum_j exp(-d_j)); for float too (1e4 - 2 is exact in float).
+  const Arr d{0.0, 1.0, 2.0, 0.5};
+  const double z = std::exp(0.0) + std::exp(-1.0) + std::exp(-2.0) + std::exp(-0.5);
+  const Arr near = Arr(xt::reshape_view(1e4 - d, {1, 4}));
+  const Arr want_log = Arr(xt::reshape_view(-d - std::log(z), {1, 4}));
+  CHECK(all_close(tg::log_softmax(TD(near), 1).value(), want_log, 1e-12));
+  CHECK(all_close(tg::softmax(TD(near), 1).value(), Arr(xt::exp(want_log)), 1e-15));
+  const xt::xarray<float> near_f = xt::cast<float>(near);
+  CHECK(all_close(tg::log_softmax(TF(near_f), 1).value(), want_log, 1e-6));
+  CHECK(all_close(tg::softmax(TF(near_f), 1).value(), Arr(xt::exp(want_log)), 1e-7));
+}
+
 TEST_CASE("softmax, log_softmax, losses: gradients") {
   const TD x = leaf({3, 4}, 601, -2, 2);
   check_gradients([](const Inputs& v) { return tg::softmax(v[0], 1); }, {x});
@@ -60,6 +87,18 @@ TEST_CASE("logsumexp: values against the direct formula, shapes, large inputs, g
   check_gradients([](const Inputs& v) { return tg::logsumexp(v[0], 1); }, {a});
   check_gradients([](const Inputs& v) { return tg::logsumexp(v[0], -2, true); }, {a});
   check_gradients([](const Inputs& v) { return tg::logsumexp(v[0], 0); }, {leaf({5}, 607)});
+  // Second derivatives: the Hessian of logsumexp is diag(p) - p p^T (p the softmax), checked by
+  // gradgradcheck and, along a direction t, against that closed form.
+  const auto second = tg::gradgradcheck([](const Inputs& v) { return tg::logsumexp(v[0], 1); }, {a}, strict());
+  INFO(second.str());
+  CHECK(second.ok());
+  const TD row = leaf({4}, 608, -2, 2);
+  const Arr t = random_array({4}, 609);
+  tg::Tape tape;
+  const TD g = tg::grad(tg::logsumexp(row, 0), {row}, true)[0];
+  const TD hessian_t = tg::grad(tg::sum(g * TD(t)), {row})[0];
+  const Arr p = xt::exp(row.value() - std::log(xt::sum(xt::exp(row.value()))()));
+  CHECK(all_close(hessian_t.value(), Arr(p * t - p * xt::sum(p * t)()), 1e-15));
 }
 
 TEST_CASE("losses: values against closed forms") {
