@@ -1,5 +1,9 @@
 #include "errors.hpp"
 
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
 namespace tapegrad {
 
 std::string shape_str(const Shape& shape) {
@@ -9,6 +13,15 @@ std::string shape_str(const Shape& shape) {
     s += std::to_string(shape[i]);
   }
   return s + ")";
+}
+
+std::string number_str(double value) {
+  char text[32];
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::snprintf(text, sizeof text, "%.*g", digits, value);
+    if (std::strtod(text, nullptr) == value || std::isnan(value)) break;
+  }
+  return text;
 }
 
 Shape unravel_index(std::size_t flat, const Shape& shape) {

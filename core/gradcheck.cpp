@@ -148,7 +148,7 @@ std::vector<TaylorTest> taylor_tests(const Problem& p, const HandRows& hand, con
 
 GradcheckReport run(Problem p, const HandRows& hand, const GradcheckOptions& o,
                     const std::vector<DiagnosisCandidates>& candidates = {}) {
-  if (!(o.eps > 0)) throw_value_error("gradcheck", "eps must be > 0, got " + std::to_string(o.eps));
+  if (!(o.eps > 0)) throw_value_error("gradcheck", "eps must be > 0, got " + number_str(o.eps));
   const Array y0 = p.value(p.values);
   p.out_shape = shape_of(y0);
   const std::size_t m = y0.size();
@@ -489,7 +489,7 @@ GradcheckReport gradcheck(const GradcheckFunction& f, const std::vector<Tensor<d
 
 Array numeric_gradient(const std::function<double()>& f, Tensor<double> x, double eps) {
   if (!f) throw_usage_error("numeric_gradient", "the function is empty");
-  if (!(eps > 0)) throw_value_error("numeric_gradient", "eps must be > 0, got " + std::to_string(eps));
+  if (!(eps > 0)) throw_value_error("numeric_gradient", "eps must be > 0, got " + number_str(eps));
   const Array base = x.value();
   struct Restore {
     Tensor<double>& x;

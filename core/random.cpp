@@ -122,8 +122,8 @@ ManualSeed::~ManualSeed() { thread_generator() = previous_; }
 template <class T>
 Tensor<T> uniform(const Shape& shape, scalar_t<T> lo, scalar_t<T> hi, Generator& gen) {
   if (!std::isfinite(lo) || !std::isfinite(hi) || lo > hi)
-    throw_value_error("uniform", "needs finite bounds lo <= hi, got lo " + std::to_string(lo) + " and hi " +
-                                     std::to_string(hi));
+    throw_value_error("uniform", "needs finite bounds lo <= hi, got lo " + number_str(lo) + " and hi " +
+                                     number_str(hi));
   return draw<T>("uniform", shape, [&] {
     const T v = static_cast<T>(gen.uniform(lo, hi));
     // Rounding to float (or lo + (hi - lo) u itself) may reach hi: the interval stays half-open.
@@ -134,14 +134,14 @@ Tensor<T> uniform(const Shape& shape, scalar_t<T> lo, scalar_t<T> hi, Generator&
 template <class T>
 Tensor<T> normal(const Shape& shape, scalar_t<T> mean, scalar_t<T> stddev, Generator& gen) {
   if (!std::isfinite(mean) || !(stddev >= 0) || !std::isfinite(stddev))
-    throw_value_error("normal", "needs a finite mean and a finite stddev >= 0, got mean " + std::to_string(mean) +
-                                    " and stddev " + std::to_string(stddev));
+    throw_value_error("normal", "needs a finite mean and a finite stddev >= 0, got mean " + number_str(mean) +
+                                    " and stddev " + number_str(stddev));
   return draw<T>("normal", shape, [&] { return static_cast<T>(double(mean) + double(stddev) * gen.normal()); });
 }
 
 template <class T>
 Tensor<T> bernoulli(const Shape& shape, scalar_t<T> p, Generator& gen) {
-  if (!(p >= 0 && p <= 1)) throw_value_error("bernoulli", "p must be in [0, 1], got " + std::to_string(p));
+  if (!(p >= 0 && p <= 1)) throw_value_error("bernoulli", "p must be in [0, 1], got " + number_str(p));
   return draw<T>("bernoulli", shape, [&] { return gen.uniform(0, 1) < double(p) ? T(1) : T(0); });
 }
 

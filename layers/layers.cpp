@@ -152,7 +152,7 @@ Tensor<T> Embedding<T>::forward(const Index& tokens) {
 
 template <class T>
 Dropout<T>::Dropout(double p) : p_(p) {
-  if (!(p >= 0 && p <= 1)) throw_value_error("Dropout", "p must be in [0, 1], got " + std::to_string(p));
+  if (!(p >= 0 && p <= 1)) throw_value_error("Dropout", "p must be in [0, 1], got " + number_str(p));
 }
 
 // y = x * mask / (1 - p), mask ~ Bernoulli(1 - p), in training;  y = x otherwise
@@ -170,7 +170,7 @@ template <class T>
 LayerNorm<T>::LayerNorm(Shape normalized_shape, double eps, bool elementwise_affine)
     : shape_(std::move(normalized_shape)), eps_(eps) {
   if (shape_.empty()) throw_value_error("LayerNorm", "normalized_shape must have at least one axis, got ()");
-  if (!(eps > 0)) throw_value_error("LayerNorm", "eps must be > 0, got " + std::to_string(eps));
+  if (!(eps > 0)) throw_value_error("LayerNorm", "eps must be > 0, got " + number_str(eps));
   if (elementwise_affine) {
     weight_ = this->register_parameter("weight", xt::ones<T>(shape_));
     bias_ = this->register_parameter("bias", xt::zeros<T>(shape_));
@@ -196,8 +196,8 @@ template <class T>
 BatchNorm2d<T>::BatchNorm2d(std::size_t channels, double eps, double momentum, bool affine)
     : channels_(channels), eps_(eps), momentum_(momentum) {
   if (channels == 0) throw_value_error("BatchNorm2d", "channels must be >= 1, got 0");
-  if (!(eps > 0)) throw_value_error("BatchNorm2d", "eps must be > 0, got " + std::to_string(eps));
-  if (!(momentum >= 0 && momentum <= 1)) throw_value_error("BatchNorm2d", "momentum must be in [0, 1], got " + std::to_string(momentum));
+  if (!(eps > 0)) throw_value_error("BatchNorm2d", "eps must be > 0, got " + number_str(eps));
+  if (!(momentum >= 0 && momentum <= 1)) throw_value_error("BatchNorm2d", "momentum must be in [0, 1], got " + number_str(momentum));
   if (affine) {
     weight_ = this->register_parameter("weight", xt::ones<T>({channels}));
     bias_ = this->register_parameter("bias", xt::zeros<T>({channels}));

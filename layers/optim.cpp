@@ -8,12 +8,14 @@
 namespace tapegrad {
 
 namespace {
-void check_range(const std::string& op, const char* name, double value, double lo, double hi, bool hi_open) {
-  if (!(value >= lo && (hi_open ? value < hi : value <= hi)))
-    throw_value_error(op, std::string(name) + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                              (hi_open ? ")" : "]") + ", got " + std::to_string(value));
-}
 constexpr double unbounded = 1e300;
+
+void check_range(const std::string& op, const char* name, double value, double lo, double hi, bool hi_open) {
+  if (value >= lo && (hi_open ? value < hi : value <= hi)) return;
+  const std::string range = hi == unbounded ? " must be finite and >= " + number_str(lo)
+                                            : " must be in [" + number_str(lo) + ", " + number_str(hi) + (hi_open ? ")" : "]");
+  throw_value_error(op, std::string(name) + range + ", got " + number_str(value));
+}
 
 template <class T>
 std::vector<ParamGroup<T>> one_group(std::vector<Tensor<T>> parameters) {
@@ -134,7 +136,7 @@ void Optimizer<T>::load_state_dict(const StateDict<double>& state) {
     if (entry == "parameters") {
       const double n = scalar_of(op, entry, value);
       if (n != double(parameters_.size()))
-        throw_value_error(op, "the state is of " + (n == std::floor(n) && n >= 0 && n < 1e15 ? std::to_string(std::uint64_t(n)) : std::to_string(n)) +
+        throw_value_error(op, "the state is of " + (n == std::floor(n) && n >= 0 && n < 1e15 ? std::to_string(std::uint64_t(n)) : number_str(n)) +
                                   " parameters, this " + name_ + " has " +
                                   std::to_string(parameters_.size()));
       counted = true;
@@ -158,7 +160,7 @@ void Optimizer<T>::load_state_dict(const StateDict<double>& state) {
     if (p->second == "step") {
       const double v = scalar_of(op, entry, value);
       if (!(v >= 1 && v <= 9007199254740992.0 && v == std::floor(v)))
-        throw_value_error(op, "entry '" + entry + "' is " + std::to_string(v) + ", not a step count >= 1");
+        throw_value_error(op, "entry '" + entry + "' is " + number_str(v) + ", not a step count >= 1");
       steps[p->first] = static_cast<std::size_t>(v);
       continue;
     }
@@ -265,7 +267,7 @@ Adam<T>::Adam(std::string name, std::vector<ParamGroup<T>> groups, double lr, do
       beta1_(beta1), beta2_(beta2), eps_(eps), decoupled_(decoupled) {
   check_range(this->name_, "beta1", beta1, 0, 1, true);
   check_range(this->name_, "beta2", beta2, 0, 1, true);
-  if (!(eps > 0)) throw_value_error(this->name_, "eps must be > 0, got " + std::to_string(eps));
+  if (!(eps > 0)) throw_value_error(this->name_, "eps must be > 0, got " + number_str(eps));
 }
 
 // One pass per parameter over raw arrays, no temporaries:
@@ -382,7 +384,7 @@ double CosineLR<T>::rate(std::size_t steps, double base) const {
 
 template <class T>
 double clip_grad_norm(const std::vector<Tensor<T>>& parameters, double max_norm) {
-  if (!(max_norm > 0)) throw_value_error("clip_grad_norm", "max_norm must be > 0, got " + std::to_string(max_norm));
+  if (!(max_norm > 0)) throw_value_error("clip_grad_norm", "max_norm must be > 0, got " + number_str(max_norm));
   double squares = 0;
   for (const Tensor<T>& p : parameters)
     if (p.defined() && p.has_grad())

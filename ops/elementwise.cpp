@@ -550,7 +550,7 @@ Tensor<T> clamp(const Tensor<T>& x, scalar_t<T> lo, scalar_t<T> hi) {
   constexpr char op[] = "clamp";
   check_defined<T>(op, {&x});
   if (!(lo <= hi))
-    throw_value_error(op, "the lower bound " + std::to_string(lo) + " is above the upper bound " + std::to_string(hi) +
+    throw_value_error(op, "the lower bound " + number_str(lo) + " is above the upper bound " + number_str(hi) +
                               " (or one is NaN)");
   return record_output<T>(op, {&x}, map(x.value(), [lo, hi](T v) { return v < lo ? lo : v > hi ? hi : v; }),
                    [lo, hi](const VjpArgs<T>& g) {

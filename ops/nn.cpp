@@ -81,11 +81,11 @@ void check_same_shape(const char* op, const char* a, const Tensor<T>& x, const c
 }
 
 // -sum_k C_ik logp_ik per row, reduced: C = (1 - eps) w_y onehot(y) + (eps / K) w (rows of
-// skipped samples 0), the mean divided by the sum of w_y over the samples kept.
-template <class T>
-Tensor<T> class_loss(const char* op, const char* input, const Tensor<T>& log_probs, const std::vector<std::int64_t>& labels,
-                     const CrossEntropyOptions& o) {
-  const Shape s = log_probs.shape();
+// skipped samples 0), the mean divided by the sum of w_y over the samples kept. Everything is
+// checked before log_probs() records anything.
+template <class T, class LogProbs>
+Tensor<T> class_loss(const char* op, const char* input, const Shape& s, LogProbs log_probs,
+                     const std::vector<std::int64_t>& labels, const CrossEntropyOptions& o) {
   if (s.size() != 2) throw_shape_error(op, std::string(input) + " must be 2-D (N, K), got shape " + shape_str(s));
   if (labels.size() != s[0])
     throw_shape_error(op, "got " + std::to_string(labels.size()) + " labels for " + input + " of shape " + shape_str(s) +
@@ -95,9 +95,9 @@ Tensor<T> class_loss(const char* op, const char* input, const Tensor<T>& log_pro
     throw_value_error(op, "weight has " + std::to_string(o.weight.size()) + " values for " + std::to_string(k) + " classes");
   for (std::size_t c = 0; c < o.weight.size(); ++c)
     if (!(o.weight[c] >= 0 && std::isfinite(o.weight[c])))
-      throw_value_error(op, "weight " + std::to_string(o.weight[c]) + " of class " + std::to_string(c) + " is not finite and >= 0");
+      throw_value_error(op, "weight " + number_str(o.weight[c]) + " of class " + std::to_string(c) + " is not finite and >= 0");
   if (!(o.label_smoothing >= 0 && o.label_smoothing < 1))
-    throw_value_error(op, "label_smoothing must be in [0, 1), got " + std::to_string(o.label_smoothing));
+    throw_value_error(op, "label_smoothing must be in [0, 1), got " + number_str(o.label_smoothing));
   const auto weight_of = [&o](std::size_t c) { return o.weight.empty() ? 1.0 : o.weight[c]; };
   xt::xarray<T> coefficients = xt::zeros<T>(s);
   double kept = 0;
@@ -111,7 +111,7 @@ Tensor<T> class_loss(const char* op, const char* input, const Tensor<T>& log_pro
     for (std::size_t c = 0; c < k; ++c) coefficients(i, c) = static_cast<T>(o.label_smoothing / double(k) * weight_of(c));
     coefficients(i, std::size_t(y)) += static_cast<T>((1 - o.label_smoothing) * weight_of(std::size_t(y)));
   }
-  const Tensor<T> weighted = log_probs * Tensor<T>(std::move(coefficients));
+  const Tensor<T> weighted = log_probs() * Tensor<T>(std::move(coefficients));
   switch (o.reduction) {
     case Reduction::none: return neg(sum(weighted, {1}));
     case Reduction::sum: return neg(sum(weighted));
@@ -137,7 +137,7 @@ Tensor<T> huber_loss(const Tensor<T>& pred, const Tensor<T>& target, scalar_t<T>
   constexpr char op[] = "huber_loss";
   check_defined<T>(op, {&pred, &target});
   check_same_shape(op, "pred", pred, "target", target);
-  if (!(delta > 0 && std::isfinite(delta))) throw_value_error(op, "delta must be finite and > 0, got " + std::to_string(delta));
+  if (!(delta > 0 && std::isfinite(delta))) throw_value_error(op, "delta must be finite and > 0, got " + number_str(delta));
   const Tensor<T> a = abs(pred - target);
   const Tensor<T> q = clamp(a, T(0), delta);
   return reduce(q * q * T(0.5) + (a - q) * delta, reduction);
@@ -151,7 +151,7 @@ Tensor<T> binary_cross_entropy_with_logits(const Tensor<T>& logits, const Tensor
   check_defined<T>(op, {&logits, &targets});
   check_same_shape(op, "logits", logits, "targets", targets);
   if (!(pos_weight >= 0 && std::isfinite(pos_weight)))
-    throw_value_error(op, "pos_weight must be finite and >= 0, got " + std::to_string(pos_weight));
+    throw_value_error(op, "pos_weight must be finite and >= 0, got " + number_str(pos_weight));
   const Tensor<T> log_weight = pos_weight == T(1) ? Tensor<T>() : targets * (pos_weight - T(1)) + T(1);
   const Tensor<T> soft = softplus(neg(logits));
   return reduce((T(1) - targets) * logits + (log_weight.defined() ? log_weight * soft : soft), reduction);
@@ -162,7 +162,7 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<std::int64_t>
   constexpr char op[] = "cross_entropy";
   check_defined<T>(op, {&logits});
   if (logits.dim() != 2) throw_shape_error(op, "logits must be 2-D (N, K), got shape " + shape_str(logits.shape()));
-  return class_loss(op, "logits", log_softmax(logits, 1), labels, options);
+  return class_loss<T>(op, "logits", logits.shape(), [&] { return log_softmax(logits, 1); }, labels, options);
 }
 
 template <class T>
@@ -170,8 +170,8 @@ Tensor<T> nll_loss(const Tensor<T>& log_probs, const std::vector<std::int64_t>& 
   constexpr char op[] = "nll_loss";
   check_defined<T>(op, {&log_probs});
   if (options.label_smoothing != 0)
-    throw_value_error(op, "label_smoothing is cross_entropy's (it needs the logits), got " + std::to_string(options.label_smoothing));
-  return class_loss(op, "log_probs", log_probs, labels, options);
+    throw_value_error(op, "label_smoothing is cross_entropy's (it needs the logits), got " + number_str(options.label_smoothing));
+  return class_loss<T>(op, "log_probs", log_probs.shape(), [&] { return log_probs; }, labels, options);
 }
 
 template Tensor<float> softmax(const Tensor<float>&, std::ptrdiff_t);

@@ -68,6 +68,12 @@ inline std::string read_bytes(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+#ifdef TAPEGRAD_README
+// True when the README says `text` (its figures about the tests are checked by the tests that
+// produce them).
+inline bool readme_says(const std::string& text) { return read_bytes(TAPEGRAD_README).find(text) != std::string::npos; }
+#endif
+
 // Values computed by PyTorch (tests/torch_reference.py prints them), and the formulas it filled its
 // inputs from: the k-th element, row-major, of parameters is 0.5 sin(0.7 k + 1), of inputs
 // cos(0.37 k), of states 0.3 sin(0.5 k + 2).

@@ -260,7 +260,7 @@ TEST_CASE("maximum, minimum and clamp: values, NaN, ties that split the gradient
     tg::sum(tg::clamp(x, -1.0, 1.0)).backward();
     CHECK(all_close(x.grad(), Arr{0.0, 1.0, 1.0, 1.0, 0.0}, 0.0));
   }
-  CHECK_THROWS_WITH_AS(tg::clamp(x, 1.0, -1.0), doctest::Contains("clamp: the lower bound 1.000000 is above the upper bound -1.000000"),
+  CHECK_THROWS_WITH_AS(tg::clamp(x, 1.0, -1.0), doctest::Contains("clamp: the lower bound 1 is above the upper bound -1"),
                        tg::ValueError);
   CHECK_THROWS_WITH_AS(tg::maximum(TD(Arr{1.0, 2.0}), TD(Arr{1.0, 2.0, 3.0})),
                        doctest::Contains("maximum: shapes (2) and (3) do not broadcast"), tg::ShapeError);

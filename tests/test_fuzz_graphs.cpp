@@ -25,6 +25,7 @@ TEST_CASE("1,000 seeded random graphs over every op family have right first and 
     }
   }
   MESSAGE("fuzz_graphs: 1000 graphs, ", ops, " ops, ", failed, " failed");
+  CHECK(readme_says("CI runs 1,000 seeded graphs"));
   CHECK(failed == 0);
   // Every public op the generator knows was drawn, in a graph that was checked.
   for (int op = static_cast<int>(fz::Op::neg); op < static_cast<int>(fz::Op::custom); ++op) {
@@ -57,6 +58,7 @@ TEST_CASE("a wrong VJP among the ops is caught, shrunk to a few ops, and printed
   INFO(result.report);
   CHECK(result.failure == "mismatch");
   CHECK(fz::op_count(small) <= 2);
+  CHECK(readme_says("shrinks the failing graph to at most two ops"));
   CHECK(fz::op_count(small) < fz::op_count(graph));
   std::size_t elements = 0;
   for (const auto& in : small.inputs) elements += in.size();

@@ -135,10 +135,10 @@ TEST_CASE("optimizers skip parameters without a gradient and reject bad settings
   decaying.step();
   CHECK(unused.value()(0) == 5.0);
   CHECK(used.value()(0) == doctest::Approx(-1.0).epsilon(1e-13));
-  CHECK_THROWS_WITH_AS(tg::SGD<double>({used}, -1.0), doctest::Contains("SGD: lr must be in [0"), tg::ValueError);
-  CHECK_THROWS_WITH_AS(tg::SGD<double>({used}, 0.1, 1.0), doctest::Contains("SGD: momentum must be in [0"), tg::ValueError);
+  CHECK_THROWS_WITH_AS(tg::SGD<double>({used}, -1.0), "SGD: lr must be finite and >= 0, got -1", tg::ValueError);
+  CHECK_THROWS_WITH_AS(tg::SGD<double>({used}, 0.1, 1.0), "SGD: momentum must be in [0, 1), got 1", tg::ValueError);
   CHECK_THROWS_WITH_AS(tg::SGD<double>({used}, 0.1, 0.0, 0.0, true), "SGD: nesterov needs momentum > 0", tg::ValueError);
-  CHECK_THROWS_WITH_AS(tg::Adam<double>({used}, 0.1, 1.5), doctest::Contains("Adam: beta1 must be in [0"), tg::ValueError);
+  CHECK_THROWS_WITH_AS(tg::Adam<double>({used}, 0.1, 1.5), "Adam: beta1 must be in [0, 1), got 1.5", tg::ValueError);
   CHECK_THROWS_WITH_AS(tg::Adam<double>({used}, 0.1, 0.9, 0.999, 0.0), doctest::Contains("Adam: eps must be > 0"),
                        tg::ValueError);
 }
@@ -277,7 +277,7 @@ TEST_CASE("gradient clipping in place: by the joint norm and by value") {
   tg::clip_grad_value<double>({a, b}, 2.5);
   CHECK(all_close(a.grad(), Arr(xt::clip(ga, -2.5, 2.5)), 0.0));
   CHECK(all_close(b.grad(), Arr{2.5}, 0.0));
-  CHECK_THROWS_WITH_AS(tg::clip_grad_norm<double>({a}, 0.0), "clip_grad_norm: max_norm must be > 0, got 0.000000", tg::ValueError);
+  CHECK_THROWS_WITH_AS(tg::clip_grad_norm<double>({a}, 0.0), "clip_grad_norm: max_norm must be > 0, got 0", tg::ValueError);
   CHECK_THROWS_AS(tg::clip_grad_value<double>({a}, -1.0), tg::ValueError);
   CHECK_THROWS_AS(none.mutable_grad(), tg::UsageError);
 }

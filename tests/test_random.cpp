@@ -87,13 +87,13 @@ TEST_CASE("random tensors: shapes, ranges, moments, seeds, bad arguments") {
   CHECK(tg::normal<double>({10}, 0.0, 1.0, mine).value() == first);
   CHECK(tg::uniform<double>({3}).value() != after_guard);   // the default generator moved on
 
-  CHECK_THROWS_WITH_AS(tg::uniform<double>({2}, 1.0, 0.0), "uniform: needs finite bounds lo <= hi, got lo 1.000000 and hi 0.000000",
+  CHECK_THROWS_WITH_AS(tg::uniform<double>({2}, 1.0, 0.0), "uniform: needs finite bounds lo <= hi, got lo 1 and hi 0",
                        tg::ValueError);
   CHECK_THROWS_AS(tg::uniform<float>({2}, 0.f, std::numeric_limits<float>::infinity()), tg::ValueError);
   CHECK_THROWS_WITH_AS(tg::normal<double>({2}, 0.0, -1.0),
-                       "normal: needs a finite mean and a finite stddev >= 0, got mean 0.000000 and stddev -1.000000",
+                       "normal: needs a finite mean and a finite stddev >= 0, got mean 0 and stddev -1",
                        tg::ValueError);
-  CHECK_THROWS_WITH_AS(tg::bernoulli<double>({2}, 1.5), "bernoulli: p must be in [0, 1], got 1.500000", tg::ValueError);
+  CHECK_THROWS_WITH_AS(tg::bernoulli<double>({2}, 1.5), "bernoulli: p must be in [0, 1], got 1.5", tg::ValueError);
   CHECK_THROWS_AS(tg::bernoulli<double>({2}, std::numeric_limits<double>::quiet_NaN()), tg::ValueError);
   CHECK_THROWS_WITH_AS(tg::normal<float>({std::size_t(1) << 30, std::size_t(1) << 30}),
                        "normal: shape (1073741824, 1073741824) has more than 2^48 elements", tg::ValueError);

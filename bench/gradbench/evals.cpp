@@ -115,8 +115,8 @@ GmmSizes check_gmm(const GmmInput& in, const Array& alpha, const Array& mu, cons
   expect_shape("gmm", "mu", mu, {z.k, z.d});
   expect_shape("gmm", "q", q, {z.k, z.d});
   expect_shape("gmm", "l", l, {z.k, z.d * (z.d - 1) / 2});
-  if (!(in.gamma > 0)) tg::throw_value_error("gmm", "gamma must be > 0, got " + std::to_string(in.gamma));
-  if (!(in.m >= 0)) tg::throw_value_error("gmm", "m must be >= 0, got " + std::to_string(in.m));
+  if (!(in.gamma > 0)) tg::throw_value_error("gmm", "gamma must be > 0, got " + tg::number_str(in.gamma));
+  if (!(in.m >= 0)) tg::throw_value_error("gmm", "m must be >= 0, got " + tg::number_str(in.m));
   return z;
 }
 GmmSizes check_gmm(const GmmInput& in) { return check_gmm(in, in.alpha, in.mu, in.q, in.l); }

@@ -88,7 +88,7 @@ Array matrix_of(const json& input, const char* eval, const char* name) {
 
 // GradBench rejects NaN and Infinity, and its comparison never flags them: fail instead.
 double finite(double v, const char* eval) {
-  if (!std::isfinite(v)) tg::throw_value_error(eval, "the output has a non-finite value (" + std::to_string(v) + ")");
+  if (!std::isfinite(v)) tg::throw_value_error(eval, "the output has a non-finite value (" + tg::number_str(v) + ")");
   return v;
 }
 
