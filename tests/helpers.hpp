@@ -62,6 +62,15 @@ struct TempDir {
   std::string operator/(const std::string& name) const { return (path / name).string(); }
 };
 
+// OpenBLAS's thread count set for a scope and restored after it, however the test leaves it.
+struct BlasThreads {
+  int saved;
+  explicit BlasThreads(int threads) : saved(tg::num_threads()) { tg::set_num_threads(threads); }
+  ~BlasThreads() { tg::set_num_threads(saved); }
+  BlasThreads(const BlasThreads&) = delete;
+  BlasThreads& operator=(const BlasThreads&) = delete;
+};
+
 // A file's bytes.
 inline std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

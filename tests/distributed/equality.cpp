@@ -1,7 +1,8 @@
 // Run under mpirun -np 2 (ctest does): 50 SGD steps of a small model on 2 ranks × batch 16 must
 // give the parameters of 1 process × batch 32 (computed by every rank on its own, without MPI),
 // to 1e-10 in float64 and 1e-5 in float32; and after every step the ranks' parameters must be
-// bitwise equal. Exits 0 only if every check passes; prints what it compared.
+// bitwise equal; and bad use of the API throws on every rank with the message expected. Exits 0
+// only if every check passes; prints what it compared.
 #include <tapegrad/distributed/distributed.hpp>
 #include <tapegrad/tapegrad.hpp>
 
@@ -99,6 +100,48 @@ bool run(const dist::Environment& mpi, const Data& data, double tolerance, const
   return ok;
 }
 
+// Runs f, which must throw an E whose message is `want`, on this rank; prints what differed.
+template <class E, class F>
+bool throws(const dist::Environment& mpi, const char* what, F f, const std::string& want) {
+  try {
+    f();
+  } catch (const E& e) {
+    if (e.what() == want) return true;
+    std::cout << "rank " << mpi.rank() << " " << what << ": message '" << e.what() << "', expected '" << want << "'\n";
+    return false;
+  } catch (const std::exception& e) {
+    std::cout << "rank " << mpi.rank() << " " << what << ": wrong exception type: " << e.what() << "\n";
+    return false;
+  }
+  std::cout << "rank " << mpi.rank() << " " << what << ": did not throw\n";
+  return false;
+}
+
+// Bad use of the distributed API: an error on every rank, the same message, and the job goes on.
+bool errors(dist::Environment& mpi, int& argc, char**& argv) {
+  const std::vector<std::size_t> five{0, 1, 2, 3, 4};
+  bool ok = throws<tg::ValueError>(mpi, "shard", [&] { dist::shard(five, mpi.rank(), 2); },
+                                   "distributed::shard: a batch of 5 indices cannot be split into 2 equal parts (make the "
+                                   "global batch a multiple of the ranks)");
+  ok &= throws<tg::ValueError>(mpi, "shard", [&] { dist::shard(five, 2, 2); }, "distributed::shard: rank 2 is not in [0, 2)");
+  const tg::Tensor<double> a(xt::xarray<double>{1.0, 2.0, 3.0}, true);
+  ok &= throws<tg::ValueError>(mpi, "GradientAverager", [&] { dist::GradientAverager<double>({a}, 4); },
+                               "distributed::GradientAverager: bucket_bytes must hold at least one element, got 4");
+  // The ranks disagree on the model: rank 1 passes one tensor more, then a tensor of another size.
+  std::vector<tg::Tensor<double>> more{a};
+  if (mpi.rank() == 1) more.push_back(a);
+  ok &= throws<tg::ValueError>(mpi, "broadcast_parameters", [&] { dist::broadcast_parameters(more); },
+                               "distributed::broadcast_parameters: the ranks pass different numbers of tensors (between 1 and 2)");
+  const tg::Tensor<double> other(xt::xarray<double>::from_shape({mpi.rank() == 1 ? 4u : 3u}), true);
+  ok &= throws<tg::ValueError>(mpi, "GradientAverager", [&] { dist::GradientAverager<double>({other}); },
+                               "distributed::GradientAverager: tensor 0 has between 3 and 4 elements on different ranks "
+                               "(the models differ)");
+  ok &= throws<tg::UsageError>(mpi, "Environment", [&] { dist::Environment again(argc, argv); },
+                               "distributed::Environment: MPI is already initialised: create one Environment per process");
+  std::cout << "rank " << mpi.rank() << " error paths: " << (ok ? "ok" : "FAILED") << std::endl;
+  return ok;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -109,7 +152,8 @@ int main(int argc, char** argv) {
       return 2;
     }
     const Data data = make_data();
-    const bool ok = run<double>(mpi, data, 1e-10, "float64") & run<float>(mpi, data, 1e-5, "float32");
+    const bool ok = run<double>(mpi, data, 1e-10, "float64") & run<float>(mpi, data, 1e-5, "float32") &
+                    errors(mpi, argc, argv);
     return dist::all_ranks(ok) ? 0 : 1;
   } catch (const std::exception& e) {
     dist::abort_all(e.what());
