@@ -1,5 +1,6 @@
 // Replays the corpus the libFuzzer targets grew (tests/fuzz/run): every input, through the same
-// calls, must end in the reader's result or one of tapegrad's typed errors.
+// calls, must end in the reader's result or one of tapegrad's typed errors, whose message names
+// the reader and the file.
 #include "helpers.hpp"
 
 #include "fuzz/reader_targets.hpp"
