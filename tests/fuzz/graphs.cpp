@@ -12,7 +12,7 @@ namespace tapegrad::fuzz {
 namespace {
 
 // Smallest distance kept from a kink (relu, abs at 0; ties of max): far above the
-// finite-difference step (1e-6), so both sides of a difference see the same branch.
+// finite-difference step (checks().eps), so both sides of a difference see the same branch.
 constexpr double kink_margin = 1e-3;
 // Operands of log, sqrt, fractional powers and divisors are made at least this large.
 constexpr double positive_floor = 0.2;
@@ -823,6 +823,16 @@ TD run(const Graph& graph, const std::vector<TD>& inputs, const GraphOptions& op
   return run_all(graph, inputs, options).back();
 }
 
+GradcheckOptions checks() {
+  GradcheckOptions o;
+  o.forward = true;
+  o.richardson = true;
+  o.eps = 1e-5;
+  o.rtol = 1e-4;
+  o.atol = 1e-7;
+  return o;
+}
+
 CheckResult check(const Graph& graph, bool second_order, const GraphOptions& options) {
   CheckResult result;
   try {
@@ -840,9 +850,7 @@ CheckResult check(const Graph& graph, bool second_order, const GraphOptions& opt
     Tape tape;
     // Forward mode too: <v, J u> against finite differences and reverse mode; over the second-order
     // function h, that is forward mode over a reverse-mode gradient.
-    GradcheckOptions checks;
-    checks.forward = true;
-    const GradcheckReport report = gradcheck(f, leaves_of(graph), checks);
+    const GradcheckReport report = gradcheck(f, leaves_of(graph), checks());
     result.report = report.str();
     if (!report.ok()) result.failure = "mismatch";
   } catch (const std::exception& e) {
@@ -944,7 +952,9 @@ std::string reproducer(const Graph& graph, bool second_order, const std::string&
        << "    return total;\n  };\n";
   }
   os << "  tg::Tape tape;\n"
-     << "  tg::GradcheckOptions checks;\n  checks.forward = true;\n"
+     << "  tg::GradcheckOptions checks;\n  checks.forward = true;\n  checks.richardson = true;\n"
+     << "  checks.eps = " << checks().eps << ";\n  checks.rtol = " << checks().rtol << ";\n  checks.atol = " << checks().atol
+     << ";\n"
      << "  const tg::GradcheckReport report = tg::gradcheck(" << (second_order ? "h" : "f") << ", inputs, checks);\n"
      << "  std::cout << report.str() << '\\n';\n  return report.ok() ? 0 : 1;\n}\n";
   return os.str();
