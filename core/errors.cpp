@@ -1,8 +1,6 @@
 #include "errors.hpp"
 
-#include <cmath>
-#include <cstdio>
-#include <cstdlib>
+#include <charconv>
 
 namespace tapegrad {
 
@@ -16,12 +14,13 @@ std::string shape_str(const Shape& shape) {
 }
 
 std::string number_str(double value) {
-  char text[32];
-  for (int digits = 1; digits <= 17; ++digits) {
-    std::snprintf(text, sizeof text, "%.*g", digits, value);
-    if (std::strtod(text, nullptr) == value || std::isnan(value)) break;
-  }
-  return text;
+  char text[64];
+  return std::string(text, std::to_chars(text, text + sizeof text, value).ptr);
+}
+
+std::string number_str(float value) {
+  char text[64];
+  return std::string(text, std::to_chars(text, text + sizeof text, value).ptr);
 }
 
 Shape unravel_index(std::size_t flat, const Shape& shape) {

@@ -45,9 +45,11 @@ class AnomalyError : public std::runtime_error {
 // "(2, 3)"; a 1-D shape prints as "(3)", a scalar as "()".
 std::string shape_str(const Shape& shape);
 
-// A number as messages print it: the shortest form that reads back as the same double ("0.1",
-// "-1", "1e-08", "inf", "nan"), never std::to_string's six fixed decimals.
+// A number as messages print it: the shortest form that reads back as the same value ("0.1",
+// "-1", "100", "1e-08", "inf", "nan"; a float as a float: 0.1f is "0.1"), whatever the locale,
+// never std::to_string's six fixed decimals.
 std::string number_str(double value);
+std::string number_str(float value);
 
 // The multi-index of element `flat` of a row-major array of `shape`: (1, 2) for flat 5 of (2, 3).
 Shape unravel_index(std::size_t flat, const Shape& shape);

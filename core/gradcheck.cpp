@@ -499,14 +499,14 @@ Array numeric_gradient(const std::function<double()>& f, Tensor<double> x, doubl
   Array g = xt::zeros<double>(base.shape());
   Array p = base;
   for (std::size_t i = 0; i < base.size(); ++i) {
-    p.data()[i] = base.data()[i] + eps;
-    x.assign(p);
-    const double plus = f();
-    p.data()[i] = base.data()[i] - eps;
-    x.assign(p);
-    const double minus = f();
+    g.data()[i] = detail::finite_difference(
+        [&](double t) {
+          p.data()[i] = base.data()[i] + t;
+          x.assign(p);
+          return f();
+        },
+        eps, false);
     p.data()[i] = base.data()[i];
-    g.data()[i] = (plus - minus) / (2 * eps);
   }
   return g;
 }

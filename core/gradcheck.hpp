@@ -20,7 +20,7 @@ struct GradcheckOptions {
   // Central differences, (f(x + eps) - f(x - eps)) / (2 eps), have an error of order eps^2 (plus
   // rounding, of order 1e-16 |f| / eps). With richardson, those at eps and eps / 2 are combined,
   // (4 D(eps / 2) - D(eps)) / 3: error of order eps^4, for twice the evaluations. With eps = 1e-3
-  // that resolves ~1e-12 on smooth functions of moderate size, enough for rtol 1e-6.
+  // or 1e-4 that resolves ~1e-11 on smooth functions of moderate size, enough for rtol 1e-6.
   bool richardson = false;
   double atol = 1e-5;   // an element passes when |analytic - numeric| <= atol + rtol * |numeric|
   double rtol = 1e-3;
@@ -49,7 +49,7 @@ struct GradcheckOptions {
   std::size_t taylor_steps = 8;
   // Also forward mode: per input, `projections` values of <v, J u> (random unit u and v) from one
   // forward-mode evaluation carrying the u as a batch of tangents (every op's batched rule), each
-  // against central differences and against reverse mode <J^T v, u>.
+  // against finite differences and against reverse mode <J^T v, u>.
   bool forward = false;
 };
 

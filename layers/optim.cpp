@@ -11,7 +11,8 @@ namespace {
 constexpr double unbounded = 1e300;
 
 void check_range(const std::string& op, const char* name, double value, double lo, double hi, bool hi_open) {
-  if (value >= lo && (hi_open ? value < hi : value <= hi)) return;
+  const bool above_lo = value >= lo;
+  if (hi == unbounded ? above_lo && std::isfinite(value) : above_lo && (hi_open ? value < hi : value <= hi)) return;
   const std::string range = hi == unbounded ? " must be finite and >= " + number_str(lo)
                                             : " must be in [" + number_str(lo) + ", " + number_str(hi) + (hi_open ? ")" : "]");
   throw_value_error(op, std::string(name) + range + ", got " + number_str(value));
@@ -343,7 +344,7 @@ template <class T>
 StepLR<T>::StepLR(Optimizer<T>& optimizer, std::size_t step_size, double gamma)
     : LRScheduler<T>(optimizer), step_size_(step_size), gamma_(gamma) {
   if (step_size == 0) throw_value_error("StepLR", "step_size must be >= 1, got 0");
-  if (!(gamma > 0 && gamma < unbounded)) throw_value_error("StepLR", "gamma must be > 0, got " + std::to_string(gamma));
+  if (!(gamma > 0 && gamma < unbounded)) throw_value_error("StepLR", "gamma must be finite and > 0, got " + number_str(gamma));
   this->set_steps(0);
 }
 
@@ -399,7 +400,7 @@ double clip_grad_norm(const std::vector<Tensor<T>>& parameters, double max_norm)
 
 template <class T>
 void clip_grad_value(const std::vector<Tensor<T>>& parameters, double clip) {
-  if (!(clip > 0)) throw_value_error("clip_grad_value", "clip must be > 0, got " + std::to_string(clip));
+  if (!(clip > 0)) throw_value_error("clip_grad_value", "clip must be > 0, got " + number_str(clip));
   const T c = static_cast<T>(clip);
   for (Tensor<T> p : parameters)
     if (p.defined() && p.has_grad())

@@ -2,6 +2,8 @@
 // VectorMathOverride's).
 #include "vector_math.hpp"
 
+#include <atomic>
+
 namespace tapegrad {
 namespace detail {
 

@@ -2,7 +2,6 @@
 #ifndef TAPEGRAD_OPS_VECTOR_MATH_HPP
 #define TAPEGRAD_OPS_VECTOR_MATH_HPP
 
-#include <atomic>
 #include <cstddef>
 #include <string>
 #include <vector>

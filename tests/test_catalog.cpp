@@ -65,23 +65,26 @@ void write_bytes(const std::string& path, const std::string& bytes) {
 // Everything a case could touch: the values and gradients of every model's parameters and
 // buffers, the optimizer's state, every file under the directory, the tape's size.
 struct Snapshot {
-  std::vector<std::pair<std::string, Arr>> tensors;
-  std::vector<std::pair<std::string, bool>> has_grad;
-  tg::StateDict<double> optimizer;
+  std::map<std::string, Arr> tensors;   // by name; "<name>.grad" for a gradient
+  std::map<std::string, Arr> optimizer;
   std::map<std::string, std::string> files;
   std::size_t tape_entries = 0;
 
   // What differs from `before`, or "".
   std::string changes_from(const Snapshot& before) const {
     std::string changed;
-    for (std::size_t i = 0; i < tensors.size(); ++i)
-      if (!(tensors[i].second == before.tensors[i].second)) changed += " " + tensors[i].first;
-    for (std::size_t i = 0; i < has_grad.size(); ++i)
-      if (has_grad[i].second != before.has_grad[i].second) changed += " the gradient of " + has_grad[i].first;
-    if (optimizer.size() != before.optimizer.size()) changed += " the optimizer's state";
-    for (std::size_t i = 0; i < std::min(optimizer.size(), before.optimizer.size()); ++i)
-      if (optimizer[i].first != before.optimizer[i].first || !(optimizer[i].second == before.optimizer[i].second))
-        changed += " optimizer " + optimizer[i].first;
+    const auto compare = [&](const std::map<std::string, Arr>& now, const std::map<std::string, Arr>& then,
+                             const std::string& what) {
+      for (const auto& [name, value] : now) {
+        const auto it = then.find(name);
+        if (it == then.end()) changed += " " + what + name + " (new)";
+        else if (!(it->second == value)) changed += " " + what + name;
+      }
+      for (const auto& [name, value] : then)
+        if (!now.count(name)) changed += " " + what + name + " (gone)";
+    };
+    compare(tensors, before.tensors, "");
+    compare(optimizer, before.optimizer, "optimizer ");
     if (files != before.files) changed += " the files";
     if (tape_entries != before.tape_entries) changed += " the tape";
     return changed;
@@ -421,23 +424,22 @@ TEST_CASE("the bad-input catalog: every op and layer, every class of bad input, 
 
   const auto snapshot = [&](const tg::Tape* tape) {
     Snapshot snap;
+    const auto add_tensor = [&](const std::string& name, const auto& t) {
+      snap.tensors[name] = xt::cast<double>(t.value());
+      if (t.has_grad()) snap.tensors[name + ".grad"] = xt::cast<double>(t.grad());
+    };
     const auto add = [&](const std::string& prefix, const auto& module) {
-      for (const auto& [name, t] : module.named_parameters()) {
-        snap.tensors.emplace_back(prefix + name, xt::cast<double>(t.value()));
-        snap.has_grad.emplace_back(prefix + name, t.has_grad());
-        if (t.has_grad()) snap.tensors.emplace_back(prefix + name + ".grad", xt::cast<double>(t.grad()));
-      }
-      for (const auto& [name, t] : module.named_buffers()) snap.tensors.emplace_back(prefix + name, xt::cast<double>(t.value()));
+      for (const auto& [name, t] : module.named_parameters()) add_tensor(prefix + name, t);
+      for (const auto& [name, t] : module.named_buffers()) add_tensor(prefix + name, t);
     };
     add("model.", model);
     add("model_f.", model_f);
     add("wide.", wide);
     add("stack.", stack);
-    for (const TD& t : {m23, m45, v4, scalar, empty, img, w, x_grad}) {
-      snap.tensors.emplace_back("an input", t.value());
-      snap.has_grad.emplace_back("an input", t.has_grad());
-    }
-    snap.optimizer = sgd.state_dict();
+    const std::vector<std::pair<std::string, TD>> inputs{{"m23", m23}, {"m45", m45}, {"v4", v4},   {"scalar", scalar},
+                                                         {"empty", empty}, {"img", img}, {"w", w}, {"x_grad", x_grad}};
+    for (const auto& [name, t] : inputs) add_tensor(name, t);
+    for (const auto& [name, value] : sgd.state_dict()) snap.optimizer[name] = value;
     snap.files = files_under(dir.path.string());
     snap.tape_entries = tape ? tape->size() : 0;
     return snap;

@@ -198,3 +198,20 @@ TEST_CASE("a backward that fails part-way releases nothing") {
   loss.backward(false);   // the sum entry was not released by the failed walk
   CHECK(all_close(x.grad(), Arr(xt::exp(x.value())), 1e-12));
 }
+
+TEST_CASE("number_str: numbers in messages in their shortest exact form, float as float") {
+  CHECK(tg::number_str(100.0) == "100");
+  CHECK(tg::number_str(-1.0) == "-1");
+  CHECK(tg::number_str(0.1) == "0.1");
+  CHECK(tg::number_str(0.05) == "0.05");
+  CHECK(tg::number_str(1e-8) == "1e-08");
+  CHECK(tg::number_str(1e300) == "1e+300");
+  CHECK(tg::number_str(0.1f) == "0.1");   // not 0.10000000149011612
+  CHECK(tg::number_str(std::numeric_limits<double>::infinity()) == "inf");
+  CHECK(tg::number_str(std::numeric_limits<double>::quiet_NaN()).find("nan") != std::string::npos);
+  for (const double v : {1.0 / 3.0, 2.2250738585072014e-308, 123456789.123, -2.5e-7})
+    CHECK(std::stod(tg::number_str(v)) == v);   // reads back as the same double
+  // In a message: SGD's learning rate.
+  CHECK_THROWS_WITH_AS(tg::SGD<double>({TD(Arr{1.0}, true)}, -0.25), "SGD: lr must be finite and >= 0, got -0.25",
+                       tg::ValueError);
+}

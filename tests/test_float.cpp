@@ -19,10 +19,10 @@ double mismatch(const Arr& d, const xt::xarray<float>& f) {
   const double floor = 1e-3 * (d.size() ? double(xt::amax(xt::abs(d))()) : 0.0);
   double worst = 0;
   for (std::size_t i = 0; i < d.size(); ++i) {
+    if (double(f.data()[i]) == d.data()[i]) continue;   // equal infinities too
     const double err = std::abs(double(f.data()[i]) - d.data()[i]);
-    if (err == 0) continue;
+    if (!std::isfinite(err)) return INFINITY;   // a NaN or an infinity on one side only
     worst = std::max(worst, err / (std::abs(d.data()[i]) + floor));
-    if (!std::isfinite(f.data()[i])) worst = INFINITY;
   }
   return worst;
 }

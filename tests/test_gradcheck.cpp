@@ -124,7 +124,7 @@ TEST_CASE("Richardson differences: error O(eps^4), and the tests' strict check c
     return worst;
   };
   const double central = max_error(false), richardson = max_error(true);
-  INFO("central ", central, ", Richardson ", richardson);
+  MESSAGE("difference errors at eps 1e-3: central ", central, ", Richardson ", richardson);
   CHECK(central > 1e-8);       // eps^2 / 6 times the third derivative: ~1e-7 here
   CHECK(richardson < 1e-11);   // eps^4 / 480 times the fifth: ~1e-15, plus rounding
   // A 0.1 % error in one element of the VJP: the strict options fail it, naming the element;

@@ -107,7 +107,7 @@ TEST_CASE("detail::jit_gemm: beta 0 and 1, A transposed or not, wide leading dim
         // Where the library was built with libxsmm (as CMake found it) the kernels must run.
         CHECK(tg::detail::jit_gemm_built() == TAPEGRAD_TESTS_EXPECT_JIT);
         CHECK(ran == tg::detail::jit_gemm_built());
-        if (!ran) continue;   // a build or CPU without libxsmm: nothing to check here, BLAS does it all
+        if (!ran) continue;   // a build without libxsmm: nothing to check here, BLAS does it all
         CHECK(all_close(Arr(xt::view(c, xt::all(), xt::range(0, n))), product + beta * c_inside, 1e-12));
         CHECK(Arr(xt::view(c, xt::all(), xt::range(n, ldc))) == c_outside);   // the padding is not written
       }

@@ -82,7 +82,7 @@ TEST_CASE("weight decay: Adam's and SGD's steps against closed forms, and equal 
       v = b2 * v + (1 - b2) * g * g;
       const Arr mhat = m / (1 - std::pow(b1, t)), vhat = v / (1 - std::pow(b2, t));
       p = p - lr * mhat / (xt::sqrt(vhat) + eps);
-      CHECK(all_close(q.p.value(), p, 1e-15));
+      CHECK(all_close(q.p.value(), p, 1e-14));
     }
   }
   // SGD's and Adam's decay are the gradient of (w / 2) |p|^2: a step with decay w equals a step

@@ -12,7 +12,8 @@ namespace tapegrad::fuzz {
 namespace {
 
 // Smallest distance kept from a kink (relu, abs at 0; ties of max): far above the
-// finite-difference step (checks().eps), so both sides of a difference see the same branch.
+// finite-difference step (gradcheck_options().eps), so both sides of a difference see the same
+// branch while the derivative of the kink's input is below 100.
 constexpr double kink_margin = 1e-3;
 // Operands of log, sqrt, fractional powers and divisors are made at least this large.
 constexpr double positive_floor = 0.2;
@@ -823,7 +824,7 @@ TD run(const Graph& graph, const std::vector<TD>& inputs, const GraphOptions& op
   return run_all(graph, inputs, options).back();
 }
 
-GradcheckOptions checks() {
+GradcheckOptions gradcheck_options() {
   GradcheckOptions o;
   o.forward = true;
   o.richardson = true;
@@ -850,7 +851,7 @@ CheckResult check(const Graph& graph, bool second_order, const GraphOptions& opt
     Tape tape;
     // Forward mode too: <v, J u> against finite differences and reverse mode; over the second-order
     // function h, that is forward mode over a reverse-mode gradient.
-    const GradcheckReport report = gradcheck(f, leaves_of(graph), checks());
+    const GradcheckReport report = gradcheck(f, leaves_of(graph), gradcheck_options());
     result.report = report.str();
     if (!report.ok()) result.failure = "mismatch";
   } catch (const std::exception& e) {
@@ -953,7 +954,8 @@ std::string reproducer(const Graph& graph, bool second_order, const std::string&
   }
   os << "  tg::Tape tape;\n"
      << "  tg::GradcheckOptions checks;\n  checks.forward = true;\n  checks.richardson = true;\n"
-     << "  checks.eps = " << checks().eps << ";\n  checks.rtol = " << checks().rtol << ";\n  checks.atol = " << checks().atol
+     << "  checks.eps = " << number_str(gradcheck_options().eps) << ";\n  checks.rtol = " << number_str(gradcheck_options().rtol)
+     << ";\n  checks.atol = " << number_str(gradcheck_options().atol)
      << ";\n"
      << "  const tg::GradcheckReport report = tg::gradcheck(" << (second_order ? "h" : "f") << ", inputs, checks);\n"
      << "  std::cout << report.str() << '\\n';\n  return report.ok() ? 0 : 1;\n}\n";

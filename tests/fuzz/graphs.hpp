@@ -71,11 +71,11 @@ struct CheckResult {
   std::string failure;
   bool ok() const { return failure.empty(); }
 };
-// gradcheck's options for a graph: forward mode too, Richardson differences with a step 100 times
-// below the kink margin, rtol 1e-4 and atol 1e-7 (10 and 100 times tighter than gradcheck's
-// defaults; on graphs of 24 ops derivatives reach 1e6, and the differences' own error 2e-5
-// relative, or 1e-8 from rounding where the function is large and the derivative small).
-GradcheckOptions checks();
+// gradcheck's options for a graph: forward mode too, Richardson differences with step 1e-5, rtol
+// 1e-4 and atol 1e-7 (10 and 100 times tighter than gradcheck's defaults; on graphs of 24 ops
+// derivatives reach 1e6, and the differences' own error 2e-5 relative, or 1e-8 from rounding
+// where the function is large and the derivative small).
+GradcheckOptions gradcheck_options();
 // First derivatives with tg::gradcheck; with second_order, also the derivatives of
 // sum_k <grad_k, w_k> computed through tg::grad(create_graph=true).
 CheckResult check(const Graph& graph, bool second_order, const GraphOptions& options = {});
