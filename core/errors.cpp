@@ -13,15 +13,16 @@ std::string shape_str(const Shape& shape) {
   return s + ")";
 }
 
-std::string number_str(double value) {
+namespace {
+template <class V>
+std::string shortest(V value) {
   char text[64];
   return std::string(text, std::to_chars(text, text + sizeof text, value).ptr);
 }
+}  // namespace
 
-std::string number_str(float value) {
-  char text[64];
-  return std::string(text, std::to_chars(text, text + sizeof text, value).ptr);
-}
+std::string number_str(double value) { return shortest(value); }
+std::string number_str(float value) { return shortest(value); }
 
 Shape unravel_index(std::size_t flat, const Shape& shape) {
   Shape index(shape.size());

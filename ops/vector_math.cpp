@@ -7,6 +7,11 @@
 namespace tapegrad {
 namespace detail {
 
+const VectorMathTable& vector_math_table() {
+  static const VectorMathTable table = vector_math_tables().front().table;
+  return table;
+}
+
 namespace {
 
 std::atomic<const VectorMathTable*> override_table{nullptr};

@@ -33,8 +33,7 @@ struct VectorMathTable {
   VectorMath<double> d;
 };
 
-// The kernels this machine runs: chosen once from the CPU on x86-64 (vector_math_x86.cpp), the
-// C library's functions elsewhere (vector_math_portable.cpp).
+// The kernels this machine runs: the first of vector_math_tables(), chosen once.
 const VectorMathTable& vector_math_table();
 
 // Every table this machine can run, the one vector_math_table() chose first: on x86-64 those of

@@ -37,10 +37,5 @@ std::vector<NamedVectorMathTable> vector_math_tables() {
             {&exp_n<double>, &log_n<double>, &tanh_n<double>, &sigmoid_n<double>}}}};
 }
 
-const VectorMathTable& vector_math_table() {
-  static const VectorMathTable table = vector_math_tables().front().table;
-  return table;
-}
-
 }  // namespace detail
 }  // namespace tapegrad

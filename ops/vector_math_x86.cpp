@@ -1,6 +1,5 @@
 // vector_math on x86-64: the SSE2 kernels (the baseline every x86-64 CPU has) compiled here, the
-// AVX2 and AVX-512 ones in their own files, and the choice among them made once, from what the
-// CPU reports.
+// AVX2 and AVX-512 ones in their own files, and the tables the CPU can run, from what it reports.
 #include "vector_math_kernels.hpp"
 
 namespace tapegrad {
@@ -13,11 +12,6 @@ std::vector<NamedVectorMathTable> vector_math_tables() {
   if (cpu.fma3_avx2) tables.push_back({"AVX2 with FMA", avx2_vector_math()});
   tables.push_back({"SSE2", make_vector_math_table<xsimd::sse2>()});
   return tables;
-}
-
-const VectorMathTable& vector_math_table() {
-  static const VectorMathTable table = vector_math_tables().front().table;
-  return table;
 }
 
 }  // namespace detail

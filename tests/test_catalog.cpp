@@ -55,7 +55,7 @@ std::string verdict(const Case& c) {
   return "did not throw";
 }
 
-TD zeros(const tg::Shape& s) { return TD(Arr(xt::zeros<double>(s))); }
+TD zeros(const tg::Shape& s, bool requires_grad = false) { return TD(Arr(xt::zeros<double>(s)), requires_grad); }
 TD ones(const tg::Shape& s, bool requires_grad = false) { return TD(Arr(xt::ones<double>(s)), requires_grad); }
 
 void write_bytes(const std::string& path, const std::string& bytes) {
@@ -103,9 +103,8 @@ std::map<std::string, std::string> files_under(const std::string& dir) {
 TEST_CASE("the bad-input catalog: every op and layer, every class of bad input, a typed error naming the fault") {
   TempDir dir;
   // Inputs that require grad: an op that recorded before it threw would grow the tape.
-  const auto input = [](const tg::Shape& s) { return TD(Arr(xt::zeros<double>(s)), true); };
-  const TD m23 = input({2, 3}), m45 = input({4, 5}), v4 = input({4}), scalar = TD(Arr(1.0), true);
-  const TD empty = input({0, 3}), img = input({1, 3, 5, 5}), w = input({2, 3, 3, 3});
+  const TD m23 = zeros({2, 3}, true), m45 = zeros({4, 5}, true), v4 = zeros({4}, true), scalar = TD(Arr(1.0), true);
+  const TD empty = zeros({0, 3}, true), img = zeros({1, 3, 5, 5}, true), w = zeros({2, 3, 3, 3}, true);
   tg::ManualSeed seed(3);
 
   // Files: a good .npy and .npz, then broken copies.

@@ -103,18 +103,7 @@ TEST_CASE("max_pool2d with padding: the maximum of each window's elements inside
   const TD y = tg::max_pool2d(TD(a), {3, 2}, {2, 1}, {1, 1});
   // Ho = (5 + 2 - 3) / 2 + 1 = 3, Wo = (4 + 2 - 2) / 1 + 1 = 5
   REQUIRE(y.shape() == tg::Shape{2, 2, 3, 5});
-  for (std::size_t n = 0; n < 2; ++n)
-    for (std::size_t c = 0; c < 2; ++c)
-      for (std::size_t oy = 0; oy < 3; ++oy)
-        for (std::size_t ox = 0; ox < 5; ++ox) {
-          double best = -std::numeric_limits<double>::infinity();
-          for (std::size_t i = 0; i < 3; ++i)
-            for (std::size_t j = 0; j < 2; ++j) {
-              const std::ptrdiff_t r = std::ptrdiff_t(oy * 2 + i) - 1, q = std::ptrdiff_t(ox + j) - 1;
-              if (r >= 0 && r < 5 && q >= 0 && q < 4) best = std::max(best, a(n, c, std::size_t(r), std::size_t(q)));
-            }
-          CHECK(y.value()(n, c, oy, ox) == best);
-        }
+  CHECK(y.value() == naive_pool(a, {3, 2}, {2, 1}, 1, {1, 1}));
   // All-negative input: padding is no zero that would win.
   CHECK(xt::amax(tg::max_pool2d(TD(Arr(-1.0 - xt::abs(a))), 2, 1, 1).value())() < 0);
   check_gradients([](const Inputs& x) { return tg::max_pool2d(x[0] * x[0], {3, 2}, {2, 1}, {1, 1}); },
