@@ -39,6 +39,13 @@ Tensor<T> dot_with(const std::vector<Tensor<T>>& a, const std::vector<Tensor<T>>
   }, Saved::nothing);
 }
 
+// x again as a tensor of its own, recorded: y = x;  dx = grad;  ty = tx
+template <class T>
+Tensor<T> copy_of(const Tensor<T>& x) {
+  return record<T>("jvp_copy", {x}, xt::xarray<T>(x.value()), [](const VjpArgs<T>& g) { return Gradients<T>{g.grad}; },
+                   Saved::nothing, takes_batch([](const JvpArgs<T>& a) { return a.tangents[0]; }));
+}
+
 // J t from the op's VJP, which is linear in its seed g: J t = d/dg <VJP(g), t>, one run of the
 // VJP on a recorded seed and one reverse walk. The VJP reads the inputs and output detached.
 template <class T>
@@ -169,6 +176,12 @@ void forward_tangent(ForwardLevel& level, const std::string& op, InputSpan<T> in
             throw_usage_error(op, "forward mode over forward mode (a jvp inside a jvp) needs the op's own JVP rule "
                                   "(a tangent derived from its VJP cannot be differentiated again): give one through "
                                   "tg::record's jvp argument");
+      if (level.on_caller_tape)
+        for (std::size_t i = 0; i < inputs.size(); ++i)
+          if (inputs[i].requires_grad() || (tangents[i].defined() && tangents[i].requires_grad()))
+            throw_usage_error(op, "reverse mode over forward mode (a jvp whose primals the caller's tape records) needs "
+                                  "the op's own JVP rule (a tangent derived from its VJP cannot be differentiated "
+                                  "again): give one through tg::record's jvp argument");
       ++level.derived;
     }
     if (batch == 0) {
@@ -248,13 +261,27 @@ JvpResult<T> batched_jvp(const std::function<std::vector<Tensor<T>>(const std::v
                                                     std::to_string(batch) + " of its primal's shape)"
                                               : " and its primal shape " + shape_str(primals[i].shape())));
   }
+  // Reverse over forward: where the caller's tape records a primal or a tangent, f runs on them as
+  // they are and every op (the JVP rules' too) records there as any op does, so that reverse mode
+  // differentiates what jvp returns. Otherwise f runs on detached copies under a tape of its own.
+  bool on_caller_tape = false;
+  if (batch == 0 && is_recording())
+    for (std::size_t i = 0; i < primals.size(); ++i)
+      on_caller_tape = on_caller_tape || primals[i].requires_grad() || (tangents[i].defined() && tangents[i].requires_grad());
   ForwardLevel level;
   level.batch = batch;
-  Tape tape;   // what f records stays off the caller's tape
+  level.on_caller_tape = on_caller_tape;
+  std::unique_ptr<Tape> own_tape;
+  if (!on_caller_tape) own_tape = std::make_unique<Tape>();
+  const auto kept = [on_caller_tape](const Tensor<T>& x) { return on_caller_tape ? x : detach_keeping_tangents(x); };
   std::vector<Tensor<T>> xs;
   for (std::size_t i = 0; i < primals.size(); ++i) {
-    xs.push_back(detach_keeping_tangents(primals[i]));
-    if (tangents[i].defined()) level.set(xs.back(), detach_keeping_tangents(tangents[i]));
+    Tensor<T> x = kept(primals[i]);
+    // A tensor passed as two primals gets two tangents: the second enters as a copy.
+    for (std::size_t k = 0; k < i && on_caller_tape; ++k)
+      if (primals[k].impl() == primals[i].impl()) x = copy_of(x);
+    xs.push_back(std::move(x));
+    if (tangents[i].defined()) level.set(xs.back(), kept(tangents[i]));
   }
   const std::vector<Tensor<T>> outs = f(xs);
   JvpResult<T> result;
@@ -263,10 +290,10 @@ JvpResult<T> batched_jvp(const std::function<std::vector<Tensor<T>>(const std::v
   for (std::size_t j = 0; j < outs.size(); ++j) {
     if (!outs[j].defined()) throw_usage_error("jvp", "the function returned an undefined tensor (output " + std::to_string(j) + ")");
     const Tensor<T> t = level.get(outs[j]);
-    result.outputs.push_back(detach_keeping_tangents(outs[j]));
+    result.outputs.push_back(kept(outs[j]));
     Shape zero = outs[j].shape();
     if (batch > 0) zero.insert(zero.begin(), batch);
-    result.tangents.push_back(t.defined() ? detach_keeping_tangents(t) : Tensor<T>(xt::xarray<T>(xt::zeros<T>(zero))));
+    result.tangents.push_back(t.defined() ? kept(t) : Tensor<T>(xt::xarray<T>(xt::zeros<T>(zero))));
   }
   return result;
 }

@@ -67,8 +67,10 @@ struct JvpResult {
 // (one per primal, of its shape; an undefined tangent is zero and costs nothing), in one
 // evaluation of f with tangents carried through every op:
 // an op's own JVP rule where it has one, else the JVP derived from its VJP (which is linear in its
-// seed: its transpose, one reverse walk of the VJP). f runs on copies of the primals detached from
-// any tape, and nothing is recorded on the caller's tape; an output not derived from the primals
+// seed: its transpose, one reverse walk of the VJP). Where the caller's tape records a primal or a
+// tangent, f runs on them and every op records there (reverse over forward: what jvp returns is
+// differentiable by reverse mode); otherwise f runs on copies detached from any tape and nothing is
+// recorded on the caller's tape. An output not derived from the primals
 // gets a zero tangent. A jvp may run inside another's f (forward over forward, to any depth): the
 // outputs and tangents it returns carry the outer jvp's tangents, so the outer one differentiates
 // them (a custom op without a JVP rule of its own is then a UsageError naming it).

@@ -336,31 +336,55 @@ void probe_entry(TapeProbe& probe, std::size_t position, const EntryBase& entry,
 
 // record_op, for a VJP given as a VjpFunction or as a VjpPointer.
 template <class T, class Vjp>
+Tensor<T> append_entry(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, Vjp&& vjp, Saved saved);
+
+// Every forward level's tangent of out, outermost first: an inner level's rule may read the
+// output, whose outer tangents must then be known.
+template <class T>
+void forward_tangents(const std::string& op, InputSpan<T> inputs, const OutputState<T>& out, const JvpClosure<T>* jvp,
+                      const VjpClosure<T>& vjp, Saved saved) {
+  auto& state = detail::thread_state();
+  for (ForwardLevel* done = nullptr; done != state.forward;) {
+    ForwardLevel* level = state.forward;
+    while (level->outer() != done) level = level->outer();
+    forward_tangent<T>(*level, op, inputs, out, jvp, vjp, saved);
+    done = level;
+  }
+}
+
+// record_op, for a VJP given as a VjpFunction or as a VjpPointer.
+template <class T, class Vjp>
 Tensor<T> record_entry(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, Vjp&& vjp, Saved saved,
                        const JvpClosure<T>* jvp) {
-  constexpr bool is_function = std::is_same<std::decay_t<Vjp>, VjpFunction<T>>::value;
   for (std::size_t i = 0; i < inputs.size(); ++i)
     if (!inputs[i].defined())
       throw_usage_error(op, "input " + std::to_string(i) + " is an undefined tensor");
   auto& state = detail::thread_state();
-  if (state.forward) {
-    // Every level's tangent, outermost first: an inner level's rule may read the output, whose
-    // outer tangents must then be known.
-    const VjpClosure<T>* function = nullptr;
-    VjpClosure<T> converted;
-    if constexpr (is_function) {
-      function = &vjp;
+  if (!state.forward) return append_entry<T>(op, inputs, std::move(out), std::forward<Vjp>(vjp), saved);
+  // Forward mode: the tangents are computed before the entry is appended, unless a level records on
+  // the caller's tape (reverse over forward: the rules' ops must see the output as recorded, so
+  // that reverse mode differentiates the tangent through it).
+  bool after = false;
+  for (ForwardLevel* level = state.forward; level; level = level->outer()) after = after || level->on_caller_tape;
+  if (!after) {
+    if constexpr (std::is_same<std::decay_t<Vjp>, VjpFunction<T>>::value) {
+      forward_tangents<T>(op, inputs, out, jvp, vjp, saved);
     } else {
-      converted = vjp;
-      function = &converted;
+      forward_tangents<T>(op, inputs, out, jvp, VjpClosure<T>(vjp), saved);
     }
-    for (ForwardLevel* done = nullptr; done != state.forward;) {
-      ForwardLevel* level = state.forward;
-      while (level->outer() != done) level = level->outer();
-      forward_tangent<T>(*level, op, inputs, out, jvp, *function, saved);
-      done = level;
-    }
+    return append_entry<T>(op, inputs, std::move(out), std::forward<Vjp>(vjp), saved);
   }
+  const VjpClosure<T> function = vjp;   // a copy: the entry takes vjp
+  const OutputState<T> kept = out;
+  Tensor<T> y = append_entry<T>(op, inputs, std::move(out), std::forward<Vjp>(vjp), saved);
+  forward_tangents<T>(op, inputs, kept, jvp, function, saved);
+  return y;
+}
+
+template <class T, class Vjp>
+Tensor<T> append_entry(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, Vjp&& vjp, Saved saved) {
+  constexpr bool is_function = std::is_same<std::decay_t<Vjp>, VjpFunction<T>>::value;
+  auto& state = detail::thread_state();
   const bool recording = state.grad_enabled && !state.live.empty();
   const bool check_anomaly = state.detect_anomaly && !state.in_backward;
   if (!recording) {

@@ -150,6 +150,7 @@ struct ForwardLevel {
   std::size_t derived = 0;   // tangents derived from a VJP, for want of a rule (JvpResult)
   std::size_t batch = 0;     // tangents carried per tensor at once (JvpArgs::batch)
   std::size_t looped = 0;    // tangents of a batch computed seed by seed (JvpResult)
+  bool on_caller_tape = false;   // tg::jvp recording on the caller's tape: reverse over forward
   template <class T>
   Tangents<T>& tangents();
   template <class T>

@@ -75,9 +75,9 @@ TEST_CASE("forward and reverse mode agree on random graphs over every op family"
 }
 
 TEST_CASE("jvp: zero tangents for outputs not derived from the primals, nothing on the caller's tape, bad input") {
-  const TD x = leaf({3}, 970), t = leaf({3}, 971);
+  const TD x = leaf({3}, 970).detach(), t = leaf({3}, 971).detach();   // nothing the caller's tape records
   tg::Tape tape;
-  const TD before = x * 2.0;   // one entry on the caller's tape
+  const TD before = leaf({3}, 969) * 2.0;   // one entry on the caller's tape
   const std::size_t entries = tape.size();
   const auto r = tg::jvp<double>([](const Inputs& in) { return std::vector<TD>{tg::exp(in[0]), TD(Arr{1.0, 2.0})}; },
                                  {x}, {t});
@@ -108,6 +108,13 @@ TEST_CASE("a custom op without a JVP rule gets forward mode from its VJP") {
   const auto [y, ty] = tg::jvp<double>([](const Inputs& in) { return cube(in[0]); }, {x}, {t});
   (void)y;
   CHECK(all_close(ty.value(), Arr(3.0 * x.value() * x.value() * t.value()), 1e-13));
+  // Under a tape that records x, reverse mode would have to differentiate the derived tangent:
+  // an error naming the op, not a silently wrong gradient.
+  tg::Tape tape;
+  CHECK_THROWS_WITH_AS(tg::jvp<double>([](const Inputs& in) { return cube(in[0]); }, {x}, {t}),
+                       doctest::Contains("cube: reverse mode over forward mode (a jvp whose primals the caller's tape records) "
+                                "needs the op's own JVP rule"),
+                       tg::UsageError);
 }
 
 namespace {
@@ -293,6 +300,51 @@ TEST_CASE("every public op has a JVP rule of its own, right in forward mode, for
       }
     }
   }
+}
+
+TEST_CASE("reverse over forward: a jvp whose primals the caller's tape records is differentiated by reverse mode") {
+  // s(x) = sum(w * tanh(A x) * exp(x)) with A a matrix: d/dx <grad s, v> = H v, by reverse mode
+  // over the jvp, against forward over reverse (hvp) and central differences of the gradient.
+  const TD x = leaf({4}, 1110), v = leaf({4}, 1111).detach(), w = leaf({4}, 1112).detach();
+  const TD a = leaf({4, 4}, 1113).detach();
+  const auto s = [w, a](const Inputs& in) {
+    return tg::sum(w * tg::tanh(tg::matmul(a, tg::reshape(in[0], {4, 1}))) * tg::reshape(tg::exp(in[0]), {4, 1}));
+  };
+  const auto directional = [&](const TD& at) {
+    tg::Tape tape;
+    const TD xs = at.detach().set_requires_grad(true);
+    const auto [y, ty] = tg::jvp<double>(s, {xs}, {v});
+    CHECK(y.requires_grad());
+    CHECK(ty.requires_grad());
+    CHECK(tape.size() > 0);   // recorded on the caller's tape
+    return std::pair<double, Arr>{ty.item(), tg::grad(ty, {xs})[0].value()};
+  };
+  const auto [first, hv] = directional(x);
+  CHECK(std::abs(first - tg::jvp<double>(s, {x.detach()}, {v}).second.item()) <= 1e-15);
+  const Arr by_hvp = tg::hvp<double>(s, {x}, {v})[0].value();
+  CHECK(all_close(hv, by_hvp, 1e-13));
+  const auto gradient = [&](const Arr& at) {
+    const TD xs(at, true);
+    tg::Tape tape;
+    return Arr(tg::grad(s({xs}), {xs})[0].value());
+  };
+  const double eps = 1e-5;
+  const Arr fd = (gradient(x.value() + eps * v.value()) - gradient(x.value() - eps * v.value())) / (2 * eps);
+  CHECK(all_close(hv, fd, 1e-8));
+
+  // A primal that depends on another leaf through recorded ops, the same tensor given twice (two
+  // tangents), and a tangent the tape records: y = p * q with p = q = exp(c), tangents (1, u):
+  // ty = u p + p = (u + 1) exp(c); d ty / dc = (u + 1) exp(c), d ty / du = exp(c).
+  const TD c(Arr{0.3, -0.7}, true), u(Arr{2.0, -1.0}, true);
+  tg::Tape tape;
+  const TD p = tg::exp(c);
+  const auto [y, ty] = tg::jvp<double>([](const Inputs& in) { return in[0] * in[1]; }, {p, p},
+                                      {TD(Arr{1.0, 1.0}), u});
+  CHECK(all_close(ty.value(), Arr((u.value() + 1.0) * xt::exp(c.value())), 1e-15));
+  const auto g = tg::grad(tg::sum(ty), {c, u});
+  CHECK(all_close(g[0].value(), Arr((u.value() + 1.0) * xt::exp(c.value())), 1e-15));
+  CHECK(all_close(g[1].value(), Arr(xt::exp(c.value())), 1e-15));
+  (void)y;
 }
 
 TEST_CASE("forward over forward: a jvp inside a jvp, to third order") {
