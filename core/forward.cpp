@@ -179,7 +179,7 @@ void forward_tangent(ForwardLevel& level, const std::string& op, InputSpan<T> in
       if (level.on_caller_tape)
         for (std::size_t i = 0; i < inputs.size(); ++i)
           if (inputs[i].requires_grad() || (tangents[i].defined() && tangents[i].requires_grad()))
-            throw_usage_error(op, "reverse mode over forward mode (a jvp whose primals the caller's tape records) needs "
+            throw_usage_error(op, "reverse mode over forward mode (a jvp under a recording tape) needs "
                                   "the op's own JVP rule (a tangent derived from its VJP cannot be differentiated "
                                   "again): give one through tg::record's jvp argument");
       ++level.derived;
@@ -246,7 +246,7 @@ namespace detail {
 template <class T>
 JvpResult<T> batched_jvp(const std::function<std::vector<Tensor<T>>(const std::vector<Tensor<T>>&)>& f,
                          const std::vector<Tensor<T>>& primals, const std::vector<Tensor<T>>& tangents,
-                         std::size_t batch) {
+                         std::size_t batch, bool composes) {
   if (!f) throw_usage_error("jvp", "the function is empty");
   if (primals.size() != tangents.size())
     throw_value_error("jvp", "got " + std::to_string(tangents.size()) + " tangents for " + std::to_string(primals.size()) +
@@ -261,13 +261,11 @@ JvpResult<T> batched_jvp(const std::function<std::vector<Tensor<T>>(const std::v
                                                     std::to_string(batch) + " of its primal's shape)"
                                               : " and its primal shape " + shape_str(primals[i].shape())));
   }
-  // Reverse over forward: where the caller's tape records a primal or a tangent, f runs on them as
-  // they are and every op (the JVP rules' too) records there as any op does, so that reverse mode
-  // differentiates what jvp returns. Otherwise f runs on detached copies under a tape of its own.
-  bool on_caller_tape = false;
-  if (batch == 0 && is_recording())
-    for (std::size_t i = 0; i < primals.size(); ++i)
-      on_caller_tape = on_caller_tape || primals[i].requires_grad() || (tangents[i].defined() && tangents[i].requires_grad());
+  // Reverse over forward: under a recording tape, f runs on the primals and tangents as they are
+  // and every op (the JVP rules' too) records there as any op does (where an input requires grad,
+  // a tensor f captured included), so that reverse mode differentiates what jvp returns.
+  // Otherwise f runs on detached copies under a tape of its own.
+  const bool on_caller_tape = composes && batch == 0 && is_recording();
   ForwardLevel level;
   level.batch = batch;
   level.on_caller_tape = on_caller_tape;
@@ -299,17 +297,18 @@ JvpResult<T> batched_jvp(const std::function<std::vector<Tensor<T>>(const std::v
 }
 
 template JvpResult<float> batched_jvp(const std::function<std::vector<Tensor<float>>(const std::vector<Tensor<float>>&)>&,
-                                      const std::vector<Tensor<float>>&, const std::vector<Tensor<float>>&, std::size_t);
+                                      const std::vector<Tensor<float>>&, const std::vector<Tensor<float>>&, std::size_t,
+                                      bool);
 template JvpResult<double> batched_jvp(
     const std::function<std::vector<Tensor<double>>(const std::vector<Tensor<double>>&)>&,
-    const std::vector<Tensor<double>>&, const std::vector<Tensor<double>>&, std::size_t);
+    const std::vector<Tensor<double>>&, const std::vector<Tensor<double>>&, std::size_t, bool);
 
 }  // namespace detail
 
 template <class T>
 JvpResult<T> jvp(const std::function<std::vector<Tensor<T>>(const std::vector<Tensor<T>>&)>& f,
                  const std::vector<Tensor<T>>& primals, const std::vector<Tensor<T>>& tangents) {
-  return detail::batched_jvp<T>(f, primals, tangents, 0);
+  return detail::batched_jvp<T>(f, primals, tangents, 0, /*composes=*/true);
 }
 
 template <class T>

@@ -67,10 +67,10 @@ struct JvpResult {
 // (one per primal, of its shape; an undefined tangent is zero and costs nothing), in one
 // evaluation of f with tangents carried through every op:
 // an op's own JVP rule where it has one, else the JVP derived from its VJP (which is linear in its
-// seed: its transpose, one reverse walk of the VJP). Where the caller's tape records a primal or a
-// tangent, f runs on them and every op records there (reverse over forward: what jvp returns is
-// differentiable by reverse mode); otherwise f runs on copies detached from any tape and nothing is
-// recorded on the caller's tape. An output not derived from the primals
+// seed: its transpose, one reverse walk of the VJP). Under a recording tape, f runs on the primals
+// and tangents as they are and its ops record there as any op does (where an input requires grad,
+// a tensor f captured included): what jvp returns is differentiable by reverse mode (reverse over
+// forward). Otherwise f runs on copies detached from any tape. An output not derived from the primals
 // gets a zero tangent. A jvp may run inside another's f (forward over forward, to any depth): the
 // outputs and tangents it returns carry the outer jvp's tangents, so the outer one differentiates
 // them (a custom op without a JVP rule of its own is then a UsageError naming it).
@@ -104,11 +104,12 @@ class NoTangents {
 
 // jvp with a batch of `batch` tangents per primal at once, each of shape (batch, primal shape...)
 // (undefined: zero); the output tangents have shape (batch, output shape...). For the transforms:
-// one pass for all the seeds of a Jacobian.
+// one pass for all the seeds of a Jacobian. `composes`: as tg::jvp, records on the caller's tape
+// where it records a primal or a tangent (reverse over forward); the transforms pass false.
 template <class T>
 JvpResult<T> batched_jvp(const std::function<std::vector<Tensor<T>>(const std::vector<Tensor<T>>&)>& f,
                          const std::vector<Tensor<T>>& primals, const std::vector<Tensor<T>>& tangents,
-                         std::size_t batch);
+                         std::size_t batch, bool composes = false);
 }  // namespace detail
 
 }  // namespace tapegrad

@@ -112,7 +112,7 @@ TEST_CASE("a custom op without a JVP rule gets forward mode from its VJP") {
   // an error naming the op, not a silently wrong gradient.
   tg::Tape tape;
   CHECK_THROWS_WITH_AS(tg::jvp<double>([](const Inputs& in) { return cube(in[0]); }, {x}, {t}),
-                       doctest::Contains("cube: reverse mode over forward mode (a jvp whose primals the caller's tape records) "
+                       doctest::Contains("cube: reverse mode over forward mode (a jvp under a recording tape) "
                                 "needs the op's own JVP rule"),
                        tg::UsageError);
 }
@@ -302,7 +302,7 @@ TEST_CASE("every public op has a JVP rule of its own, right in forward mode, for
   }
 }
 
-TEST_CASE("reverse over forward: a jvp whose primals the caller's tape records is differentiated by reverse mode") {
+TEST_CASE("reverse over forward: a jvp under a recording tape is differentiated by reverse mode") {
   // s(x) = sum(w * tanh(A x) * exp(x)) with A a matrix: d/dx <grad s, v> = H v, by reverse mode
   // over the jvp, against forward over reverse (hvp) and central differences of the gradient.
   const TD x = leaf({4}, 1110), v = leaf({4}, 1111).detach(), w = leaf({4}, 1112).detach();
@@ -345,6 +345,16 @@ TEST_CASE("reverse over forward: a jvp whose primals the caller's tape records i
   CHECK(all_close(g[0].value(), Arr((u.value() + 1.0) * xt::exp(c.value())), 1e-15));
   CHECK(all_close(g[1].value(), Arr(xt::exp(c.value())), 1e-15));
   (void)y;
+
+  // A tensor f captures, the primal a constant: ty = d/dz sin(z k)|_{z=2} = k cos(2k), whose
+  // derivative in k is cos(2k) - 2k sin(2k).
+  const TD k(Arr{0.4}, true);
+  const auto [sy, sty] = tg::jvp<double>([k](const Inputs& in) { return tg::sin(in[0] * k); }, {TD(Arr{2.0})},
+                                        {TD(Arr{1.0})});
+  const double kv = 0.4;
+  CHECK(std::abs(sty.item() - kv * std::cos(2 * kv)) <= 1e-15);
+  CHECK(std::abs(tg::grad(sty, {k})[0].value()(0) - (std::cos(2 * kv) - 2 * kv * std::sin(2 * kv))) <= 1e-15);
+  (void)sy;
 }
 
 TEST_CASE("forward over forward: a jvp inside a jvp, to third order") {

@@ -298,7 +298,7 @@ Tensors<T> hvp(const std::function<Tensor<T>(const Tensors<T>&)>& f, const Tenso
   if (!f) throw_usage_error("hvp", "the function is empty");
   check_primals("hvp", primals);
   // The reverse-mode gradient, with jvp's tangents carried through its forward and its backward.
-  return jvp<T>(gradient_of(f, "hvp"), primals, vs).tangents;
+  return detail::batched_jvp<T>(gradient_of(f, "hvp"), primals, vs, 0).tangents;
 }
 
 template <class T>
