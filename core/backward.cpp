@@ -1,5 +1,7 @@
 // The reverse walk: backward() and grad() walk a tape's entries once, last to first, applying
 // each entry's VJP (Entry::backprop, core/tape.cpp) and accumulating the gradients.
+#include <algorithm>
+
 #include "tape.hpp"
 
 #include "tape_internals.hpp"
@@ -80,7 +82,8 @@ xt::xarray<T> checked_seed(const Tensor<T>& y, const xt::xarray<T>* seed, const 
 // One reverse walk over the entries recorded before it started.
 template <class T>
 GradStore reverse_walk(TapeImpl& tape, const Tensor<T>& y, xt::xarray<T> seed, bool create_graph,
-                       bool retain_graph, const std::vector<std::size_t>& keep = {}) {
+                       bool retain_graph, const std::vector<std::size_t>& keep = {},
+                       std::size_t lowest_node = 0) {
   GradStore store(tape.num_nodes);
   for (std::size_t node : keep)
     if (node != no_node) store.keep[node] = 1;
@@ -89,12 +92,20 @@ GradStore reverse_walk(TapeImpl& tape, const Tensor<T>& y, xt::xarray<T> seed, b
   InBackward in_backward;
   // With create_graph the VJPs record onto y's tape, even when a newer tape is active.
   ActiveTape active(create_graph ? &tape : nullptr);
-  const std::size_t end = tape.entries.size();
+  // Only the entries from y's own back to the first whose output is lowest_node or newer can carry
+  // y's gradient to what is asked (nodes are numbered in the order they are recorded): a gradient
+  // taken inside a long recording walks its own part of the tape, not the whole of it.
+  const auto by_output = [](const EntryPtr& e, std::size_t node) { return e->output < node; };
+  const auto& entries = tape.entries;
+  const std::size_t end = static_cast<std::size_t>(
+      std::lower_bound(entries.begin(), entries.end(), y.impl()->node + 1, by_output) - entries.begin());
+  const std::size_t begin = std::min(end, static_cast<std::size_t>(
+      std::lower_bound(entries.begin(), entries.end(), lowest_node, by_output) - entries.begin()));
   // How far ahead of the walk the cache is asked for an entry (its first bytes: the entry itself
   // and the lists recorded after it in the arena), then for what it points to (prefetch()).
   constexpr std::size_t entry_ahead = 16, states_ahead = 8, values_ahead = 4;
   std::vector<std::size_t> walked;   // entries whose VJP ran, to release once the walk succeeded
-  for (std::size_t i = end; i-- > 0;) {
+  for (std::size_t i = end; i-- > begin;) {
     if (i >= entry_ahead) {
       const char* entry = reinterpret_cast<const char*>(tape.entries[i - entry_ahead].get());
       for (std::size_t offset = 0; offset < 512; offset += 64) __builtin_prefetch(entry + offset);
@@ -140,8 +151,9 @@ std::vector<Tensor<T>> grad_impl(const Tensor<T>& y, const std::vector<Tensor<T>
     if (!xs[i].defined()) throw_usage_error("grad", "xs[" + std::to_string(i) + "] is undefined");
   std::vector<std::size_t> nodes;
   for (const auto& x : xs) nodes.push_back(tape.node_of(*x.impl()));
+  const std::size_t lowest = nodes.empty() ? no_node : *std::min_element(nodes.begin(), nodes.end());
   GradStore store =
-      reverse_walk(tape, y, checked_seed(y, seed, "grad"), create_graph, true, nodes);
+      reverse_walk(tape, y, checked_seed(y, seed, "grad"), create_graph, true, nodes, lowest);
   auto& grads = store.of<T>();
   std::vector<Tensor<T>> result;
   result.reserve(xs.size());

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+#include <xtensor/xview.hpp>
 
 #include "evals.hpp"
 #include "protocol.hpp"
@@ -193,6 +194,128 @@ TEST_CASE("gradbench: every gradient agrees with finite differences on random in
       params, jacobian);
 }
 
+TEST_CASE("gradbench: kmeans against naive loops") {
+  // n points in [0, 1)^d, the centroids the last k of them (as the eval makes them: every cluster
+  // has a point).
+  const std::size_t n = 300, d = 3, k = 7;
+  const Array points = random_array({n, d}, 20, 0, 1);
+  const Array centroids = xt::view(points, xt::range(n - k, n), xt::all());
+  double cost = 0;
+  Array sum_gradient = xt::zeros<double>({k, d}), count = xt::zeros<double>({k});
+  for (std::size_t i = 0; i < n; ++i) {
+    std::size_t best = 0;
+    double best_distance = 0;
+    for (std::size_t j = 0; j < k; ++j) {
+      double distance = 0;
+      for (std::size_t c = 0; c < d; ++c) distance += (centroids(j, c) - points(i, c)) * (centroids(j, c) - points(i, c));
+      if (j == 0 || distance < best_distance) best = j, best_distance = distance;
+    }
+    cost += best_distance;
+    count(best) += 1;
+    for (std::size_t c = 0; c < d; ++c) sum_gradient(best, c) += 2 * (centroids(best, c) - points(i, c));
+  }
+  // J ./ diag(H): the gradient over the Hessian's diagonal, 2 per point of the cluster.
+  Array dir = Array::from_shape({k, d});
+  for (std::size_t j = 0; j < k; ++j)
+    for (std::size_t c = 0; c < d; ++c) dir(j, c) = sum_gradient(j, c) / (2 * count(j));
+  const gb::KmeansInput in{points, centroids};
+  check_close(gb::kmeans_cost(in), cost, 1e-13);
+  check_close(gb::kmeans_dir(in), dir, 1e-13);
+}
+
+namespace {
+// The determinant by Gaussian elimination with partial pivoting: another algorithm than
+// expansion by minors.
+double eliminated_det(Array a, std::size_t ell) {
+  a.reshape({ell, ell});
+  double det = 1;
+  for (std::size_t c = 0; c < ell; ++c) {
+    std::size_t pivot = c;
+    for (std::size_t r = c + 1; r < ell; ++r)
+      if (std::abs(a(r, c)) > std::abs(a(pivot, c))) pivot = r;
+    if (pivot != c) {
+      for (std::size_t j = 0; j < ell; ++j) std::swap(a(c, j), a(pivot, j));
+      det = -det;
+    }
+    det *= a(c, c);
+    for (std::size_t r = c + 1; r < ell; ++r) {
+      const double factor = a(r, c) / a(c, c);
+      for (std::size_t j = c; j < ell; ++j) a(r, j) -= factor * a(c, j);
+    }
+  }
+  return det;
+}
+}  // namespace
+
+TEST_CASE("gradbench: det against elimination, its gradient against finite differences") {
+  // The determinant is linear in each element: central differences are exact but for rounding.
+  for (std::size_t ell = 1; ell <= 7; ++ell) {
+    CAPTURE(ell);
+    const Array a = random_array({ell * ell}, 30 + unsigned(ell), 0, 1);
+    check_close(gb::det_primal(a, ell), eliminated_det(a, ell), 1e-12);
+    check_finite_differences([ell](const Array& v) { return gb::det_primal(v, ell); }, a, gb::det_gradient(a, ell));
+  }
+  // A permutation matrix's determinant is its sign; the gradient is its cofactors.
+  check_close(gb::det_primal(Array{0, 1, 0, 0, 0, 1, 1, 0, 0}, 3), 1.0, 0);
+  check_close(gb::det_primal(Array{0, 1, 0, 1, 0, 0, 0, 0, 1}, 3), -1.0, 0);
+  check_close(gb::det_gradient(Array{1, 2, 3, 4}, 2), Array{4, -3, -2, 1}, 0);
+}
+
+namespace {
+// The particle eval's objective simulated independently: the force -grad p written out,
+// -(x - c) / |x - c|^3 summed over the charges, instead of differentiated.
+double particle_miss(double w) {
+  double x = 0, y = 8, vx = 0.75, vy = 0;
+  const double charges[2][2] = {{10, 10 - w}, {10, 0}};
+  for (;;) {
+    double ax = 0, ay = 0;
+    for (const auto& c : charges) {
+      const double dx = x - c[0], dy = y - c[1], r = std::sqrt(dx * dx + dy * dy);
+      ax += dx / (r * r * r);
+      ay += dy / (r * r * r);
+    }
+    x += 0.1 * vx;
+    y += 0.1 * vy;
+    if (y <= 0) {
+      const double at = x - y / vy * vx;
+      return at * at;
+    }
+    vx += 0.1 * ax;
+    vy += 0.1 * ay;
+  }
+}
+}  // namespace
+
+TEST_CASE("gradbench: particle and saddle, every variant, against closed forms and GradBench's expected values") {
+  // saddle: the saddle point is the origin, where gradient descent stops within its 1e-5
+  // tolerance; every variant takes the same steps. GradBench's eval expects 8.246324826140356e-06
+  // for each coordinate from (1, 1).
+  const Array saddle_rr = gb::saddle_point(Array{1.0, 1.0}, gb::modes_of("saddle", "rr"));
+  check_close(saddle_rr, Array{8.246324826140356e-06, 8.246324826140356e-06, 8.246324826140356e-06,
+                               8.246324826140356e-06}, 1e-12);
+  // (The descent stops at once where its first step would move less than 1e-5: |start| = 1 here.)
+  const Array start{0.8, -0.6};
+  const Array reference = gb::saddle_point(start, gb::modes_of("saddle", "rr"));
+  CHECK(xt::amax(xt::abs(reference))() <= 1e-4);
+  for (const char* v : {"ff", "fr", "rf"}) {
+    CAPTURE(v);
+    check_close(gb::saddle_point(start, gb::modes_of("saddle", v)), reference, 1e-12);
+  }
+  // particle: the control at which the particle crosses the x axis at the origin. GradBench's eval
+  // starts at 0 and expects 0.2071918746486116. From 0.2 every variant takes the same steps to a
+  // w where the independent simulation misses the origin by almost nothing, within 1e-4 of its
+  // minimum.
+  check_close(gb::particle_argmin(0.0, gb::modes_of("particle", "rr")), 0.2071918746486116, 1e-12);
+  const double w = gb::particle_argmin(0.2, gb::modes_of("particle", "rr"));
+  CHECK(particle_miss(w) <= 1e-6);
+  CHECK(particle_miss(w) <= particle_miss(w + 1e-4));
+  CHECK(particle_miss(w) <= particle_miss(w - 1e-4));
+  for (const char* v : {"ff", "fr", "rf"}) {
+    CAPTURE(v);
+    check_close(gb::particle_argmin(0.2, gb::modes_of("particle", v)), w, 1e-12);
+  }
+}
+
 TEST_CASE("gradbench: bad input is an error naming the eval and the field") {
   const auto message = [](auto f) {
     try {
@@ -217,6 +340,15 @@ TEST_CASE("gradbench: bad input is an error naming the eval and the field") {
   s = lstm_example();
   s.main_params = Array{{0.1, 0.2, 0.3}};
   CHECK(message([&] { gb::lstm_jacobian(s); }).find("lstm: main_params has shape (1, 3), expected (2l, 4b)") == 0);
+  CHECK(message([] { gb::kmeans_cost({Array{{0.5, 0.5}}, Array{{0.5, 0.5, 0.5}}}); }) ==
+        "kmeans: centroids has shape (1, 3), expected (k, 2) with k >= 1 (d from points)");
+  CHECK(message([] { gb::det_primal(Array{1.0, 2.0, 3.0}, 2); }) == "det: A has 3 numbers; ell=2 needs 4");
+  CHECK(message([] { gb::det_gradient(Array{1.0}, 12); }).find("det: ell must be in [1, 11]") == 0);
+  CHECK(message([] { gb::saddle_point(Array{1.0}, gb::modes_of("saddle", "rr")); }) ==
+        "saddle: start has 1 numbers, expected 2");
+  CHECK(message([] { gb::modes_of("particle", "fx"); }) == "particle: no function 'fx' (ff, fr, rf or rr)");
+  CHECK(message([] { gb::particle_argmin(std::nan(""), gb::modes_of("particle", "rr")); }) ==
+        "particle: w must be finite, got nan");
 }
 
 TEST_CASE("gradbench protocol: the hello session, one response per message, each echoing its id") {

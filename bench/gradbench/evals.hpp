@@ -7,6 +7,7 @@
 #define TAPEGRAD_BENCH_GRADBENCH_EVALS_HPP
 
 #include <cstddef>
+#include <string>
 
 #include <tapegrad/core/tensor.hpp>
 #include <xtensor/xarray.hpp>
@@ -65,6 +66,39 @@ struct LstmInput {
 };
 double lstm_objective(const LstmInput& in);
 Array lstm_jacobian(const LstmInput& in);
+
+// kmeans: sum over the points of the squared distance to the closest centroid; dir is the
+// gradient with respect to the centroids divided elementwise by the Hessian's diagonal (H 1, one
+// Hessian-vector product: H is diagonal).
+struct KmeansInput {
+  Array points;      // (n, d), a constant
+  Array centroids;   // (k, d)
+};
+double kmeans_cost(const KmeansInput& in);
+Array kmeans_dir(const KmeansInput& in);
+
+// det: the determinant of the ell x ell matrix A (row after row) by expansion by minors along the
+// first row, recursively, as cmpad's det_by_minor; gradient with respect to A, row after row.
+double det_primal(const Array& a, std::size_t ell);
+Array det_gradient(const Array& a, std::size_t ell);
+
+// Nested derivatives, each in four variants: the outer and the inner derivative taken by forward
+// ('f') or reverse ('r') mode, in that order ("fr": forward over reverse).
+enum class Mode { forward, reverse };
+struct Modes {
+  Mode outer, inner;
+};
+// Modes from "ff", "fr", "rf" or "rr".
+Modes modes_of(const char* eval, const std::string& name);
+
+// particle: the control w, from w0, minimising the squared distance from the origin at which a
+// charged particle, pushed by the gradient of the potential of two charges (one placed by w),
+// crosses the x axis (Euler steps); by GradBench's gradient descent (README.md, particle).
+double particle_argmin(double w0, Modes modes);
+
+// saddle: min over x of max over y of (x0^2 + x1^2) - (y0^2 + y1^2), both by gradient descent
+// from `start`: (x0, x1, y0, y1).
+Array saddle_point(const Array& start, Modes modes);
 
 }  // namespace gradbench
 

@@ -209,6 +209,28 @@ LstmInput lstm_input(const json& in) {
           matrix_of(in, "lstm", "sequence")};
 }
 
+KmeansInput kmeans_input(const json& in) { return {matrix_of(in, "kmeans", "points"), matrix_of(in, "kmeans", "centroids")}; }
+
+struct DetInput {
+  Array a;
+  std::size_t ell;
+};
+DetInput det_input(const json& in) { return {vector_of(in, "det", "A"), count_of(in, "det", "ell")}; }
+
+double particle_input(const json& in) { return number_of(in, "particle", "w"); }
+Array saddle_input(const json& in) { return vector_of(in, "saddle", "start"); }
+
+// The four variants ff, fr, rf, rr of a nested eval.
+template <class Parse, class Run>
+Module variants(const char* eval, Parse parse, Run run) {
+  Module m;
+  for (const char* name : {"ff", "fr", "rf", "rr"}) {
+    const Modes modes = modes_of(eval, name);
+    m[name] = timed_function(eval, parse, [run, modes](const auto& input) { return run(input, modes); });
+  }
+  return m;
+}
+
 double hello_number(const json& input) { return number_in(input, "hello", "the input"); }
 
 const std::map<std::string, Module>& modules() {
@@ -226,6 +248,12 @@ const std::map<std::string, Module>& modules() {
                {"jacobian", timed_function("gmm", gmm_input, gmm_jacobian)}}},
       {"lstm", {{"objective", timed_function("lstm", lstm_input, lstm_objective)},
                 {"jacobian", timed_function("lstm", lstm_input, lstm_jacobian)}}},
+      {"kmeans", {{"cost", timed_function("kmeans", kmeans_input, kmeans_cost)},
+                  {"dir", timed_function("kmeans", kmeans_input, kmeans_dir)}}},
+      {"det", {{"primal", timed_function("det", det_input, [](const DetInput& p) { return det_primal(p.a, p.ell); })},
+               {"gradient", timed_function("det", det_input, [](const DetInput& p) { return det_gradient(p.a, p.ell); })}}},
+      {"particle", variants("particle", particle_input, particle_argmin)},
+      {"saddle", variants("saddle", saddle_input, saddle_point)},
   };
   return all;
 }
