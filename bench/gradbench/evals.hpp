@@ -95,10 +95,16 @@ Modes modes_of(const char* eval, const std::string& name);
 // charged particle, pushed by the gradient of the potential of two charges (one placed by w),
 // crosses the x axis (Euler steps); by GradBench's gradient descent (README.md, particle).
 double particle_argmin(double w0, Modes modes);
+// Its objective (the squared miss) at w, and the objective's derivative, nested by `modes`.
+double particle_objective(double w, Mode inner);
+double particle_derivative(double w, Modes modes);
 
 // saddle: min over x of max over y of (x0^2 + x1^2) - (y0^2 + y1^2), both by gradient descent
 // from `start`: (x0, x1, y0, y1).
 Array saddle_point(const Array& start, Modes modes);
+// The gradient with respect to x of max over y of f(x, y) (y by ascent from `start`), nested by
+// `modes`: 2 x where the ascent converges.
+Array saddle_max_gradient(const Array& x, const Array& start, Modes modes);
 
 }  // namespace gradbench
 

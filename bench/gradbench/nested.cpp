@@ -153,6 +153,17 @@ Modes modes_of(const char* eval, const std::string& name) {
   tg::throw_value_error(eval, "no function '" + name + "' (ff, fr, rf or rr)");
 }
 
+double particle_objective(double w, Mode inner) { return particle(Tensor(Array{w}), inner).item(); }
+
+double particle_derivative(double w, Modes modes) {
+  return outer_gradient([modes](const Tensor& at) { return particle(at, modes.inner); }, Array{w}, modes.outer)(0);
+}
+
+Array saddle_max_gradient(const Array& x, const Array& start, Modes modes) {
+  const Tensor from(start);
+  return outer_gradient([&](const Tensor& at) { return saddle_max(at, from, modes.inner); }, x, modes.outer);
+}
+
 double particle_argmin(double w0, Modes modes) {
   if (!std::isfinite(w0)) tg::throw_value_error("particle", "w must be finite, got " + tg::number_str(w0));
   const Scalar objective = [modes](const Tensor& w) { return particle(w, modes.inner); };
