@@ -53,8 +53,8 @@ Tensor<T> tangent_from_vjp(const std::string& op, InputSpan<T> inputs, const Ten
                            const std::vector<Tensor<T>>& tangents, const VjpClosure<T>& vjp, Saved saved) {
   if (!vjp) throw_usage_error(op, "forward mode: the op has neither a JVP rule nor a VJP to derive one from");
   GradMode recording(true);
-  // On the active tape if there is one (tg::jvp and gradcheck open their own): a VJP may read
-  // tensors it captured, recorded there.
+  // On the active tape if there is one (gradcheck opens its own; tg::jvp does unless a tape records,
+  // and then these entries stay on it): a VJP may read tensors it captured, recorded there.
   std::unique_ptr<Tape> own;
   if (thread_state().live.empty()) own = std::make_unique<Tape>();
   const std::size_t n = inputs.size();
@@ -138,6 +138,23 @@ Tensor<T> seed_of(const Tensor<T>& batched, std::size_t b) {
 }
 
 template <class T>
+void check_reverse_over_derived(const std::string& op, InputSpan<T> inputs) {
+  for (ForwardLevel* level = thread_state().forward; level; level = level->outer()) {
+    if (!level->on_caller_tape) continue;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      const Tensor<T> t = level->get(inputs[i]);
+      if (t.defined() && (inputs[i].requires_grad() || t.requires_grad()))
+        throw_usage_error(op, "reverse mode over forward mode (a jvp under a recording tape) needs the op's own JVP "
+                              "rule (a tangent derived from its VJP cannot be differentiated again): give one "
+                              "through tg::record's jvp argument, or run the jvp under tg::NoGrad or on detached "
+                              "tensors");
+    }
+  }
+}
+template void check_reverse_over_derived<float>(const std::string&, InputSpan<float>);
+template void check_reverse_over_derived<double>(const std::string&, InputSpan<double>);
+
+template <class T>
 void forward_tangent(ForwardLevel& level, const std::string& op, InputSpan<T> inputs, const OutputState<T>& out,
                      const JvpClosure<T>* jvp, const VjpClosure<T>& vjp, Saved saved) {
   bool any = false;   // (most ops of a backward pass under forward mode carry none: nothing allocated)
@@ -176,12 +193,6 @@ void forward_tangent(ForwardLevel& level, const std::string& op, InputSpan<T> in
             throw_usage_error(op, "forward mode over forward mode (a jvp inside a jvp) needs the op's own JVP rule "
                                   "(a tangent derived from its VJP cannot be differentiated again): give one through "
                                   "tg::record's jvp argument");
-      if (level.on_caller_tape)
-        for (std::size_t i = 0; i < inputs.size(); ++i)
-          if (inputs[i].requires_grad() || (tangents[i].defined() && tangents[i].requires_grad()))
-            throw_usage_error(op, "reverse mode over forward mode (a jvp under a recording tape) needs "
-                                  "the op's own JVP rule (a tangent derived from its VJP cannot be differentiated "
-                                  "again): give one through tg::record's jvp argument");
       ++level.derived;
     }
     if (batch == 0) {
@@ -274,11 +285,14 @@ JvpResult<T> batched_jvp(const std::function<std::vector<Tensor<T>>(const std::v
   const auto kept = [on_caller_tape](const Tensor<T>& x) { return on_caller_tape ? x : detach_keeping_tangents(x); };
   std::vector<Tensor<T>> xs;
   for (std::size_t i = 0; i < primals.size(); ++i) {
-    Tensor<T> x = kept(primals[i]);
-    // A tensor passed as two primals gets two tangents: the second enters as a copy.
-    for (std::size_t k = 0; k < i && on_caller_tape; ++k)
-      if (primals[k].impl() == primals[i].impl()) x = copy_of(x);
-    xs.push_back(std::move(x));
+    if (on_caller_tape) {
+      // A recorded copy carrying the outer levels' tangents only: this level's tangent is the one
+      // given, even where the tensor is given twice or f also captures it (as when detached).
+      NoTangents outer_only(level.outer());
+      xs.push_back(copy_of(primals[i]));
+    } else {
+      xs.push_back(detach_keeping_tangents(primals[i]));
+    }
     if (tangents[i].defined()) level.set(xs.back(), kept(tangents[i]));
   }
   const std::vector<Tensor<T>> outs = f(xs);

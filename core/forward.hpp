@@ -105,7 +105,7 @@ class NoTangents {
 // jvp with a batch of `batch` tangents per primal at once, each of shape (batch, primal shape...)
 // (undefined: zero); the output tangents have shape (batch, output shape...). For the transforms:
 // one pass for all the seeds of a Jacobian. `composes`: as tg::jvp, records on the caller's tape
-// where it records a primal or a tangent (reverse over forward); the transforms pass false.
+// where one records (reverse over forward); the transforms pass false.
 template <class T>
 JvpResult<T> batched_jvp(const std::function<std::vector<Tensor<T>>(const std::vector<Tensor<T>>&)>& f,
                          const std::vector<Tensor<T>>& primals, const std::vector<Tensor<T>>& tangents,

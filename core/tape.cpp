@@ -334,7 +334,7 @@ void probe_entry(TapeProbe& probe, std::size_t position, const EntryBase& entry,
   probe.ops.push_back(std::move(op));
 }
 
-// record_op, for a VJP given as a VjpFunction or as a VjpPointer.
+// Appends the op's entry where it is recorded (the output returned as it is otherwise).
 template <class T, class Vjp>
 Tensor<T> append_entry(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, Vjp&& vjp, Saved saved);
 
@@ -374,6 +374,7 @@ Tensor<T> record_entry(const std::string& op, InputSpan<T> inputs, OutputState<T
     }
     return append_entry<T>(op, inputs, std::move(out), std::forward<Vjp>(vjp), saved);
   }
+  if (!jvp) check_reverse_over_derived<T>(op, inputs);   // before the entry: a failed op leaves none
   const VjpClosure<T> function = vjp;   // a copy: the entry takes vjp
   const OutputState<T> kept = out;
   Tensor<T> y = append_entry<T>(op, inputs, std::move(out), std::forward<Vjp>(vjp), saved);

@@ -185,6 +185,10 @@ inline ForwardLevel::Tangents<float>& ForwardLevel::tangents<float>() { return f
 template <>
 inline ForwardLevel::Tangents<double>& ForwardLevel::tangents<double>() { return d; }
 
+// Before an op without a JVP rule is recorded under a jvp that records on the caller's tape: a
+// UsageError where reverse mode would have to differentiate a tangent derived from its VJP.
+template <class T>
+void check_reverse_over_derived(const std::string& op, InputSpan<T> inputs);
 // Computes and keeps the tangent of an op's output from its inputs' (core/forward.cpp): the op's
 // rule, or the transpose of its VJP.
 template <class T>

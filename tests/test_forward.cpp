@@ -111,10 +111,12 @@ TEST_CASE("a custom op without a JVP rule gets forward mode from its VJP") {
   // Under a tape that records x, reverse mode would have to differentiate the derived tangent:
   // an error naming the op, not a silently wrong gradient.
   tg::Tape tape;
-  CHECK_THROWS_WITH_AS(tg::jvp<double>([](const Inputs& in) { return cube(in[0]); }, {x}, {t}),
+  const std::size_t entries = tape.size();
+  CHECK_THROWS_WITH_AS(tg::jvp<double>([](const Inputs& in) { return cube(in[0] * 1.0); }, {x}, {t.detach()}),
                        doctest::Contains("cube: reverse mode over forward mode (a jvp under a recording tape) "
                                 "needs the op's own JVP rule"),
                        tg::UsageError);
+  CHECK(tape.size() == entries + 2);   // the primal's copy and the product: cube's entry never appended
 }
 
 namespace {
@@ -345,6 +347,19 @@ TEST_CASE("reverse over forward: a jvp under a recording tape is differentiated 
   CHECK(all_close(g[0].value(), Arr((u.value() + 1.0) * xt::exp(c.value())), 1e-15));
   CHECK(all_close(g[1].value(), Arr(xt::exp(c.value())), 1e-15));
   (void)y;
+
+  // The same tensor twice, the second tangent undefined (zero); and f capturing its primal: the
+  // tangent enters through the primal only, as without a tape (t * p, not 2 t * p).
+  {
+    const TD q = tg::exp(c);
+    const auto [qy, qty] = tg::jvp<double>([](const Inputs& in) { return in[0] * in[1]; }, {q, q},
+                                          {TD(Arr{1.0, 1.0}), TD()});
+    CHECK(all_close(qty.value(), Arr(xt::exp(c.value())), 1e-15));
+    const auto [cy, cty] = tg::jvp<double>([q](const Inputs& in) { return in[0] * q; }, {q}, {TD(Arr{1.0, 1.0})});
+    CHECK(all_close(cty.value(), Arr(xt::exp(c.value())), 1e-15));
+    (void)qy;
+    (void)cy;
+  }
 
   // A tensor f captures, the primal a constant: ty = d/dz sin(z k)|_{z=2} = k cos(2k), whose
   // derivative in k is cos(2k) - 2k sin(2k).

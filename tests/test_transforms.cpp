@@ -157,7 +157,6 @@ TEST_CASE("the transforms record nothing on the caller's tape") {
   tg::hvp<double>(s, {x}, {v});
   tg::hessian<double>(s, {x});
   tg::vjp<double>(f, {x}).pullback({Arr(v.value())});
-  tg::jvp<double>(f, {x.detach()}, {v.detach()});
   CHECK(tape.size() == entries);
   (void)before;
 }

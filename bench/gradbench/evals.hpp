@@ -100,7 +100,7 @@ double particle_objective(double w, Mode inner);
 double particle_derivative(double w, Modes modes);
 
 // saddle: min over x of max over y of (x0^2 + x1^2) - (y0^2 + y1^2), both by gradient descent
-// from `start`: (x0, x1, y0, y1).
+// from the two numbers `start`; returns (x0, x1, y0, y1).
 Array saddle_point(const Array& start, Modes modes);
 // The gradient with respect to x of max over y of f(x, y) (y by ascent from `start`), nested by
 // `modes`: 2 x where the ascent converges.
