@@ -7,6 +7,8 @@
 #define TAPEGRAD_BENCH_GRADBENCH_EVALS_HPP
 
 #include <cstddef>
+#include <cstdint>
+#include <vector>
 #include <string>
 
 #include <tapegrad/core/tensor.hpp>
@@ -81,6 +83,33 @@ Array kmeans_dir(const KmeansInput& in);
 // first row, recursively, as cmpad's det_by_minor; gradient with respect to A, row after row.
 double det_primal(const Array& a, std::size_t ell);
 Array det_gradient(const Array& a, std::size_t ell);
+
+// ba: ADBench's bundle adjustment. n cameras (11 parameters each: angle-axis rotation, centre,
+// focal length, principal point, two radial distortion terms), m points, p observations
+// (observation i sees camera i mod n and point i mod m, with weight w_i and feature feat_i).
+struct BaInput {
+  std::size_t n = 0, m = 0, p = 0;
+  Array cams;    // (n, 11)
+  Array x;       // (m, 3)
+  Array w;       // (p)
+  Array feats;   // (p, 2), a constant
+};
+// The eval's input, one camera, point, weight and feature, replicated n, m, p and p times.
+BaInput ba_replicate(std::size_t n, std::size_t m, std::size_t p, const Array& cam, const Array& x, double w,
+                     const Array& feat);
+struct BaObjective {
+  Array reproj_err;   // (p, 2): w_i (projection of point i mod m by camera i mod n - feat_i)
+  Array w_err;        // (p): 1 - w_i^2
+};
+// The Jacobian of (reproj_err row after row, then w_err) with respect to (cams, x, w), in
+// compressed rows: row r's entries are cols/vals[rows[r] .. rows[r+1]), columns 11 c + j for
+// camera parameters, 11 n + 3 k + j for points, 11 n + 3 m + i for weights.
+struct BaJacobian {
+  std::vector<std::int64_t> rows, cols;
+  std::vector<double> vals;
+};
+BaObjective ba_objective(const BaInput& in);
+BaJacobian ba_jacobian(const BaInput& in);
 
 // Nested derivatives, each in four variants: the outer and the inner derivative taken by forward
 // ('f') or reverse ('r') mode, in that order ("fr": forward over reverse).

@@ -113,6 +113,27 @@ json to_json(const GmmJacobian& j, const char* eval) {
   return {{"alpha", to_json(j.alpha, eval)}, {"mu", to_json(j.mu, eval)}, {"q", to_json(j.q, eval)}, {"l", to_json(j.l, eval)}};
 }
 
+// The first observation's two errors and the first weight error, each with its count: GradBench
+// sends the replicated problem's parts once and takes the outputs likewise.
+json to_json(const BaObjective& o, const char* eval) {
+  return {{"reproj_error", {{"elements", {finite(o.reproj_err(0, 0), eval), finite(o.reproj_err(0, 1), eval)}},
+                            {"repeated", o.reproj_err.shape(0)}}},
+          {"w_err", {{"element", finite(o.w_err(0), eval)}, {"repeated", o.w_err.size()}}}};
+}
+
+// The first 30 entries of a list and its last: GradBench's shortened form of the whole matrix.
+template <class V>
+json shortened(const V& v) {
+  json out = json::array();
+  for (std::size_t i = 0; i < v.size() && i < 30; ++i) out.push_back(v[i]);
+  out.push_back(v.back());
+  return out;
+}
+json to_json(const BaJacobian& jac, const char* eval) {
+  for (double v : jac.vals) finite(v, eval);
+  return {{"rows", shortened(jac.rows)}, {"cols", shortened(jac.cols)}, {"vals", shortened(jac.vals)}};
+}
+
 // --- timing -----------------------------------------------------------------------------------
 
 using Clock = std::chrono::steady_clock;
@@ -217,6 +238,11 @@ struct DetInput {
 };
 DetInput det_input(const json& in) { return {vector_of(in, "det", "A"), count_of(in, "det", "ell")}; }
 
+BaInput ba_input(const json& in) {
+  return ba_replicate(count_of(in, "ba", "n"), count_of(in, "ba", "m"), count_of(in, "ba", "p"), vector_of(in, "ba", "cam"),
+                      vector_of(in, "ba", "x"), number_of(in, "ba", "w"), vector_of(in, "ba", "feat"));
+}
+
 double particle_input(const json& in) { return number_of(in, "particle", "w"); }
 Array saddle_input(const json& in) { return vector_of(in, "saddle", "start"); }
 
@@ -252,6 +278,8 @@ const std::map<std::string, Module>& modules() {
                   {"dir", timed_function("kmeans", kmeans_input, kmeans_dir)}}},
       {"det", {{"primal", timed_function("det", det_input, [](const DetInput& p) { return det_primal(p.a, p.ell); })},
                {"gradient", timed_function("det", det_input, [](const DetInput& p) { return det_gradient(p.a, p.ell); })}}},
+      {"ba", {{"objective", timed_function("ba", ba_input, ba_objective)},
+              {"jacobian", timed_function("ba", ba_input, ba_jacobian)}}},
       {"particle", variants("particle", particle_input, particle_argmin)},
       {"saddle", variants("saddle", saddle_input, saddle_point)},
   };
