@@ -310,6 +310,53 @@ TEST_CASE("gradbench: particle and saddle, every variant, against closed forms a
   check_close(gb::particle_argmin(0.0, gb::modes_of("particle", "rf")), 0.2071918746486116, 1e-12);
 }
 
+TEST_CASE("gradbench: ba's sparse Jacobian against finite differences, entry by entry") {
+  // Every parameter distinct (not GradBench's replicated input), one camera without rotation
+  // (Rodrigues' first-order branch); observation i sees camera i mod n and point i mod m.
+  const std::size_t n = 3, m = 2, p = 5;
+  gb::BaInput in{n, m, p, random_array({n, 11}, 40, -0.5, 0.5), random_array({m, 3}, 41, -1, 1),
+                 random_array({p}, 42, 0.5, 1.5), random_array({p, 2}, 43, -1, 1)};
+  for (std::size_t c = 0; c < n; ++c) {
+    in.cams(c, 5) = 4 + double(c);   // the camera centres behind the points along z
+    in.cams(c, 6) = 1.5;             // focal length
+  }
+  for (std::size_t j = 0; j < 3; ++j) in.cams(1, j) = 0;
+  const gb::BaJacobian jac = gb::ba_jacobian(in);
+  REQUIRE(jac.rows.size() == 3 * p + 1);
+  REQUIRE(jac.cols.size() == jac.vals.size());
+  // The parameters as one vector: cams, then points, then weights (the Jacobian's columns).
+  const std::size_t columns = 11 * n + 3 * m + p;
+  const auto with = [&](std::size_t column, double delta) {
+    gb::BaInput t = in;
+    if (column < 11 * n) t.cams.flat(column) += delta;
+    else if (column < 11 * n + 3 * m) t.x.flat(column - 11 * n) += delta;
+    else t.w(column - 11 * n - 3 * m) += delta;
+    const gb::BaObjective o = gb::ba_objective(t);
+    Array all = Array::from_shape({3 * p});
+    std::copy(o.reproj_err.begin(), o.reproj_err.end(), all.begin());
+    std::copy(o.w_err.begin(), o.w_err.end(), all.begin() + 2 * p);
+    return all;
+  };
+  Array dense = xt::zeros<double>({3 * p, columns});
+  for (std::size_t r = 0; r < 3 * p; ++r)
+    for (std::int64_t e = jac.rows[r]; e < jac.rows[r + 1]; ++e) dense(r, std::size_t(jac.cols[std::size_t(e)])) += jac.vals[std::size_t(e)];
+  std::size_t checked = 0;
+  for (std::size_t c = 0; c < columns; ++c) {
+    const double h = 1e-6;
+    const Array numeric = (with(c, h) - with(c, -h)) / (2 * h);
+    for (std::size_t r = 0; r < 3 * p; ++r) {
+      INFO("row ", r, ", column ", c, ": Jacobian ", dense(r, c), ", finite differences ", numeric(r));
+      CHECK(std::abs(dense(r, c) - numeric(r)) <= 1e-6 * std::max(1.0, std::abs(numeric(r))));
+      ++checked;
+    }
+  }
+  CHECK(checked == 3 * p * columns);
+  // Each error row holds its camera's 11 columns, its point's 3 and its weight's, in that order.
+  CHECK(jac.cols[15] == 11 * 0 + 0);
+  CHECK(jac.cols[30 + 11] == 11 * 3 + 3 * 1 + 0);
+  CHECK(jac.cols.back() == std::int64_t(columns - 1));
+}
+
 TEST_CASE("gradbench: bad input is an error naming the eval and the field") {
   const auto message = [](auto f) {
     try {
