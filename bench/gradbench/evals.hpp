@@ -12,6 +12,7 @@
 #include <string>
 
 #include <tapegrad/core/tensor.hpp>
+#include <tapegrad/ops/index.hpp>
 #include <xtensor/xarray.hpp>
 
 namespace gradbench {
@@ -110,6 +111,29 @@ struct BaJacobian {
 };
 BaObjective ba_objective(const BaInput& in);
 BaJacobian ba_jacobian(const BaInput& in);
+
+// ht: ADBench's hand tracking. A hand mesh of 22 bones posed by theta (26 numbers: global
+// rotation and translation, then the fingers' angles); the errors between observed points and
+// their corresponding model points, 3 per point.
+struct HtModel {
+  std::vector<std::int64_t> parents;   // per bone, an earlier bone or -1
+  Array base_relatives;                // (bones, 4, 4)
+  Array inverse_base_absolutes;        // (bones, 4, 4)
+  Array base_positions;                // (vertices, 4), homogeneous
+  Array weights;                       // (vertices, bones): skinning weights
+  tapegrad::Index triangles;           // (triangles, 3) vertex indices
+  bool is_mirrored = false;
+};
+struct HtInput {
+  Array theta;                                  // (26)
+  HtModel model;
+  std::vector<std::int64_t> correspondences;    // per point: a vertex (simple) or a triangle (with us)
+  Array points;                                 // (points, 3)
+  Array us;                                     // (points, 2) barycentric coordinates, or left 0-D (simple)
+};
+// The errors, point after point; the Jacobian (errors x [2 us columns with us] + 26 theta columns).
+Array ht_objective(const HtInput& in);
+Array ht_jacobian(const HtInput& in);
 
 // Nested derivatives, each in four variants: the outer and the inner derivative taken by forward
 // ('f') or reverse ('r') mode, in that order ("fr": forward over reverse).

@@ -243,6 +243,63 @@ BaInput ba_input(const json& in) {
                       vector_of(in, "ba", "x"), number_of(in, "ba", "w"), vector_of(in, "ba", "feat"));
 }
 
+// A list of lists of lists of numbers, each level equally long: (a, b, c).
+Array tensor3_of(const json& input, const char* eval, const char* name) {
+  const json& j = field(input, eval, name);
+  const std::string where = std::string("field '") + name + "'";
+  if (!j.is_array() || j.empty())
+    tg::throw_value_error(eval, where + " must be a non-empty list of matrices, got " + j.dump().substr(0, 40));
+  std::vector<Array> blocks;
+  for (std::size_t i = 0; i < j.size(); ++i) {
+    blocks.push_back(matrix_of(json{{"m", j[i]}}, eval, "m"));
+    if (blocks.back().shape() != blocks[0].shape())
+      tg::throw_shape_error(eval, where + "[" + std::to_string(i) + "] differs in shape from " + where + "[0]");
+  }
+  Array a = Array::from_shape({blocks.size(), blocks[0].shape(0), blocks[0].shape(1)});
+  for (std::size_t i = 0; i < blocks.size(); ++i)
+    std::copy(blocks[i].begin(), blocks[i].end(), a.begin() + static_cast<std::ptrdiff_t>(i * blocks[0].size()));
+  return a;
+}
+
+std::vector<std::int64_t> integers_of(const json& input, const char* eval, const char* name) {
+  const json& j = field(input, eval, name);
+  std::vector<std::int64_t> v;
+  if (!j.is_array()) tg::throw_value_error(eval, std::string("field '") + name + "' must be a list of integers");
+  for (std::size_t i = 0; i < j.size(); ++i) {
+    if (!j[i].is_number_integer())
+      tg::throw_value_error(eval, std::string("field '") + name + "'[" + std::to_string(i) + "] must be an integer, got " +
+                                      j[i].dump());
+    v.push_back(j[i].get<std::int64_t>());
+  }
+  return v;
+}
+
+HtInput ht_input(const json& in) {
+  const json& data = field(in, "ht", "data");
+  const json& model = field(data, "ht", "model");
+  HtInput h;
+  h.theta = vector_of(in, "ht", "theta");
+  h.model.parents = integers_of(model, "ht", "parents");
+  h.model.base_relatives = tensor3_of(model, "ht", "base_relatives");
+  h.model.inverse_base_absolutes = tensor3_of(model, "ht", "inverse_base_absolutes");
+  h.model.base_positions = matrix_of(model, "ht", "base_positions");
+  h.model.weights = matrix_of(model, "ht", "weights");
+  const json& triangles = field(model, "ht", "triangles");
+  h.model.triangles = tg::Index::from_shape({triangles.size(), std::size_t(3)});
+  for (std::size_t t = 0; t < triangles.size(); ++t) {
+    if (!triangles[t].is_array() || triangles[t].size() != 3)
+      tg::throw_value_error("ht", "triangle " + std::to_string(t) + " must be three vertex indices, got " + triangles[t].dump());
+    for (std::size_t k = 0; k < 3; ++k) h.model.triangles(t, k) = triangles[t][k].get<std::int64_t>();
+  }
+  const json& mirrored = field(model, "ht", "is_mirrored");
+  if (!mirrored.is_boolean()) tg::throw_value_error("ht", "field 'is_mirrored' must be true or false, got " + mirrored.dump());
+  h.model.is_mirrored = mirrored.get<bool>();
+  h.correspondences = integers_of(data, "ht", "correspondences");
+  h.points = matrix_of(data, "ht", "points");
+  if (in.contains("us") && !in["us"].empty()) h.us = matrix_of(in, "ht", "us");
+  return h;
+}
+
 double particle_input(const json& in) { return number_of(in, "particle", "w"); }
 Array saddle_input(const json& in) { return vector_of(in, "saddle", "start"); }
 
@@ -280,6 +337,8 @@ const std::map<std::string, Module>& modules() {
                {"gradient", timed_function("det", det_input, [](const DetInput& p) { return det_gradient(p.a, p.ell); })}}},
       {"ba", {{"objective", timed_function("ba", ba_input, ba_objective)},
               {"jacobian", timed_function("ba", ba_input, ba_jacobian)}}},
+      {"ht", {{"objective", timed_function("ht", ht_input, ht_objective)},
+              {"jacobian", timed_function("ht", ht_input, ht_jacobian)}}},
       {"particle", variants("particle", particle_input, particle_argmin)},
       {"saddle", variants("saddle", saddle_input, saddle_point)},
   };
