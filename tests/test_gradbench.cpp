@@ -2,10 +2,12 @@
 // differences of every objective, and the protocol, message by message.
 #include "helpers.hpp"
 
+#include <array>
 #include <functional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+#include <xtensor/xadapt.hpp>
 #include <xtensor/xview.hpp>
 
 #include "evals.hpp"
@@ -355,6 +357,135 @@ TEST_CASE("gradbench: ba's sparse Jacobian against finite differences, entry by 
   CHECK(jac.cols[15] == 11 * 0 + 0);
   CHECK(jac.cols[30 + 11] == 11 * 3 + 3 * 1 + 0);
   CHECK(jac.cols.back() == std::int64_t(columns - 1));
+}
+
+namespace {
+// A small hand: 22 bones in a chain of fingers (bone 0 the root, 1 its child, each finger's four
+// bones a chain from bone 1), 7 vertices, random transforms and weights.
+gb::HtInput small_hand(bool with_us) {
+  gb::HtInput in;
+  in.theta = random_array({26}, 50, -0.6, 0.6);
+  const std::size_t bones = 22, vertices = 7;
+  for (std::size_t b = 0; b < bones; ++b)
+    in.model.parents.push_back(b == 0 ? -1 : (b < 2 || (b - 2) % 4 == 0) ? (b == 1 ? 0 : 1) : std::int64_t(b - 1));
+  in.model.base_relatives = random_array({bones, 4, 4}, 51, -0.3, 0.3);
+  in.model.inverse_base_absolutes = random_array({bones, 4, 4}, 52, -0.3, 0.3);
+  for (std::size_t b = 0; b < bones; ++b)
+    for (std::size_t k = 0; k < 4; ++k) {
+      in.model.base_relatives(b, 3, k) = in.model.inverse_base_absolutes(b, 3, k) = k == 3 ? 1.0 : 0.0;
+      if (k < 3) in.model.base_relatives(b, k, k) += 1.0, in.model.inverse_base_absolutes(b, k, k) += 1.0;
+    }
+  in.model.base_positions = random_array({vertices, 4}, 53, -1, 1);
+  xt::view(in.model.base_positions, xt::all(), 3) = 1.0;
+  in.model.weights = random_array({vertices, bones}, 54, 0, 1);
+  in.model.triangles = tg::Index{{0, 1, 2}, {2, 3, 4}, {4, 5, 6}, {6, 0, 3}};
+  in.model.is_mirrored = true;
+  in.correspondences = with_us ? std::vector<std::int64_t>{0, 3, 1, 2, 3} : std::vector<std::int64_t>{6, 0, 2, 5, 1};
+  in.points = random_array({5, 3}, 55, -1, 1);
+  if (with_us) in.us = random_array({5, 2}, 56, 0, 0.5);
+  return in;
+}
+
+using Mat = std::vector<std::vector<double>>;
+Mat product(const Mat& a, const Mat& b) {
+  Mat c(a.size(), std::vector<double>(b[0].size(), 0.0));
+  for (std::size_t i = 0; i < a.size(); ++i)
+    for (std::size_t k = 0; k < b.size(); ++k)
+      for (std::size_t j = 0; j < b[0].size(); ++j) c[i][j] += a[i][k] * b[k][j];
+  return c;
+}
+
+// ht's errors by scalar loops, from the definition (README.md, ht): a second implementation.
+std::vector<double> naive_ht(const gb::HtInput& in) {
+  const std::size_t bones = 22, vertices = in.model.base_positions.shape(0);
+  // Euler angles per bone, (x, z, y), from theta.
+  std::vector<std::array<double, 3>> angles(bones, {0, 0, 0});
+  std::size_t next = 6;
+  for (std::size_t f = 0; f < 5; ++f)
+    for (std::size_t k = 0; k < 3; ++k) {
+      angles[2 + 4 * f + k][0] = in.theta(next++);
+      if (k == 0) angles[2 + 4 * f + k][1] = in.theta(next++);
+    }
+  std::vector<Mat> absolute(bones);
+  for (std::size_t b = 0; b < bones; ++b) {
+    const double tx = angles[b][0], tz = angles[b][1], ty = angles[b][2];
+    const Mat rx{{1, 0, 0}, {0, std::cos(tx), -std::sin(tx)}, {0, std::sin(tx), std::cos(tx)}};
+    const Mat ry{{std::cos(ty), 0, std::sin(ty)}, {0, 1, 0}, {-std::sin(ty), 0, std::cos(ty)}};
+    const Mat rz{{std::cos(tz), -std::sin(tz), 0}, {std::sin(tz), std::cos(tz), 0}, {0, 0, 1}};
+    const Mat r = product(product(rz, ry), rx);
+    Mat tr{{r[0][0], r[0][1], r[0][2], 0}, {r[1][0], r[1][1], r[1][2], 0}, {r[2][0], r[2][1], r[2][2], 0}, {0, 0, 0, 1}};
+    Mat base(4, std::vector<double>(4));
+    for (std::size_t i = 0; i < 4; ++i)
+      for (std::size_t j = 0; j < 4; ++j) base[i][j] = in.model.base_relatives(b, i, j);
+    const Mat relative = product(base, tr);
+    absolute[b] = in.model.parents[b] < 0 ? relative : product(absolute[std::size_t(in.model.parents[b])], relative);
+  }
+  Mat positions(vertices, std::vector<double>(3, 0.0));
+  for (std::size_t b = 0; b < bones; ++b) {
+    Mat inverse(4, std::vector<double>(4));
+    for (std::size_t i = 0; i < 4; ++i)
+      for (std::size_t j = 0; j < 4; ++j) inverse[i][j] = in.model.inverse_base_absolutes(b, i, j);
+    const Mat transform = product(absolute[b], inverse);
+    for (std::size_t v = 0; v < vertices; ++v)
+      for (std::size_t i = 0; i < 3; ++i) {
+        double moved = 0;
+        for (std::size_t k = 0; k < 4; ++k) moved += transform[i][k] * in.model.base_positions(v, k);
+        positions[v][i] += moved * in.model.weights(v, b);
+      }
+  }
+  // Mirrored in x; then the global rotation (Rodrigues, the angle-axis theta[0:3]) and translation.
+  const double ax = in.theta(0), ay = in.theta(1), az = in.theta(2), norm = std::sqrt(ax * ax + ay * ay + az * az);
+  const double x = ax / norm, y = ay / norm, z = az / norm, s = std::sin(norm), c = std::cos(norm);
+  const Mat rg{{x * x + (1 - x * x) * c, x * y * (1 - c) - z * s, x * z * (1 - c) + y * s},
+               {x * y * (1 - c) + z * s, y * y + (1 - y * y) * c, y * z * (1 - c) - x * s},
+               {x * z * (1 - c) - y * s, z * y * (1 - c) + x * s, z * z + (1 - z * z) * c}};
+  for (auto& p : positions) {
+    p[0] = -p[0];
+    const std::vector<double> q = p;
+    for (std::size_t i = 0; i < 3; ++i) p[i] = rg[i][0] * q[0] + rg[i][1] * q[1] + rg[i][2] * q[2] + in.theta(3 + i);
+  }
+  std::vector<double> err;
+  for (std::size_t i = 0; i < in.correspondences.size(); ++i) {
+    const std::size_t at = std::size_t(in.correspondences[i]);
+    for (std::size_t j = 0; j < 3; ++j) {
+      double model = positions[at][j];
+      if (in.us.dimension() == 2) {
+        const double u0 = in.us(i, 0), u1 = in.us(i, 1);
+        model = u0 * positions[std::size_t(in.model.triangles(at, 0))][j] + u1 * positions[std::size_t(in.model.triangles(at, 1))][j] +
+                (1 - u0 - u1) * positions[std::size_t(in.model.triangles(at, 2))][j];
+      }
+      err.push_back(in.points(i, j) - model);
+    }
+  }
+  return err;
+}
+}  // namespace
+
+TEST_CASE("gradbench: ht against scalar loops, its Jacobian against finite differences") {
+  for (const bool with_us : {false, true}) {
+    CAPTURE(with_us);
+    const gb::HtInput in = small_hand(with_us);
+    const std::vector<double> naive = naive_ht(in);
+    check_close(gb::ht_objective(in), Array(xt::adapt(naive, {naive.size()})), 1e-13);
+    const Array jac = gb::ht_jacobian(in);
+    const std::size_t offset = with_us ? 2 : 0;
+    REQUIRE(jac.shape(0) == 15);
+    REQUIRE(jac.shape(1) == offset + 26);
+    const auto column_by_differences = [&](const std::function<void(gb::HtInput&, double)>& move) {
+      gb::HtInput plus = in, minus = in;
+      const double h = 1e-6;
+      move(plus, h);
+      move(minus, -h);
+      return Array((gb::ht_objective(plus) - gb::ht_objective(minus)) / (2 * h));
+    };
+    for (std::size_t c = 0; c < 26; ++c)
+      check_close(Array(xt::view(jac, xt::all(), offset + c)),
+                  column_by_differences([c](gb::HtInput& t, double h) { t.theta(c) += h; }), 1e-7);
+    // Moving every point's u_k at once: each row sees its own point's u only.
+    for (std::size_t k = 0; k < offset; ++k)
+      check_close(Array(xt::view(jac, xt::all(), k)),
+                  column_by_differences([k](gb::HtInput& t, double h) { xt::view(t.us, xt::all(), k) += h; }), 1e-7);
+  }
 }
 
 TEST_CASE("gradbench: bad input is an error naming the eval and the field") {
