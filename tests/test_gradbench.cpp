@@ -597,9 +597,80 @@ TEST_CASE("gradbench protocol: min_runs and min_seconds, integer nanoseconds, ou
   CHECK(m.responses[4]["output"] == json{1.0, 1.0, 1.0, 1.0});
 }
 
+namespace {
+// An array as nested JSON lists.
+json nested(const Array& a) {
+  if (a.dimension() == 1) return json(std::vector<double>(a.begin(), a.end()));
+  json out = json::array();
+  for (std::size_t i = 0; i < a.shape(0); ++i) out.push_back(nested(Array(xt::view(a, i))));
+  return out;
+}
+}  // namespace
+
+TEST_CASE("gradbench protocol: the messages of kmeans, det, ba, ht, particle and saddle") {
+  const json runs = {{"min_runs", 1}, {"min_seconds", 0}};
+  const auto evaluate = [&](int id, const char* module, const char* function, json input) {
+    input.update(runs);
+    return json{{"id", id}, {"kind", "evaluate"}, {"module", module}, {"function", function}, {"input", input}}.dump();
+  };
+  const json kmeans = {{"points", {{0.1, 0.2}, {0.9, 0.8}, {0.2, 0.1}, {0.8, 0.9}}}, {"centroids", {{0.2, 0.1}, {0.8, 0.9}}}};
+  const json det = {{"A", {2.0, 1.0, 1.0, 3.0}}, {"ell", 2}};
+  const json ba = {{"n", 2}, {"m", 3}, {"p", 11}, {"cam", {0.1, -0.2, 0.3, 0.5, -0.5, -4.0, 2.0, 0.1, 0.2, 0.01, 0.001}},
+                   {"x", {0.3, -0.2, 1.0}}, {"w", 0.8}, {"feat", {0.5, -0.5}}};
+  const gb::HtInput hand = small_hand(true);
+  json model = {{"bone_count", 22}, {"bone_names", std::vector<std::string>(22, "bone")}, {"parents", hand.model.parents},
+                {"base_relatives", nested(hand.model.base_relatives)},
+                {"inverse_base_absolutes", nested(hand.model.inverse_base_absolutes)},
+                {"base_positions", nested(hand.model.base_positions)}, {"weights", nested(hand.model.weights)},
+                {"triangles", {{0, 1, 2}, {2, 3, 4}, {4, 5, 6}, {6, 0, 3}}}, {"is_mirrored", true}};
+  const json ht = {{"theta", nested(hand.theta)}, {"us", nested(hand.us)},
+                   {"data", {{"model", model}, {"correspondences", hand.correspondences}, {"points", nested(hand.points)}}}};
+  json simple_ht = ht;
+  simple_ht["us"] = json::array();
+  simple_ht["data"]["correspondences"] = {6, 0, 2, 5, 1};
+  const Session s = run_session({evaluate(1, "kmeans", "cost", kmeans), evaluate(2, "kmeans", "dir", kmeans),
+                                 evaluate(3, "det", "primal", det), evaluate(4, "det", "gradient", det),
+                                 evaluate(5, "ba", "objective", ba), evaluate(6, "ba", "jacobian", ba),
+                                 evaluate(7, "ht", "objective", ht), evaluate(8, "ht", "jacobian", ht),
+                                 evaluate(9, "ht", "jacobian", simple_ht),
+                                 evaluate(10, "particle", "rf", {{"w", 0.2071918746486116}}),
+                                 evaluate(11, "saddle", "fr", {{"start", {1.0, 1.0}}})});
+  REQUIRE(s.responses.size() == 11);
+  for (const json& r : s.responses) {
+    INFO(r.dump().substr(0, 300));
+    CHECK(r["success"] == true);
+  }
+  CHECK(s.responses[0]["output"].get<double>() == doctest::Approx(0.04).epsilon(1e-12));
+  // dir: J ./ diag(H) = c_j - (mean of its cluster) per centroid, as rows.
+  CHECK(s.responses[1]["output"].size() == 2);
+  CHECK(s.responses[1]["output"][0][0].get<double>() == doctest::Approx(0.05).epsilon(1e-12));
+  CHECK(s.responses[2]["output"].get<double>() == doctest::Approx(5.0).epsilon(1e-14));
+  CHECK(s.responses[3]["output"] == json{3.0, -1.0, -1.0, 2.0});
+  const json& objective = s.responses[4]["output"];
+  CHECK(objective["reproj_error"]["elements"].size() == 2);
+  CHECK(objective["reproj_error"]["repeated"] == 11);
+  CHECK(objective["w_err"]["element"].get<double>() == doctest::Approx(1 - 0.8 * 0.8).epsilon(1e-14));
+  CHECK(objective["w_err"]["repeated"] == 11);
+  // ba's jacobian, shortened: the first 30 entries and the last of rows, cols and vals.
+  const json& jac = s.responses[5]["output"];
+  for (const char* key : {"rows", "cols", "vals"}) CHECK(jac[key].size() == 31);
+  CHECK(jac["rows"][2] == 30);
+  CHECK(jac["rows"][29] == 15 * 22 + 7);   // 22 error rows of 15 entries, then weight rows of 1
+  CHECK(jac["rows"][30] == 31 * 11);
+  CHECK(jac["cols"][14] == 11 * 2 + 3 * 3);   // observation 0's weight column
+  CHECK(jac["cols"][30] == 11 * 2 + 3 * 3 + 10);
+  CHECK(jac["vals"][30].get<double>() == doctest::Approx(-1.6).epsilon(1e-14));
+  CHECK(s.responses[6]["output"].size() == 15);
+  CHECK(s.responses[7]["output"].size() == 15);
+  CHECK(s.responses[7]["output"][0].size() == 28);
+  CHECK(s.responses[8]["output"][0].size() == 26);
+  CHECK(s.responses[9]["output"].get<double>() == doctest::Approx(0.2071918746486116).epsilon(1e-9));
+  CHECK(s.responses[10]["output"].size() == 4);
+}
+
 TEST_CASE("gradbench protocol: unsupported modules and failures are answered, and the session goes on") {
   const Session s = run_session({
-      R"({"id":0,"kind":"define","module":"ba"})",
+      R"({"id":0,"kind":"define","module":"fft"})",
       R"({"id":1,"kind":"evaluate","module":"lse","function":"hessian","input":{"x":[1]}})",
       R"({"id":2,"kind":"evaluate","module":"lse","function":"primal","input":{"y":[1],"min_runs":1,"min_seconds":0}})",
       R"({"id":3,"kind":"evaluate","module":"lse","function":"primal","input":{"x":[1],"min_runs":0}})",
@@ -615,7 +686,7 @@ TEST_CASE("gradbench protocol: unsupported modules and failures are answered, an
     CHECK_FALSE(s.responses[i].contains("output"));
     return s.responses[i]["error"].get<std::string>();
   };
-  CHECK(error_of(0).find("does not implement the module 'ba'") != std::string::npos);
+  CHECK(error_of(0).find("does not implement the module 'fft'") != std::string::npos);
   CHECK(error_of(1) == "tapegrad does not implement lse.hessian");
   CHECK(error_of(2) == "lse: input has no field 'x'");
   CHECK(error_of(3) == "lse: min_runs must be an integer >= 1, got 0");
