@@ -24,8 +24,9 @@ int main(int argc, char** argv) {
     const bool help = arg == "--help" || arg == "-h";
     std::cerr << (help ? "" : "tapegrad-gradbench: unexpected argument '" + arg + "'\n")
               << "usage: tapegrad-gradbench [--multithreaded] < messages.jsonl\n"
-                 "Answers GradBench's messages (one JSON object per line) on standard output; the evals hello,\n"
-                 "lse, llsq, ode, gmm and lstm are implemented. One thread; --multithreaded splits tapegrad's\n"
+                 "Answers GradBench's messages (one JSON object per line) on standard output; every eval is\n"
+                 "implemented: ba, det, gmm, hello, ht, kmeans, llsq, lse, lstm, ode, particle, saddle.\n"
+                 "One thread; --multithreaded splits tapegrad's\n"
                  "kernels over every core (tg::Parallel). Under GradBench: gradbench run --eval lse\n"
                  "--tool '<path>/tapegrad-gradbench'\n";
     return help ? 0 : 2;
