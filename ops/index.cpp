@@ -212,7 +212,12 @@ Tensor<T> index_select(const Tensor<T>& x, std::ptrdiff_t axis, const std::vecto
   out[k] = index.size();
   detail::checked_count(op, out);
   std::vector<std::size_t> rows(index.size());
-  for (std::size_t j = 0; j < index.size(); ++j) rows[j] = checked_index(op, index[j], "position " + std::to_string(j), k, s);
+  const auto n = static_cast<std::int64_t>(s[k]);
+  for (std::size_t j = 0; j < index.size(); ++j) {
+    const std::int64_t v = index[j];
+    // The message is built only for an index out of range (not once per element).
+    rows[j] = v >= 0 && v < n ? static_cast<std::size_t>(v) : checked_index(op, v, "position " + std::to_string(j), k, s);
+  }
   const AxisSplit a = split_at(s, k);
   auto positions = std::make_shared<std::vector<std::size_t>>();
   positions->reserve(detail::element_count(out));

@@ -70,11 +70,10 @@ std::vector<std::vector<std::int64_t>> expansion_index(std::size_t ell) {
     index[k].reserve(remaining.size() * (ell - k));
     for (const std::uint16_t columns : remaining) {
       std::size_t j = 0;
-      for (std::size_t c = 0; c < ell; ++c) {
-        if (!(columns & (1u << c))) continue;
+      for (unsigned left = columns; left != 0; left &= left - 1, ++j) {   // the remaining columns, lowest first
+        const auto c = static_cast<unsigned>(__builtin_ctz(left));
         index[k].push_back(static_cast<std::int64_t>(c + (j % 2 ? ell : 0)));
         if (k + 1 < ell) next.push_back(static_cast<std::uint16_t>(columns & ~(1u << c)));
-        ++j;
       }
     }
     remaining.swap(next);
