@@ -361,6 +361,18 @@ TEST_CASE("reverse over forward: a jvp under a recording tape is differentiated 
     (void)cy;
   }
 
+  // Reverse over forward over forward: y = x^4 under a tape, two nested jvps (tangents 1) give
+  // 12 x^2, whose gradient is 24 x.
+  {
+    const TD z(Arr{0.5, -1.5}, true), ones(Arr{1.0, 1.0});
+    const auto first = [&](const Inputs& in) {
+      return tg::jvp<double>([](const Inputs& w) { return tg::pow(w[0], 4.0); }, in, {ones}).second;
+    };
+    const TD second = tg::jvp<double>(first, {z}, {ones}).second;
+    CHECK(all_close(second.value(), Arr(12.0 * z.value() * z.value()), 1e-12));
+    CHECK(all_close(tg::grad(tg::sum(second), {z})[0].value(), Arr(24.0 * z.value()), 1e-12));
+  }
+
   // A tensor f captures, the primal a constant: ty = d/dz sin(z k)|_{z=2} = k cos(2k), whose
   // derivative in k is cos(2k) - 2k sin(2k).
   const TD k(Arr{0.4}, true);

@@ -129,14 +129,16 @@ Tensor posed_vertices(const Tensor& theta, const HtModel& model) {
   }
   const Tensor transforms = tg::matmul(tg::stack(absolutes, 0), Tensor(model.inverse_base_absolutes));   // (b, 4, 4)
   const std::size_t vertices = model.base_positions.shape(0);
-  // Rows 0..2 of every bone's transform of every base position, (b, 3, v), weighted and summed.
-  const Tensor moved = tg::slice(tg::matmul(transforms, Tensor(model.base_positions), false, true), 1, 0, 3);
-  const Array weights = xt::transpose(model.weights);
-  Tensor positions = tg::sum(moved * Tensor(Array(xt::reshape_view(weights, {bones, std::size_t(1), vertices}))), {0});
-  if (model.is_mirrored) positions = positions * Tensor(Array(xt::reshape_view(Array{-1.0, 1.0, 1.0}, {3, 1})));
-  const Tensor translation = tg::reshape(tg::slice(theta, 0, 3, 6), {3, 1});
-  positions = tg::matmul(angle_axis_rotation(tg::slice(theta, 0, 0, 3)), positions) + translation;
-  return tg::transpose(positions, {1, 0});   // (v, 3)
+  // Linear blend skinning, sum_b w[v][b] (T_b p_v) = (sum_b w[v][b] T_b) p_v: each vertex's blend
+  // of the transforms' top three rows (v, 3, 4), then applied to its base position.
+  const Tensor top = tg::reshape(tg::slice(transforms, 1, 0, 3), {bones, 12});
+  const Tensor blended = tg::reshape(tg::matmul(Tensor(model.weights), top), {vertices, 3, 4});
+  const Tensor base(Array(xt::reshape_view(model.base_positions, {vertices, std::size_t(1), std::size_t(4)})));
+  Tensor positions = tg::sum(blended * base, {2});   // (v, 3)
+  if (model.is_mirrored) positions = positions * Tensor(Array{-1.0, 1.0, 1.0});
+  // The global rotation and translation, row by row: p R^T + t.
+  return tg::matmul(positions, angle_axis_rotation(tg::slice(theta, 0, 0, 3)), false, true) +
+         tg::slice(theta, 0, 3, 6);
 }
 
 // points - the model's point for each: the corresponding vertex (simple), or the point
