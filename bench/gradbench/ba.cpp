@@ -15,55 +15,61 @@ namespace tg = tapegrad;
 
 namespace {
 
-Tensor columns(const Tensor& a, std::ptrdiff_t first, std::ptrdiff_t last) { return tg::slice(a, 1, first, last); }
-Tensor column(const Tensor& a, std::ptrdiff_t j) { return columns(a, j, j + 1); }
+// The layout: one column per observation, one row per coordinate ((3, p) for a point), so that
+// a coordinate is a contiguous row.
+Tensor row(const Tensor& a, std::ptrdiff_t i) { return tg::slice(a, 0, i, i + 1); }
 
-// Row by row a x b of two (p, 3) tensors.
+// Column by column a x b of two (3, p) tensors.
 Tensor cross(const Tensor& a, const Tensor& b) {
-  const Tensor a0 = column(a, 0), a1 = column(a, 1), a2 = column(a, 2);
-  const Tensor b0 = column(b, 0), b1 = column(b, 1), b2 = column(b, 2);
-  return tg::concat(std::vector<Tensor>{a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0}, 1);
+  const Tensor a0 = row(a, 0), a1 = row(a, 1), a2 = row(a, 2);
+  const Tensor b0 = row(b, 0), b1 = row(b, 1), b2 = row(b, 2);
+  return tg::concat(std::vector<Tensor>{a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0}, 0);
 }
 
-// pt rotated by the angle-axis vector rot (Rodrigues' formula), row by row; where rot = 0, to
-// first order: pt + rot x pt.
+// pt rotated by the angle-axis vector rot (Rodrigues' formula), column by column; where rot = 0,
+// to first order: pt + rot x pt.
 Tensor rodrigues(const Tensor& rot, const Tensor& pt) {
-  const Tensor squared = tg::sum(rot * rot, {1}, true);                     // (p, 1)
+  const Tensor squared = tg::sum(rot * rot, {0}, true);                     // (1, p)
   const xt::xarray<bool> turns = xt::not_equal(squared.value(), 0.0);
+  const bool all_turn = xt::all(turns);
   // theta = |rot|, taken as 1 where rot = 0 so that the branch not taken stays finite.
-  const Tensor theta = tg::sqrt(tg::where(turns, squared, Tensor(Array(xt::ones<double>({std::size_t(1), std::size_t(1)})))));
+  const Tensor theta = tg::sqrt(all_turn ? squared : tg::where(turns, squared, Tensor(Array{1.0})));
   const Tensor cos = tg::cos(theta), axis = rot / theta;
-  const Tensor along = tg::sum(axis * pt, {1}, true) * (1.0 - cos);
+  const Tensor along = tg::sum(axis * pt, {0}, true) * (1.0 - cos);
   const Tensor rotated = pt * cos + cross(axis, pt) * tg::sin(theta) + axis * along;
-  return tg::where(turns, rotated, pt + cross(rot, pt));
+  return all_turn ? rotated : tg::where(turns, rotated, pt + cross(rot, pt));
 }
 
-// w (proj - feat) per observation, with cam = [r (3), C (3), f, u0, v0, k1, k2] and
-// proj = distort(Xcam[:2] / Xcam[2]) f + (u0, v0), Xcam = R(r) (X - C),
-// distort(q) = q (1 + k1 |q|^2 + k2 |q|^4).
-Tensor reprojection_error(const Tensor& cam, const Tensor& x, const Tensor& w, const Tensor& feat) {
-  const Tensor xcam = rodrigues(columns(cam, 0, 3), x - columns(cam, 3, 6));
-  Tensor proj = columns(xcam, 0, 2) / column(xcam, 2);
-  const Tensor rsq = tg::sum(proj * proj, {1}, true);
-  proj = proj * (1.0 + column(cam, 9) * rsq + column(cam, 10) * rsq * rsq);
-  proj = proj * column(cam, 6) + columns(cam, 7, 9);
-  return tg::reshape(w, {w.size(), 1}) * (proj - feat);
-}
-
-// Each observation's camera, point, weight and feature, one row each (the observation i sees
-// camera i mod n and point i mod m). Built on values, outside any tape.
+// Each observation's parameters, a column each: camera i mod n's rotation r (3), centre C (3),
+// focal length f (1), principal point (2) and distortion k (2); point i mod m (3); w_i; feat_i (2).
 struct Observations {
-  Tensor cam, x, w, feat;
+  Tensor rot, centre, focal, principal, distortion, x, w, feat;
 };
-Observations observations(const BaInput& in) {
-  std::vector<std::int64_t> camera(in.p), point(in.p);
-  for (std::size_t i = 0; i < in.p; ++i) {
-    camera[i] = static_cast<std::int64_t>(i % in.n);
-    point[i] = static_cast<std::int64_t>(i % in.m);
-  }
-  tg::NoGrad values;
-  return {tg::index_select(Tensor(in.cams), 0, camera), tg::index_select(Tensor(in.x), 0, point), Tensor(in.w),
-          Tensor(in.feats)};
+Observations observations(const BaInput& in, bool differentiable) {
+  const std::size_t p = in.p;
+  const auto gathered = [&](const Array& from, std::size_t first, std::size_t rows, std::size_t count) {
+    Array a = Array::from_shape({rows, p});
+    const std::size_t width = from.shape(1);
+    for (std::size_t i = 0; i < p; ++i) {
+      const double* source = from.data() + (i % count) * width + first;
+      for (std::size_t r = 0; r < rows; ++r) a(r, i) = source[r];
+    }
+    return Tensor(std::move(a), differentiable);
+  };
+  Array feat = xt::transpose(in.feats);
+  return {gathered(in.cams, 0, 3, in.n), gathered(in.cams, 3, 3, in.n), gathered(in.cams, 6, 1, in.n),
+          gathered(in.cams, 7, 2, in.n), gathered(in.cams, 9, 2, in.n), gathered(in.x, 0, 3, in.m),
+          Tensor(Array(xt::reshape_view(in.w, {std::size_t(1), p})), differentiable), Tensor(std::move(feat))};
+}
+
+// w (proj - feat) per observation (2, p), with proj = distort(Xcam[:2] / Xcam[2]) f + (u0, v0),
+// Xcam = R(r) (X - C), distort(q) = q (1 + k1 |q|^2 + k2 |q|^4).
+Tensor reprojection_error(const Observations& o) {
+  const Tensor xcam = rodrigues(o.rot, o.x - o.centre);
+  Tensor proj = tg::slice(xcam, 0, 0, 2) / row(xcam, 2);
+  const Tensor rsq = tg::sum(proj * proj, {0}, true);
+  proj = proj * (1.0 + row(o.distortion, 0) * rsq + row(o.distortion, 1) * rsq * rsq);
+  return o.w * (proj * o.focal + o.principal - o.feat);
 }
 
 }  // namespace
@@ -87,8 +93,8 @@ BaInput ba_replicate(std::size_t n, std::size_t m, std::size_t p, const Array& c
 
 BaObjective ba_objective(const BaInput& in) {
   tg::NoGrad no_tape;
-  const Observations o = observations(in);
-  return {reprojection_error(o.cam, o.x, o.w, o.feat).value(), (1.0 - o.w * o.w).value()};
+  const Observations o = observations(in, false);
+  return {xt::transpose(reprojection_error(o).value()), xt::reshape_view((1.0 - o.w * o.w).value(), {in.p})};
 }
 
 // Row 2i + r (r = 0, 1) of the Jacobian holds d err_i[r] / d(camera i mod n, point i mod m, w_i):
@@ -96,20 +102,19 @@ BaObjective ba_objective(const BaInput& in) {
 // parameters gathered per observation (seeds selecting r = 0 then r = 1 in every row), no
 // observation's parameters shared with another's. Row 2p + i holds d(1 - w_i^2)/d w_i.
 BaJacobian ba_jacobian(const BaInput& in) {
-  const Observations gathered = observations(in);
-  const Tensor cam = gathered.cam.detach().set_requires_grad(true), x = gathered.x.detach().set_requires_grad(true),
-               w = gathered.w.detach().set_requires_grad(true);
+  const Observations o = observations(in, true);
+  const std::vector<Tensor> parameters{o.rot, o.centre, o.focal, o.principal, o.distortion, o.x, o.w};
   std::vector<Tensor> by_row[2];
   Tensor weight_gradient;
   {
     tg::Tape tape;
-    const Tensor err = reprojection_error(cam, x, w, gathered.feat);
+    const Tensor err = reprojection_error(o);
     for (std::size_t r = 0; r < 2; ++r) {
-      Array seed = xt::zeros<double>({in.p, std::size_t(2)});
-      xt::view(seed, xt::all(), r) = 1.0;
-      by_row[r] = tg::grad(err, {cam, x, w}, seed);
+      Array seed = xt::zeros<double>({std::size_t(2), in.p});
+      xt::view(seed, r, xt::all()) = 1.0;
+      by_row[r] = tg::grad(err, parameters, seed);
     }
-    weight_gradient = tg::grad(tg::sum(1.0 - w * w), {w})[0];
+    weight_gradient = tg::grad(tg::sum(1.0 - o.w * o.w), {o.w})[0];
   }
   const std::size_t per_row = 11 + 3 + 1, nonzeros = 2 * per_row * in.p + in.p;
   BaJacobian j;
@@ -121,19 +126,27 @@ BaJacobian ba_jacobian(const BaInput& in) {
   for (std::size_t i = 0; i < in.p; ++i) {
     const std::size_t camera = i % in.n, point = i % in.m;
     for (std::size_t r = 0; r < 2; ++r) {
-      const double* dcam = by_row[r][0].value().data() + i * 11;
-      const double* dx = by_row[r][1].value().data() + i * 3;
-      for (std::size_t c = 0; c < 11; ++c) j.cols.push_back(static_cast<std::int64_t>(11 * camera + c)), j.vals.push_back(dcam[c]);
-      for (std::size_t c = 0; c < 3; ++c)
-        j.cols.push_back(static_cast<std::int64_t>(point_columns + 3 * point + c)), j.vals.push_back(dx[c]);
+      // The camera's 11 parameters (the pieces in order), the point's 3, the weight.
+      for (std::size_t piece = 0, c = 0; piece < 5; ++piece) {
+        const Array& g = by_row[r][piece].value();
+        for (std::size_t k = 0; k < g.shape(0); ++k, ++c) {
+          j.cols.push_back(static_cast<std::int64_t>(11 * camera + c));
+          j.vals.push_back(g(k, i));
+        }
+      }
+      const Array& dx = by_row[r][5].value();
+      for (std::size_t c = 0; c < 3; ++c) {
+        j.cols.push_back(static_cast<std::int64_t>(point_columns + 3 * point + c));
+        j.vals.push_back(dx(c, i));
+      }
       j.cols.push_back(static_cast<std::int64_t>(weight_columns + i));
-      j.vals.push_back(by_row[r][2].value()(i));
+      j.vals.push_back(by_row[r][6].value()(0, i));
       j.rows.push_back(j.rows.back() + static_cast<std::int64_t>(per_row));
     }
   }
   for (std::size_t i = 0; i < in.p; ++i) {
     j.cols.push_back(static_cast<std::int64_t>(weight_columns + i));
-    j.vals.push_back(weight_gradient.value()(i));
+    j.vals.push_back(weight_gradient.value()(0, i));
     j.rows.push_back(j.rows.back() + 1);
   }
   return j;
