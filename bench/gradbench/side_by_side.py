@@ -2,7 +2,7 @@
 """tapegrad's GradBench tool beside GradBench's own tools, under GradBench's own evals, in one run:
 
     bench/gradbench/side_by_side.py GRADBENCH_CHECKOUT TAPEGRAD_TOOL [--evals kmeans,det,...]
-        [--min-seconds S] [--rounds N] [--eval-args EVAL='ARGS' ...]
+        [--min-seconds S] [--rounds N] [--eval-args EVAL='ARGS' ...] [--tools tapegrad,manual,pytorch]
 
 For each eval, the tools that implement it run one after another, round after round (the order
 rotating each round): tapegrad's, GradBench's hand-written C++ tool "manual" (built by GradBench's
@@ -42,6 +42,7 @@ def main() -> int:
     parser.add_argument("--min-seconds", default="1")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--eval-args", action="append", default=[])
+    parser.add_argument("--tools", default="tapegrad,manual,pytorch")
     args = parser.parse_args()
     eval_args = dict(DEFAULT_ARGS)
     for item in args.eval_args:
@@ -51,7 +52,7 @@ def main() -> int:
                CXXFLAGS="-std=c++17 -O3 -Wall -I../../cpp -I/usr/include/nlohmann")
     times, invalid = {}, 0
     for eval_name in args.evals.split(","):
-        tools = tools_for(args.checkout, eval_name, args.tapegrad)
+        tools = [t for t in tools_for(args.checkout, eval_name, args.tapegrad) if t[0] in args.tools.split(",")]
         for round_number in range(args.rounds):
             shift = round_number % len(tools)
             for tool_name, command in tools[shift:] + tools[:shift]:
