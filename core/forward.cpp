@@ -53,8 +53,9 @@ Tensor<T> tangent_from_vjp(const std::string& op, InputSpan<T> inputs, const Ten
                            const std::vector<Tensor<T>>& tangents, const VjpClosure<T>& vjp, Saved saved) {
   if (!vjp) throw_usage_error(op, "forward mode: the op has neither a JVP rule nor a VJP to derive one from");
   GradMode recording(true);
-  // On the active tape if there is one (gradcheck opens its own; tg::jvp does unless a tape records,
-  // and then these entries stay on it): a VJP may read tensors it captured, recorded there.
+  // On the active tape if there is one (gradcheck opens its own; tg::jvp does, but not with
+  // tg::record_on_tape under a recording tape: these entries stay there): a VJP may read tensors
+  // it captured, recorded there.
   std::unique_ptr<Tape> own;
   if (thread_state().live.empty()) own = std::make_unique<Tape>();
   const std::size_t n = inputs.size();
@@ -144,10 +145,9 @@ void check_reverse_over_derived(const std::string& op, InputSpan<T> inputs) {
     for (std::size_t i = 0; i < inputs.size(); ++i) {
       const Tensor<T> t = level->get(inputs[i]);
       if (t.defined() && (inputs[i].requires_grad() || t.requires_grad()))
-        throw_usage_error(op, "reverse mode over forward mode (a jvp under a recording tape) needs the op's own JVP "
+        throw_usage_error(op, "reverse mode over forward mode (a jvp with tg::record_on_tape) needs the op's own JVP "
                               "rule (a tangent derived from its VJP cannot be differentiated again): give one "
-                              "through tg::record's jvp argument, or run the jvp under tg::NoGrad or on detached "
-                              "tensors");
+                              "through tg::record's jvp argument, or call jvp without tg::record_on_tape");
     }
   }
 }
@@ -322,7 +322,7 @@ template JvpResult<double> batched_jvp(
 template <class T>
 JvpResult<T> jvp(const std::function<std::vector<Tensor<T>>(const std::vector<Tensor<T>>&)>& f,
                  const std::vector<Tensor<T>>& primals, const std::vector<Tensor<T>>& tangents) {
-  return detail::batched_jvp<T>(f, primals, tangents, 0, /*composes=*/true);
+  return detail::batched_jvp<T>(f, primals, tangents, 0);
 }
 
 template <class T>
@@ -331,6 +331,22 @@ std::pair<Tensor<T>, Tensor<T>> jvp(const std::function<Tensor<T>(const std::vec
   if (!f) throw_usage_error("jvp", "the function is empty");
   const JvpResult<T> r = jvp<T>([&f](const std::vector<Tensor<T>>& xs) { return std::vector<Tensor<T>>{f(xs)}; },
                                 primals, tangents);
+  return {r.outputs[0], r.tangents[0]};
+}
+
+template <class T>
+JvpResult<T> jvp(const std::function<std::vector<Tensor<T>>(const std::vector<Tensor<T>>&)>& f,
+                 const std::vector<Tensor<T>>& primals, const std::vector<Tensor<T>>& tangents, RecordOnTape) {
+  return detail::batched_jvp<T>(f, primals, tangents, 0, /*composes=*/true);
+}
+
+template <class T>
+std::pair<Tensor<T>, Tensor<T>> jvp(const std::function<Tensor<T>(const std::vector<Tensor<T>>&)>& f,
+                                    const std::vector<Tensor<T>>& primals, const std::vector<Tensor<T>>& tangents,
+                                    RecordOnTape) {
+  if (!f) throw_usage_error("jvp", "the function is empty");
+  const JvpResult<T> r = jvp<T>([&f](const std::vector<Tensor<T>>& xs) { return std::vector<Tensor<T>>{f(xs)}; },
+                                primals, tangents, record_on_tape);
   return {r.outputs[0], r.tangents[0]};
 }
 
@@ -343,5 +359,15 @@ template std::pair<Tensor<float>, Tensor<float>> jvp(const std::function<Tensor<
 template std::pair<Tensor<double>, Tensor<double>> jvp(
     const std::function<Tensor<double>(const std::vector<Tensor<double>>&)>&, const std::vector<Tensor<double>>&,
     const std::vector<Tensor<double>>&);
+template JvpResult<float> jvp(const std::function<std::vector<Tensor<float>>(const std::vector<Tensor<float>>&)>&,
+                              const std::vector<Tensor<float>>&, const std::vector<Tensor<float>>&, RecordOnTape);
+template JvpResult<double> jvp(const std::function<std::vector<Tensor<double>>(const std::vector<Tensor<double>>&)>&,
+                               const std::vector<Tensor<double>>&, const std::vector<Tensor<double>>&, RecordOnTape);
+template std::pair<Tensor<float>, Tensor<float>> jvp(const std::function<Tensor<float>(const std::vector<Tensor<float>>&)>&,
+                                                     const std::vector<Tensor<float>>&, const std::vector<Tensor<float>>&,
+                                                     RecordOnTape);
+template std::pair<Tensor<double>, Tensor<double>> jvp(
+    const std::function<Tensor<double>(const std::vector<Tensor<double>>&)>&, const std::vector<Tensor<double>>&,
+    const std::vector<Tensor<double>>&, RecordOnTape);
 
 }  // namespace tapegrad

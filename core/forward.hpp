@@ -67,10 +67,9 @@ struct JvpResult {
 // (one per primal, of its shape; an undefined tangent is zero and costs nothing), in one
 // evaluation of f with tangents carried through every op:
 // an op's own JVP rule where it has one, else the JVP derived from its VJP (which is linear in its
-// seed: its transpose, one reverse walk of the VJP). Under a recording tape, f runs on the primals
-// and tangents as they are and its ops record there as any op does (where an input requires grad,
-// a tensor f captured included): what jvp returns is differentiable by reverse mode (reverse over
-// forward). Otherwise f runs on copies detached from any tape. An output not derived from the primals
+// seed: its transpose, one reverse walk of the VJP). f runs on copies of the primals detached from
+// any tape, under a tape of its own: nothing is recorded on the caller's tape (for reverse over
+// forward, pass tg::record_on_tape, below). An output not derived from the primals
 // gets a zero tangent. A jvp may run inside another's f (forward over forward, to any depth): the
 // outputs and tangents it returns carry the outer jvp's tangents, so the outer one differentiates
 // them (a custom op without a JVP rule of its own is then a UsageError naming it).
@@ -82,6 +81,22 @@ JvpResult<T> jvp(const std::function<std::vector<Tensor<T>>(const std::vector<Te
 template <class T>
 std::pair<Tensor<T>, Tensor<T>> jvp(const std::function<Tensor<T>(const std::vector<Tensor<T>>&)>& f,
                                     const std::vector<Tensor<T>>& primals, const std::vector<Tensor<T>>& tangents);
+
+// jvp's last argument to make it differentiable by reverse mode (reverse over forward): under a
+// recording tape, f runs on the primals and tangents themselves and its ops and their JVP rules
+// record there like any op (where an input requires grad, a tensor f captures included), so that
+// tg::grad of a returned tangent J t gives H t. The primals enter f as recorded copies carrying
+// the outer levels' tangents only. Without a recording tape it is the plain jvp. (Plain jvp keeps
+// f off the caller's tape, so that f may open a tape of its own on its inputs.)
+struct RecordOnTape {};
+inline constexpr RecordOnTape record_on_tape{};
+template <class T>
+JvpResult<T> jvp(const std::function<std::vector<Tensor<T>>(const std::vector<Tensor<T>>&)>& f,
+                 const std::vector<Tensor<T>>& primals, const std::vector<Tensor<T>>& tangents, RecordOnTape);
+template <class T>
+std::pair<Tensor<T>, Tensor<T>> jvp(const std::function<Tensor<T>(const std::vector<Tensor<T>>&)>& f,
+                                    const std::vector<Tensor<T>>& primals, const std::vector<Tensor<T>>& tangents,
+                                    RecordOnTape);
 
 namespace detail {
 // True while a jvp is carrying tangents on this thread.
@@ -104,8 +119,8 @@ class NoTangents {
 
 // jvp with a batch of `batch` tangents per primal at once, each of shape (batch, primal shape...)
 // (undefined: zero); the output tangents have shape (batch, output shape...). For the transforms:
-// one pass for all the seeds of a Jacobian. `composes`: as tg::jvp, records on the caller's tape
-// where one records (reverse over forward); the transforms pass false.
+// one pass for all the seeds of a Jacobian. `composes`: records on the caller's tape where one
+// records (reverse over forward: tg::jvp with tg::record_on_tape).
 template <class T>
 JvpResult<T> batched_jvp(const std::function<std::vector<Tensor<T>>(const std::vector<Tensor<T>>&)>& f,
                          const std::vector<Tensor<T>>& primals, const std::vector<Tensor<T>>& tangents,

@@ -216,7 +216,8 @@ Tensor<T> index_select(const Tensor<T>& x, std::ptrdiff_t axis, const std::vecto
   for (std::size_t j = 0; j < index.size(); ++j) {
     const std::int64_t v = index[j];
     // The message is built only for an index out of range (not once per element).
-    rows[j] = v >= 0 && v < n ? static_cast<std::size_t>(v) : checked_index(op, v, "position " + std::to_string(j), k, s);
+    rows[j] = v >= -n && v < n ? static_cast<std::size_t>(v < 0 ? v + n : v)
+                               : checked_index(op, v, "position " + std::to_string(j), k, s);
   }
   const AxisSplit a = split_at(s, k);
   auto positions = std::make_shared<std::vector<std::size_t>>();

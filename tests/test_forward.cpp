@@ -112,8 +112,9 @@ TEST_CASE("a custom op without a JVP rule gets forward mode from its VJP") {
   // an error naming the op, not a silently wrong gradient.
   tg::Tape tape;
   const std::size_t entries = tape.size();
-  CHECK_THROWS_WITH_AS(tg::jvp<double>([](const Inputs& in) { return cube(in[0] * 1.0); }, {x}, {t.detach()}),
-                       doctest::Contains("cube: reverse mode over forward mode (a jvp under a recording tape) "
+  CHECK_THROWS_WITH_AS(tg::jvp<double>([](const Inputs& in) { return cube(in[0] * 1.0); }, {x}, {t.detach()},
+                                       tg::record_on_tape),
+                       doctest::Contains("cube: reverse mode over forward mode (a jvp with tg::record_on_tape) "
                                 "needs the op's own JVP rule"),
                        tg::UsageError);
   CHECK(tape.size() == entries + 2);   // the primal's copy and the product: cube's entry never appended
@@ -304,7 +305,7 @@ TEST_CASE("every public op has a JVP rule of its own, right in forward mode, for
   }
 }
 
-TEST_CASE("reverse over forward: a jvp under a recording tape is differentiated by reverse mode") {
+TEST_CASE("reverse over forward: a jvp with tg::record_on_tape is differentiated by reverse mode") {
   // s(x) = sum(w * tanh(A x) * exp(x)) with A a matrix: d/dx <grad s, v> = H v, by reverse mode
   // over the jvp, against forward over reverse (hvp) and central differences of the gradient.
   const TD x = leaf({4}, 1110), v = leaf({4}, 1111).detach(), w = leaf({4}, 1112).detach();
@@ -315,7 +316,7 @@ TEST_CASE("reverse over forward: a jvp under a recording tape is differentiated 
   const auto directional = [&](const TD& at) {
     tg::Tape tape;
     const TD xs = at.detach().set_requires_grad(true);
-    const auto [y, ty] = tg::jvp<double>(s, {xs}, {v});
+    const auto [y, ty] = tg::jvp<double>(s, {xs}, {v}, tg::record_on_tape);
     CHECK(y.requires_grad());
     CHECK(ty.requires_grad());
     CHECK(tape.size() > 0);   // recorded on the caller's tape
@@ -341,7 +342,7 @@ TEST_CASE("reverse over forward: a jvp under a recording tape is differentiated 
   tg::Tape tape;
   const TD p = tg::exp(c);
   const auto [y, ty] = tg::jvp<double>([](const Inputs& in) { return in[0] * in[1]; }, {p, p},
-                                      {TD(Arr{1.0, 1.0}), u});
+                                      {TD(Arr{1.0, 1.0}), u}, tg::record_on_tape);
   CHECK(all_close(ty.value(), Arr((u.value() + 1.0) * xt::exp(c.value())), 1e-15));
   const auto g = tg::grad(tg::sum(ty), {c, u});
   CHECK(all_close(g[0].value(), Arr((u.value() + 1.0) * xt::exp(c.value())), 1e-15));
@@ -353,9 +354,10 @@ TEST_CASE("reverse over forward: a jvp under a recording tape is differentiated 
   {
     const TD q = tg::exp(c);
     const auto [qy, qty] = tg::jvp<double>([](const Inputs& in) { return in[0] * in[1]; }, {q, q},
-                                          {TD(Arr{1.0, 1.0}), TD()});
+                                          {TD(Arr{1.0, 1.0}), TD()}, tg::record_on_tape);
     CHECK(all_close(qty.value(), Arr(xt::exp(c.value())), 1e-15));
-    const auto [cy, cty] = tg::jvp<double>([q](const Inputs& in) { return in[0] * q; }, {q}, {TD(Arr{1.0, 1.0})});
+    const auto [cy, cty] =
+        tg::jvp<double>([q](const Inputs& in) { return in[0] * q; }, {q}, {TD(Arr{1.0, 1.0})}, tg::record_on_tape);
     CHECK(all_close(cty.value(), Arr(xt::exp(c.value())), 1e-15));
     (void)qy;
     (void)cy;
@@ -366,9 +368,9 @@ TEST_CASE("reverse over forward: a jvp under a recording tape is differentiated 
   {
     const TD z(Arr{0.5, -1.5}, true), ones(Arr{1.0, 1.0});
     const auto first = [&](const Inputs& in) {
-      return tg::jvp<double>([](const Inputs& w) { return tg::pow(w[0], 4.0); }, in, {ones}).second;
+      return tg::jvp<double>([](const Inputs& w) { return tg::pow(w[0], 4.0); }, in, {ones}, tg::record_on_tape).second;
     };
-    const TD second = tg::jvp<double>(first, {z}, {ones}).second;
+    const TD second = tg::jvp<double>(first, {z}, {ones}, tg::record_on_tape).second;
     CHECK(all_close(second.value(), Arr(12.0 * z.value() * z.value()), 1e-12));
     CHECK(all_close(tg::grad(tg::sum(second), {z})[0].value(), Arr(24.0 * z.value()), 1e-12));
   }
@@ -377,7 +379,7 @@ TEST_CASE("reverse over forward: a jvp under a recording tape is differentiated 
   // derivative in k is cos(2k) - 2k sin(2k).
   const TD k(Arr{0.4}, true);
   const auto [sy, sty] = tg::jvp<double>([k](const Inputs& in) { return tg::sin(in[0] * k); }, {TD(Arr{2.0})},
-                                        {TD(Arr{1.0})});
+                                        {TD(Arr{1.0})}, tg::record_on_tape);
   const double kv = 0.4;
   CHECK(std::abs(sty.item() - kv * std::cos(2 * kv)) <= 1e-15);
   CHECK(std::abs(tg::grad(sty, {k})[0].value()(0) - (std::cos(2 * kv) - 2 * kv * std::sin(2 * kv))) <= 1e-15);

@@ -313,8 +313,11 @@ TEST_CASE("gradbench: particle and saddle, every variant, against closed forms a
 }
 
 TEST_CASE("gradbench: ba's sparse Jacobian against finite differences, entry by entry") {
-  // Every parameter distinct (not GradBench's replicated input), one camera without rotation
-  // (Rodrigues' first-order branch); observation i sees camera i mod n and point i mod m.
+  // Every parameter distinct (not GradBench's replicated input); observation i sees camera
+  // i mod n and point i mod m. Once with every camera rotating, once with camera 1 not
+  // (Rodrigues' first-order branch).
+  for (const bool one_still : {false, true}) {
+  CAPTURE(one_still);
   const std::size_t n = 3, m = 2, p = 5;
   gb::BaInput in{n, m, p, random_array({n, 11}, 40, -0.5, 0.5), random_array({m, 3}, 41, -1, 1),
                  random_array({p}, 42, 0.5, 1.5), random_array({p, 2}, 43, -1, 1)};
@@ -322,7 +325,8 @@ TEST_CASE("gradbench: ba's sparse Jacobian against finite differences, entry by 
     in.cams(c, 5) = 4 + double(c);   // the camera centres behind the points along z
     in.cams(c, 6) = 1.5;             // focal length
   }
-  for (std::size_t j = 0; j < 3; ++j) in.cams(1, j) = 0;
+  if (one_still)
+    for (std::size_t j = 0; j < 3; ++j) in.cams(1, j) = 0;
   const gb::BaJacobian jac = gb::ba_jacobian(in);
   REQUIRE(jac.rows.size() == 3 * p + 1);
   REQUIRE(jac.cols.size() == jac.vals.size());
@@ -357,6 +361,7 @@ TEST_CASE("gradbench: ba's sparse Jacobian against finite differences, entry by 
   CHECK(jac.cols[15] == 11 * 0 + 0);
   CHECK(jac.cols[30 + 11] == 11 * 3 + 3 * 1 + 0);
   CHECK(jac.cols.back() == std::int64_t(columns - 1));
+  }
 }
 
 namespace {
@@ -395,7 +400,8 @@ Mat product(const Mat& a, const Mat& b) {
   return c;
 }
 
-// ht's errors by scalar loops, from the definition (README.md, ht): a second implementation.
+// ht's errors by scalar loops, from the definition (bench/gradbench/README.md, "ht"): a second
+// implementation.
 std::vector<double> naive_ht(const gb::HtInput& in) {
   const std::size_t bones = 22, vertices = in.model.base_positions.shape(0);
   // Euler angles per bone, (x, z, y), from theta.
@@ -519,6 +525,22 @@ TEST_CASE("gradbench: bad input is an error naming the eval and the field") {
   CHECK(message([] { gb::saddle_point(Array{1.0}, gb::modes_of("saddle", "rr")); }) ==
         "saddle: start has 1 numbers, expected 2");
   CHECK(message([] { gb::modes_of("particle", "fx"); }) == "particle: no function 'fx' (ff, fr, rf or rr)");
+  CHECK(message([] { gb::ba_replicate(2, 6148914691236517206ULL, 3, Array(xt::zeros<double>({11})), Array{0.0, 0.0, 1.0}, 1, Array{0.0, 0.0}); }) ==
+        "ba: n, m and p must be in [1, 100000000], got n=2, m=6148914691236517206, p=3");
+  CHECK(message([] { gb::ba_replicate(2, 2, 3, Array{1.0}, Array{0.0, 0.0, 1.0}, 1, Array{0.0, 0.0}); }) ==
+        "ba: cam, x and feat must hold 11, 3 and 2 numbers, got 1, 3 and 2");
+  gb::HtInput hand = small_hand(true);
+  hand.correspondences[2] = 4;   // 4 triangles
+  CHECK(message([&] { gb::ht_objective(hand); }) == "ht: correspondence 2 is 4, outside [0, 4)");
+  hand = small_hand(false);
+  hand.theta = Array{0.0};
+  CHECK(message([&] { gb::ht_jacobian(hand); }) == "ht: theta has 1 numbers, expected 26");
+  hand = small_hand(false);
+  hand.model.parents[3] = 5;
+  CHECK(message([&] { gb::ht_objective(hand); }) == "ht: bone 3's parent 5 does not come before it");
+  hand = small_hand(true);
+  hand.model.weights = Array(xt::zeros<double>({7, 21}));
+  CHECK(message([&] { gb::ht_objective(hand); }) == "ht: weights has shape (7, 21), expected (7, 22)");
   CHECK(message([] { gb::particle_argmin(std::nan(""), gb::modes_of("particle", "rr")); }) ==
         "particle: w must be finite, got nan");
 }
@@ -660,10 +682,21 @@ TEST_CASE("gradbench protocol: the messages of kmeans, det, ba, ht, particle and
   CHECK(jac["cols"][14] == 11 * 2 + 3 * 3);   // observation 0's weight column
   CHECK(jac["cols"][30] == 11 * 2 + 3 * 3 + 10);
   CHECK(jac["vals"][30].get<double>() == doctest::Approx(-1.6).epsilon(1e-14));
-  CHECK(s.responses[6]["output"].size() == 15);
-  CHECK(s.responses[7]["output"].size() == 15);
-  CHECK(s.responses[7]["output"][0].size() == 28);
+  // ht's outputs, parsed from nested lists, equal the functions' on the same input.
+  const Array errors = gb::ht_objective(hand), jacobian = gb::ht_jacobian(hand);
+  REQUIRE(s.responses[6]["output"].size() == 15);
+  for (std::size_t i = 0; i < 15; ++i) CHECK(s.responses[6]["output"][i].get<double>() == errors(i));
+  REQUIRE(s.responses[7]["output"].size() == 15);
+  REQUIRE(s.responses[7]["output"][0].size() == 28);
+  for (std::size_t i = 0; i < 15; ++i)
+    for (std::size_t c = 0; c < 28; ++c) CHECK(s.responses[7]["output"][i][c].get<double>() == jacobian(i, c));
   CHECK(s.responses[8]["output"][0].size() == 26);
+  // ba's first observation's errors equal the function's on the replicated input.
+  const gb::BaObjective direct = gb::ba_objective(gb::ba_replicate(
+      2, 3, 11, Array{0.1, -0.2, 0.3, 0.5, -0.5, -4.0, 2.0, 0.1, 0.2, 0.01, 0.001}, Array{0.3, -0.2, 1.0}, 0.8,
+      Array{0.5, -0.5}));
+  CHECK(objective["reproj_error"]["elements"][0].get<double>() == direct.reproj_err(0, 0));
+  CHECK(objective["reproj_error"]["elements"][1].get<double>() == direct.reproj_err(0, 1));
   CHECK(s.responses[9]["output"].get<double>() == doctest::Approx(0.2071918746486116).epsilon(1e-9));
   CHECK(s.responses[10]["output"].size() == 4);
 }

@@ -144,8 +144,7 @@ TEST_CASE("jacfwd, jacrev and hessian over more seeds than one batch holds") {
 }
 
 TEST_CASE("the transforms record nothing on the caller's tape") {
-  // (tg::jvp itself records there when the tape records its primals: reverse over forward, in
-  // test_forward.)
+  // (tg::jvp with tg::record_on_tape does: reverse over forward, in test_forward.)
   const TD x = leaf({3}, 1400), v = leaf({3}, 1401);
   tg::Tape tape;
   const TD before = x * 2.0;   // one entry on the caller's tape
@@ -157,6 +156,7 @@ TEST_CASE("the transforms record nothing on the caller's tape") {
   tg::hvp<double>(s, {x}, {v});
   tg::hessian<double>(s, {x});
   tg::vjp<double>(f, {x}).pullback({Arr(v.value())});
+  tg::jvp<double>(f, {x}, {v});
   CHECK(tape.size() == entries);
   (void)before;
 }

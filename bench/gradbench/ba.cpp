@@ -1,4 +1,4 @@
-// GradBench's ba eval (ADBench's bundle adjustment) written with tapegrad ops (README.md, ba):
+// GradBench's ba eval (ADBench's bundle adjustment) written with tapegrad ops (README.md, "ba"):
 // every observation's reprojection error computed at once, as tensors with a row per observation.
 #include <string>
 #include <vector>
@@ -76,9 +76,10 @@ Tensor reprojection_error(const Observations& o) {
 
 BaInput ba_replicate(std::size_t n, std::size_t m, std::size_t p, const Array& cam, const Array& x, double w,
                      const Array& feat) {
-  if (n == 0 || m == 0 || p == 0)
-    tg::throw_value_error("ba", "n, m and p must be >= 1, got n=" + std::to_string(n) + ", m=" + std::to_string(m) +
-                                    ", p=" + std::to_string(p));
+  const std::size_t most = 100'000'000;   // ADBench's largest problem has p = 28,975,112
+  if (n == 0 || m == 0 || p == 0 || n > most || m > most || p > most)
+    tg::throw_value_error("ba", "n, m and p must be in [1, 100000000], got n=" + std::to_string(n) +
+                                    ", m=" + std::to_string(m) + ", p=" + std::to_string(p));
   if (cam.size() != 11 || x.size() != 3 || feat.size() != 2)
     tg::throw_shape_error("ba", "cam, x and feat must hold 11, 3 and 2 numbers, got " + std::to_string(cam.size()) +
                                     ", " + std::to_string(x.size()) + " and " + std::to_string(feat.size()));

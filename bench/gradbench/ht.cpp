@@ -1,4 +1,4 @@
-// GradBench's ht eval (ADBench's hand tracking) written with tapegrad ops (README.md, ht): a
+// GradBench's ht eval (ADBench's hand tracking) written with tapegrad ops (README.md, "ht"): a
 // skinned hand model posed by 26 parameters, its bones' transforms batched as (bones, 4, 4)
 // tensors; the Jacobian by forward mode, every column's tangent carried in one evaluation.
 #include <string>

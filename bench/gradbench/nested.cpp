@@ -3,7 +3,7 @@
 // mode (tg::jvp, one unit tangent per input) or reverse mode (tg::grad), the inner one
 // differentiable in turn: recorded with create_graph on the outer tape (reverse over reverse),
 // carrying the outer jvp's tangents (forward over reverse, forward over forward), or recorded by a
-// jvp under the outer tape (reverse over forward).
+// jvp on the outer tape (tg::record_on_tape: reverse over forward).
 #include <cmath>
 #include <functional>
 #include <memory>
@@ -40,8 +40,10 @@ Tensor gradient(const Scalar& f, Tensor x, Mode mode) {
   if (mode == Mode::forward) {
     std::vector<Tensor> parts;
     for (std::size_t i = 0; i < n; ++i)
-      parts.push_back(tg::reshape(
-          tg::jvp<double>([&f](const std::vector<Tensor>& in) { return f(in[0]); }, {x}, {unit(n, i)}).second, {1}));
+      parts.push_back(tg::reshape(tg::jvp<double>([&f](const std::vector<Tensor>& in) { return f(in[0]); }, {x},
+                                                  {unit(n, i)}, tg::record_on_tape)
+                                      .second,
+                                  {1}));
     return tg::concat(parts, 0);
   }
   // Reverse mode: on the caller's tape, recording the backward pass, where one records (an outer

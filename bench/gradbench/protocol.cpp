@@ -67,9 +67,7 @@ Array vector_of(const json& input, const char* eval, const char* name) {
 }
 
 // A list of equally long lists of numbers.
-Array matrix_of(const json& input, const char* eval, const char* name) {
-  const json& j = field(input, eval, name);
-  const std::string where = std::string("field '") + name + "'";
+Array matrix_in(const json& j, const char* eval, const std::string& where) {
   if (!j.is_array()) tg::throw_value_error(eval, where + " must be a list of lists of numbers, got " + j.type_name());
   const std::size_t rows = j.size(), cols = rows ? (j[0].is_array() ? j[0].size() : 0) : 0;
   Array a = Array::from_shape({rows, cols});
@@ -82,6 +80,9 @@ Array matrix_of(const json& input, const char* eval, const char* name) {
     std::copy(r.begin(), r.end(), a.begin() + static_cast<std::ptrdiff_t>(i * cols));
   }
   return a;
+}
+Array matrix_of(const json& input, const char* eval, const char* name) {
+  return matrix_in(field(input, eval, name), eval, std::string("field '") + name + "'");
 }
 
 // --- output -----------------------------------------------------------------------------------
@@ -251,7 +252,7 @@ Array tensor3_of(const json& input, const char* eval, const char* name) {
     tg::throw_value_error(eval, where + " must be a non-empty list of matrices, got " + j.dump().substr(0, 40));
   std::vector<Array> blocks;
   for (std::size_t i = 0; i < j.size(); ++i) {
-    blocks.push_back(matrix_of(json{{"m", j[i]}}, eval, "m"));
+    blocks.push_back(matrix_in(j[i], eval, where + "[" + std::to_string(i) + "]"));
     if (blocks.back().shape() != blocks[0].shape())
       tg::throw_shape_error(eval, where + "[" + std::to_string(i) + "] differs in shape from " + where + "[0]");
   }
@@ -261,17 +262,18 @@ Array tensor3_of(const json& input, const char* eval, const char* name) {
   return a;
 }
 
-std::vector<std::int64_t> integers_of(const json& input, const char* eval, const char* name) {
-  const json& j = field(input, eval, name);
+std::vector<std::int64_t> integers_in(const json& j, const char* eval, const std::string& where) {
   std::vector<std::int64_t> v;
-  if (!j.is_array()) tg::throw_value_error(eval, std::string("field '") + name + "' must be a list of integers");
+  if (!j.is_array()) tg::throw_value_error(eval, where + " must be a list of integers, got " + j.type_name());
   for (std::size_t i = 0; i < j.size(); ++i) {
     if (!j[i].is_number_integer())
-      tg::throw_value_error(eval, std::string("field '") + name + "'[" + std::to_string(i) + "] must be an integer, got " +
-                                      j[i].dump());
+      tg::throw_value_error(eval, where + "[" + std::to_string(i) + "] must be an integer, got " + j[i].dump());
     v.push_back(j[i].get<std::int64_t>());
   }
   return v;
+}
+std::vector<std::int64_t> integers_of(const json& input, const char* eval, const char* name) {
+  return integers_in(field(input, eval, name), eval, std::string("field '") + name + "'");
 }
 
 HtInput ht_input(const json& in) {
@@ -285,11 +287,14 @@ HtInput ht_input(const json& in) {
   h.model.base_positions = matrix_of(model, "ht", "base_positions");
   h.model.weights = matrix_of(model, "ht", "weights");
   const json& triangles = field(model, "ht", "triangles");
+  if (!triangles.is_array()) tg::throw_value_error("ht", "field 'triangles' must be a list of triangles");
   h.model.triangles = tg::Index::from_shape({triangles.size(), std::size_t(3)});
   for (std::size_t t = 0; t < triangles.size(); ++t) {
-    if (!triangles[t].is_array() || triangles[t].size() != 3)
-      tg::throw_value_error("ht", "triangle " + std::to_string(t) + " must be three vertex indices, got " + triangles[t].dump());
-    for (std::size_t k = 0; k < 3; ++k) h.model.triangles(t, k) = triangles[t][k].get<std::int64_t>();
+    const std::string where = "field 'triangles'[" + std::to_string(t) + "]";
+    const std::vector<std::int64_t> corners = integers_in(triangles[t], "ht", where);
+    if (corners.size() != 3)
+      tg::throw_value_error("ht", where + " must be three vertex indices, got " + triangles[t].dump());
+    for (std::size_t k = 0; k < 3; ++k) h.model.triangles(t, k) = corners[k];
   }
   const json& mirrored = field(model, "ht", "is_mirrored");
   if (!mirrored.is_boolean()) tg::throw_value_error("ht", "field 'is_mirrored' must be true or false, got " + mirrored.dump());

@@ -53,6 +53,9 @@ def main() -> int:
     times, invalid = {}, 0
     for eval_name in args.evals.split(","):
         tools = [t for t in tools_for(args.checkout, eval_name, args.tapegrad) if t[0] in args.tools.split(",")]
+        if not tools:
+            print(f"{eval_name}: none of the tools {args.tools} implements it", file=sys.stderr)
+            continue
         for round_number in range(args.rounds):
             shift = round_number % len(tools)
             for tool_name, command in tools[shift:] + tools[:shift]:
@@ -63,6 +66,9 @@ def main() -> int:
                     done = subprocess.run(run, env=env, capture_output=True, text=True)
                     print(f"{eval_name}, {tool_name}, round {round_number + 1}: {done.stdout.strip().splitlines()[-1:]}",
                           file=sys.stderr)
+                    if done.returncode != 0:   # a tool that died, or an output judged invalid
+                        invalid += 1
+                        print(done.stderr[-2000:], file=sys.stderr)
                     for line in record:
                         r = json.loads(line)
                         if not r["valid"]:
@@ -79,7 +85,7 @@ def main() -> int:
                               and median[tool] > 0 else "")
         print(f"| {eval_name} | {description} | {function} | {cell('tapegrad')} | {cell('manual')} | {cell('pytorch')} "
               f"| {ratio('manual')} | {ratio('pytorch')} |")
-    print(f"{invalid} outputs not valid", file=sys.stderr)
+    print(f"{invalid} failures (outputs judged invalid, or runs of a tool that failed)", file=sys.stderr)
     return 0 if invalid == 0 else 1
 
 
