@@ -272,10 +272,10 @@ JvpResult<T> batched_jvp(const std::function<std::vector<Tensor<T>>(const std::v
                                                     std::to_string(batch) + " of its primal's shape)"
                                               : " and its primal shape " + shape_str(primals[i].shape())));
   }
-  // Reverse over forward: under a recording tape, f runs on the primals and tangents as they are
-  // and every op (the JVP rules' too) records there as any op does (where an input requires grad,
-  // a tensor f captured included), so that reverse mode differentiates what jvp returns.
-  // Otherwise f runs on detached copies under a tape of its own.
+  // Reverse over forward (tg::record_on_tape): under a recording tape, f runs on recorded copies of
+  // the primals, with the tangents as they are, and every op (the JVP rules' too) records there as
+  // any op does (where an input requires grad, a tensor f captured included), so that reverse mode
+  // differentiates what jvp returns. Otherwise f runs on detached copies under a tape of its own.
   const bool on_caller_tape = composes && batch == 0 && is_recording();
   ForwardLevel level;
   level.batch = batch;
