@@ -17,12 +17,11 @@ namespace {
 
 // The layout: one column per observation, one row per coordinate ((3, p) for a point), so that
 // a coordinate is a contiguous row.
-Tensor row(const Tensor& a, std::ptrdiff_t i) { return tg::slice(a, 0, i, i + 1); }
 
 // Column by column a x b of two (3, p) tensors.
 Tensor cross(const Tensor& a, const Tensor& b) {
-  const Tensor a0 = row(a, 0), a1 = row(a, 1), a2 = row(a, 2);
-  const Tensor b0 = row(b, 0), b1 = row(b, 1), b2 = row(b, 2);
+  const Tensor a0 = slice_at(a, 0), a1 = slice_at(a, 1), a2 = slice_at(a, 2);
+  const Tensor b0 = slice_at(b, 0), b1 = slice_at(b, 1), b2 = slice_at(b, 2);
   return tg::concat(std::vector<Tensor>{a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0}, 0);
 }
 
@@ -66,9 +65,9 @@ Observations observations(const BaInput& in, bool differentiable) {
 // Xcam = R(r) (X - C), distort(q) = q (1 + k1 |q|^2 + k2 |q|^4).
 Tensor reprojection_error(const Observations& o) {
   const Tensor xcam = rodrigues(o.rot, o.x - o.centre);
-  Tensor proj = tg::slice(xcam, 0, 0, 2) / row(xcam, 2);
+  Tensor proj = tg::slice(xcam, 0, 0, 2) / slice_at(xcam, 2);
   const Tensor rsq = tg::sum(proj * proj, {0}, true);
-  proj = proj * (1.0 + row(o.distortion, 0) * rsq + row(o.distortion, 1) * rsq * rsq);
+  proj = proj * (1.0 + slice_at(o.distortion, 0) * rsq + slice_at(o.distortion, 1) * rsq * rsq);
   return o.w * (proj * o.focal + o.principal - o.feat);
 }
 

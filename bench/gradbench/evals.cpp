@@ -16,13 +16,6 @@ namespace {
 
 const double pi = 3.14159265358979323846;
 
-void expect_shape(const char* eval, const char* field, const Array& a, const tg::Shape& expected) {
-  const tg::Shape s(a.shape().begin(), a.shape().end());
-  if (s != expected)
-    tg::throw_shape_error(eval, std::string(field) + " has shape " + tg::shape_str(s) + ", expected " +
-                                    tg::shape_str(expected));
-}
-
 void expect_rank(const char* eval, const char* field, const Array& a, std::size_t rank, std::size_t min_size) {
   const tg::Shape s(a.shape().begin(), a.shape().end());
   if (s.size() != rank)
@@ -237,6 +230,18 @@ Tensor lstm(const Tensor& main_params, const Tensor& extra_params, const LstmInp
 }
 
 }  // namespace
+
+void expect_shape(const char* eval, const char* field, const Array& a, const tg::Shape& expected) {
+  const tg::Shape s(a.shape().begin(), a.shape().end());
+  if (s != expected)
+    tg::throw_shape_error(eval, std::string(field) + " has shape " + tg::shape_str(s) + ", expected " +
+                                    tg::shape_str(expected));
+}
+
+Tensor slice_at(const Tensor& x, std::size_t i) {
+  const auto at = static_cast<std::ptrdiff_t>(i);
+  return tg::slice(x, 0, at, at + 1);
+}
 
 double hello_square(double x) {
   return primal([&] {

@@ -23,6 +23,11 @@ using Array = xt::xarray<double>;
 // copies it into a fresh leaf each run.
 using Tensor = tapegrad::Tensor<double>;
 
+// Shared by the evals: x[i:i+1] along the first axis; a ShapeError "<eval>: <field> has shape
+// (...), expected (...)" unless a has the expected shape.
+Tensor slice_at(const Tensor& x, std::size_t i);
+void expect_shape(const char* eval, const char* field, const Array& a, const tapegrad::Shape& expected);
+
 // hello: x^2 and its derivative 2x.
 double hello_square(double x);
 double hello_double(double x);

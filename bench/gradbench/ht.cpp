@@ -22,11 +22,6 @@ bool has_us(const HtInput& in) { return in.us.dimension() == 2; }
 
 void check_ht(const HtInput& in) {
   const std::size_t bones = in.model.parents.size();
-  const auto shape = [](const Array& a) { return tg::shape_str(tg::Shape(a.shape().begin(), a.shape().end())); };
-  const auto expect = [&](const char* field, const Array& a, const tg::Shape& s) {
-    if (tg::Shape(a.shape().begin(), a.shape().end()) != s)
-      tg::throw_shape_error("ht", std::string(field) + " has shape " + shape(a) + ", expected " + tg::shape_str(s));
-  };
   if (in.theta.size() != pose_parameters)
     tg::throw_shape_error("ht", "theta has " + std::to_string(in.theta.size()) + " numbers, expected 26");
   if (bones != 22)
@@ -35,14 +30,14 @@ void check_ht(const HtInput& in) {
     if (in.model.parents[b] >= static_cast<std::int64_t>(b))
       tg::throw_value_error("ht", "bone " + std::to_string(b) + "'s parent " + std::to_string(in.model.parents[b]) +
                                       " does not come before it");
-  expect("base_relatives", in.model.base_relatives, {bones, 4, 4});
-  expect("inverse_base_absolutes", in.model.inverse_base_absolutes, {bones, 4, 4});
+  expect_shape("ht", "base_relatives", in.model.base_relatives, {bones, 4, 4});
+  expect_shape("ht", "inverse_base_absolutes", in.model.inverse_base_absolutes, {bones, 4, 4});
   const std::size_t vertices = in.model.base_positions.shape(0);
-  expect("base_positions", in.model.base_positions, {vertices, 4});
-  expect("weights", in.model.weights, {vertices, bones});
+  expect_shape("ht", "base_positions", in.model.base_positions, {vertices, 4});
+  expect_shape("ht", "weights", in.model.weights, {vertices, bones});
   const std::size_t points = in.correspondences.size();
-  expect("points", in.points, {points, 3});
-  if (has_us(in)) expect("us", in.us, {points, 2});
+  expect_shape("ht", "points", in.points, {points, 3});
+  if (has_us(in)) expect_shape("ht", "us", in.us, {points, 2});
   const std::size_t limit = has_us(in) ? in.model.triangles.shape(0) : vertices;
   for (std::size_t i = 0; i < points; ++i)
     if (in.correspondences[i] < 0 || static_cast<std::size_t>(in.correspondences[i]) >= limit)
@@ -53,11 +48,6 @@ void check_ht(const HtInput& in) {
       if (v < 0 || static_cast<std::size_t>(v) >= vertices)
         tg::throw_value_error("ht", "a triangle names vertex " + std::to_string(v) + ", outside [0, " +
                                         std::to_string(vertices) + ")");
-}
-
-Tensor entry(const Tensor& v, std::size_t i) {
-  const auto at = static_cast<std::ptrdiff_t>(i);
-  return tg::slice(v, 0, at, at + 1);
 }
 
 // 3 x 3 from nine (1)-shaped or (b, 1)-shaped tensors, row after row: (3, 3) or (b, 3, 3).
@@ -85,7 +75,7 @@ Tensor angle_axis_rotation(const Tensor& a) {
   if (norm_value < 1e-4) return Tensor(Array(xt::eye<double>(3)));
   const Tensor norm = tg::sqrt(tg::sum(a * a));
   const Tensor u = a / norm, s = tg::sin(norm), c = tg::cos(norm);
-  const Tensor x = entry(u, 0), y = entry(u, 1), z = entry(u, 2), one_c = 1.0 - c;
+  const Tensor x = slice_at(u, 0), y = slice_at(u, 1), z = slice_at(u, 2), one_c = 1.0 - c;
   return matrix3({x * x + (1.0 - x * x) * c, x * y * one_c - z * s, x * z * one_c + y * s,
                   x * y * one_c + z * s, y * y + (1.0 - y * y) * c, y * z * one_c - x * s,
                   x * z * one_c - y * s, z * y * one_c + x * s, z * z + (1.0 - z * z) * c});
@@ -123,7 +113,7 @@ Tensor posed_vertices(const Tensor& theta, const HtModel& model) {
   const Tensor relatives = tg::matmul(Tensor(model.base_relatives), rotation + Tensor(std::move(corner)));
   std::vector<Tensor> absolutes(bones);
   for (std::size_t b = 0; b < bones; ++b) {
-    const Tensor relative = tg::reshape(entry(relatives, b), {4, 4});
+    const Tensor relative = tg::reshape(slice_at(relatives, b), {4, 4});
     const std::int64_t parent = model.parents[b];
     absolutes[b] = parent < 0 ? relative : tg::matmul(absolutes[static_cast<std::size_t>(parent)], relative);
   }

@@ -28,13 +28,9 @@ Tensor unit(std::size_t n, std::size_t i) {
   return Tensor(std::move(e));
 }
 
-Tensor element(const Tensor& x, std::size_t i) {
-  const auto at = static_cast<std::ptrdiff_t>(i);
-  return tg::slice(x, 0, at, at + 1);
-}
-
 // The gradient of the scalar f at x by `mode`, differentiable where an outer derivative is being
-// taken: what the caller's tape records, or what carries an outer jvp's tangents.
+// taken: what the caller's tape records, or what carries an outer jvp's tangents. Taken where no
+// tape records and no jvp runs, it is the outer derivative itself: a constant.
 Tensor gradient(const Scalar& f, Tensor x, Mode mode) {
   const std::size_t n = x.size();
   if (mode == Mode::forward) {
@@ -56,20 +52,6 @@ Tensor gradient(const Scalar& f, Tensor x, Mode mode) {
     x.set_requires_grad(true);
   }
   return tg::grad(f(x), {x}, /*create_graph=*/outer)[0];
-}
-
-// The derivative of the scalar f at x by `mode`, as the outer derivative: a constant.
-Array outer_gradient(const Scalar& f, const Array& x, Mode mode) {
-  if (mode == Mode::forward) {
-    Array g = Array::from_shape({x.size()});
-    for (std::size_t i = 0; i < x.size(); ++i)
-      g(i) = tg::jvp<double>([&f](const std::vector<Tensor>& in) { return f(in[0]); }, {Tensor(x)}, {unit(x.size(), i)})
-                 .second.item();
-    return g;
-  }
-  const Tensor leaf(x, true);
-  tg::Tape tape;
-  return tg::grad(f(leaf), {leaf})[0].value();
 }
 
 // GradBench's gradient descent (cpp/gradbench/gd.hpp in its repository, by which the particle and
@@ -126,8 +108,8 @@ Tensor particle(const Tensor& w, Mode inner) {
     const Tensor acceleration = -gradient(potential, x, inner);
     x = x + v * dt;
     if (x.value()(1) <= 0) {
-      const Tensor to_axis = -element(x, 1) / element(v, 1);
-      const Tensor crossing = element(x, 0) + to_axis * element(v, 0);
+      const Tensor to_axis = -slice_at(x, 1) / slice_at(v, 1);
+      const Tensor crossing = slice_at(x, 0) + to_axis * slice_at(v, 0);
       return crossing * crossing;
     }
     v = v + acceleration * dt;
@@ -158,18 +140,18 @@ Modes modes_of(const char* eval, const std::string& name) {
 double particle_objective(double w, Mode inner) { return particle(Tensor(Array{w}), inner).item(); }
 
 double particle_derivative(double w, Modes modes) {
-  return outer_gradient([modes](const Tensor& at) { return particle(at, modes.inner); }, Array{w}, modes.outer)(0);
+  return gradient([modes](const Tensor& at) { return particle(at, modes.inner); }, Tensor(Array{w}), modes.outer).value()(0);
 }
 
 Array saddle_max_gradient(const Array& x, const Array& start, Modes modes) {
   const Tensor from(start);
-  return outer_gradient([&](const Tensor& at) { return saddle_max(at, from, modes.inner); }, x, modes.outer);
+  return gradient([&](const Tensor& at) { return saddle_max(at, from, modes.inner); }, Tensor(x), modes.outer).value();
 }
 
 double particle_argmin(double w0, Modes modes) {
   if (!std::isfinite(w0)) tg::throw_value_error("particle", "w must be finite, got " + tg::number_str(w0));
   const Scalar objective = [modes](const Tensor& w) { return particle(w, modes.inner); };
-  const Scalar derivative = [&](const Tensor& w) { return Tensor(outer_gradient(objective, w.value(), modes.outer)); };
+  const Scalar derivative = [&](const Tensor& w) { return gradient(objective, w, modes.outer); };
   return descend(objective, derivative, Tensor(Array{w0}), 1, "particle").value()(0);
 }
 
@@ -179,11 +161,11 @@ Array saddle_point(const Array& start, Modes modes) {
   const Tensor from(start);
   // Step 1: x minimising max_y f(x, y), the derivative of that max taken through the ascent.
   const Scalar worst = [&](const Tensor& x) { return saddle_max(x, from, modes.inner); };
-  const Scalar worst_gradient = [&](const Tensor& x) { return Tensor(outer_gradient(worst, x.value(), modes.outer)); };
+  const Scalar worst_gradient = [&](const Tensor& x) { return gradient(worst, x, modes.outer); };
   const Tensor x = descend(worst, worst_gradient, from, 1, "saddle");
   // Step 2: y maximising f(x, y), by the outer mode.
   const Scalar fy = [&x](const Tensor& y) { return saddle(x, y); };
-  const Scalar gy = [&](const Tensor& y) { return Tensor(outer_gradient(fy, y.value(), modes.outer)); };
+  const Scalar gy = [&](const Tensor& y) { return gradient(fy, y, modes.outer); };
   const Tensor y = descend(fy, gy, from, -1, "saddle");
   return Array{x.value()(0), x.value()(1), y.value()(0), y.value()(1)};
 }
