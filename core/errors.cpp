@@ -33,16 +33,16 @@ Shape unravel_index(std::size_t flat, const Shape& shape) {
   return index;
 }
 
-void throw_shape_error(const std::string& op, const std::string& message) {
-  throw ShapeError(op + ": " + message);
+void throw_shape_error(std::string_view op, const std::string& message) {
+  throw ShapeError(std::string(op) + ": " + message);
 }
 
-void throw_value_error(const std::string& op, const std::string& message) {
-  throw ValueError(op + ": " + message);
+void throw_value_error(std::string_view op, const std::string& message) {
+  throw ValueError(std::string(op) + ": " + message);
 }
 
-void throw_usage_error(const std::string& op, const std::string& message) {
-  throw UsageError(op + ": " + message);
+void throw_usage_error(std::string_view op, const std::string& message) {
+  throw UsageError(std::string(op) + ": " + message);
 }
 
 }  // namespace tapegrad

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tapegrad {
@@ -55,9 +56,9 @@ std::string number_str(float value);
 Shape unravel_index(std::size_t flat, const Shape& shape);
 
 // "op: message"
-[[noreturn]] void throw_shape_error(const std::string& op, const std::string& message);
-[[noreturn]] void throw_value_error(const std::string& op, const std::string& message);
-[[noreturn]] void throw_usage_error(const std::string& op, const std::string& message);
+[[noreturn]] void throw_shape_error(std::string_view op, const std::string& message);
+[[noreturn]] void throw_value_error(std::string_view op, const std::string& message);
+[[noreturn]] void throw_usage_error(std::string_view op, const std::string& message);
 
 }  // namespace tapegrad
 

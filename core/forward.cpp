@@ -49,7 +49,7 @@ Tensor<T> copy_of(const Tensor<T>& x) {
 // J t from the op's VJP, which is linear in its seed g: J t = d/dg <VJP(g), t>, one run of the
 // VJP on a recorded seed and one reverse walk. The VJP reads the inputs and output detached.
 template <class T>
-Tensor<T> tangent_from_vjp(const std::string& op, InputSpan<T> inputs, const Tensor<T>& output,
+Tensor<T> tangent_from_vjp(std::string_view op, InputSpan<T> inputs, const Tensor<T>& output,
                            const std::vector<Tensor<T>>& tangents, const VjpClosure<T>& vjp, Saved saved) {
   if (!vjp) throw_usage_error(op, "forward mode: the op has neither a JVP rule nor a VJP to derive one from");
   GradMode recording(true);
@@ -101,7 +101,7 @@ Tensor<T> tangent_from_vjp(const std::string& op, InputSpan<T> inputs, const Ten
 // An elementwise op's VJP run with the tangent as its seed: the op's inputs and output as they
 // are, so that the result is differentiable in turn.
 template <class T>
-Tensor<T> vjp_of_tangent(const std::string& op, InputSpan<T> inputs, const Tensor<T>& output, const Tensor<T>& tangent,
+Tensor<T> vjp_of_tangent(std::string_view op, InputSpan<T> inputs, const Tensor<T>& output, const Tensor<T>& tangent,
                          const VjpClosure<T>& vjp, Saved saved) {
   if (inputs.size() != 1 || !vjp) throw_usage_error(op, "forward mode: a diagonal JVP needs one input and a VJP");
   const auto& shape = inputs[0].value().shape();
@@ -139,7 +139,7 @@ Tensor<T> seed_of(const Tensor<T>& batched, std::size_t b) {
 }
 
 template <class T>
-void check_reverse_over_derived(const std::string& op, InputSpan<T> inputs) {
+void check_reverse_over_derived(std::string_view op, InputSpan<T> inputs) {
   for (ForwardLevel* level = thread_state().forward; level; level = level->outer()) {
     if (!level->on_caller_tape) continue;
     for (std::size_t i = 0; i < inputs.size(); ++i) {
@@ -151,11 +151,11 @@ void check_reverse_over_derived(const std::string& op, InputSpan<T> inputs) {
     }
   }
 }
-template void check_reverse_over_derived<float>(const std::string&, InputSpan<float>);
-template void check_reverse_over_derived<double>(const std::string&, InputSpan<double>);
+template void check_reverse_over_derived<float>(std::string_view, InputSpan<float>);
+template void check_reverse_over_derived<double>(std::string_view, InputSpan<double>);
 
 template <class T>
-void forward_tangent(ForwardLevel& level, const std::string& op, InputSpan<T> inputs, const OutputState<T>& out,
+void forward_tangent(ForwardLevel& level, std::string_view op, InputSpan<T> inputs, const OutputState<T>& out,
                      const JvpClosure<T>* jvp, const VjpClosure<T>& vjp, Saved saved) {
   bool any = false;   // (most ops of a backward pass under forward mode carry none: nothing allocated)
   for (std::size_t i = 0; i < inputs.size() && !any; ++i) any = level.has(inputs[i]);
@@ -233,9 +233,9 @@ void forward_tangent(ForwardLevel& level, const std::string& op, InputSpan<T> in
   level.set(output, std::move(tangent));
 }
 
-template void forward_tangent<float>(ForwardLevel&, const std::string&, InputSpan<float>, const OutputState<float>&,
+template void forward_tangent<float>(ForwardLevel&, std::string_view, InputSpan<float>, const OutputState<float>&,
                                      const JvpClosure<float>*, const VjpClosure<float>&, Saved);
-template void forward_tangent<double>(ForwardLevel&, const std::string&, InputSpan<double>, const OutputState<double>&,
+template void forward_tangent<double>(ForwardLevel&, std::string_view, InputSpan<double>, const OutputState<double>&,
                                       const JvpClosure<double>*, const VjpClosure<double>&, Saved);
 
 // x detached from its tape, with the tangents x carries at every forward level active on this

@@ -32,9 +32,9 @@ detail::TapeProbe::~TapeProbe() { thread_state().probe = previous_; }
 
 MemoryStats memory_stats() {
   MemoryStats stats;
-  stats.live_tensors = detail::live_tensor_count();
-  stats.tape_entries = detail::entries_alive.load(std::memory_order_relaxed);
-  stats.tape_bytes = detail::entry_bytes_alive.load(std::memory_order_relaxed);
+  stats.live_tensors = detail::counted(detail::Counted::tensors);
+  stats.tape_entries = detail::counted(detail::Counted::entries);
+  stats.tape_bytes = detail::counted(detail::Counted::entry_bytes);
   return stats;
 }
 

@@ -13,10 +13,6 @@
 namespace tapegrad {
 namespace detail {
 
-// Process-wide accounting of the entries alive on all tapes (tg::memory_stats).
-std::atomic<std::size_t> entries_alive{0};
-std::atomic<std::size_t> entry_bytes_alive{0};
-
 TapeOwners& tape_owners() {
   static TapeOwners owners;
   return owners;
@@ -244,7 +240,7 @@ struct Entry final : EntryBase {
     saved_inputs.clear();
     release_saved();
     released = true;
-    entry_bytes_alive.fetch_sub(saved_bytes, std::memory_order_relaxed);
+    count(Counted::entry_bytes, -static_cast<std::ptrdiff_t>(saved_bytes));
     saved_bytes = 0;
   }
 };
@@ -285,7 +281,7 @@ namespace {
 // The anomaly check of a forward result: the first NaN or Inf, the inputs' shapes, and whether
 // the inputs were finite already (then the culprit is upstream).
 template <class T>
-void check_forward_anomaly(const std::string& op, detail::InputSpan<T> inputs,
+void check_forward_anomaly(std::string_view op, detail::InputSpan<T> inputs,
                            const xt::xarray<T>& value, const std::string& position) {
   const std::string bad = detail::first_non_finite(value);
   if (bad.empty()) return;
@@ -297,7 +293,7 @@ void check_forward_anomaly(const std::string& op, detail::InputSpan<T> inputs,
     if (!in.empty() && upstream.empty()) upstream = "; input " + std::to_string(i) + " already held " + in;
   }
   const auto& labels = detail::thread_state().labels;
-  detail::throw_anomaly(op, "forward produced " + bad + " in its output of shape " +
+  detail::throw_anomaly(std::string(op), "forward produced " + bad + " in its output of shape " +
                                 shape_str(detail::shape_of(value)) + "; op " + position +
                                 (labels.empty() ? std::string() : ", label '" + *labels.back() + "'") +
                                 ", input shapes " + detail::shapes_str(shapes) +
@@ -336,12 +332,12 @@ void probe_entry(TapeProbe& probe, std::size_t position, const EntryBase& entry,
 
 // Appends the op's entry where it is recorded (the output returned as it is otherwise).
 template <class T, class Vjp>
-Tensor<T> append_entry(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, Vjp&& vjp, Saved saved);
+Tensor<T> append_entry(std::string_view op, InputSpan<T> inputs, OutputState<T>&& out, Vjp&& vjp, Saved saved);
 
 // Every forward level's tangent of out, outermost first: an inner level's rule may read the
 // output, whose outer tangents must then be known.
 template <class T>
-void forward_tangents(const std::string& op, InputSpan<T> inputs, const OutputState<T>& out, const JvpClosure<T>* jvp,
+void forward_tangents(std::string_view op, InputSpan<T> inputs, const OutputState<T>& out, const JvpClosure<T>* jvp,
                       const VjpClosure<T>& vjp, Saved saved) {
   auto& state = detail::thread_state();
   for (ForwardLevel* done = nullptr; done != state.forward;) {
@@ -354,7 +350,7 @@ void forward_tangents(const std::string& op, InputSpan<T> inputs, const OutputSt
 
 // record_op, for a VJP given as a VjpFunction or as a VjpPointer.
 template <class T, class Vjp>
-Tensor<T> record_entry(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, Vjp&& vjp, Saved saved,
+Tensor<T> record_entry(std::string_view op, InputSpan<T> inputs, OutputState<T>&& out, Vjp&& vjp, Saved saved,
                        const JvpClosure<T>* jvp) {
   for (std::size_t i = 0; i < inputs.size(); ++i)
     if (!inputs[i].defined())
@@ -383,7 +379,7 @@ Tensor<T> record_entry(const std::string& op, InputSpan<T> inputs, OutputState<T
 }
 
 template <class T, class Vjp>
-Tensor<T> append_entry(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, Vjp&& vjp, Saved saved) {
+Tensor<T> append_entry(std::string_view op, InputSpan<T> inputs, OutputState<T>&& out, Vjp&& vjp, Saved saved) {
   constexpr bool is_function = std::is_same<std::decay_t<Vjp>, VjpFunction<T>>::value;
   auto& state = detail::thread_state();
   const bool recording = state.grad_enabled && !state.live.empty();
@@ -426,7 +422,8 @@ Tensor<T> append_entry(const std::string& op, InputSpan<T> inputs, OutputState<T
     throw_usage_error(op, "an op with " + std::to_string(inputs.size()) + " inputs of " + std::to_string(num_dims) +
                               " dimensions in all is too large to record (its tape entry would exceed 4 GiB)");
   char* block = static_cast<char*>(tape.arena.allocate(at.size, alignof(Entry)));
-  std::memcpy(block + at.name, op.c_str(), op.size() + 1);
+  std::memcpy(block + at.name, op.data(), op.size());
+  block[at.name + op.size()] = '\0';
   auto* dims = reinterpret_cast<std::size_t*>(block + at.dims);
   // Copies a shape into the block's dimensions; returns it as recorded there.
   const auto record_shape = [&dims](const auto& shape) {
@@ -471,7 +468,7 @@ Tensor<T> append_entry(const std::string& op, InputSpan<T> inputs, OutputState<T
     saved_bytes += value_bytes(*out);
   }
   entry->saved_bytes = saved_bytes;
-  detail::entry_bytes_alive.fetch_add(entry->bytes(), std::memory_order_relaxed);
+  detail::count(detail::Counted::entry_bytes, static_cast<std::ptrdiff_t>(entry->bytes()));
   tape.entries.push_back(std::move(owner));
   if constexpr (std::is_same<T, double>::value)
     if (state.probe) probe_entry(*state.probe, tape.entries.size() - 1, *entry, inputs, out);
@@ -481,25 +478,25 @@ Tensor<T> append_entry(const std::string& op, InputSpan<T> inputs, OutputState<T
 }  // namespace detail
 
 template <class T>
-Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, VjpFunction<T>&& vjp,
+Tensor<T> detail::record_op(std::string_view op, InputSpan<T> inputs, OutputState<T>&& out, VjpFunction<T>&& vjp,
                             Saved saved, const JvpClosure<T>* jvp) {
   return record_entry<T>(op, inputs, std::move(out), std::move(vjp), saved, jvp);
 }
 
 template <class T>
-Tensor<T> detail::record_op(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, VjpPointer<T> vjp,
+Tensor<T> detail::record_op(std::string_view op, InputSpan<T> inputs, OutputState<T>&& out, VjpPointer<T> vjp,
                             Saved saved, const JvpClosure<T>* jvp) {
   return record_entry<T>(op, inputs, std::move(out), vjp, saved, jvp);
 }
 
 template bool detail::appends_entry<float>(InputSpan<float>);
 template bool detail::appends_entry<double>(InputSpan<double>);
-template Tensor<float> detail::record_op<float>(const std::string&, InputSpan<float>, OutputState<float>&&,
+template Tensor<float> detail::record_op<float>(std::string_view, InputSpan<float>, OutputState<float>&&,
                                                 VjpFunction<float>&&, Saved, const JvpClosure<float>*);
-template Tensor<double> detail::record_op<double>(const std::string&, InputSpan<double>, OutputState<double>&&,
+template Tensor<double> detail::record_op<double>(std::string_view, InputSpan<double>, OutputState<double>&&,
                                                   VjpFunction<double>&&, Saved, const JvpClosure<double>*);
-template Tensor<float> detail::record_op<float>(const std::string&, InputSpan<float>, OutputState<float>&&,
+template Tensor<float> detail::record_op<float>(std::string_view, InputSpan<float>, OutputState<float>&&,
                                                 VjpPointer<float>, Saved, const JvpClosure<float>*);
-template Tensor<double> detail::record_op<double>(const std::string&, InputSpan<double>, OutputState<double>&&,
+template Tensor<double> detail::record_op<double>(std::string_view, InputSpan<double>, OutputState<double>&&,
                                                   VjpPointer<double>, Saved, const JvpClosure<double>*);
 }  // namespace tapegrad

@@ -190,19 +190,19 @@ using VjpFunction = std::function<Gradients<T>(const VjpArgs<T>&)>;
 // (Elementwise built-in ops build their output in place and pass their inputs by pointer, then
 // take the same path: detail::record_lambda.)
 template <class T>
-Tensor<T> record(const std::string& op, const std::vector<Tensor<T>>& inputs, xt::xarray<T> value,
+Tensor<T> record(std::string_view op, const std::vector<Tensor<T>>& inputs, xt::xarray<T> value,
                  VjpFunction<T> vjp, Saved saved = Saved::inputs) {
   return detail::record_op<T>(op, {inputs.data(), inputs.size()}, detail::output_of(std::move(value)),
                               std::move(vjp), saved);
 }
 template <class T, class F, class = detail::IfLambda<T, F>>
-Tensor<T> record(const std::string& op, const std::vector<Tensor<T>>& inputs, xt::xarray<T> value, F&& vjp,
+Tensor<T> record(std::string_view op, const std::vector<Tensor<T>>& inputs, xt::xarray<T> value, F&& vjp,
                  Saved saved = Saved::inputs) {
   return detail::record_lambda<T>(op, {inputs.data(), inputs.size()}, detail::output_of(std::move(value)),
                                   std::forward<F>(vjp), saved);
 }
 template <class T, class F, class = detail::IfLambda<T, F>>
-Tensor<T> record(const std::string& op, std::initializer_list<Tensor<T>> inputs, xt::xarray<T> value, F&& vjp,
+Tensor<T> record(std::string_view op, std::initializer_list<Tensor<T>> inputs, xt::xarray<T> value, F&& vjp,
                  Saved saved = Saved::inputs) {
   return detail::record_lambda<T>(op, {inputs.begin(), inputs.size()}, detail::output_of(std::move(value)),
                                   std::forward<F>(vjp), saved);
@@ -212,13 +212,13 @@ Tensor<T> record(const std::string& op, std::initializer_list<Tensor<T>> inputs,
 // and returning the output's tangent): used by tg::jvp. Without one, forward mode derives the
 // tangent from `vjp`.
 template <class T, class F, class J, class = detail::IfLambda<T, F>>
-Tensor<T> record(const std::string& op, const std::vector<Tensor<T>>& inputs, xt::xarray<T> value, F&& vjp,
+Tensor<T> record(std::string_view op, const std::vector<Tensor<T>>& inputs, xt::xarray<T> value, F&& vjp,
                  Saved saved, J&& jvp) {
   return detail::record_lambda<T>(op, {inputs.data(), inputs.size()}, detail::output_of(std::move(value)),
                                   std::forward<F>(vjp), saved, std::forward<J>(jvp));
 }
 template <class T, class F, class J, class = detail::IfLambda<T, F>>
-Tensor<T> record(const std::string& op, std::initializer_list<Tensor<T>> inputs, xt::xarray<T> value, F&& vjp,
+Tensor<T> record(std::string_view op, std::initializer_list<Tensor<T>> inputs, xt::xarray<T> value, F&& vjp,
                  Saved saved, J&& jvp) {
   return detail::record_lambda<T>(op, {inputs.begin(), inputs.size()}, detail::output_of(std::move(value)),
                                   std::forward<F>(vjp), saved, std::forward<J>(jvp));

@@ -146,14 +146,14 @@ OutputState<T> new_output(const S& shape) {
 template <class T>
 bool appends_entry(InputSpan<T> inputs);
 template <class T>
-Tensor<T> record_op(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out,
+Tensor<T> record_op(std::string_view op, InputSpan<T> inputs, OutputState<T>&& out,
                     VjpClosure<T>&& vjp, Saved saved, const JvpClosure<T>* jvp = nullptr);
 // A VJP that captures nothing, as a plain function pointer: the entry keeps 8 bytes instead of a
 // VjpFunction's 32, and no std::function is built, moved and destroyed per op.
 template <class T>
 using VjpPointer = Gradients<T> (*)(const VjpArgs<T>&);
 template <class T>
-Tensor<T> record_op(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, VjpPointer<T> vjp, Saved saved,
+Tensor<T> record_op(std::string_view op, InputSpan<T> inputs, OutputState<T>&& out, VjpPointer<T> vjp, Saved saved,
                     const JvpClosure<T>* jvp = nullptr);
 // A VJP given as a lambda that captures nothing and returns Gradients is passed as a pointer.
 // Another becomes a VjpFunction (a heap allocation, copies of what it captures) only when an entry
@@ -161,7 +161,7 @@ Tensor<T> record_op(const std::string& op, InputSpan<T> inputs, OutputState<T>&&
 // The op's JVP rule (a function pointer, a lambda, or nullptr for none) is made a JvpClosure only
 // in forward mode.
 template <class T, class F, class J = std::nullptr_t>
-Tensor<T> record_lambda(const std::string& op, InputSpan<T> inputs, OutputState<T>&& out, F&& vjp, Saved saved,
+Tensor<T> record_lambda(std::string_view op, InputSpan<T> inputs, OutputState<T>&& out, F&& vjp, Saved saved,
                         J&& jvp = nullptr) {
   const bool forward = forward_active();
   JvpClosure<T> rule;

@@ -41,10 +41,6 @@ template <>
 inline std::vector<Tensor<double>>& GradStore::existing<double>() { return d; }
 
 
-// Process-wide accounting of the entries alive on all tapes (tg::memory_stats).
-extern std::atomic<std::size_t> entries_alive;
-extern std::atomic<std::size_t> entry_bytes_alive;
-
 // Which thread owns each live tape, consulted only to word errors.
 struct TapeOwners {
   std::mutex mutex;
@@ -79,13 +75,13 @@ struct EntryBase {
   bool holds_function = false;       // the VJP is a VjpFunction, right after the entry
   EntryBase(const char* op, RecordedInput* input_room, RecordedShape output_shape, std::uint32_t block_bytes)
       : op(op), inputs(input_room), output_shape(output_shape), block_bytes(block_bytes) {
-    entries_alive.fetch_add(1, std::memory_order_relaxed);
+    count(Counted::entries, 1);
   }
   virtual ~EntryBase() {
-    entries_alive.fetch_sub(1, std::memory_order_relaxed);
-    entry_bytes_alive.fetch_sub(bytes(), std::memory_order_relaxed);
+    count(Counted::entries, -1);
+    count(Counted::entry_bytes, -static_cast<std::ptrdiff_t>(bytes()));
   }
-  // What it accounts for in entry_bytes_alive.
+  // What it accounts for in memory_stats' tape_bytes.
   std::size_t bytes() const { return block_bytes + saved_bytes; }
   EntryBase(const EntryBase&) = delete;
   EntryBase& operator=(const EntryBase&) = delete;
@@ -188,11 +184,11 @@ inline ForwardLevel::Tangents<double>& ForwardLevel::tangents<double>() { return
 // Before an op without a JVP rule is recorded under a jvp that records on the caller's tape: a
 // UsageError where reverse mode would have to differentiate a tangent derived from its VJP.
 template <class T>
-void check_reverse_over_derived(const std::string& op, InputSpan<T> inputs);
+void check_reverse_over_derived(std::string_view op, InputSpan<T> inputs);
 // Computes and keeps the tangent of an op's output from its inputs' (core/forward.cpp): the op's
 // rule, or the transpose of its VJP.
 template <class T>
-void forward_tangent(ForwardLevel& level, const std::string& op, InputSpan<T> inputs, const OutputState<T>& out,
+void forward_tangent(ForwardLevel& level, std::string_view op, InputSpan<T> inputs, const OutputState<T>& out,
                      const JvpClosure<T>* jvp, const VjpClosure<T>& vjp, Saved saved);
 
 struct ThreadState {

@@ -1,6 +1,8 @@
 #include "tensor.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <ostream>
 
 #include <xtensor/xio.hpp>
@@ -9,12 +11,76 @@ namespace tapegrad {
 
 namespace detail {
 namespace {
-std::atomic<std::size_t> live_tensors{0};
+constexpr std::size_t kinds = 3;   // the Counted values
+
+// A thread's counts: written by that thread only (a relaxed load and store, no locked
+// instruction), read by memory_stats on any thread.
+struct ThreadCounts {
+  std::atomic<std::ptrdiff_t> of[kinds];
+};
+enum class Registration : unsigned char { none, live, ended };
+// Zero-initialized, trivially destructible: usable from any thread at any time, even while the
+// thread's other thread_local objects are being destroyed.
+thread_local ThreadCounts thread_counts;
+thread_local Registration thread_registration = Registration::none;
+
+// Every live thread's counts, and the sums of those that have ended. Never destroyed: threads
+// (and their tensors) may end after main returns.
+struct CountRegistry {
+  std::mutex mutex;
+  std::vector<ThreadCounts*> threads;
+  std::ptrdiff_t ended[kinds] = {};
+};
+CountRegistry& registry() {
+  static CountRegistry* const r = new CountRegistry;
+  return *r;
 }
-LiveTensorCount::LiveTensorCount() { live_tensors.fetch_add(1, std::memory_order_relaxed); }
-LiveTensorCount::LiveTensorCount(const LiveTensorCount&) : LiveTensorCount() {}
-LiveTensorCount::~LiveTensorCount() { live_tensors.fetch_sub(1, std::memory_order_relaxed); }
-std::size_t live_tensor_count() { return live_tensors.load(std::memory_order_relaxed); }
+
+// Folds the thread's counts into the registry's when the thread ends.
+struct ThreadCountsOwner {
+  ThreadCountsOwner() {
+    std::lock_guard<std::mutex> lock(registry().mutex);
+    registry().threads.push_back(&thread_counts);
+    thread_registration = Registration::live;
+  }
+  ~ThreadCountsOwner() {
+    auto& r = registry();
+    std::lock_guard<std::mutex> lock(r.mutex);
+    for (std::size_t k = 0; k < kinds; ++k) r.ended[k] += thread_counts.of[k].load(std::memory_order_relaxed);
+    r.threads.erase(std::find(r.threads.begin(), r.threads.end(), &thread_counts));
+    thread_registration = Registration::ended;
+  }
+};
+
+void count_slowly(std::size_t kind, std::ptrdiff_t delta) {
+  if (thread_registration == Registration::none) {
+    static thread_local ThreadCountsOwner owner;   // registers the thread, folds it in at its end
+  }
+  if (thread_registration == Registration::live) {
+    auto& c = thread_counts.of[kind];
+    c.store(c.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+  } else {   // a tensor destroyed by another thread_local object after the thread's counts were folded
+    std::lock_guard<std::mutex> lock(registry().mutex);
+    registry().ended[kind] += delta;
+  }
+}
+}  // namespace
+
+void count(Counted what, std::ptrdiff_t delta) {
+  const auto kind = static_cast<std::size_t>(what);
+  if (thread_registration != Registration::live) return count_slowly(kind, delta);
+  auto& c = thread_counts.of[kind];
+  c.store(c.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+}
+
+std::size_t counted(Counted what) {
+  const auto kind = static_cast<std::size_t>(what);
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  std::ptrdiff_t sum = r.ended[kind];
+  for (const ThreadCounts* t : r.threads) sum += t->of[kind].load(std::memory_order_relaxed);
+  return sum > 0 ? static_cast<std::size_t>(sum) : 0;
+}
 }  // namespace detail
 
 namespace {

@@ -129,3 +129,16 @@ TEST_CASE("memory_stats counts tensors and entries made on threads that exit, an
   handed.clear();
   CHECK(tg::memory_stats().live_tensors == before.live_tensors);
 }
+
+TEST_CASE("memory_stats counts tensors a thread_local object releases after its thread's counts were folded in") {
+  const std::size_t before = tg::memory_stats().live_tensors;
+  std::thread([] {
+    // Built before the thread's first tensor, so destroyed after the thread's counts are folded
+    // into the process's at its exit: its tensors are then counted down there.
+    static thread_local std::vector<TD> late;
+    late.clear();
+    late.push_back(tg::exp(TD(Arr{1.0, 2.0})));
+    late.push_back(late.back() * 2.0);
+  }).join();
+  CHECK(tg::memory_stats().live_tensors == before);
+}
