@@ -1,10 +1,13 @@
 #include "nn.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "elementwise.hpp"
 #include "../core/forward.hpp"
 #include "kernels.hpp"
+#include "vector_math.hpp"
 #include "reduce.hpp"
 #include "shape.hpp"
 
@@ -14,9 +17,8 @@ namespace {
 
 // x minus its maximum along axis. The maximum is a constant: shifting every element of a slice by
 // the same amount changes neither softmax nor log_softmax, so no gradient flows through it.
-// Returns the maximum (kept dims) through `max_out`, for logsumexp to add back.
 template <class T>
-Tensor<T> shifted(const std::string& op, const Tensor<T>& x, std::ptrdiff_t axis, Tensor<T>* max_out = nullptr) {
+Tensor<T> shifted(const std::string& op, const Tensor<T>& x, std::ptrdiff_t axis) {
   if (x.dim() == 0) throw_shape_error(op, "needs at least one axis, got shape ()");
   detail::normalize_axis(op, axis, x.dim());
   Tensor<T> m;
@@ -25,7 +27,6 @@ Tensor<T> shifted(const std::string& op, const Tensor<T>& x, std::ptrdiff_t axis
     detail::NoTangents constant_too;   // and no tangent
     m = max(x, axis, true);
   }
-  if (max_out) *max_out = m;
   return x - m;
 }
 
@@ -47,17 +48,157 @@ Tensor<T> log_softmax(const Tensor<T>& x, std::ptrdiff_t axis) {
   return z - log(sum(exp(z), {axis}, true));
 }
 
+namespace {
+
+// The maximum of a row, NaN if any element is NaN, -inf if empty: eight running maxima the
+// compiler keeps in vector registers.
+template <class T>
+T row_max(const T* row, std::size_t n) {
+  T lanes[8];
+  std::fill(lanes, lanes + 8, -std::numeric_limits<T>::infinity());
+  bool nan = false;
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (std::size_t j = 0; j < 8; ++j) {
+      lanes[j] = row[i + j] > lanes[j] ? row[i + j] : lanes[j];
+      nan = nan || row[i + j] != row[i + j];
+    }
+  for (; i < n; ++i) {
+    lanes[0] = row[i] > lanes[0] ? row[i] : lanes[0];
+    nan = nan || row[i] != row[i];
+  }
+  if (nan) return std::numeric_limits<T>::quiet_NaN();
+  return std::max(std::max(std::max(lanes[0], lanes[1]), std::max(lanes[2], lanes[3])),
+                  std::max(std::max(lanes[4], lanes[5]), std::max(lanes[6], lanes[7])));
+}
+
+// The sum of a row in double, in eight running sums.
+template <class T>
+double row_sum(const T* row, std::size_t n) {
+  double lanes[8] = {};
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (std::size_t j = 0; j < 8; ++j) lanes[j] += double(row[i + j]);
+  for (; i < n; ++i) lanes[0] += double(row[i]);
+  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+}
+
+// Along the middle axis of x viewed as (outer, n, inner): y = m + log s, s = sum_j exp(x_j - m),
+// m the maximum, so that no exp overflows; y = m where m is infinite or NaN (no finite shift
+// exists, and the sum is then +inf, 0 or NaN: log gives m). An empty axis gives log 0 = -inf. The
+// exponentials go through the vectorised exp a block at a time, summed in double. With `exps`
+// (x's size) they are kept there, and 1 / s (1 where m is not finite) in `inverse_sums` (y's
+// size): the softmax is then exps * inverse_sums, in every case equal to exp(x - y).
+template <class T>
+void logsumexp_kernel(const T* x, T* y, std::size_t outer, std::size_t n, std::size_t inner, T* exps,
+                      T* inverse_sums) {
+  const std::size_t block = inner == 1 ? std::min<std::size_t>(n, 2048) : inner;
+  std::vector<T> top(inner), buffer(exps ? 0 : block);
+  std::vector<double> sums(inner);
+  for (std::size_t o = 0; o < outer; ++o) {
+    const T* slab = x + o * n * inner;
+    T* kept = exps ? exps + o * n * inner : nullptr;
+    std::fill(sums.begin(), sums.end(), 0.0);
+    if (inner == 1) {   // one contiguous row: blocks of it
+      top[0] = row_max(slab, n);
+      for (std::size_t j = 0; j < n; j += block) {
+        const std::size_t len = std::min(block, n - j);
+        T* shifted = kept ? kept + j : buffer.data();
+        for (std::size_t k = 0; k < len; ++k) shifted[k] = slab[j + k] - top[0];
+        detail::vector_exp(shifted, shifted, len);
+        sums[0] += row_sum(shifted, len);
+      }
+    } else {   // row after row of inner elements
+      std::fill(top.begin(), top.end(), -std::numeric_limits<T>::infinity());
+      for (std::size_t j = 0; j < n; ++j)
+        for (std::size_t i = 0; i < inner; ++i) {
+          const T v = slab[j * inner + i];
+          if (v > top[i] || std::isnan(v)) top[i] = v;   // a NaN stays
+        }
+      for (std::size_t j = 0; j < n; ++j) {
+        const T* row = slab + j * inner;
+        T* shifted = kept ? kept + j * inner : buffer.data();
+        for (std::size_t i = 0; i < inner; ++i) shifted[i] = row[i] - top[i];
+        detail::vector_exp(shifted, shifted, inner);
+        for (std::size_t i = 0; i < inner; ++i) sums[i] += shifted[i];
+      }
+    }
+    for (std::size_t i = 0; i < inner; ++i) {
+      const bool finite = std::isfinite(top[i]);
+      y[o * inner + i] = finite ? top[i] + static_cast<T>(std::log(sums[i])) : top[i];
+      if (inverse_sums) inverse_sums[o * inner + i] = finite ? static_cast<T>(1.0 / sums[i]) : T(1);
+    }
+  }
+}
+
+// dx = grad * exps * inverse_sums, grad and inverse_sums broadcast along the middle axis: the VJP
+// of logsumexp from what its forward kept, in one pass.
+template <class T>
+xt::xarray<T> softmax_times_grad(const xt::xarray<T>& exps, const xt::xarray<T>& inverse_sums, const T* grad,
+                                 std::size_t outer, std::size_t n, std::size_t inner) {
+  xt::xarray<T> dx = detail::empty_array<T>(detail::shape_of(exps));
+  const T* e = exps.data();
+  const T* inv = inverse_sums.data();
+  T* out = dx.data();
+  for (std::size_t o = 0; o < outer; ++o) {
+    if (inner == 1) {   // a contiguous row, one factor
+      const T factor = inv[o] * grad[o];
+      for (std::size_t j = 0; j < n; ++j) out[o * n + j] = e[o * n + j] * factor;
+      continue;
+    }
+    for (std::size_t j = 0; j < n; ++j)
+      for (std::size_t i = 0; i < inner; ++i) {
+        const std::size_t at = (o * n + j) * inner + i;
+        out[at] = e[at] * (inv[o * inner + i] * grad[o * inner + i]);
+      }
+  }
+  return dx;
+}
+
+}  // namespace
+
+// y = log sum_axis exp(x);  dx = grad * exp(x - y) (the softmax; grad and y broadcast along the
+// axis);  ty = sum_axis(exp(x - y) * t). One op, whose forward reads x twice. Where it is recorded
+// it keeps exp(x - max) and 1 / sum: a backward that is not itself recorded (nor carries
+// tangents) computes the softmax from them, without the exponentials again; one that is takes
+// the differentiable path.
 template <class T>
 Tensor<T> logsumexp(const Tensor<T>& x, std::ptrdiff_t axis, bool keepdims) {
   constexpr char op[] = "logsumexp";
   check_defined<T>(op, {&x});
-  Tensor<T> m;
-  const Tensor<T> z = shifted(op, x, axis, &m);
-  const Tensor<T> y = log(sum(exp(z), {axis}, true)) + m;
-  if (keepdims) return y;
-  Shape s = x.shape();
-  s.erase(s.begin() + detail::normalize_axis(op, axis, x.dim()));
-  return reshape(y, s);
+  const Shape shape = x.shape();
+  if (shape.empty()) throw_shape_error(op, "needs at least one axis, got shape ()");
+  const std::size_t k = detail::normalize_axis(op, axis, shape.size());
+  std::size_t outer = 1, inner = 1;
+  for (std::size_t d = 0; d < k; ++d) outer *= shape[d];
+  for (std::size_t d = k + 1; d < shape.size(); ++d) inner *= shape[d];
+  const std::size_t n = shape[k];
+  Shape keep = shape, dropped = shape;
+  keep[k] = 1;
+  dropped.erase(dropped.begin() + static_cast<std::ptrdiff_t>(k));
+  const Shape out_shape = keepdims ? keep : dropped;
+  xt::xarray<T> y = detail::empty_array<T>(out_shape);
+  struct Kept {
+    xt::xarray<T> exps, inverse_sums;
+  };
+  std::shared_ptr<Kept> kept;   // null where no entry is appended
+  const Tensor<T>* input = &x;
+  if (detail::appends_entry<T>({&input, 1}))
+    kept = std::make_shared<Kept>(Kept{detail::empty_array<T>(shape), detail::empty_array<T>(keep)});
+  logsumexp_kernel(x.value().data(), y.data(), outer, n, inner, kept ? kept->exps.data() : nullptr,
+                   kept ? kept->inverse_sums.data() : nullptr);
+  return record<T>(op, {x}, std::move(y),
+                   [keep, outer, n, inner, kept = std::shared_ptr<const Kept>(std::move(kept))](const VjpArgs<T>& g) {
+                     if (kept && !is_recording() && !detail::forward_active())
+                       return Gradients<T>{Tensor<T>(softmax_times_grad(kept->exps, kept->inverse_sums,
+                                                                        g.grad.value().data(), outer, n, inner))};
+                     return Gradients<T>{exp(g.input(0) - reshape(g.output, keep)) * reshape(g.grad, keep)};
+                   }, Saved::inputs_and_output, takes_batch([keep, k, out_shape](const JvpArgs<T>& j) {
+                     const Tensor<T> p = exp(j.inputs[0] - reshape(j.output, keep));   // the softmax
+                     const auto batched_axis = static_cast<std::ptrdiff_t>(k + (j.batch > 0 ? 1 : 0));
+                     const Tensor<T> t = sum(p * j.tangents[0], {batched_axis}, true);
+                     return reshape(t, detail::with_batch(out_shape, j.batch));
+                   }));
 }
 
 namespace {

@@ -1,4 +1,4 @@
-// Softmax and losses, composed of primitive ops.
+// Softmax and losses, composed of primitive ops; logsumexp, a primitive.
 #ifndef TAPEGRAD_OPS_NN_HPP
 #define TAPEGRAD_OPS_NN_HPP
 
@@ -14,8 +14,9 @@ namespace tapegrad {
 template <class T> Tensor<T> softmax(const Tensor<T>& x, std::ptrdiff_t axis);
 // x - max - log(sum(exp(x - max))) along axis.
 template <class T> Tensor<T> log_softmax(const Tensor<T>& x, std::ptrdiff_t axis);
-// log(sum(exp(x))) along axis, as max + log(sum(exp(x - max))): finite for any finite x. Its
-// gradient is softmax(x, axis).
+// log(sum(exp(x))) along axis, as max + log(sum(exp(x - max))): finite for any finite x, +inf
+// where an element is +inf, -inf along an empty axis. Its gradient is softmax(x, axis). One op,
+// which stores nothing but its output.
 template <class T> Tensor<T> logsumexp(const Tensor<T>& x, std::ptrdiff_t axis, bool keepdims = false);
 
 // How a loss reduces its per-element (per-sample) terms: their mean, their sum, or none (the

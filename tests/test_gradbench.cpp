@@ -114,6 +114,11 @@ Session run_session(const std::vector<std::string>& lines) {
 TEST_CASE("gradbench: worked examples of lse, llsq and ode") {
   check_close(gb::lse_primal(gb::Tensor(Array{1, 2, 3})), 3.4076059644443806, 1e-12);
   check_close(gb::lse_gradient(gb::Tensor(Array{1, 2, 3})), Array{0.09003057317038045, 0.2447284710547976, 0.6652409557748218}, 1e-12);
+  // A leaf that requires grad (as the protocol gives it) is differentiated directly, and keeps no gradient.
+  const gb::Tensor leaf(Array{1, 2, 3}, true);
+  check_close(gb::lse_gradient(leaf), Array{0.09003057317038045, 0.2447284710547976, 0.6652409557748218}, 1e-12);
+  check_close(gb::lse_primal(leaf), 3.4076059644443806, 1e-12);
+  CHECK_FALSE(leaf.has_grad());
   check_close(gb::llsq_primal(gb::Tensor(Array{0.5, -0.25, 1.0}), 5), 5.765625, 1e-12);
   check_close(gb::llsq_gradient(gb::Tensor(Array{0.5, -0.25, 1.0}), 5), Array{5.0, -3.625, 3.375}, 1e-12);
   check_close(gb::ode_primal(gb::Tensor(Array{0.5, 1.0, 1.5, 2.0}), 2), Array{1.0, 1.0, 1.0, 1.0}, 1e-12);

@@ -36,15 +36,8 @@ double primal(F objective) {
 
 // --- lse ------------------------------------------------------------------------------------
 
-// a + log(sum(exp(x - a))) with a = max(x), a constant: shifting by any constant changes nothing.
-Tensor lse(const Tensor& x) {
-  Tensor a;
-  {
-    tg::NoGrad constant;
-    a = tg::max(x);
-  }
-  return a + tg::log(tg::sum(tg::exp(x - a)));
-}
+// log(sum(exp(x))), tapegrad's op (computed as a + log(sum(exp(x - a))) with a = max(x)).
+Tensor lse(const Tensor& x) { return tg::logsumexp(x, 0); }
 
 void check_lse(const Array& x) { expect_rank("lse", "x", x, 1, 1); }
 
@@ -265,6 +258,10 @@ double lse_primal(const Tensor& x) {
 Array lse_gradient(const Tensor& x) {
   check_lse(x.value());
   tg::Tape tape;
+  if (x.requires_grad()) {   // the gradient returned, not accumulated: nothing of x's size copied
+    Tensor g = tg::grad(lse(x), {x})[0];
+    return std::move(g.mutable_value());
+  }
   const Tensor v(x.value(), true);
   lse(v).backward();
   return v.grad();

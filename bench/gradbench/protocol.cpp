@@ -211,7 +211,8 @@ struct OdeInput {
 };
 OdeInput ode_input(const json& in) { return {Tensor(vector_of(in, "ode", "x")), count_of(in, "ode", "s")}; }
 
-Tensor lse_input(const json& in) { return Tensor(vector_of(in, "lse", "x")); }
+// A leaf that requires grad: the gradient's runs differentiate it directly (the primal's record nothing).
+Tensor lse_input(const json& in) { return Tensor(vector_of(in, "lse", "x"), true); }
 
 GmmInput gmm_input(const json& in) {
   GmmInput g{matrix_of(in, "gmm", "x"), vector_of(in, "gmm", "alpha"), matrix_of(in, "gmm", "mu"),
