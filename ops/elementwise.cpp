@@ -198,6 +198,45 @@ Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
                    }));
 }
 
+// y = a * b + c;  da = grad * b,  db = grad * a,  dc = grad;  ty = ta * b + a * tb + tc. One entry
+// for three inputs of one shape (two fewer tensors and one fewer entry than mul then add); with
+// broadcasting, mul then add.
+template <class T>
+Tensor<T> mul_add(const Tensor<T>& a, const Tensor<T>& b, const Tensor<T>& c) {
+  constexpr char op[] = "mul_add";
+  check_defined<T>(op, {&a, &b, &c});
+  const auto& va = a.value();
+  const auto& vb = b.value();
+  const auto& vc = c.value();
+  if (!detail::same_shape(va.shape(), vb.shape()) || !detail::same_shape(va.shape(), vc.shape())) {
+    detail::broadcast_shapes(op, detail::broadcast_shapes(op, shape_of(va), shape_of(vb)), shape_of(vc));
+    return a * b + c;
+  }
+  OutputState<T> out = detail::new_output<T>(va.shape());
+  const T* pa = va.data();
+  const T* pb = vb.data();
+  const T* pc = vc.data();
+  T* po = out->value.data();
+  detail::parallel_elements(va.size(), [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) po[i] = pa[i] * pb[i] + pc[i];
+  });
+  return record_output<T>(op, {&a, &b, &c}, std::move(out),
+                   [](const VjpArgs<T>& g) {
+                     return Grads<T>{g.needs_grad(0) ? g.grad * g.input(1) : Tensor<T>(),
+                                     g.needs_grad(1) ? g.grad * g.input(0) : Tensor<T>(),
+                                     g.needs_grad(2) ? g.grad : Tensor<T>()};
+                   }, Saved::inputs,
+                   takes_batch([](const JvpArgs<T>& j) {
+                     // The inputs' shapes are the output's: the terms need no broadcasting.
+                     Tensor<T> t;
+                     const auto plus = [&t](const Tensor<T>& term) { t = t.defined() ? t + term : term; };
+                     if (j.has_tangent(0)) plus(tangent(j, 0) * j.inputs[1]);
+                     if (j.has_tangent(1)) plus(j.inputs[0] * tangent(j, 1));
+                     if (j.has_tangent(2)) plus(tangent(j, 2));
+                     return t;
+                   }));
+}
+
 // y = a / b;  da = sum_to(grad / b, a.shape),  db = -sum_to(grad * a / (b * b), b.shape);  ty = (ta - y tb) / b
 template <class T>
 Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
@@ -563,6 +602,7 @@ Tensor<T> clamp(const Tensor<T>& x, scalar_t<T> lo, scalar_t<T> hi) {
 template Tensor<float> add(const Tensor<float>&, const Tensor<float>&);
 template Tensor<float> sub(const Tensor<float>&, const Tensor<float>&);
 template Tensor<float> mul(const Tensor<float>&, const Tensor<float>&);
+template Tensor<float> mul_add(const Tensor<float>&, const Tensor<float>&, const Tensor<float>&);
 template Tensor<float> div(const Tensor<float>&, const Tensor<float>&);
 template Tensor<float> add(const Tensor<float>&, scalar_t<float>);
 template Tensor<float> mul(const Tensor<float>&, scalar_t<float>);
@@ -591,6 +631,7 @@ template Tensor<float> clamp(const Tensor<float>&, scalar_t<float>, scalar_t<flo
 template Tensor<double> add(const Tensor<double>&, const Tensor<double>&);
 template Tensor<double> sub(const Tensor<double>&, const Tensor<double>&);
 template Tensor<double> mul(const Tensor<double>&, const Tensor<double>&);
+template Tensor<double> mul_add(const Tensor<double>&, const Tensor<double>&, const Tensor<double>&);
 template Tensor<double> div(const Tensor<double>&, const Tensor<double>&);
 template Tensor<double> add(const Tensor<double>&, scalar_t<double>);
 template Tensor<double> mul(const Tensor<double>&, scalar_t<double>);

@@ -10,6 +10,9 @@ template <class T> Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b);
 template <class T> Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b);
 template <class T> Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b);
 template <class T> Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b);
+// a * b + c, broadcast as the two ops would be; one recorded op where the three have one shape
+// (the common case of a gate u * w + bias, or c * f + g), else mul then add.
+template <class T> Tensor<T> mul_add(const Tensor<T>& a, const Tensor<T>& b, const Tensor<T>& c);
 template <class T> Tensor<T> add(const Tensor<T>& a, scalar_t<T> s);
 template <class T> Tensor<T> mul(const Tensor<T>& a, scalar_t<T> s);
 // s / x

@@ -206,15 +206,15 @@ Tensor lstm(const Tensor& main_params, const Tensor& extra_params, const LstmInp
   for (std::size_t t = 0; t + 1 < z.c; ++t) {
     Tensor u = Tensor(Array(xt::view(in.sequence, t))) * w_in;
     for (Layer& layer : layers) {
-      const Tensor f = tg::sigmoid(u * layer.wf + layer.bf);
-      const Tensor g = tg::sigmoid(layer.h * layer.wi + layer.bi);
-      const Tensor o = tg::sigmoid(u * layer.wo + layer.bo);
-      const Tensor change = tg::tanh(layer.h * layer.wc + layer.bc);
-      layer.c = layer.c * f + g * change;
+      const Tensor f = tg::sigmoid(tg::mul_add(u, layer.wf, layer.bf));
+      const Tensor g = tg::sigmoid(tg::mul_add(layer.h, layer.wi, layer.bi));
+      const Tensor o = tg::sigmoid(tg::mul_add(u, layer.wo, layer.bo));
+      const Tensor change = tg::tanh(tg::mul_add(layer.h, layer.wc, layer.bc));
+      layer.c = tg::mul_add(layer.c, f, g * change);
       layer.h = o * tg::tanh(layer.c);
       u = layer.h;
     }
-    yhat.push_back(tg::reshape(u * w_out + b_out, {1, b}));
+    yhat.push_back(tg::reshape(tg::mul_add(u, w_out, b_out), {1, b}));
   }
   const Tensor y = tg::concat(yhat, 0);                                        // (c-1, b)
   const Tensor log_norm = tg::log(tg::sum(tg::exp(y), {1}, true) + 2.0);       // (c-1, 1)
