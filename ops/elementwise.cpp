@@ -108,7 +108,7 @@ using Grads = Gradients<T>;
 // record() for an output built in place by map, map_n or zip, the inputs passed by pointer: the
 // same recording, without moving the value or copying the input handles.
 template <class T, class F, class J = std::nullptr_t>
-Tensor<T> record_output(const char* op, std::initializer_list<const Tensor<T>*> inputs, OutputState<T>&& out,
+Tensor<T> record_output(std::string_view op, std::initializer_list<const Tensor<T>*> inputs, OutputState<T>&& out,
                         F&& vjp, Saved saved = Saved::inputs, J&& jvp = nullptr) {
   return detail::record_lambda<T>(op, {inputs.begin(), inputs.size()}, std::move(out), std::forward<F>(vjp), saved,
                                   std::forward<J>(jvp));
