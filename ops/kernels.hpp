@@ -148,6 +148,18 @@ template <class T>
 Tensor<T> scatter_add_flat(FlatIndexNames names, const Tensor<T>& grad, Positions positions, const Shape& input_shape,
                            std::size_t batch = 0);
 
+// The sum of a row in double, in eight running sums: independent additions the compiler can keep
+// in one vector register (sum, logsumexp).
+template <class T>
+double row_sum(const T* row, std::size_t n) {
+  double lanes[8] = {};
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (std::size_t j = 0; j < 8; ++j) lanes[j] += double(row[i + j]);
+  for (; i < n; ++i) lanes[0] += double(row[i]);
+  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+}
+
 // An array of `shape` with uninitialised elements.
 template <class T>
 xt::xarray<T> empty_array(const Shape& shape) {

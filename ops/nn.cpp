@@ -72,17 +72,6 @@ T row_max(const T* row, std::size_t n) {
                   std::max(std::max(lanes[4], lanes[5]), std::max(lanes[6], lanes[7])));
 }
 
-// The sum of a row in double, in eight running sums.
-template <class T>
-double row_sum(const T* row, std::size_t n) {
-  double lanes[8] = {};
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (std::size_t j = 0; j < 8; ++j) lanes[j] += double(row[i + j]);
-  for (; i < n; ++i) lanes[0] += double(row[i]);
-  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-}
-
 // Along the middle axis of x viewed as (outer, n, inner): y = m + log s, s = sum_j exp(x_j - m),
 // m the maximum, so that no exp overflows; y = m where m is infinite or NaN (no finite shift
 // exists, and the sum is then +inf, 0 or NaN: log gives m). An empty axis gives log 0 = -inf. The
@@ -106,7 +95,7 @@ void logsumexp_kernel(const T* x, T* y, std::size_t outer, std::size_t n, std::s
         T* shifted = kept ? kept + j : buffer.data();
         for (std::size_t k = 0; k < len; ++k) shifted[k] = slab[j + k] - top[0];
         detail::vector_exp(shifted, shifted, len);
-        sums[0] += row_sum(shifted, len);
+        sums[0] += detail::row_sum(shifted, len);
       }
     } else {   // row after row of inner elements
       std::fill(top.begin(), top.end(), -std::numeric_limits<T>::infinity());

@@ -42,18 +42,6 @@ Shape dropped_shape(const Shape& shape, const std::vector<bool>& mask) {
   return out;
 }
 
-// The sum of a row in double, in eight running sums: independent additions the compiler can keep
-// in one vector register.
-template <class T>
-double row_sum(const T* row, std::size_t n) {
-  double lanes[8] = {};
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (std::size_t j = 0; j < 8; ++j) lanes[j] += double(row[i + j]);
-  for (; i < n; ++i) lanes[0] += double(row[i]);
-  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-}
-
 // Sum over the masked axes, accumulated in double (float sums of many terms lose digits).
 template <class T>
 xt::xarray<T> sum_kernel(const xt::xarray<T>& x, const std::vector<bool>& summed, const Shape& out_shape) {
@@ -86,7 +74,7 @@ xt::xarray<T> sum_kernel(const xt::xarray<T>& x, const std::vector<bool>& summed
     for (std::size_t k = 0; k < shape.size(); ++k) (k < first ? outer : k < last ? reduced : inner) *= shape[k];
     const T* src = x.data();
     if (inner == 1) {
-      for (std::size_t o = 0; o < outer; ++o) acc[o] = row_sum(src + o * reduced, reduced);
+      for (std::size_t o = 0; o < outer; ++o) acc[o] = detail::row_sum(src + o * reduced, reduced);
       outer = 0;
     }
     for (std::size_t o = 0; o < outer; ++o) {
@@ -119,7 +107,7 @@ xt::xarray<T> sum_kernel(const xt::xarray<T>& x, const std::vector<bool>& summed
   detail::strided_loop(rows, src_rows, 0, dst_rows, 0, [&](std::ptrdiff_t s, std::ptrdiff_t d) {
     const T* row = src + s;
     if (last_reduced) {
-      acc[std::size_t(d)] += row_sum(row, inner);
+      acc[std::size_t(d)] += detail::row_sum(row, inner);
     } else {
       double* a = acc.data() + d;
       for (std::size_t i = 0; i < inner; ++i) a[i] += row[i];
