@@ -105,7 +105,10 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb) {
       if (a.dim() == 2 && b.dim() == 2 && y[1] == 1) {
         // Columns: the seeds' op(tB) as rows, times op(A) transposed, is (B, m) = (B, m, 1).
         add(reshape(matmul(reshape(j.tangents[1], {B, b.size()}), a, false, !ta), {B, y[0], 1}));
-      } else if (a.dim() == 2 && b.dim() == 2) {
+      } else if (a.dim() == 2 && b.dim() == 2 && y[0] * y[1] < 1024) {
+        // Small products: one GEMM for the batch beats one per seed, despite the two transposes.
+        // Larger ones (ht's skinning: 51,200 x 12 per seed) take the per-seed products below,
+        // written in place, rather than copy the whole batch twice.
         const Shape s = b.shape();
         // op(tB) for every seed side by side: (k, B n), from tB (B, k, n), or from tB (B, n, k) transposed.
         const Tensor<T> side_by_side = tb ? reshape(j.tangents[1], {B * s[0], s[1]})

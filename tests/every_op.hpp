@@ -61,6 +61,7 @@ std::vector<OpCase<T>> every_op() {
       {"matmul (batched)", [](const In& x) { return tg::matmul(x[0], x[1]); }, {{2, 2, 3}, {3, 4}}},
       {"matmul (transposed)", [](const In& x) { return tg::matmul(x[0], x[1], true, true); }, {{3, 2}, {4, 3}}},
       {"matmul (a column)", [](const In& x) { return tg::matmul(x[0], x[1]); }, {m, {3, 1}}},
+      {"matmul (a large product)", [](const In& x) { return tg::matmul(x[0], x[1]); }, {{40, 3}, {3, 30}}},
       {"matmul (a column, transposed)", [](const In& x) { return tg::matmul(x[0], x[1], true, true); },
        {{3, 2}, {1, 3}}},
       {"matmul (1-D)", [](const In& x) { return tg::matmul(x[0], x[1]); }, {m, {3}}},
