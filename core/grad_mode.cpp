@@ -32,9 +32,10 @@ detail::TapeProbe::~TapeProbe() { thread_state().probe = previous_; }
 
 MemoryStats memory_stats() {
   MemoryStats stats;
-  stats.live_tensors = detail::counted(detail::Counted::tensors);
-  stats.tape_entries = detail::counted(detail::Counted::entries);
-  stats.tape_bytes = detail::counted(detail::Counted::entry_bytes);
+  const detail::CountedTotals totals = detail::counted();
+  stats.live_tensors = totals.of[std::size_t(detail::Counted::tensors)];
+  stats.tape_entries = totals.of[std::size_t(detail::Counted::entries)];
+  stats.tape_bytes = totals.of[std::size_t(detail::Counted::entry_bytes)];
   return stats;
 }
 

@@ -73,13 +73,17 @@ void count(Counted what, std::ptrdiff_t delta) {
   c.store(c.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
 }
 
-std::size_t counted(Counted what) {
-  const auto kind = static_cast<std::size_t>(what);
+CountedTotals counted() {
   auto& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
-  std::ptrdiff_t sum = r.ended[kind];
-  for (const ThreadCounts* t : r.threads) sum += t->of[kind].load(std::memory_order_relaxed);
-  return sum > 0 ? static_cast<std::size_t>(sum) : 0;
+  CountedTotals totals{};
+  for (std::size_t k = 0; k < kinds; ++k) {
+    std::ptrdiff_t sum = r.ended[k];
+    for (const ThreadCounts* t : r.threads) sum += t->of[k].load(std::memory_order_relaxed);
+    // Below 0 only while another thread's release is seen before the matching creation.
+    totals.of[k] = sum > 0 ? static_cast<std::size_t>(sum) : 0;
+  }
+  return totals;
 }
 }  // namespace detail
 

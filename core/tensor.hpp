@@ -32,10 +32,15 @@ struct identity {
 // What tg::memory_stats counts. Each thread keeps its own counts, changed without a locked
 // instruction (three process-wide atomics per op took a tenth of a small op's time); reading sums
 // every thread's, and those of threads that have ended. A count may go down on another thread
-// than the one that raised it: the sum is exact.
+// than the one that raised it: the sum is exact once those threads have synchronised with the
+// reader (joined, say).
 enum class Counted { tensors, entries, entry_bytes };
 void count(Counted what, std::ptrdiff_t delta);
-std::size_t counted(Counted what);
+// The three sums, in Counted's order, read in one pass.
+struct CountedTotals {
+  std::size_t of[3];
+};
+CountedTotals counted();
 
 // Counts the TensorImpl objects alive in the process (tg::memory_stats), to find leaks.
 struct LiveTensorCount {

@@ -209,7 +209,12 @@ Tensor<T> mul_add(const Tensor<T>& a, const Tensor<T>& b, const Tensor<T>& c) {
   const auto& vb = b.value();
   const auto& vc = c.value();
   if (!detail::same_shape(va.shape(), vb.shape()) || !detail::same_shape(va.shape(), vc.shape())) {
-    detail::broadcast_shapes(op, detail::broadcast_shapes(op, shape_of(va), shape_of(vb)), shape_of(vc));
+    try {
+      detail::broadcast_shapes(op, detail::broadcast_shapes(op, shape_of(va), shape_of(vb)), shape_of(vc));
+    } catch (const ShapeError&) {   // the message names the three inputs, not a*b's intermediate shape
+      throw_shape_error(op, "a shape " + shape_str(shape_of(va)) + ", b shape " + shape_str(shape_of(vb)) +
+                                " and c shape " + shape_str(shape_of(vc)) + " do not broadcast together");
+    }
     return a * b + c;
   }
   OutputState<T> out = detail::new_output<T>(va.shape());

@@ -11,7 +11,8 @@ template <class T> Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b);
 template <class T> Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b);
 template <class T> Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b);
 // a * b + c, broadcast as the two ops would be; one recorded op where the three have one shape
-// (the common case of a gate u * w + bias, or c * f + g), else mul then add.
+// (the common case of a gate u * w + bias, or c * f + g), else mul then add. The one op saves its
+// three inputs (its VJP reads a and b): changing c in place before backward is an error too.
 template <class T> Tensor<T> mul_add(const Tensor<T>& a, const Tensor<T>& b, const Tensor<T>& c);
 template <class T> Tensor<T> add(const Tensor<T>& a, scalar_t<T> s);
 template <class T> Tensor<T> mul(const Tensor<T>& a, scalar_t<T> s);

@@ -15,8 +15,9 @@ template <class T> Tensor<T> softmax(const Tensor<T>& x, std::ptrdiff_t axis);
 // x - max - log(sum(exp(x - max))) along axis.
 template <class T> Tensor<T> log_softmax(const Tensor<T>& x, std::ptrdiff_t axis);
 // log(sum(exp(x))) along axis, as max + log(sum(exp(x - max))): finite for any finite x, +inf
-// where an element is +inf, -inf along an empty axis. Its gradient is softmax(x, axis). One op,
-// which stores nothing but its output.
+// where an element is +inf, -inf along an empty axis. Its gradient is softmax(x, axis). One op;
+// where recorded it keeps x, its output, and exp(x - max) (x's size) with 1 / sum for a plain
+// backward. The last two live in its VJP, which Tape::bytes() and memory_stats() do not count.
 template <class T> Tensor<T> logsumexp(const Tensor<T>& x, std::ptrdiff_t axis, bool keepdims = false);
 
 // How a loss reduces its per-element (per-sample) terms: their mean, their sum, or none (the

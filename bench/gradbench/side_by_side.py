@@ -56,8 +56,10 @@ def search_paths(args):
         include.append(os.path.join(os.path.abspath(args.adept), "include"))
         lib.append(os.path.join(os.path.abspath(args.adept), "lib"))
     joined = lambda paths, name: ":".join(paths + [p for p in [os.environ.get(name)] if p])
-    return {"CPATH": joined(include, "CPATH"), "LIBRARY_PATH": joined(lib, "LIBRARY_PATH"),
-            "LD_LIBRARY_PATH": joined(lib, "LD_LIBRARY_PATH")}
+    paths = {"CPATH": joined(include, "CPATH"), "LIBRARY_PATH": joined(lib, "LIBRARY_PATH"),
+             "LD_LIBRARY_PATH": joined(lib, "LD_LIBRARY_PATH")}
+    # An empty LIBRARY_PATH would add the working directory to the linker's search path.
+    return {name: value for name, value in paths.items() if value}
 
 
 def main() -> int:
