@@ -116,39 +116,41 @@ BaJacobian ba_jacobian(const BaInput& in) {
     }
     weight_gradient = tg::grad(tg::sum(1.0 - o.w * o.w), {o.w})[0];
   }
-  const std::size_t per_row = 11 + 3 + 1, nonzeros = 2 * per_row * in.p + in.p;
+  // Compressed rows, written in place: each parameter row of each gradient is a contiguous row of p
+  // values (the layout (coordinate, p)), read through its pointer.
+  const std::size_t per_row = 11 + 3 + 1, nonzeros = 2 * per_row * in.p + in.p, p = in.p;
+  const double* rows_of[2][per_row];   // per error row r: the camera's 11, the point's 3, the weight
+  for (std::size_t r = 0; r < 2; ++r)
+    for (std::size_t piece = 0, c = 0; piece < 7; ++piece) {
+      const Array& g = by_row[r][piece].value();
+      for (std::size_t k = 0; k < g.shape(0); ++k, ++c) rows_of[r][c] = g.data() + k * p;
+    }
   BaJacobian j;
-  j.rows.reserve(3 * in.p + 1);
-  j.cols.reserve(nonzeros);
-  j.vals.reserve(nonzeros);
-  j.rows.push_back(0);
+  j.rows.resize(3 * p + 1);
+  j.cols.resize(nonzeros);
+  j.vals.resize(nonzeros);
   const std::size_t point_columns = 11 * in.n, weight_columns = point_columns + 3 * in.m;
-  for (std::size_t i = 0; i < in.p; ++i) {
+  std::int64_t* cols = j.cols.data();
+  double* vals = j.vals.data();
+  for (std::size_t i = 0; i < p; ++i) {
     const std::size_t camera = i % in.n, point = i % in.m;
     for (std::size_t r = 0; r < 2; ++r) {
-      // The camera's 11 parameters (the pieces in order), the point's 3, the weight.
-      for (std::size_t piece = 0, c = 0; piece < 5; ++piece) {
-        const Array& g = by_row[r][piece].value();
-        for (std::size_t k = 0; k < g.shape(0); ++k, ++c) {
-          j.cols.push_back(static_cast<std::int64_t>(11 * camera + c));
-          j.vals.push_back(g(k, i));
-        }
-      }
-      const Array& dx = by_row[r][5].value();
-      for (std::size_t c = 0; c < 3; ++c) {
-        j.cols.push_back(static_cast<std::int64_t>(point_columns + 3 * point + c));
-        j.vals.push_back(dx(c, i));
-      }
-      j.cols.push_back(static_cast<std::int64_t>(weight_columns + i));
-      j.vals.push_back(by_row[r][6].value()(0, i));
-      j.rows.push_back(j.rows.back() + static_cast<std::int64_t>(per_row));
+      const std::size_t row = 2 * i + r, at = row * per_row;
+      j.rows[row] = static_cast<std::int64_t>(at);
+      for (std::size_t c = 0; c < 11; ++c) cols[at + c] = static_cast<std::int64_t>(11 * camera + c);
+      for (std::size_t c = 0; c < 3; ++c) cols[at + 11 + c] = static_cast<std::int64_t>(point_columns + 3 * point + c);
+      cols[at + 14] = static_cast<std::int64_t>(weight_columns + i);
+      for (std::size_t c = 0; c < per_row; ++c) vals[at + c] = rows_of[r][c][i];
     }
   }
-  for (std::size_t i = 0; i < in.p; ++i) {
-    j.cols.push_back(static_cast<std::int64_t>(weight_columns + i));
-    j.vals.push_back(weight_gradient.value()(0, i));
-    j.rows.push_back(j.rows.back() + 1);
+  const double* weight = weight_gradient.value().data();
+  for (std::size_t i = 0; i < p; ++i) {
+    const std::size_t at = 2 * per_row * p + i;
+    j.rows[2 * p + i] = static_cast<std::int64_t>(at);
+    cols[at] = static_cast<std::int64_t>(weight_columns + i);
+    vals[at] = weight[i];
   }
+  j.rows[3 * p] = static_cast<std::int64_t>(nonzeros);
   return j;
 }
 
